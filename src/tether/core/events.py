@@ -1,0 +1,213 @@
+"""Events the scheduler core consumes and commands it returns.
+
+Events are facts reported by the shell (a task was submitted, a worker
+joined, a task finished); commands are what the core asks the shell to do
+(send these tasks to that worker, delete those files). Both are small frozen
+records, so a run can be logged and replayed and the core tested directly.
+Files are named by their cache names; tasks by integer ids.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# A source for one input of an assigned task: where the worker gets it.
+LOCAL = None          # already in the worker's cache, or made there by an earlier group member
+MANAGER = "@manager"  # a user file or buffer, fetched from the manager
+# any other string: the id of a peer worker that holds a replica
+
+
+@dataclass(frozen=True, slots=True)
+class FileSpec:
+    """A file as a task names it: cache name, size if known, how it comes to be."""
+
+    name: str
+    size: int | None = None
+    source: bool = False   # the manager holds it (local input or buffer)
+    home: bool = False     # a local output: bring it back to the submitting side
+    keep: bool = False     # never collected while the run lasts
+
+
+# ---------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSubmitted:
+    task: int
+    inputs: tuple[FileSpec, ...]
+    outputs: tuple[FileSpec, ...]
+    cores: int = 1
+    memory: int = 0
+    disk: int = 0
+    retries: int = 0
+    priority: float = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TaskCancelled:
+    task: int
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerJoined:
+    worker: str
+    cores: int
+    memory: int = 0
+    disk: int = 0
+    cached: tuple[tuple[str, int], ...] = ()  # content-named files already in its cache
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerLost:
+    worker: str
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSucceeded:
+    worker: str
+    task: int
+    outputs: tuple[tuple[str, int], ...]  # (cache name, size) of each output
+    started: float
+    finished: float
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFailedOn:
+    """A task ended without success on a worker.
+
+    reason: "exit" (non-zero exit or exception), "output" (a declared output
+    was not made), "input" (an input could not be fetched: `file` from
+    `source`), "timeout", "error" (the worker could not run it).
+    """
+
+    worker: str
+    task: int
+    reason: str
+    message: str = ""
+    file: str | None = None
+    source: str | None = None
+    started: float = 0.0
+    finished: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class FilesCached:
+    """Files that arrived in a worker's cache by transfer."""
+
+    worker: str
+    files: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FileHome:
+    """A local output has been written back to its path on the submitting side."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class FileWanted:
+    """The user asked for a file's bytes; it must not be collected from now on."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class FileReleased:
+    """The user no longer needs a file kept; collect it once no consumer needs it."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Retracted:
+    """A worker's answer to Retract: which tasks it gave back, which had started."""
+
+    worker: str
+    returned: tuple[int, ...]
+    started: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """Time passes: lets the core look for work stuck behind a slow worker."""
+
+    now: float
+
+
+# ---------------------------------------------------------------- commands
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    task: int
+    sources: tuple[tuple[str, str | None], ...]  # (input cache name, LOCAL / MANAGER / peer id)
+
+
+@dataclass(frozen=True, slots=True)
+class Assign:
+    worker: str
+    tasks: tuple[Assignment, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    worker: str
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Retract:
+    worker: str
+    tasks: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Fetch:
+    """Bring a file back from a worker to the submitting side."""
+
+    name: str
+    worker: str
+
+
+@dataclass(frozen=True, slots=True)
+class Complete:
+    task: int
+    hop_latency: float | None
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Fail:
+    """A task failed for good. cause is the failing task's id when it is a dependency."""
+
+    task: int
+    reason: str
+    message: str
+    attempts: int
+    cause: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FileFailed:
+    """A wanted file can never be made (its producer failed for good)."""
+
+    name: str
+    message: str
+
+
+Event = (TaskSubmitted | TaskCancelled | WorkerJoined | WorkerLost | TaskSucceeded | TaskFailedOn
+         | FilesCached | FileHome | FileWanted | FileReleased | Retracted | Tick)
+Command = Assign | Delete | Retract | Fetch | Complete | Fail | FileFailed
+
+
+@dataclass(slots=True)
+class Counters:
+    """Totals the core keeps for stats()."""
+
+    tasks_submitted: int = 0
+    tasks_done: int = 0
+    tasks_failed: int = 0
+    attempts_failed: int = 0
+    reruns: int = 0         # producers run again to remake lost temp files
+    moves: int = 0          # tasks taken back from a slow worker and placed again
+    hops: list[float] = field(default_factory=list)

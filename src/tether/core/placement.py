@@ -1,0 +1,73 @@
+"""Where a ready task (or the head of a group) should run.
+
+A worker is a candidate when the task fits its total resources and it has
+room now: running tasks plus a short queue. The queue lets a worker start
+its next task without waiting for a round trip to the manager; it holds
+about `queue_time` seconds of work, so short tasks queue deeply and long
+ones hardly at all.
+
+Among candidates the task goes where it is expected to *start* soonest:
+the wait for a free core there, plus the time to move the input bytes the
+worker lacks. So data stays put unless a much shorter queue elsewhere
+wins, and then the data moves.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+from .model import TaskNode, WorkerNode
+
+MAX_QUEUE_PER_CORE = 64
+
+
+def queue_allowance(worker: WorkerNode, mean_duration: float, queue_time: float) -> int:
+    """How many cores' worth of tasks may wait on the worker beyond those running."""
+    if mean_duration <= 0:
+        per_core = 1  # nothing measured yet: one waiting task a core hides the round trip
+    else:
+        per_core = min(MAX_QUEUE_PER_CORE, int(queue_time / mean_duration))
+    return worker.cores * per_core
+
+
+def has_room(worker: WorkerNode, task: TaskNode, allowance: int) -> bool:
+    if not worker.alive or not worker.fits(task):
+        return False
+    if worker.used_cores + task.cores > worker.cores + allowance:
+        return False
+    if task.memory and worker.used_memory + task.memory > worker.memory:
+        return False
+    if task.disk and worker.used_disk + task.disk > worker.disk:
+        return False
+    return True
+
+
+def local_bytes(worker: WorkerNode, task: TaskNode) -> int:
+    return sum(f.size for f in task.inputs if worker in f.replicas or worker in f.pending)
+
+
+def missing_bytes(worker: WorkerNode, task: TaskNode) -> int:
+    return sum(f.size for f in task.inputs if worker not in f.replicas and worker not in f.pending)
+
+
+def expected_start(worker: WorkerNode, task: TaskNode, mean_duration: float, bandwidth: float) -> float:
+    """Seconds until the task could start on the worker: queue wait plus data to move."""
+    over = worker.used_cores + task.cores - worker.cores
+    wait = (over / worker.cores) * mean_duration if over > 0 else 0.0
+    return wait + missing_bytes(worker, task) / bandwidth
+
+
+def choose(task: TaskNode, candidates: Iterable[WorkerNode], mean_duration: float,
+           bandwidth: float) -> WorkerNode | None:
+    """The candidate where the task is expected to start first.
+
+    Ties go to the worker holding more of the input bytes, then to the one
+    with more free cores.
+    """
+    best: WorkerNode | None = None
+    best_key: tuple[float, int, float] | None = None
+    for w in candidates:
+        key = (expected_start(w, task, mean_duration, bandwidth), -local_bytes(w, task),
+               w.used_cores / w.cores)
+        if best_key is None or key < best_key:
+            best, best_key = w, key
+    return best

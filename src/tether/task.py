@@ -1,0 +1,200 @@
+"""Task specifications (shell command or Python function), results and errors.
+
+Specs are checked when they are built, so a bad spec fails in the user's
+code with a ValueError that names what is wrong, before anything is sent.
+"""
+from __future__ import annotations
+
+import itertools
+import posixpath
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from .files import File
+
+_RESOURCE_OPTIONS = ("cores", "memory", "disk", "retries", "priority", "timeout", "env")
+
+
+class TaskFailed(Exception):
+    """A task ended without success; raised from its Future.
+
+    exit_code is the process exit code (None when the task did not run to an
+    exit, for example when an input was lost for good or a dependency failed).
+    """
+
+    def __init__(self, message: str, *, exit_code: int | None = None, stderr: str = "",
+                 task_id: int | None = None):
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.stderr = stderr
+        self.task_id = task_id
+
+    def __reduce__(self):
+        return (_rebuild_failure, (type(self), str(self), self.exit_code, self.stderr, self.task_id))
+
+
+def _rebuild_failure(cls, message, exit_code, stderr, task_id):
+    return cls(message, exit_code=exit_code, stderr=stderr, task_id=task_id)
+
+
+class DependencyFailed(TaskFailed):
+    """A task that did not run because a task making one of its inputs failed for good."""
+
+
+class RemoteError(Exception):
+    """Stands in for a Python task's exception that could not be rebuilt here."""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskResult:
+    """What a finished task reports. Times are seconds since the epoch."""
+
+    task_id: int
+    exit_code: int
+    stdout: str
+    stderr: str
+    worker: str
+    started: float
+    finished: float
+    hop_latency: float | None
+    attempts: int = 1
+
+    @property
+    def duration(self) -> float:
+        return self.finished - self.started
+
+
+def check_sandbox_name(name: Any, role: str) -> str:
+    """A name inside the task's sandbox: relative, normalised, no '..'."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{role} name must be a non-empty string, got {name!r}")
+    if name.startswith("/"):
+        raise ValueError(f"{role} name {name!r} is absolute; sandbox names must be relative")
+    parts = name.split("/")
+    if ".." in parts:
+        raise ValueError(f"{role} name {name!r} contains '..'; it must stay inside the sandbox")
+    if "\0" in name:
+        raise ValueError(f"{role} name {name!r} contains a NUL byte")
+    normal = posixpath.normpath(name)
+    if normal == ".":
+        raise ValueError(f"{role} name {name!r} names the sandbox itself, not a file in it")
+    if normal != name:
+        raise ValueError(f"{role} name {name!r} is not a plain relative path (did you mean {normal!r}?)")
+    return normal
+
+
+def _check_files(files: Any, role: str) -> dict[str, File]:
+    if files is None:
+        return {}
+    if not isinstance(files, Mapping):
+        raise ValueError(f"{role}s must be a dict of sandbox name -> File, got {type(files).__name__}")
+    checked: dict[str, File] = {}
+    for name, f in files.items():
+        normal = check_sandbox_name(name, role)
+        if not isinstance(f, File):
+            raise ValueError(f"{role} {name!r} must be a File from a Manager's declare_*(), got {type(f).__name__}")
+        if normal in checked:
+            raise ValueError(f"{role} name {name!r} given twice")
+        checked[normal] = f
+    return checked
+
+
+def _check_number(value: Any, name: str, *, minimum: float, integer: bool = True) -> Any:
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        raise ValueError(f"{name} must be {'an integer' if integer else 'a number'}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value!r}")
+    return value
+
+
+class _Spec:
+    """What shell and Python tasks share: files and resources."""
+
+    _ids = itertools.count(1)
+    __slots__ = ("id", "inputs", "outputs", "cores", "memory", "disk", "retries", "priority",
+                 "timeout", "env", "__weakref__")
+
+    def _init_common(self, kind: str, inputs, outputs, options: dict[str, Any]) -> None:
+        unknown = sorted(set(options) - set(_RESOURCE_OPTIONS))
+        if unknown:
+            raise ValueError(f"unknown {kind} option(s): {', '.join(unknown)}; "
+                             f"known: inputs, outputs, {', '.join(_RESOURCE_OPTIONS)}")
+        self.id = next(_Spec._ids)
+        self.inputs = _check_files(inputs, "input")
+        self.outputs = _check_files(outputs, "output")
+        clash = set(self.inputs) & set(self.outputs)
+        if clash:
+            raise ValueError(f"name(s) used as both input and output: {', '.join(sorted(clash))}")
+        made = [f for f in self.outputs.values()]
+        if len({id(f) for f in made}) != len(made):
+            raise ValueError("the same File is given as two outputs of one task")
+        for name, f in self.outputs.items():
+            f.mark_output(name)
+        for name, f in self.inputs.items():
+            if any(f is o for o in made):
+                raise ValueError(f"File {f.describe()} is both an input ({name!r}) and an output of one task")
+            if f.kind == "local" and not f.produced:
+                f.name  # hashes it; raises FileNotFoundError naming the path
+        self.cores = _check_number(options.get("cores", 1), "cores", minimum=1)
+        self.memory = _check_number(options.get("memory", 0), "memory (MB)", minimum=0)
+        self.disk = _check_number(options.get("disk", 0), "disk (MB)", minimum=0)
+        self.retries = _check_number(options.get("retries", 0), "retries", minimum=0)
+        self.priority = _check_number(options.get("priority", 0), "priority", minimum=float("-inf"),
+                                      integer=False)
+        timeout = options.get("timeout")
+        self.timeout = None if timeout is None else _check_number(timeout, "timeout", minimum=0,
+                                                                  integer=False)
+        env = options.get("env") or {}
+        if not isinstance(env, Mapping) or not all(isinstance(k, str) and isinstance(v, str)
+                                                   for k, v in env.items()):
+            raise ValueError("env must be a dict of str -> str")
+        self.env = dict(env)
+
+
+class Task(_Spec):
+    """A shell command, run with /bin/sh -c inside the task's sandbox.
+
+    Task(command, inputs={name: File}, outputs={name: File}, cores=1,
+         memory=0 (MB), disk=0 (MB), retries=0, priority=0, timeout=None, env={})
+    """
+
+    __slots__ = ("command",)
+
+    def __init__(self, command: str, inputs: Mapping[str, File] | None = None,
+                 outputs: Mapping[str, File] | None = None, **options: Any):
+        if not isinstance(command, str) or not command.strip():
+            raise ValueError(f"command must be a non-empty string, got {command!r}")
+        self.command = command
+        self._init_common("Task", inputs, outputs, options)
+
+    def __repr__(self) -> str:
+        return f"Task({self.id}, {self.command[:40]!r})"
+
+
+class PythonTask(_Spec):
+    """A Python function run in one of the worker's warm interpreters.
+
+    Its working directory is the task's sandbox, so inputs and outputs are
+    opened by their sandbox names. The Future gives fn's return value, or
+    raises fn's exception with the remote traceback attached.
+    """
+
+    __slots__ = ("fn", "args", "kwargs")
+
+    def __init__(self, fn: Callable[..., Any], args: tuple = (), kwargs: Mapping[str, Any] | None = None,
+                 inputs: Mapping[str, File] | None = None, outputs: Mapping[str, File] | None = None,
+                 **options: Any):
+        if not callable(fn):
+            raise ValueError(f"fn must be callable, got {type(fn).__name__}")
+        if not isinstance(args, (tuple, list)):
+            raise ValueError(f"args must be a tuple, got {type(args).__name__}")
+        if kwargs is not None and not isinstance(kwargs, Mapping):
+            raise ValueError(f"kwargs must be a dict, got {type(kwargs).__name__}")
+        self.fn = fn
+        self.args = tuple(args)
+        self.kwargs = dict(kwargs or {})
+        self._init_common("PythonTask", inputs, outputs, options)
+
+    def __repr__(self) -> str:
+        return f"PythonTask({self.id}, {getattr(self.fn, '__name__', self.fn)!r})"
