@@ -98,6 +98,14 @@ class FilesCached:
 
 
 @dataclass(frozen=True, slots=True)
+class FileLostOn:
+    """A worker turned out not to hold a file the core thought it held."""
+
+    worker: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
 class FileHome:
     """A local output has been written back to its path on the submitting side."""
 
@@ -196,7 +204,7 @@ class FileFailed:
 
 
 Event = (TaskSubmitted | TaskCancelled | WorkerJoined | WorkerLost | TaskSucceeded | TaskFailedOn
-         | FilesCached | FileHome | FileWanted | FileReleased | Retracted | Tick)
+         | FilesCached | FileLostOn | FileHome | FileWanted | FileReleased | Retracted | Tick)
 Command = Assign | Delete | Retract | Fetch | Complete | Fail | FileFailed
 
 

@@ -3,7 +3,9 @@
 The rule: a task C continues the group G when
   - C consumes a file made by G's last member (the tail), and
   - every file C reads that some task makes is made by a member of G, and
-  - the tail has not finished (otherwise placing C by locality does as well), and
+  - the tail has not finished, or it finished on the worker G is committed
+    to and what C reads from it is still there (a consumer submitted late
+    still goes where its data is, without a transfer), and
   - no other task has continued the tail yet (a fan-out does not serialize:
     the first consumer continues, the others are placed on their own).
 Fan-in (made-inputs from several groups) and diamonds therefore start new
@@ -19,7 +21,7 @@ from __future__ import annotations
 import itertools
 from typing import Iterable
 
-from .model import TERMINAL, Group, TaskNode
+from .model import TERMINAL, Group, State, TaskNode
 
 
 class Grouper:
@@ -54,7 +56,7 @@ class Grouper:
         anchor = next(iter(producers))
         theirs = anchor.group
         tail = theirs.tail if theirs is not None else anchor
-        if tail not in producers or tail.state in TERMINAL:
+        if tail not in producers or not _can_continue(tail, consumer):
             return None
         if theirs is not None and theirs is mine:
             return None
@@ -86,3 +88,13 @@ class Grouper:
             if g is not None:
                 grown[id(g)] = g
         return list(grown.values())
+
+
+def _can_continue(tail: TaskNode, consumer: TaskNode) -> bool:
+    if tail.state not in TERMINAL:
+        return True
+    g = tail.group
+    if tail.state != State.DONE or g is None or g.worker is None or not g.worker.alive:
+        return False
+    w = g.worker
+    return all(w in f.replicas for f in consumer.inputs if f.producer is tail)

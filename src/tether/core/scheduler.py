@@ -28,7 +28,7 @@ from typing import Callable
 
 from . import placement
 from .events import (LOCAL, MANAGER, Assign, Assignment, Command, Complete, Counters, Delete, Event,
-                     Fail, Fetch, FileFailed, FileHome, FileReleased, FilesCached, FileSpec, FileWanted,
+                     Fail, Fetch, FileFailed, FileHome, FileLostOn, FileReleased, FilesCached, FileSpec, FileWanted,
                      Retract, Retracted, TaskCancelled, TaskFailedOn, TaskSubmitted, TaskSucceeded, Tick,
                      WorkerJoined, WorkerLost)
 from .groups import Grouper
@@ -61,7 +61,8 @@ class Scheduler:
             TaskSubmitted: self._on_submitted, TaskCancelled: self._on_cancelled,
             WorkerJoined: self._on_worker_joined, WorkerLost: self._on_worker_lost,
             TaskSucceeded: self._on_succeeded, TaskFailedOn: self._on_failed,
-            FilesCached: self._on_files_cached, FileHome: self._on_file_home,
+            FilesCached: self._on_files_cached, FileLostOn: self._on_file_lost,
+            FileHome: self._on_file_home,
             FileWanted: self._on_wanted, FileReleased: self._on_released,
             Retracted: self._on_retracted, Tick: self._on_tick,
         }
@@ -223,6 +224,12 @@ class Scheduler:
                 continue
             f.size = f.size or size
             self._add_replica(f, w)
+
+    def _on_file_lost(self, e: FileLostOn) -> None:
+        f = self.files.get(e.name)
+        w = self.workers.get(e.worker)
+        if f is not None and w is not None and (w in f.replicas or w in f.pending):
+            self._drop_replica(f, w)
 
     def _on_file_home(self, e: FileHome) -> None:
         f = self.files.get(e.name)
@@ -538,8 +545,10 @@ class Scheduler:
     def _commit(self, t: TaskNode, w: WorkerNode) -> None:
         g = t.group
         if g is None:
-            self._assign_to(t, w)
-            return
+            if not self.group_tasks or all(f.home for f in t.outputs):
+                self._assign_to(t, w)
+                return
+            g = self.grouper.group_of(t)  # a consumer submitted later may still continue it here
         g.worker = w
         self._commit_members(g, w)
 

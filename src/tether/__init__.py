@@ -1,0 +1,12 @@
+"""tether: a data-aware workflow executor.
+
+Temp files stay on the workers that made them, move worker to worker only
+when they must, and sequences of dependent tasks are committed to one worker.
+"""
+from .files import File
+from .manager.manager import Manager, TaskFuture
+from .task import DependencyFailed, PythonTask, RemoteError, Task, TaskFailed, TaskResult
+
+__all__ = ["Manager", "Task", "PythonTask", "TaskFailed", "DependencyFailed", "RemoteError", "TaskResult",
+           "TaskFuture", "File"]
+__version__ = "0.1.0"

@@ -1,0 +1,367 @@
+"""The manager's asyncio shell around the scheduler core.
+
+Runs in the manager's loop thread. It accepts connections (workers in the
+"control" role, fetches in the "fetch" role), turns worker messages into core
+events, and carries out the core's commands: assignments and deletions go
+out as messages, fetches bring files home, completions and failures resolve
+the user's Futures.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import statistics
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..core import (MANAGER, Assign, Complete, Delete, Fail, Fetch, FileFailed, FileHome, FileLostOn,
+                    FilesCached, FileWanted, Retract, Retracted, Scheduler, TaskFailedOn, TaskSucceeded,
+                    Tick, WorkerJoined, WorkerLost)
+from ..protocol import AuthError, MessageStream, ProtocolError, accept
+from ..transfer import FileMissing, TransferClient, serve_fetches
+from . import results
+
+log = logging.getLogger("tether.manager")
+
+TICK_SECONDS = 0.25
+
+
+class TaskRecord:
+    """What the shell keeps of a submitted task (the core keeps the graph)."""
+
+    __slots__ = ("id", "future", "is_python", "static", "inputs", "worker", "report", "__weakref__")
+
+    def __init__(self, id: int, future: Future, is_python: bool, static: dict[str, Any],
+                 inputs: list[tuple[str | None, str]]):
+        self.id = id
+        self.future = future
+        self.is_python = is_python
+        self.static = static            # the assignment fields that never change
+        self.inputs = inputs            # (sandbox name or None, cache name)
+        self.worker: str | None = None
+        self.report: dict[str, Any] | None = None
+
+
+@dataclass
+class WorkerLink:
+    id: str
+    stream: MessageStream
+    host: str
+    port: int
+    pid: int
+    cores: int
+    cache_peak: int = 0
+    joined: float = field(default_factory=time.time)
+
+
+class Engine:
+    def __init__(self, scheduler: Scheduler, secret: bytes,
+                 on_worker_lost: Callable[[str, int], None] | None = None):
+        self.core = scheduler
+        self.secret = secret
+        self.on_worker_lost = on_worker_lost
+        self.records: dict[int, TaskRecord] = {}
+        self.served: dict[str, Path | bytes] = {}       # what this side's fetch server offers
+        self.homes: dict[str, Path] = {}                 # output cache name -> path to write
+        self.links: dict[str, WorkerLink] = {}
+        self.cache_peaks: dict[str, int] = {}
+        self.waiters: dict[str, list[asyncio.Future]] = {}
+        self.client = TransferClient(secret)
+        self.bytes_manager_to_worker = 0
+        self.bytes_worker_to_manager = 0
+        self.bytes_worker_to_worker = 0
+        self.worker_count_changed = asyncio.Event()
+        self._server: asyncio.base_events.Server | None = None
+        self._jobs: set[asyncio.Task] = set()
+        self._ticker: asyncio.Task | None = None
+        self.closing = False
+
+    # ------------------------------------------------------------ start and stop
+
+    async def start(self, host: str, port: int) -> tuple[str, int]:
+        self._server = await asyncio.start_server(self._on_connection, host=host, port=port,
+                                                  limit=1 << 20, backlog=1024)
+        self._ticker = asyncio.ensure_future(self._tick())
+        return self._server.sockets[0].getsockname()[:2]
+
+    async def stop(self) -> None:
+        self.closing = True
+        if self._ticker is not None:
+            self._ticker.cancel()
+        for link in list(self.links.values()):
+            link.stream.send(["shutdown"])
+            await link.stream.drain()
+            link.stream.close()
+        for job in list(self._jobs):
+            job.cancel()
+        if self._server is not None:
+            self._server.close()
+        self.client.close()
+        for rec in self.records.values():
+            if not rec.future.done():
+                exc = results.TaskFailed(f"task {rec.id} did not finish: the manager was closed",
+                                         task_id=rec.id)
+                _fail_future(rec.future, exc)
+        for waiting in self.waiters.values():
+            for w in waiting:
+                if not w.done():
+                    w.set_exception(RuntimeError("the manager was closed"))
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            self.handle(Tick(time.time()))
+
+    # ------------------------------------------------------------ core
+
+    def handle(self, *events) -> None:
+        try:
+            commands = self.core.handle(*events)
+        except Exception:
+            log.exception("the scheduler core failed on %r", events)
+            raise
+        for c in commands:
+            kind = type(c)
+            if kind is Assign:
+                self._send_assign(c)
+            elif kind is Complete:
+                self._complete(c)
+            elif kind is Fail:
+                self._fail(c)
+            elif kind is Delete:
+                link = self.links.get(c.worker)
+                if link is not None:
+                    link.stream.send(["delete", list(c.names)])
+            elif kind is Retract:
+                link = self.links.get(c.worker)
+                if link is not None:
+                    link.stream.send(["retract", list(c.tasks)])
+            elif kind is Fetch:
+                self._spawn(self._bring_home(c.name, c.worker))
+            elif kind is FileFailed:
+                self._resolve_waiters(c.name, error=RuntimeError(f"{c.name} cannot be fetched: {c.message}"))
+
+    def add_tasks(self, records: list[TaskRecord], events: list) -> None:
+        for r in records:
+            self.records[r.id] = r
+        self.handle(*events)
+
+    def _send_assign(self, c: Assign) -> None:
+        link = self.links[c.worker]
+        specs = []
+        for a in c.tasks:
+            rec = self.records[a.task]
+            rec.worker = c.worker
+            rec.report = None
+            sources = dict(a.sources)
+            spec = dict(rec.static)
+            spec["in"] = [[sandbox, name, self._source(sources.get(name))] for sandbox, name in rec.inputs]
+            specs.append(spec)
+            if not rec.future.running() and not rec.future.done():
+                rec.future.set_running_or_notify_cancel()
+        link.stream.send(["assign", specs])
+
+    def _source(self, source: str | None) -> Any:
+        if source is None or source == MANAGER:
+            return source
+        peer = self.links[source]
+        return [peer.id, peer.host, peer.port]
+
+    def _complete(self, c: Complete) -> None:
+        rec = self.records.get(c.task)
+        if rec is None or rec.future.done():
+            return
+        report = rec.report or {}
+        info = results.task_result(rec.id, report, rec.worker or "", c.hop_latency, c.attempts)
+        rec.future.info = info
+        if rec.is_python:
+            try:
+                value = results.python_value(report)
+            except Exception as e:  # the value could not be unpickled here
+                rec.future.set_exception(e)
+                return
+            rec.future.set_result(value)
+        else:
+            rec.future.set_result(info)
+
+    def _fail(self, c: Fail) -> None:
+        rec = self.records.get(c.task)
+        if rec is None or rec.future.done():
+            return
+        _fail_future(rec.future, results.failure(rec.id, rec.is_python, c.reason, c.message, rec.report,
+                                                 rec.worker, c.cause))
+
+    # ------------------------------------------------------------ connections
+
+    async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            role = await accept(reader, writer, self.secret)
+        except AuthError as e:
+            peer = writer.get_extra_info("peername")
+            log.warning("refused a connection from %s: %s", peer, e)
+            writer.close()
+            return
+        if role == "fetch":
+            await serve_fetches(reader, writer, self.served.get, self._sent)
+        elif role == "control":
+            await self._serve_worker(MessageStream(reader, writer))
+        else:
+            writer.close()
+
+    def _sent(self, name: str, size: int) -> None:
+        self.bytes_manager_to_worker += size
+
+    async def _serve_worker(self, stream: MessageStream) -> None:
+        link: WorkerLink | None = None
+        try:
+            async for batch in stream.batches():
+                events = []
+                for msg in batch:
+                    if link is None:
+                        if msg[0] != "hello":
+                            raise ProtocolError(f"expected hello, got {msg[0]!r}")
+                        link = self._hello(stream, msg[1])
+                        events.append(WorkerJoined(link.id, link.cores, msg[1]["memory"], msg[1]["disk"],
+                                                   tuple((n, s) for n, s in msg[1].get("cached", ()))))
+                    else:
+                        ev = self._worker_message(link, msg)
+                        if ev is not None:
+                            events.append(ev)
+                if events and not self.closing:
+                    self.handle(*events)
+        except (ConnectionError, OSError, ProtocolError, KeyError, TypeError, ValueError) as e:
+            if not self.closing:
+                log.warning("worker connection failed: %r", e)
+        finally:
+            stream.close()
+            if link is not None:
+                self.links.pop(link.id, None)
+                self.worker_count_changed.set()
+                if not self.closing:
+                    log.info("worker %s left", link.id)
+                    self.handle(WorkerLost(link.id))
+                    if self.on_worker_lost is not None:
+                        self.on_worker_lost(link.id, link.pid)
+
+    def _hello(self, stream: MessageStream, hello: dict[str, Any]) -> WorkerLink:
+        wid = base = str(hello["name"])
+        n = 1
+        while wid in self.links or wid in self.core.workers:
+            n += 1
+            wid = f"{base}#{n}"
+        link = WorkerLink(wid, stream, hello["host"], int(hello["port"]), int(hello.get("pid", 0)),
+                          int(hello["cores"]))
+        self.links[wid] = link
+        self.worker_count_changed.set()
+        log.info("worker %s joined: %s cores at %s:%s", wid, link.cores, link.host, link.port)
+        return link
+
+    def _worker_message(self, link: WorkerLink, msg: list[Any]):
+        kind = msg[0]
+        if kind == "done" or kind == "failed":
+            tid, report = msg[1], msg[2]
+            rec = self.records.get(tid)
+            if rec is not None and rec.worker == link.id:
+                rec.report = report
+            if "cache" in report:
+                link.cache_peak = max(link.cache_peak, report["cache"][1])
+                self.cache_peaks[link.id] = link.cache_peak
+            if kind == "done":
+                return TaskSucceeded(link.id, tid, tuple((n, s) for n, s in report["outs"]),
+                                     report["started"], report["finished"])
+            return TaskFailedOn(link.id, tid, report["reason"], report.get("message", ""), report.get("file"),
+                                report.get("source"), report.get("started", 0.0), report.get("finished", 0.0))
+        if kind == "have":
+            for name, size, peer in msg[1]:
+                if peer is not None:
+                    self.bytes_worker_to_worker += size
+            return FilesCached(link.id, tuple((n, s) for n, s, _ in msg[1]))
+        if kind == "retracted":
+            return Retracted(link.id, tuple(msg[1]), tuple(msg[2]))
+        raise ProtocolError(f"unknown message {kind!r} from worker {link.id}")
+
+    # ------------------------------------------------------------ files home
+
+    def _spawn(self, coro) -> None:
+        job = asyncio.ensure_future(coro)
+        self._jobs.add(job)
+        job.add_done_callback(self._jobs.discard)
+
+    async def _bring_home(self, name: str, worker: str) -> None:
+        link = self.links.get(worker)
+        if link is None:
+            return  # the worker is gone: the core plans the file again
+        home = self.homes.get(name)
+        try:
+            if home is not None:
+                size = await self.client.fetch(link.host, link.port, name, home)
+                self.bytes_worker_to_manager += size
+                self.served[name] = home
+                self.handle(FileHome(name))
+                if name in self.waiters:
+                    self._resolve_waiters(name, data=home.read_bytes())
+            elif name in self.waiters:
+                data = await self.client.fetch(link.host, link.port, name)
+                self.bytes_worker_to_manager += len(data)
+                self._resolve_waiters(name, data=data)
+        except FileMissing:
+            self.handle(FileLostOn(worker, name))
+        except (OSError, ConnectionError, asyncio.IncompleteReadError) as e:
+            log.warning("could not bring %s from worker %s: %s", name, worker, e)
+            if worker in self.links:
+                self.handle(FileLostOn(worker, name))
+
+    async def want(self, name: str) -> bytes:
+        """The bytes of a file that tasks make; waits until it is made."""
+        f = self.core.files.get(name)
+        if f is None or f.producer is None:
+            raise ValueError(f"no submitted task makes {name}: submit its producer before fetching it")
+        if f.at_home and name in self.homes:
+            return self.homes[name].read_bytes()
+        waiter = asyncio.get_running_loop().create_future()
+        self.waiters.setdefault(name, []).append(waiter)
+        self.handle(FileWanted(name))
+        return await waiter
+
+    def _resolve_waiters(self, name: str, data: bytes | None = None, error: BaseException | None = None) -> None:
+        for w in self.waiters.pop(name, ()):
+            if w.done():
+                continue
+            if error is not None:
+                w.set_exception(error)
+            else:
+                w.set_result(data)
+
+    # ------------------------------------------------------------ stats
+
+    def stats(self) -> dict[str, Any]:
+        c = self.core.counters
+        hops = sorted(c.hops)
+        return {
+            "tasks_submitted": c.tasks_submitted,
+            "tasks_done": c.tasks_done,
+            "tasks_failed": c.tasks_failed,
+            "attempts_failed": c.attempts_failed,
+            "reruns": c.reruns,
+            "moves": c.moves,
+            "workers": len(self.links),
+            "bytes_manager_to_worker": self.bytes_manager_to_worker,
+            "bytes_worker_to_manager": self.bytes_worker_to_manager,
+            "bytes_worker_to_worker": self.bytes_worker_to_worker,
+            "hops": len(hops),
+            "hop_latency_median_s": statistics.median(hops) if hops else None,
+            "hop_latency_p95_s": hops[min(len(hops) - 1, int(0.95 * len(hops)))] if hops else None,
+            "cache_bytes_peak": dict(self.cache_peaks),
+        }
+
+
+def _fail_future(future: Future, exc: BaseException) -> None:
+    """Fail a Future that may be pending or running; a cancelled one stays cancelled."""
+    if future.done():
+        return
+    if not future.running() and not future.set_running_or_notify_cancel():
+        return
+    future.set_exception(exc)

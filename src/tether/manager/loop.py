@@ -1,0 +1,60 @@
+"""An asyncio event loop in a background thread, for the manager.
+
+The user's threads never touch the loop's state: they hand it work with
+call() (fire and forget, batched) or run() (wait for a coroutine's result).
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections import deque
+from typing import Any, Callable, Coroutine
+
+
+class LoopThread:
+    def __init__(self, name: str = "tether-manager"):
+        self.loop = asyncio.new_event_loop()
+        self._pending: deque[Callable[[], None]] = deque()
+        self._lock = threading.Lock()
+        self._drain_scheduled = False
+        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
+        self._thread.start()
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+        self.loop.close()
+
+    def call(self, fn: Callable[[], None]) -> None:
+        """Run fn in the loop soon. Calls made close together wake the loop once."""
+        with self._lock:
+            self._pending.append(fn)
+            if self._drain_scheduled:
+                return
+            self._drain_scheduled = True
+        self.loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        with self._lock:
+            batch = list(self._pending)
+            self._pending.clear()
+            self._drain_scheduled = False
+        for fn in batch:
+            fn()
+
+    def run(self, coro: Coroutine[Any, Any, Any], timeout: float | None = None) -> Any:
+        """Run a coroutine in the loop and wait for its result from this thread."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def submit(self, coro: Coroutine[Any, Any, Any]) -> concurrent.futures.Future:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    @property
+    def in_loop(self) -> bool:
+        return threading.current_thread() is self._thread
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout=10)

@@ -1,0 +1,343 @@
+"""The user-facing Manager: declare files, submit tasks, get Futures.
+
+Thread-safe: any thread may declare and submit. The work of scheduling
+happens in the manager's own event-loop thread (see engine.py); submit only
+checks the task, freezes what the workers will need, and hands it over.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import itertools
+import logging
+import os
+import pickle
+import secrets
+import shutil
+import socket
+import tempfile
+import threading
+import weakref
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+
+from ..core import FileReleased, FileSpec, Scheduler, TaskCancelled, TaskSubmitted
+from ..files import File, hash_bytes
+from ..protocol import new_secret, read_secret_file
+from ..task import PythonTask, Task, TaskResult
+from .engine import Engine, TaskRecord
+from .local import LocalWorker, WorkerSize, python_path, start_worker, stop_workers
+from .loop import LoopThread
+
+log = logging.getLogger("tether.manager")
+
+_manager_ids = itertools.count(1)
+
+
+class TaskFuture(concurrent.futures.Future):
+    """A Future for one task. `info` holds its TaskResult once it succeeded."""
+
+    def __init__(self, task_id: int, on_cancel):
+        super().__init__()
+        self.task_id = task_id
+        self.info: TaskResult | None = None
+        self._on_cancel = on_cancel
+
+    def cancel(self) -> bool:
+        cancelled = super().cancel()
+        if cancelled:
+            self._on_cancel(self.task_id)
+        return cancelled
+
+
+class Manager:
+    """Holds the task graph and the workers; see the README for the whole API.
+
+    workers: local worker processes to start (0: none; remote workers connect
+    to `address` with the secret in `secret_file`).
+    """
+
+    def __init__(self, workers: int | None = None, *, cores_per_worker: int | None = None,
+                 memory_per_worker: int | None = None, disk_per_worker: int | None = None,
+                 group_tasks: bool = True, host: str | None = None, port: int = 0,
+                 secret: bytes | str | None = None, secret_file: str | os.PathLike | None = None,
+                 run_dir: str | os.PathLike | None = None, bandwidth: float = 125e6,
+                 queue_time: float = 0.02, restart_local_workers: bool = True):
+        if workers is None:
+            workers = os.cpu_count() or 1
+        if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
+            raise ValueError(f"workers must be a non-negative integer, got {workers!r}")
+        self.run = f"{secrets.token_hex(4)}"
+        self._serial = itertools.count(1)
+        self._lock = threading.Lock()
+        self._producers: dict[str, int] = {}
+        self._fn_names: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._closed = False
+        self._local: list[LocalWorker] = []
+        self._restarts_left = 2 * workers if restart_local_workers else 0
+        self._parent_run_dir = Path(run_dir) if run_dir else None
+        self.run_dir = Path(tempfile.mkdtemp(prefix=f"tether-{self.run}-", dir=run_dir))
+        try:
+            self._secret = self._load_secret(secret, secret_file)
+            self.secret_file = Path(secret_file) if secret_file else self.run_dir / "secret"
+            if not secret_file:
+                fd = os.open(self.secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(self._secret)
+            self.core = Scheduler(group_tasks=group_tasks, bandwidth=bandwidth, queue_time=queue_time)
+            self._loop = LoopThread()
+            self.engine = Engine(self.core, self._secret, on_worker_lost=self._worker_lost)
+            bind = host or ("127.0.0.1" if workers else "0.0.0.0")
+            bound_host, bound_port = self._loop.run(self.engine.start(bind, port))
+            shown = bound_host if bound_host not in ("0.0.0.0", "::") else socket.getfqdn()
+            self.address = f"{shown}:{bound_port}"
+            self._local_address = f"127.0.0.1:{bound_port}" if bind in ("0.0.0.0", "127.0.0.1") else self.address
+            self.worker_size = WorkerSize.share_of_machine(workers, self.run_dir, cores_per_worker,
+                                                           memory_per_worker, disk_per_worker)
+            self._embedded = workers > 0
+            self._path = python_path()
+            for i in range(workers):
+                self._start_local(i + 1)
+        except BaseException:
+            self.close()
+            raise
+
+    # ------------------------------------------------------------ set-up
+
+    @staticmethod
+    def _load_secret(secret, secret_file) -> bytes:
+        if secret is not None and secret_file is not None:
+            raise ValueError("give secret or secret_file, not both")
+        if secret_file is not None:
+            return read_secret_file(secret_file)
+        if secret is not None:
+            data = secret.encode() if isinstance(secret, str) else bytes(secret)
+            if len(data) < 16:
+                raise ValueError("the secret must be at least 16 bytes")
+            return data
+        return new_secret()
+
+    def _start_local(self, index: int) -> None:
+        self._local.append(start_worker(index, self._local_address, self.secret_file, self.worker_size,
+                                        self.run_dir, self._path))
+
+    def _worker_lost(self, worker_id: str, pid: int) -> None:
+        """Called in the loop thread: replace a local worker that died."""
+        for w in self._local:
+            if w.proc.pid == pid:
+                if w.proc.poll() is None:
+                    return
+                log.warning("local worker %s died (exit code %s); log tail:\n%s", w.name, w.proc.returncode,
+                            w.log_tail())
+                if self._restarts_left > 0 and not self._closed:
+                    self._restarts_left -= 1
+                    self._start_local(max(x.index for x in self._local) + 1)
+                return
+
+    def wait_for_workers(self, count: int | None = None, timeout: float = 60.0) -> int:
+        """Block until `count` workers (default: the local ones) are connected."""
+        want = len(self._local) if count is None else count
+
+        async def wait() -> int:
+            while len(self.engine.links) < want:
+                dead = [w for w in self._local if w.proc.poll() is not None]
+                if self._local and len(dead) == len(self._local):
+                    raise RuntimeError(f"every local worker exited; the last one said:\n{dead[-1].log_tail()}")
+                self.engine.worker_count_changed.clear()
+                try:
+                    await asyncio.wait_for(self.engine.worker_count_changed.wait(), 0.5)
+                except asyncio.TimeoutError:
+                    pass
+            return len(self.engine.links)
+
+        try:
+            return self._loop.run(asyncio.wait_for(wait(), timeout))
+        except (concurrent.futures.TimeoutError, asyncio.TimeoutError):
+            raise TimeoutError(f"only {len(self.engine.links)} of {want} workers connected "
+                               f"within {timeout} s") from None
+
+    # ------------------------------------------------------------ files
+
+    def _new_file(self, kind: str, **kw) -> File:
+        self._check_open()
+        return File(kind, self.run, next(self._serial), **kw)
+
+    def declare_file(self, path: str | os.PathLike, *, keep: bool = False) -> File:
+        """A file on this side: an input (read when a task first uses it) or an output (written back)."""
+        p = Path(path).absolute()
+        if p.is_dir():
+            raise IsADirectoryError(f"{p} is a directory; declare_file takes a file")
+        if not p.parent.is_dir():
+            raise FileNotFoundError(f"directory of {p} does not exist")
+        return self._new_file("local", path=p, keep=keep)
+
+    def declare_buffer(self, data: bytes | bytearray | memoryview, *, keep: bool = False) -> File:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise ValueError(f"declare_buffer takes bytes, got {type(data).__name__}")
+        return self._new_file("buffer", data=bytes(data), keep=keep)
+
+    def declare_temp(self, *, keep: bool = False) -> File:
+        """An intermediate file: made by one task, kept only in worker caches."""
+        return self._new_file("temp", keep=keep)
+
+    def fetch(self, file: File, timeout: float | None = None) -> bytes:
+        """The bytes of a file. For a temp, waits until it is made and keeps it from then on."""
+        self._check_file(file)
+        if file.kind == "buffer":
+            return file.data or b""
+        if file.kind == "local" and not file.produced:
+            return file.path.read_bytes()
+        return self._loop.run(self.engine.want(file.name), timeout)
+
+    def remove(self, file: File) -> None:
+        """Let a kept or fetched temp go: it is deleted once no consumer needs it."""
+        self._check_file(file)
+        if file.produced:
+            self._loop.call(lambda: self.engine.handle(FileReleased(file.name)))
+
+    # ------------------------------------------------------------ tasks
+
+    def submit(self, task: Task | PythonTask) -> TaskFuture:
+        """Hand a task to the manager; returns its Future at once."""
+        self._check_open()
+        if not isinstance(task, (Task, PythonTask)):
+            raise TypeError(f"submit takes a Task or PythonTask, got {type(task).__name__}")
+        record, event = self._prepare(task)
+        self._loop.call(lambda: self.engine.add_tasks([record], [event]))
+        return record.future
+
+    def _prepare(self, task: Task | PythonTask) -> tuple[TaskRecord, TaskSubmitted]:
+        for f in (*task.inputs.values(), *task.outputs.values()):
+            self._check_file(f)
+        self._check_fits(task)
+        inputs: list[tuple[str | None, str]] = []
+        in_specs: list[FileSpec] = []
+        for sandbox, f in task.inputs.items():
+            name = f.name
+            inputs.append((sandbox, name))
+            if f.kind == "buffer":
+                self.engine.served[name] = f.data
+                in_specs.append(FileSpec(name, len(f.data), source=True))
+            elif f.kind == "local" and not f.produced:
+                self.engine.served[name] = f.path
+                in_specs.append(FileSpec(name, f.size, source=True))
+            else:
+                in_specs.append(FileSpec(name, keep=f.keep))
+        out_specs = [FileSpec(f.name, home=f.kind == "local", keep=f.keep) for f in task.outputs.values()]
+        static: dict[str, Any] = {"id": task.id, "out": [[s, f.name] for s, f in task.outputs.items()],
+                                  "cores": task.cores, "memory": task.memory, "disk": task.disk}
+        if task.env:
+            static["env"] = task.env
+        if task.timeout:
+            static["timeout"] = task.timeout
+        if isinstance(task, PythonTask):
+            fn_name = self._function_file(task.fn)
+            inputs.append((None, fn_name))
+            in_specs.append(FileSpec(fn_name, len(self.engine.served[fn_name]), source=True))
+            static.update(kind="py", fn=fn_name, args=_dumps((task.args, task.kwargs)))
+        else:
+            static.update(kind="sh", cmd=task.command)
+        with self._lock:
+            for f in task.outputs.values():
+                other = self._producers.get(f.name)
+                if other is not None:
+                    raise ValueError(f"output {f.describe()} is already made by task {other}")
+            for f in task.outputs.values():
+                self._producers[f.name] = task.id
+        future = TaskFuture(task.id, self._cancel)
+        for f in task.outputs.values():
+            if f.kind == "local":
+                self.engine.homes[f.name] = f.path
+        record = TaskRecord(task.id, future, isinstance(task, PythonTask), static, inputs)
+        event = TaskSubmitted(task.id, tuple(in_specs), tuple(out_specs), task.cores, task.memory,
+                              task.disk, task.retries, task.priority)
+        return record, event
+
+    def _function_file(self, fn) -> str:
+        try:
+            known = self._fn_names.get(fn)
+        except TypeError:
+            known = None
+        if known is not None:
+            return known
+        data = cloudpickle.dumps(fn, protocol=5)
+        name = f"buf-{hash_bytes(data)}"
+        self.engine.served.setdefault(name, data)
+        try:
+            self._fn_names[fn] = name
+        except TypeError:
+            pass
+        return name
+
+    def _check_fits(self, task) -> None:
+        if not self._embedded:
+            return
+        size = self.worker_size
+        for what, need, have in (("cores", task.cores, size.cores), ("memory (MB)", task.memory, size.memory),
+                                 ("disk (MB)", task.disk, size.disk)):
+            if need > have:
+                raise ValueError(f"task {task.id} asks for {need} {what}, but each local worker has {have}")
+
+    def _cancel(self, task_id: int) -> None:
+        if not self._closed:
+            self._loop.call(lambda: self.engine.handle(TaskCancelled(task_id)))
+
+    # ------------------------------------------------------------ state
+
+    def stats(self) -> dict[str, Any]:
+        self._check_open()
+
+        async def get():
+            return self.engine.stats()
+
+        return self._loop.run(get())
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this manager is closed")
+
+    def _check_file(self, f: File) -> None:
+        if not isinstance(f, File):
+            raise TypeError(f"expected a File, got {type(f).__name__}")
+        if f.run != self.run:
+            raise ValueError(f"{f.describe()} was declared by another manager")
+
+    # ------------------------------------------------------------ shutdown
+
+    def close(self) -> None:
+        """Stop the workers this manager started, remove their caches, fail unfinished tasks."""
+        if self._closed:
+            return
+        self._closed = True
+        loop = getattr(self, "_loop", None)
+        if loop is not None and hasattr(self, "engine"):
+            try:
+                loop.run(self.engine.stop(), timeout=10)
+            except Exception:
+                log.exception("error while stopping the manager")
+        stop_workers(self._local)
+        if loop is not None:
+            loop.stop()
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    def __enter__(self) -> "Manager":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            if not self._closed and self._local:
+                self.close()
+        except Exception:
+            pass
+
+
+def _dumps(value) -> bytes:
+    try:
+        return pickle.dumps(value, protocol=5)
+    except Exception:
+        return cloudpickle.dumps(value, protocol=5)

@@ -1,0 +1,51 @@
+"""Turning what a worker reported into what the user's Future gives."""
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+import cloudpickle
+
+from ..task import DependencyFailed, RemoteError, TaskFailed, TaskResult
+
+
+def task_result(task_id: int, report: dict[str, Any], worker: str, hop: float | None,
+                attempts: int) -> TaskResult:
+    return TaskResult(task_id=task_id, exit_code=report.get("exit", 0), stdout=report.get("stdout", ""),
+                      stderr=report.get("stderr", ""), worker=worker, started=report.get("started", 0.0),
+                      finished=report.get("finished", 0.0), hop_latency=hop, attempts=attempts)
+
+
+def python_value(report: dict[str, Any]) -> Any:
+    return cloudpickle.loads(report["value"])
+
+
+def failure(task_id: int, is_python: bool, reason: str, message: str, report: dict[str, Any] | None,
+            worker: str | None, cause: int | None) -> BaseException:
+    """The exception a failed task's Future raises."""
+    report = report or {}
+    if reason == "dependency":
+        return DependencyFailed(f"task {task_id} did not run: {message}", task_id=task_id)
+    if reason == "exit" and is_python:
+        return _python_exception(task_id, report, worker)
+    where = f" on worker {worker}" if worker else ""
+    stderr = report.get("stderr", "")
+    text = f"task {task_id} failed{where}: {message}"
+    if reason == "exit" and stderr.strip():
+        text += f"\n--- stderr (tail) ---\n{stderr.rstrip()}"
+    return TaskFailed(text, exit_code=report.get("exit"), stderr=stderr, task_id=task_id)
+
+
+def _python_exception(task_id: int, report: dict[str, Any], worker: str | None) -> BaseException:
+    text = report.get("stderr", "")
+    payload = report.get("error")
+    exc: BaseException | None = None
+    if payload is not None:
+        try:
+            exc = pickle.loads(payload)
+        except Exception:
+            exc = None
+    if not isinstance(exc, BaseException):
+        exc = RemoteError(f"task {task_id} raised an exception that cannot be rebuilt here:\n{text}")
+    exc.add_note(f"Remote traceback (task {task_id} on worker {worker}):\n{text.rstrip()}")
+    return exc

@@ -1,0 +1,133 @@
+"""Moving file bytes: a fetch server any side can run, and a pooled client.
+
+A fetch connection (role "fetch" in the handshake) carries requests
+["get", cache_name]; each is answered by ["ok", size] and then exactly size
+raw bytes (sent with sendfile where the file is on disk), or by
+["missing", cache_name]. The receiver pulls; file bytes never go through
+pickle or msgpack, and never through the manager unless it is an end.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Callable
+
+from .protocol import connect, frame, read_frame
+
+HEADER_LIMIT = 64 * 1024
+CHUNK = 1 << 20
+
+# lookup(name) -> a Path to send, bytes to send, or None when absent
+Lookup = Callable[[str], "Path | bytes | None"]
+
+
+class FileMissing(FileNotFoundError):
+    """The server does not hold the requested file."""
+
+
+async def serve_fetches(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, lookup: Lookup,
+                        on_sent: Callable[[str, int], None] | None = None) -> None:
+    """Answer get requests on one authenticated connection until it closes."""
+    loop = asyncio.get_running_loop()
+    try:
+        while True:
+            try:
+                req = await read_frame(reader, HEADER_LIMIT)
+            except asyncio.IncompleteReadError:
+                return
+            if not (isinstance(req, list) and len(req) == 2 and req[0] == "get" and isinstance(req[1], str)):
+                return
+            name = req[1]
+            found = lookup(name)
+            if isinstance(found, (bytes, bytearray, memoryview)):
+                writer.write(frame(["ok", len(found)]))
+                writer.write(found)
+                await writer.drain()
+                sent = len(found)
+            elif found is not None:
+                try:
+                    f = open(found, "rb")
+                except FileNotFoundError:
+                    writer.write(frame(["missing", name]))
+                    await writer.drain()
+                    continue
+                with f:
+                    sent = os.fstat(f.fileno()).st_size
+                    writer.write(frame(["ok", sent]))
+                    await writer.drain()
+                    if sent:
+                        await loop.sendfile(writer.transport, f, 0, sent)
+            else:
+                writer.write(frame(["missing", name]))
+                await writer.drain()
+                continue
+            if on_sent is not None:
+                on_sent(name, sent)
+    except (ConnectionError, OSError):
+        return
+    finally:
+        writer.close()
+
+
+class TransferClient:
+    """Fetches files from fetch servers, keeping one idle connection per server."""
+
+    def __init__(self, secret: bytes):
+        self.secret = secret
+        self._idle: dict[tuple[str, int], list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]] = {}
+
+    async def _connection(self, host: str, port: int):
+        pool = self._idle.get((host, port))
+        while pool:
+            reader, writer = pool.pop()
+            if not writer.is_closing() and not reader.at_eof():
+                return reader, writer
+        return await connect(host, port, self.secret, "fetch", limit=4 * CHUNK)
+
+    async def fetch(self, host: str, port: int, name: str, dest: Path | None = None) -> int | bytes:
+        """Copy name from host:port into dest (returns its size), or into memory (returns bytes).
+
+        dest is written under a temporary name and renamed when complete, so a
+        half-received file never appears under its real name.
+        """
+        reader, writer = await self._connection(host, port)
+        try:
+            writer.write(frame(["get", name]))
+            await writer.drain()
+            head = await read_frame(reader, HEADER_LIMIT)
+            if head[0] == "missing":
+                self._idle.setdefault((host, port), []).append((reader, writer))
+                raise FileMissing(f"{host}:{port} does not hold {name}")
+            size = int(head[1])
+            if dest is None:
+                result: int | bytes = await reader.readexactly(size)
+            else:
+                part = dest.with_name(dest.name + f".part{os.getpid()}")
+                try:
+                    with open(part, "wb") as f:
+                        remaining = size
+                        while remaining:
+                            chunk = await reader.read(min(remaining, CHUNK))
+                            if not chunk:
+                                raise ConnectionError(f"{host}:{port} closed during {name}")
+                            f.write(chunk)
+                            remaining -= len(chunk)
+                    os.replace(part, dest)
+                except BaseException:
+                    part.unlink(missing_ok=True)
+                    raise
+                result = size
+        except FileMissing:
+            raise
+        except BaseException:
+            writer.close()
+            raise
+        self._idle.setdefault((host, port), []).append((reader, writer))
+        return result
+
+    def close(self) -> None:
+        for pool in self._idle.values():
+            for _, writer in pool:
+                writer.close()
+        self._idle.clear()

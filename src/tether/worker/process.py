@@ -1,0 +1,268 @@
+"""The worker process: a thin asyncio shell around WorkerState.
+
+It keeps one control connection to the manager, a fetch server for peers
+and the manager, the cache, the sandboxes, the shell commands and the warm
+interpreters. Frames become events for WorkerState; its instructions become
+fetches, process starts and reports. When a task ends, the next task made
+ready by its outputs is started before the report goes to the manager.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import signal
+import socket
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from ..protocol import AuthError, MessageStream, accept, connect
+from ..transfer import TransferClient, serve_fetches
+from .cache import Cache
+from .interpreters import InterpreterDied, InterpreterPool
+from .runner import ShellProcess
+from .sandbox import Sandboxes, tail
+from .state import Fetch, Reject, Remove, Start, WorkerState, WorkTask
+
+log = logging.getLogger("tether.worker")
+
+MANAGER_SOURCE = "@manager"
+
+
+class Worker:
+    def __init__(self, host: str, port: int, secret: bytes, *, cores: int, memory: int, disk: int,
+                 work_dir: Path, name: str | None = None, clean: bool = False,
+                 connect_timeout: float = 60.0, listen_host: str | None = None):
+        self.manager_addr = (host, port)
+        self.secret = secret
+        self.name = name or f"{socket.gethostname()}-{os.getpid()}"
+        self.work_dir = work_dir
+        self.clean = clean
+        self.connect_timeout = connect_timeout
+        self.listen_host = listen_host
+        self.cache = Cache(work_dir / "cache")
+        self.sandboxes = Sandboxes(work_dir / "sandbox")
+        self.state = WorkerState(cores, memory, disk)
+        self.client = TransferClient(secret)
+        self.pool = InterpreterPool()
+        self.shells: dict[int, ShellProcess] = {}
+        self.jobs: set[asyncio.Task] = set()
+        self.stream: MessageStream | None = None
+        self.stopping = asyncio.Event()
+
+    # ------------------------------------------------------------ life cycle
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+        cached = self.cache.scan()
+        self.state.present.update(cached)
+        reader, writer = await self._connect()
+        self.stream = MessageStream(reader, writer)
+        local_host = writer.get_extra_info("sockname")[0]
+        server = await asyncio.start_server(self._on_connection, host=self.listen_host or local_host, port=0)
+        port = server.sockets[0].getsockname()[1]
+        self.stream.send(["hello", {
+            "name": self.name, "cores": self.state.cores, "memory": self.state.memory,
+            "disk": self.state.disk, "host": local_host, "port": port, "pid": os.getpid(),
+            "cached": [[n, s] for n, s in cached.items()]}])
+        receiving = asyncio.ensure_future(self._receive())
+        stopping = asyncio.ensure_future(self.stopping.wait())
+        try:
+            await asyncio.wait([receiving, stopping], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            receiving.cancel()
+            stopping.cancel()
+            server.close()
+            await self._shutdown()
+
+    async def _connect(self):
+        deadline = asyncio.get_running_loop().time() + self.connect_timeout
+        delay = 0.05
+        while True:
+            try:
+                return await connect(*self.manager_addr, self.secret, "control")
+            except AuthError:
+                raise
+            except OSError:
+                if asyncio.get_running_loop().time() + delay > deadline:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    async def _receive(self) -> None:
+        try:
+            async for batch in self.stream.batches():
+                for msg in batch:
+                    self._on_message(msg)
+        except (ConnectionError, OSError) as e:
+            log.warning("lost the manager: %s", e)
+
+    async def _shutdown(self) -> None:
+        for proc in self.shells.values():
+            proc.kill()
+        self.pool.close()
+        for job in self.jobs:
+            job.cancel()
+        self.client.close()
+        if self.stream is not None:
+            self.stream.close()
+        self.sandboxes.remove_all()
+        if self.clean:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+        else:
+            self.cache.remove_run_files()
+
+    # ------------------------------------------------------------ manager messages
+
+    def _on_message(self, msg: list[Any]) -> None:
+        kind = msg[0]
+        if kind == "assign":
+            self._do(self.state.assign([self._work_task(spec) for spec in msg[1]]))
+        elif kind == "delete":
+            self._do(self.state.delete(msg[1]))
+        elif kind == "retract":
+            returned, started = self.state.retract(msg[1])
+            self.stream.send(["retracted", returned, started])
+        elif kind == "shutdown":
+            self.stopping.set()
+        else:
+            log.error("unknown message from the manager: %r", kind)
+
+    @staticmethod
+    def _work_task(spec: dict[str, Any]) -> WorkTask:
+        inputs, sources = [], {}
+        for sandbox_name, cache_name, source in spec["in"]:
+            if sandbox_name is not None:
+                inputs.append((sandbox_name, cache_name))
+            sources[cache_name] = source
+        return WorkTask(spec["id"], spec, inputs, [tuple(o) for o in spec["out"]], sources,
+                        spec.get("cores", 1), spec.get("memory", 0), spec.get("disk", 0))
+
+    # ------------------------------------------------------------ instructions
+
+    def _do(self, instructions) -> None:
+        for i in instructions:
+            if isinstance(i, Start):
+                self._start(i.task)
+            elif isinstance(i, Fetch):
+                self._spawn(self._fetch(i.name, i.source))
+            elif isinstance(i, Reject):
+                self.stream.send(["failed", i.task, {"reason": i.reason, "message": i.message, "file": i.file,
+                                                     "source": _peer_id(i.source)}])
+            elif isinstance(i, Remove):
+                self.cache.remove(i.name)
+
+    def _spawn(self, coro) -> None:
+        job = asyncio.ensure_future(coro)
+        self.jobs.add(job)
+        job.add_done_callback(self.jobs.discard)
+
+    async def _fetch(self, name: str, source: Any) -> None:
+        if source == MANAGER_SOURCE:
+            (host, port), peer = self.manager_addr, None
+        else:
+            peer, host, port = source
+        try:
+            size = await self.client.fetch(host, port, name, self.cache.path(name))
+        except (OSError, ConnectionError, asyncio.IncompleteReadError) as e:
+            where = f"worker {peer}" if peer else "the manager"
+            self._do(self.state.fetch_failed(name, f"could not fetch {name} from {where}: {e}"))
+            return
+        self.cache.adopt(name)
+        self.stream.send(["have", [[name, size, peer]]])
+        self._do(self.state.file_present(name, size))
+
+    def _start(self, t: WorkTask) -> None:
+        try:
+            sandbox = self.sandboxes.prepare(t.id, t.inputs, self.cache)
+        except OSError as e:
+            self._ended(t, None, {"reason": "error", "message": f"could not prepare the sandbox: {e}"})
+            return
+        spec = t.spec
+        if spec["kind"] == "sh":
+            out, err = self.sandboxes.log_paths(t.id)
+            try:
+                self.shells[t.id] = ShellProcess(spec["cmd"], sandbox, out, err, spec.get("env") or None,
+                                                 partial(self._shell_exited, t, sandbox), spec.get("timeout"))
+            except OSError as e:
+                self._ended(t, None, {"reason": "error", "message": f"could not start /bin/sh: {e}"})
+        else:
+            self._spawn(self._run_python(t, sandbox))
+
+    def _shell_exited(self, t: WorkTask, sandbox: Path, code: int, started: float, finished: float) -> None:
+        proc = self.shells.pop(t.id)
+        out, err = self.sandboxes.log_paths(t.id)
+        report = {"exit": code, "started": started, "finished": finished,
+                  "stdout": tail(out), "stderr": tail(err)}
+        if proc.timed_out:
+            report.update(reason="timeout", message=f"killed after its timeout of {t.spec['timeout']} s")
+        elif code != 0:
+            report.update(reason="exit", message=f"exit code {code}")
+        self._finish(t, sandbox, report)
+
+    async def _run_python(self, t: WorkTask, sandbox: Path) -> None:
+        spec = t.spec
+        request = {"id": t.id, "fn": str(self.cache.path(spec["fn"])), "args": spec["args"],
+                   "cwd": str(sandbox), "env": spec.get("env") or None}
+        try:
+            _, ok, payload, text, started, finished = await self.pool.run(t.id, request, spec.get("timeout"))
+        except asyncio.TimeoutError:
+            self._finish(t, sandbox, {"reason": "timeout",
+                                      "message": f"killed after its timeout of {spec['timeout']} s"})
+            return
+        except (InterpreterDied, OSError) as e:
+            self._finish(t, sandbox, {"reason": "error", "message": str(e)})
+            return
+        report: dict[str, Any] = {"started": started, "finished": finished, "exit": 0 if ok else 1}
+        if ok:
+            report["value"] = payload
+        else:
+            last = text.strip().splitlines()[-1] if text.strip() else "exception"
+            report.update(reason="exit", message=last, error=payload, stderr=text)
+        self._finish(t, sandbox, report)
+
+    def _finish(self, t: WorkTask, sandbox: Path, report: dict[str, Any]) -> None:
+        """Move outputs into the cache, start what they made ready, then tell the manager."""
+        made: dict[str, int] = {}
+        if "reason" not in report:
+            made, missing = self.sandboxes.collect(sandbox, t.outputs, self.cache)
+            if missing:
+                report.update(reason="output", exit=report.get("exit", 0),
+                              message=f"the task did not make its declared output(s): {', '.join(missing)}")
+        self._ended(t, made, report)
+        asyncio.get_running_loop().call_soon(self.sandboxes.remove, t.id)
+
+    def _ended(self, t: WorkTask, made: dict[str, int] | None, report: dict[str, Any]) -> None:
+        self._do(self.state.task_ended(t.id, made or None))
+        report["cache"] = [self.cache.bytes, self.cache.peak]
+        if "reason" in report:
+            self.stream.send(["failed", t.id, report])
+        else:
+            report["outs"] = [[n, s] for n, s in made.items()]
+            self.stream.send(["done", t.id, report])
+
+    # ------------------------------------------------------------ fetch server
+
+    async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            role = await accept(reader, writer, self.secret)
+        except AuthError:
+            writer.close()
+            return
+        if role != "fetch":
+            writer.close()
+            return
+        await serve_fetches(reader, writer, self._lookup)
+
+    def _lookup(self, name: str) -> Path | None:
+        return self.cache.path(name) if name in self.cache.sizes else None
+
+
+def _peer_id(source: Any) -> str | None:
+    if isinstance(source, (list, tuple)):
+        return source[0]
+    return None

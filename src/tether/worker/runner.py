@@ -1,0 +1,55 @@
+"""Running shell commands: /bin/sh -c in the sandbox, noticed the instant they end.
+
+Each command gets its own process group (so a timeout or shutdown kills
+what it started) and writes stdout and stderr to files beside its sandbox;
+the worker reads their tails afterwards. The end of a process is seen
+through a pidfd registered with the event loop, so no thread waits and no
+pipe has to be drained.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Callable
+
+
+class ShellProcess:
+    """One running command. on_exit(returncode, started, finished) is called from the loop."""
+
+    def __init__(self, command: str, cwd: Path, stdout: Path, stderr: Path, env: dict[str, str] | None,
+                 on_exit: Callable[[int, float, float], None], timeout: float | None = None):
+        self._on_exit = on_exit
+        self._loop = asyncio.get_running_loop()
+        with open(stdout, "wb") as out, open(stderr, "wb") as err:
+            self.started = time.time()
+            self.proc = subprocess.Popen(
+                ["/bin/sh", "-c", command], cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                env=None if env is None else {**os.environ, **env}, process_group=0, close_fds=True)
+        self.timed_out = False
+        self._fd = os.pidfd_open(self.proc.pid)
+        self._loop.add_reader(self._fd, self._exited)
+        self._timer = self._loop.call_later(timeout, self._timeout) if timeout else None
+
+    def _exited(self) -> None:
+        finished = time.time()
+        self._loop.remove_reader(self._fd)
+        os.close(self._fd)
+        if self._timer is not None:
+            self._timer.cancel()
+        self.kill()  # whatever the command left running in its group goes with it
+        code = self.proc.wait()
+        self._on_exit(code, self.started, finished)
+
+    def _timeout(self) -> None:
+        self.timed_out = True
+        self.kill()
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

@@ -1,0 +1,192 @@
+"""What a worker decides, with no I/O: which inputs to fetch, which task to start.
+
+The worker process feeds it events (tasks assigned, a file arrived or was
+made, a task ended, a fetch failed) and carries out the instructions it
+returns. A task starts the moment its last input is in the cache and a core
+is free, so a group member made ready by its predecessor's output starts
+without asking the manager. Tasks waiting for inputs hold no cores.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True, eq=False)
+class WorkTask:
+    id: int
+    spec: dict[str, Any]                       # the assignment as the manager sent it
+    inputs: list[tuple[str, str]]              # (sandbox name, cache name)
+    outputs: list[tuple[str, str]]
+    sources: dict[str, Any]                    # cache name -> source (None: local)
+    cores: int = 1
+    memory: int = 0
+    disk: int = 0
+    missing: set[str] = field(default_factory=set)
+    state: str = "waiting"                     # waiting | ready | running
+
+
+@dataclass(frozen=True, slots=True)
+class Fetch:
+    name: str
+    source: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    task: WorkTask
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """Tell the manager a task could not run here (an input could not be had)."""
+
+    task: int
+    reason: str
+    message: str
+    file: str | None = None
+    source: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Remove:
+    name: str
+
+
+Instruction = Fetch | Start | Reject | Remove
+
+
+class WorkerState:
+    def __init__(self, cores: int, memory: int = 0, disk: int = 0):
+        self.cores = cores
+        self.memory = memory
+        self.disk = disk
+        self.used_cores = 0
+        self.used_memory = 0
+        self.used_disk = 0
+        self.tasks: dict[int, WorkTask] = {}
+        self.present: dict[str, int] = {}          # cache name -> size
+        self.fetching: dict[str, Any] = {}         # cache name -> source
+        self.waiters: dict[str, list[WorkTask]] = {}
+        self.ready: deque[WorkTask] = deque()
+
+    # ------------------------------------------------------------ events
+
+    def assign(self, tasks: list[WorkTask]) -> list[Instruction]:
+        out: list[Instruction] = []
+        for t in tasks:
+            if t.id in self.tasks:
+                continue  # already here (a duplicate send): keep the first
+            self.tasks[t.id] = t
+            for name, source in t.sources.items():
+                if name in self.present:
+                    continue
+                t.missing.add(name)
+                self.waiters.setdefault(name, []).append(t)
+                if source is not None and name not in self.fetching:
+                    self.fetching[name] = source
+                    out.append(Fetch(name, source))
+            if not t.missing:
+                t.state = "ready"
+                self.ready.append(t)
+        out.extend(self._start_ready())
+        return out
+
+    def file_present(self, name: str, size: int, made_here: bool = False) -> list[Instruction]:
+        """name is in the cache now: fetched, or made by a task here.
+
+        A task made ready by a file made here is the next member of a group:
+        it goes to the front of the queue, so a sequence runs through without
+        interleaving with other work and each hop is as short as it can be.
+        """
+        self.present[name] = size
+        self.fetching.pop(name, None)
+        for t in self.waiters.pop(name, ()):
+            t.missing.discard(name)
+            if not t.missing and t.state == "waiting" and t.id in self.tasks:
+                t.state = "ready"
+                if made_here:
+                    self.ready.appendleft(t)
+                else:
+                    self.ready.append(t)
+        return self._start_ready()
+
+    def fetch_failed(self, name: str, message: str) -> list[Instruction]:
+        source = self.fetching.pop(name, None)
+        out: list[Instruction] = []
+        for t in self.waiters.pop(name, ()):
+            if self.tasks.get(t.id) is t and t.state == "waiting":
+                self._forget(t)
+                out.append(Reject(t.id, "input", message, name, source))
+        return out
+
+    def task_ended(self, task_id: int, outputs: dict[str, int] | None = None) -> list[Instruction]:
+        """A running task ended; outputs (cache name -> size) are in the cache if it succeeded."""
+        t = self.tasks.pop(task_id, None)
+        if t is not None and t.state == "running":
+            self.used_cores -= t.cores
+            self.used_memory -= t.memory
+            self.used_disk -= t.disk
+        out: list[Instruction] = []
+        for name, size in (outputs or {}).items():
+            out.extend(self.file_present(name, size, made_here=True))
+        out.extend(self._start_ready())
+        return out
+
+    def retract(self, task_ids: list[int]) -> tuple[list[int], list[int]]:
+        """Give back tasks not yet started. Returns (returned, started or unknown)."""
+        returned, started = [], []
+        for tid in task_ids:
+            t = self.tasks.get(tid)
+            if t is None or t.state == "running":
+                started.append(tid)
+            else:
+                self._forget(t)
+                returned.append(tid)
+        return returned, started
+
+    def delete(self, names: list[str]) -> list[Instruction]:
+        out: list[Instruction] = []
+        for name in names:
+            if self.present.pop(name, None) is not None:
+                out.append(Remove(name))
+        return out
+
+    # ------------------------------------------------------------ internals
+
+    def _forget(self, t: WorkTask) -> None:
+        del self.tasks[t.id]
+        for name in t.missing:
+            waiting = self.waiters.get(name)
+            if waiting and t in waiting:
+                waiting.remove(t)
+        if t.state == "ready":
+            self.ready.remove(t)
+        t.state = "gone"
+
+    def _fits(self, t: WorkTask) -> bool:
+        return (self.used_cores + t.cores <= self.cores
+                and (not t.memory or self.used_memory + t.memory <= self.memory)
+                and (not t.disk or self.used_disk + t.disk <= self.disk))
+
+    def _start_ready(self) -> list[Instruction]:
+        out: list[Instruction] = []
+        if not self.ready or self.used_cores >= self.cores:
+            return out
+        kept: deque[WorkTask] = deque()
+        while self.ready:
+            t = self.ready.popleft()
+            if self._fits(t):
+                t.state = "running"
+                self.used_cores += t.cores
+                self.used_memory += t.memory
+                self.used_disk += t.disk
+                out.append(Start(t))
+                if self.used_cores >= self.cores:
+                    break
+            else:
+                kept.append(t)
+        kept.extend(self.ready)
+        self.ready = kept
+        return out

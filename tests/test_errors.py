@@ -1,0 +1,129 @@
+"""Bad input gets a clear error naming what was wrong; nothing is sent or lost."""
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from tether import Manager, PythonTask, Task, TaskFailed
+
+from .conftest import start_worker, stop, wait_until
+
+
+def test_missing_input_file_fails_when_declared_into_a_task(shared_manager, tmp_path):
+    m = shared_manager
+    before = m.stats()
+    missing = m.declare_file(tmp_path / "nope.txt")
+    with pytest.raises(FileNotFoundError, match="nope.txt"):
+        Task("cat nope.txt", inputs={"nope.txt": missing})
+    with pytest.raises(FileNotFoundError, match="nope.txt"):
+        PythonTask(print, inputs={"x": missing})
+    after = m.stats()
+    assert after["tasks_submitted"] == before["tasks_submitted"]
+    assert after["bytes_manager_to_worker"] == before["bytes_manager_to_worker"]
+
+
+def test_missing_directory_fails_at_declare(shared_manager, tmp_path):
+    with pytest.raises(FileNotFoundError, match="no-such-dir"):
+        shared_manager.declare_file(tmp_path / "no-such-dir" / "x")
+
+
+def test_nonzero_exit_raises_taskfailed_with_code_and_stderr(shared_manager):
+    f = shared_manager.submit(Task("echo doomed >&2; exit 3"))
+    with pytest.raises(TaskFailed) as info:
+        f.result(30)
+    assert info.value.exit_code == 3
+    assert "doomed" in info.value.stderr
+    assert "exit code 3" in str(info.value)
+
+
+def test_declared_output_not_made_raises_naming_it(shared_manager):
+    tmp = shared_manager.declare_temp()
+    f = shared_manager.submit(Task("true", outputs={"expected.dat": tmp}))
+    with pytest.raises(TaskFailed, match="expected.dat"):
+        f.result(30)
+
+
+def test_consumer_of_a_failed_producer_fails_without_running(shared_manager, tmp_path):
+    from tether import DependencyFailed
+
+    marker = tmp_path / "ran"
+    tmp = shared_manager.declare_temp()
+    a = shared_manager.submit(Task("exit 1", outputs={"x": tmp}))
+    b = shared_manager.submit(Task(f"touch {marker}", inputs={"x": tmp}))
+    with pytest.raises(DependencyFailed, match=f"task {a.task_id}"):
+        b.result(30)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"cores": 1, "colour": "red"}, "unknown Task option.*colour"),
+    ({"inputs": {"/etc/passwd": None}}, "absolute"),
+    ({"outputs": {"../escape": None}}, r"'\.\.'"),
+    ({"outputs": {"a/../../b": None}}, r"'\.\.'"),
+    ({"cores": 0}, "cores must be at least 1"),
+    ({"cores": "two"}, "cores must be an integer"),
+    ({"retries": -1}, "retries must be at least 0"),
+    ({"inputs": ["x"]}, "inputs must be a dict"),
+])
+def test_bad_task_specs_raise_valueerror_at_construction(shared_manager, kwargs, message):
+    f = shared_manager.declare_temp()
+    for key in ("inputs", "outputs"):
+        if isinstance(kwargs.get(key), dict):
+            kwargs[key] = {name: f for name in kwargs[key]}
+    with pytest.raises(ValueError, match=message):
+        Task("true", **kwargs)
+
+
+def test_bad_python_task_specs(shared_manager):
+    with pytest.raises(ValueError, match="fn must be callable"):
+        PythonTask(42)
+    with pytest.raises(ValueError, match="unknown PythonTask option"):
+        PythonTask(print, cpus=2)
+
+
+def test_file_of_another_manager_is_refused(shared_manager):
+    with Manager(workers=0) as other:
+        foreign = other.declare_temp()
+    with pytest.raises(ValueError, match="another manager"):
+        shared_manager.submit(Task("true", outputs={"x": foreign}))
+
+
+def test_second_producer_of_a_file_is_refused_at_submit(shared_manager):
+    tmp = shared_manager.declare_temp()
+    shared_manager.submit(Task("echo 1 > x", outputs={"x": tmp}))
+    with pytest.raises(ValueError, match="already made by task"):
+        shared_manager.submit(Task("echo 2 > x", outputs={"x": tmp}))
+
+
+def test_task_too_big_for_the_local_workers_is_refused(shared_manager):
+    with pytest.raises(ValueError, match="asks for 64 cores"):
+        shared_manager.submit(Task("true", cores=64))
+
+
+def test_running_task_of_a_lost_worker_runs_again_elsewhere(tmp_path):
+    with Manager(workers=0) as m:
+        procs = [start_worker(m, "first", tmp_path), start_worker(m, "second", tmp_path)]
+        try:
+            m.wait_for_workers(2)
+            marker = tmp_path / "started"
+            f = m.submit(Task(f"echo $$ >> {marker}; sleep 2; echo finished"))
+            wait_until(lambda: marker.exists())
+            victim = next(p for p in procs if p.poll() is None)
+            # find which worker runs it: its process is in that worker's session
+            pid = int(marker.read_text().split()[0])
+            victim = next(p for p in procs if os.getsid(pid) == p.pid)
+            os.killpg(victim.pid, signal.SIGKILL)
+            r = f.result(60)
+            assert r.stdout.strip() == "finished"
+            assert r.attempts == 2 and len(marker.read_text().split()) == 2
+        finally:
+            for p in procs:
+                stop(p)
+
+
+def test_timeout_kills_the_task(shared_manager):
+    f = shared_manager.submit(Task("sleep 30", timeout=0.5))
+    with pytest.raises(TaskFailed, match="timeout"):
+        f.result(30)
