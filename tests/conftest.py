@@ -21,14 +21,15 @@ def shared_manager():
         yield m
 
 
-def start_worker(m: Manager, name: str, tmp_path: Path, *extra: str, secret_file: Path | None = None
-                 ) -> subprocess.Popen:
+def start_worker(m: Manager, name: str, tmp_path: Path, *extra: str, secret_file: Path | None = None,
+                 env: dict[str, str] | None = None) -> subprocess.Popen:
     """A worker started the way a cluster job would start one: `tether worker ADDRESS ...`."""
     cache = tmp_path / f"cache-{name}"
     host, port = m.address.rsplit(":", 1)
     cmd = [sys.executable, "-m", "tether", "worker", f"127.0.0.1:{port}", "--cache-dir", str(cache),
            "--secret-file", str(secret_file or m.secret_file), "--name", name, "--clean", *extra]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                            env={**os.environ, **(env or {})})
 
 
 def stop(proc: subprocess.Popen) -> None:

@@ -76,7 +76,7 @@ class FileNode:
 
 class WorkerNode:
     __slots__ = ("id", "cores", "memory", "disk", "used_cores", "used_memory", "used_disk",
-                 "tasks", "files", "alive", "durations", "busy_until")
+                 "tasks", "files", "alive", "durations")
 
     def __init__(self, id: str, cores: int, memory: int, disk: int):
         self.id = id
@@ -90,7 +90,6 @@ class WorkerNode:
         self.files: set[FileNode] = set()   # replicas and pending replicas here
         self.alive = True
         self.durations = RunningMean()      # observed task run times here
-        self.busy_until = 0.0               # reserved for a move until this time (see rebalance)
 
     def fits(self, task: TaskNode) -> bool:
         """Could this worker ever run the task, given its total resources?"""
@@ -104,12 +103,13 @@ class WorkerNode:
 class Group:
     """Tasks committed together to one worker; each consumes the one before it."""
 
-    __slots__ = ("id", "members", "worker")
+    __slots__ = ("id", "members", "worker", "target")
 
     def __init__(self, id: int, first: TaskNode):
         self.id = id
         self.members: list[TaskNode] = [first]
         self.worker: WorkerNode | None = None   # set when committed
+        self.target: WorkerNode | None = None   # where a moved group goes once its head is ready
 
     @property
     def tail(self) -> TaskNode:

@@ -49,10 +49,13 @@ def missing_bytes(worker: WorkerNode, task: TaskNode) -> int:
     return sum(f.size for f in task.inputs if worker not in f.replicas and worker not in f.pending)
 
 
+UNMEASURED_DURATION = 0.01  # seconds a task is assumed to take before any has been measured
+
+
 def expected_start(worker: WorkerNode, task: TaskNode, mean_duration: float, bandwidth: float) -> float:
     """Seconds until the task could start on the worker: queue wait plus data to move."""
     over = worker.used_cores + task.cores - worker.cores
-    wait = (over / worker.cores) * mean_duration if over > 0 else 0.0
+    wait = (over / worker.cores) * (mean_duration or UNMEASURED_DURATION) if over > 0 else 0.0
     return wait + missing_bytes(worker, task) / bandwidth
 
 

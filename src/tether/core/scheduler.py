@@ -32,12 +32,14 @@ from .events import (LOCAL, MANAGER, Assign, Assignment, Command, Complete, Coun
                      Retract, Retracted, TaskCancelled, TaskFailedOn, TaskSubmitted, TaskSucceeded, Tick,
                      WorkerJoined, WorkerLost)
 from .groups import Grouper
-from .model import TERMINAL, FileNode, RunningMean, State, TaskNode, WorkerNode
+from .model import TERMINAL, FileNode, Group, RunningMean, State, TaskNode, WorkerNode
+from .rebalance import Rebalancer
 
 
 class Scheduler:
     def __init__(self, *, group_tasks: bool = True, bandwidth: float = 125e6,
-                 queue_time: float = 0.02, max_input_failures: int = 3) -> None:
+                 queue_time: float = 0.02, max_input_failures: int = 3,
+                 rebalance: Rebalancer | None | bool = True) -> None:
         self.group_tasks = group_tasks
         self.bandwidth = bandwidth            # bytes/s assumed for a transfer between workers
         self.queue_time = queue_time          # seconds of work a worker may hold queued
@@ -56,7 +58,10 @@ class Scheduler:
         self._assign: dict[WorkerNode, list[Assignment]] = defaultdict(list)
         self._delete: dict[WorkerNode, list[str]] = defaultdict(list)
         self._retract: dict[WorkerNode, list[int]] = defaultdict(list)
-        self.rebalancer: Callable[[Scheduler, float], None] | None = None
+        self.moves: dict[int, WorkerNode] = {}        # task being taken back -> where it goes
+        if rebalance is True:
+            rebalance = Rebalancer() if group_tasks else None
+        self.rebalancer: Callable[[Scheduler, float], None] | None = rebalance or None
         self._handlers = {
             TaskSubmitted: self._on_submitted, TaskCancelled: self._on_cancelled,
             WorkerJoined: self._on_worker_joined, WorkerLost: self._on_worker_lost,
@@ -143,7 +148,11 @@ class Scheduler:
             return
         w.alive = False
         self._idle.discard(w)
+        for tid in [tid for tid, target in self.moves.items() if target is w]:
+            del self.moves[tid]     # returned later, they are planned like any other task
         replan = sorted(w.tasks, key=_by_id)
+        for t in replan:
+            self.moves.pop(t.id, None)
         for t in replan:
             self._unassign(t)
             t.state = State.WAITING
@@ -268,19 +277,48 @@ class Scheduler:
         self._maybe_collect(f)
 
     def _on_retracted(self, e: Retracted) -> None:
+        """The worker's answer to a move: what it gave back goes to the move's target."""
         w = self.workers.get(e.worker)
-        if w is None:
-            return
-        moved = []
+        for tid in e.started:
+            self.moves.pop(tid, None)
+        back: dict[WorkerNode, list[TaskNode]] = {}
         for tid in e.returned:
+            target = self.moves.pop(tid, None)
             t = self.tasks.get(tid)
             if t is None or t.state != State.ASSIGNED or t.worker is not w:
                 continue
             self._unassign(t)
-            self._recount(t)
-            moved.append(t)
+            if target is None or not target.alive:
+                self._recount(t)
+                self._revived.append(t)   # its target is gone: planned again like any other
+            else:
+                back.setdefault(target, []).append(t)
+        for target, tasks in back.items():
+            self._regroup_moved(tasks, target)
+
+    def move(self, suffix: list[TaskNode], source: WorkerNode, target: WorkerNode) -> None:
+        """Take back members not yet started from source, to place them on target."""
+        for m in suffix:
+            self.moves[m.id] = target
+        self._retract[source].extend(m.id for m in suffix)
+
+    def _regroup_moved(self, tasks: list[TaskNode], target: WorkerNode) -> None:
+        old = tasks[0].group
+        order = {m: i for i, m in enumerate(old.members)} if old is not None else {}
+        tasks.sort(key=lambda m: (order.get(m, 0), m.id))
+        if old is not None:
+            leaving = set(tasks)
+            old.members = [m for m in old.members if m not in leaving]
+        g = Group(tasks[0].id, tasks[0])
+        g.members = tasks
+        g.target = target
+        for m in tasks:
+            m.group = g
             self.counters.moves += 1
-        self._revived.extend(moved)
+            self._recount(m)
+            m.state = State.WAITING
+            if m.missing == 0:
+                self._make_ready(m)
 
     def _on_tick(self, e: Tick) -> None:
         if self.rebalancer is not None:
@@ -527,6 +565,10 @@ class Scheduler:
             if g.worker.alive:
                 return g.worker
             g.worker = None
+        if g is not None and g.target is not None:
+            target, g.target = g.target, None
+            if target.alive:
+                return target
         members = [m for m in g.members if m.state not in TERMINAL] if g is not None else [t]
         mean = self.mean_duration.value
         allowance_cache: dict[WorkerNode, int] = {}

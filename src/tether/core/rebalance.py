@@ -1,0 +1,112 @@
+"""Moving group members off a worker slower than an idle one.
+
+Committing a long sequence to one worker is a bet that the worker is as
+fast as the rest. When a worker sits idle with nothing ready to give it, the
+rebalancer looks at each group committed elsewhere: the members after the
+one running there have not started (each waits for the one before it), so
+they can be taken back and moved, with one peer transfer of the temps they
+need. It moves them when, by the task times observed so far, they are
+expected to finish sooner on the idle worker.
+
+Estimates, per group on worker W and idle worker V, for the n members not
+yet started:
+  stay  = n * d_W                 d_W: this group's member time on W, or longer
+                                  if the running member has already taken longer
+  move  = bytes / bandwidth + n * d_W * speed(V) / speed(W)
+A move is made when move < stay * (1 - margin) and stay - move > min_gain.
+All times come from events (task start and end times, Tick.now): no clock
+is read here, so tests drive it with a fake one.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .model import TERMINAL, Group, State, TaskNode, WorkerNode
+
+if TYPE_CHECKING:
+    from .scheduler import Scheduler
+
+
+class Rebalancer:
+    def __init__(self, margin: float = 0.3, min_gain: float = 0.2, every: float = 0.5):
+        self.margin = margin
+        self.min_gain = min_gain      # seconds a move must save to be worth it
+        self.every = every            # seconds between looks
+        self._last = float("-inf")
+
+    def __call__(self, s: "Scheduler", now: float) -> None:
+        if now - self._last < self.every:
+            return
+        self._last = now
+        targets = {w for w in s.moves.values()}
+        idle = [w for w in s.workers.values()
+                if w.alive and w.used_cores < w.cores and w not in targets and not _ready_fits(s, w)]
+        if not idle:
+            return
+        proposals = []
+        for w in s.workers.values():
+            if not w.alive or w in idle:
+                continue
+            for g in _groups_on(w):
+                suffix = _not_started(g, w, s)
+                if not suffix:
+                    continue
+                for v in idle:
+                    gain = self._gain(s, g, suffix, w, v, now)
+                    if gain is not None:
+                        proposals.append((gain, g.id, g, suffix, w, v))
+        proposals.sort(key=lambda p: (-p[0], p[1]))
+        taken_groups, taken_workers = set(), set()
+        for gain, _, g, suffix, w, v in proposals:
+            if g.id in taken_groups or v in taken_workers:
+                continue
+            taken_groups.add(g.id)
+            taken_workers.add(v)
+            s.move(suffix, w, v)
+
+    def _gain(self, s: "Scheduler", g: Group, suffix: list[TaskNode], w: WorkerNode, v: WorkerNode,
+              now: float) -> float | None:
+        if not all(v.fits(m) for m in suffix):
+            return None
+        done = [m for m in g.members if m.state == State.DONE]   # they ran on w, where g is committed
+        if done:
+            d = sum(m.finished - m.started for m in done) / len(done)
+            last_end = max(m.finished for m in done)
+            d = max(d, now - last_end)   # the member running now is already this slow
+        else:
+            d = w.durations.value
+        if d <= 0:
+            return None
+        mean = s.mean_duration.value or d
+        speed_w = max(w.durations.value or mean, d)
+        speed_v = v.durations.value or mean
+        moved_bytes = sum(f.size for m in suffix for f in m.inputs
+                          if not f.source and f.producer is not None and f.producer not in suffix)
+        stay = len(suffix) * d
+        move = moved_bytes / s.bandwidth + len(suffix) * d * speed_v / speed_w
+        if move < stay * (1 - self.margin) and stay - move > self.min_gain:
+            return stay - move
+        return None
+
+
+def _ready_fits(s: "Scheduler", w: WorkerNode) -> bool:
+    """Is some ready task waiting that this worker could take? Then it needs no move."""
+    return any(cores <= w.cores for cores, _, _ in s._ready)
+
+
+def _groups_on(w: WorkerNode) -> list[Group]:
+    seen: dict[int, Group] = {}
+    for t in w.tasks:
+        g = t.group
+        if g is not None and g.worker is w:
+            seen[g.id] = g
+    return [seen[k] for k in sorted(seen)]
+
+
+def _not_started(g: Group, w: WorkerNode, s: "Scheduler") -> list[TaskNode]:
+    """Members after the first unfinished one: each waits for the one before it."""
+    unfinished = [m for m in g.members if m.state not in TERMINAL]
+    suffix = unfinished[1:]
+    if not suffix or any(m.worker is not w or m.id in s.moves for m in suffix):
+        return []
+    return suffix

@@ -1,0 +1,75 @@
+"""Members stuck behind a slow worker move to an idle one (fake clock: Tick events)."""
+from tether.core import Retract, Retracted, TaskSucceeded, Tick
+
+from .helpers import Harness, src, temp
+
+
+def two_chains(h: Harness, length: int):
+    for base, name in ((100, "a"), (200, "b")):
+        h.submit(base + 1, inputs=[src(name)], outputs=[temp(f"{name}1")])
+        for i in range(2, length + 1):
+            h.submit(base + i, inputs=[temp(f"{name}{i - 1}")], outputs=[temp(f"{name}{i}")])
+
+
+def finish(h: Harness, tid: int, start: float, end: float):
+    t = h.s.tasks[tid]
+    return h.send(TaskSucceeded(h.where[tid], tid, tuple((f.name, 1000) for f in t.outputs), start, end))
+
+
+def setup(step_fast: float, step_slow: float, length: int = 10):
+    h = Harness()
+    h.worker("fast")
+    h.worker("slow")
+    two_chains(h, length)
+    on_fast = 100 if h.where[101] == "fast" else 200
+    on_slow = 300 - on_fast
+    # the fast worker runs its whole chain; the slow one finishes only its first member
+    for i in range(1, length + 1):
+        finish(h, on_fast + i, (i - 1) * step_fast, i * step_fast)
+    finish(h, on_slow + 1, 0.0, step_slow)
+    return h, on_fast, on_slow
+
+
+def test_members_not_started_move_from_slow_to_idle_worker():
+    h, _, slow = setup(step_fast=1.0, step_slow=10.0)
+    commands = h.send(Tick(10.5))
+    retracts = [c for c in commands if isinstance(c, Retract)]
+    # member 2 runs on the slow worker; 3..10 have not started and are taken back
+    assert retracts == [Retract("slow", tuple(slow + i for i in range(3, 11)))]
+    h.send(Retracted("slow", tuple(slow + i for i in range(3, 11))))
+    assert h.s.counters.moves == 8
+    # once member 2 ends on the slow worker, 3 starts on the fast one with one peer transfer
+    finish(h, slow + 2, 10.0, 20.0)
+    assert all(h.where[slow + i] == "fast" for i in range(3, 11))
+    assert h.sources[slow + 3] == {f"temp-{'a' if slow == 100 else 'b'}2": "slow"}
+    h.run_all()
+    assert len(h.completed) == 20
+
+
+def test_no_move_between_equally_fast_workers():
+    h, _, _ = setup(step_fast=1.0, step_slow=1.0)
+    commands = h.send(Tick(1.2))
+    assert not [c for c in commands if isinstance(c, Retract)]
+
+
+def test_a_member_already_started_is_not_moved():
+    h, _, slow = setup(step_fast=1.0, step_slow=10.0)
+    h.send(Tick(10.5))
+    # the worker had started member 3 already: it keeps it, the rest move
+    h.send(Retracted("slow", tuple(slow + i for i in range(4, 11)), started=(slow + 3,)))
+    finish(h, slow + 2, 10.0, 20.0)
+    assert h.where[slow + 3] == "slow"
+    finish(h, slow + 3, 20.0, 30.0)
+    assert all(h.where[slow + i] == "fast" for i in range(4, 11))
+    h.run_all()
+    assert len(h.completed) == 20
+
+
+def test_target_lost_before_the_answer_plans_the_members_again():
+    h, _, slow = setup(step_fast=1.0, step_slow=10.0)
+    h.send(Tick(10.5))
+    h.lose("fast")
+    h.send(Retracted("slow", tuple(slow + i for i in range(3, 11))))
+    h.run_all()
+    assert len(h.completed) == 20
+    assert all(h.where[slow + i] == "slow" for i in range(3, 11))
