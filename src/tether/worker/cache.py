@@ -7,8 +7,11 @@ tasks see them through hard links.
 """
 from __future__ import annotations
 
+import itertools
 import os
+import shutil
 import stat
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 CONTENT_PREFIXES = ("file-", "buf-")
@@ -16,9 +19,18 @@ READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 
 
 class Cache:
-    def __init__(self, root: Path):
+    """Deleting a file with data can be slow (see sandbox.py): a removed file is
+    renamed into a trash directory at once, so its name is free again, and
+    unlinked by the janitor thread."""
+
+    def __init__(self, root: Path, janitor: ThreadPoolExecutor | None = None):
         self.root = root
+        self._root = str(root)
+        self._trash = f"{root}.trash"
+        self._trashed = itertools.count()
+        self._janitor = janitor
         root.mkdir(parents=True, exist_ok=True)
+        os.makedirs(self._trash, exist_ok=True)
         self.sizes: dict[str, int] = {}
         self.bytes = 0
         self.peak = 0
@@ -26,8 +38,13 @@ class Cache:
     def path(self, name: str) -> Path:
         return self.root / name
 
+    def str_path(self, name: str) -> str:
+        return f"{self._root}/{name}"
+
     def scan(self) -> dict[str, int]:
         """Adopt content-named files left by earlier runs; delete anything else."""
+        shutil.rmtree(self._trash, ignore_errors=True)
+        os.makedirs(self._trash, exist_ok=True)
         for entry in os.scandir(self.root):
             if entry.is_file() and entry.name.startswith(CONTENT_PREFIXES) and ".part" not in entry.name:
                 self._account(entry.name, entry.stat().st_size)
@@ -37,7 +54,7 @@ class Cache:
 
     def adopt(self, name: str) -> int:
         """A file was just renamed or received into the cache under name; returns its size."""
-        p = self.path(name)
+        p = self.str_path(name)
         os.chmod(p, READ_ONLY)
         size = os.stat(p).st_size
         self._account(name, size)
@@ -47,12 +64,22 @@ class Cache:
         size = self.sizes.pop(name, None)
         if size is not None:
             self.bytes -= size
-        self.path(name).unlink(missing_ok=True)
+        if self._janitor is None:
+            _unlink(self.str_path(name))
+            return
+        trashed = f"{self._trash}/{next(self._trashed)}"
+        try:
+            os.rename(self.str_path(name), trashed)
+        except FileNotFoundError:
+            return
+        self._janitor.submit(_unlink, trashed)
 
     def remove_run_files(self) -> None:
         for name in list(self.sizes):
             if not name.startswith(CONTENT_PREFIXES):
-                self.remove(name)
+                self.sizes.pop(name)
+                _unlink(self.str_path(name))
+        shutil.rmtree(self._trash, ignore_errors=True)
 
     def _account(self, name: str, size: int) -> None:
         old = self.sizes.get(name)
@@ -63,9 +90,15 @@ class Cache:
         self.peak = max(self.peak, self.bytes)
 
 
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
 def _remove(p: Path) -> None:
     if p.is_dir() and not p.is_symlink():
-        import shutil
         shutil.rmtree(p, ignore_errors=True)
     else:
         p.unlink(missing_ok=True)

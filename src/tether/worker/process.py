@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -42,8 +43,9 @@ class Worker:
         self.clean = clean
         self.connect_timeout = connect_timeout
         self.listen_host = listen_host
-        self.cache = Cache(work_dir / "cache")
-        self.sandboxes = Sandboxes(work_dir / "sandbox")
+        self.janitor = ThreadPoolExecutor(1, thread_name_prefix="tether-janitor")
+        self.cache = Cache(work_dir / "cache", self.janitor)
+        self.sandboxes = Sandboxes(work_dir / "sandbox", self.janitor)
         self.state = WorkerState(cores, memory, disk)
         self.client = TransferClient(secret)
         self.pool = InterpreterPool()
@@ -110,6 +112,7 @@ class Worker:
         self.client.close()
         if self.stream is not None:
             self.stream.close()
+        self.janitor.shutdown(wait=True)
         self.sandboxes.remove_all()
         if self.clean:
             shutil.rmtree(self.work_dir, ignore_errors=True)
@@ -178,36 +181,34 @@ class Worker:
 
     def _start(self, t: WorkTask) -> None:
         try:
-            sandbox = self.sandboxes.prepare(t.id, t.inputs, self.cache)
+            sandbox = self.sandboxes.acquire(t.inputs, self.cache)
         except OSError as e:
             self._ended(t, None, {"reason": "error", "message": f"could not prepare the sandbox: {e}"})
             return
         spec = t.spec
         if spec["kind"] == "sh":
-            out, err = self.sandboxes.log_paths(t.id)
+            out, err = self.sandboxes.log_paths(sandbox)
             try:
                 self.shells[t.id] = ShellProcess(spec["cmd"], sandbox, out, err, spec.get("env") or None,
                                                  partial(self._shell_exited, t, sandbox), spec.get("timeout"))
             except OSError as e:
-                self._ended(t, None, {"reason": "error", "message": f"could not start /bin/sh: {e}"})
+                self._ended(t, None, {"reason": "error", "message": f"could not start /bin/sh: {e}"}, sandbox)
         else:
             self._spawn(self._run_python(t, sandbox))
 
-    def _shell_exited(self, t: WorkTask, sandbox: Path, code: int, started: float, finished: float) -> None:
+    def _shell_exited(self, t: WorkTask, sandbox: str, code: int, started: float, finished: float) -> None:
         proc = self.shells.pop(t.id)
-        out, err = self.sandboxes.log_paths(t.id)
-        report = {"exit": code, "started": started, "finished": finished,
-                  "stdout": tail(out), "stderr": tail(err)}
+        report = {"exit": code, "started": started, "finished": finished, "logs": True}
         if proc.timed_out:
             report.update(reason="timeout", message=f"killed after its timeout of {t.spec['timeout']} s")
         elif code != 0:
             report.update(reason="exit", message=f"exit code {code}")
         self._finish(t, sandbox, report)
 
-    async def _run_python(self, t: WorkTask, sandbox: Path) -> None:
+    async def _run_python(self, t: WorkTask, sandbox: str) -> None:
         spec = t.spec
-        request = {"id": t.id, "fn": str(self.cache.path(spec["fn"])), "args": spec["args"],
-                   "cwd": str(sandbox), "env": spec.get("env") or None}
+        request = {"id": t.id, "fn": self.cache.str_path(spec["fn"]), "args": spec["args"],
+                   "cwd": sandbox, "env": spec.get("env") or None}
         try:
             _, ok, payload, text, started, finished = await self.pool.run(t.id, request, spec.get("timeout"))
         except asyncio.TimeoutError:
@@ -225,7 +226,7 @@ class Worker:
             report.update(reason="exit", message=last, error=payload, stderr=text)
         self._finish(t, sandbox, report)
 
-    def _finish(self, t: WorkTask, sandbox: Path, report: dict[str, Any]) -> None:
+    def _finish(self, t: WorkTask, sandbox: str, report: dict[str, Any]) -> None:
         """Move outputs into the cache, start what they made ready, then tell the manager."""
         made: dict[str, int] = {}
         if "reason" not in report:
@@ -233,11 +234,16 @@ class Worker:
             if missing:
                 report.update(reason="output", exit=report.get("exit", 0),
                               message=f"the task did not make its declared output(s): {', '.join(missing)}")
-        self._ended(t, made, report)
-        asyncio.get_running_loop().call_soon(self.sandboxes.remove, t.id)
+        self._ended(t, made, report, sandbox)
 
-    def _ended(self, t: WorkTask, made: dict[str, int] | None, report: dict[str, Any]) -> None:
-        self._do(self.state.task_ended(t.id, made or None))
+    def _ended(self, t: WorkTask, made: dict[str, int] | None, report: dict[str, Any],
+               sandbox: str | None = None) -> None:
+        self._do(self.state.task_ended(t.id, made or None))  # the next member starts here
+        if report.pop("logs", False):
+            out, err = self.sandboxes.log_paths(sandbox)
+            report["stdout"], report["stderr"] = tail(out), tail(err)
+        if sandbox is not None:
+            self.sandboxes.release(sandbox)
         report["cache"] = [self.cache.bytes, self.cache.peak]
         if "reason" in report:
             self.stream.send(["failed", t.id, report])

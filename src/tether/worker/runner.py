@@ -13,14 +13,13 @@ import os
 import signal
 import subprocess
 import time
-from pathlib import Path
 from typing import Callable
 
 
 class ShellProcess:
     """One running command. on_exit(returncode, started, finished) is called from the loop."""
 
-    def __init__(self, command: str, cwd: Path, stdout: Path, stderr: Path, env: dict[str, str] | None,
+    def __init__(self, command: str, cwd: str, stdout: str, stderr: str, env: dict[str, str] | None,
                  on_exit: Callable[[int, float, float], None], timeout: float | None = None):
         self._on_exit = on_exit
         self._loop = asyncio.get_running_loop()

@@ -3,11 +3,21 @@
 Nothing is copied on one worker: an input is a hard link to the cache file
 (a symbolic link where the two are on different file systems), and an
 output is renamed into the cache.
+
+Directories are slots, reused: a task gets an empty slot, and when it ends
+the slot is emptied by the janitor thread and goes back to the pool. On
+file systems where freeing blocks is slow (online discard, network file
+systems), removing a directory or a file with data can take far longer than
+a short task; none of that happens on the path from one task's end to the
+next one's start. Each slot has its own stdout and stderr files beside it,
+truncated by the janitor too.
 """
 from __future__ import annotations
 
 import os
 import shutil
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .cache import Cache
@@ -16,37 +26,46 @@ TAIL_BYTES = 4096
 
 
 class Sandboxes:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, janitor: ThreadPoolExecutor):
         self.root = root
+        self._root = str(root)
+        self._janitor = janitor
+        self._free: deque[str] = deque()
+        self._count = 0
         root.mkdir(parents=True, exist_ok=True)
 
-    def prepare(self, task_id: int, inputs: list[tuple[str, str]], cache: Cache) -> Path:
-        d = self.root / f"t{task_id}"
-        if d.exists():
-            shutil.rmtree(d)
-        d.mkdir()
+    def acquire(self, inputs: list[tuple[str, str]], cache: Cache) -> str:
+        """An empty sandbox with the inputs linked in."""
+        try:
+            d = self._free.popleft()
+        except IndexError:
+            self._count += 1
+            d = f"{self._root}/s{self._count}"
+            os.mkdir(d)
+            for log in (f"{d}.out", f"{d}.err"):
+                open(log, "wb").close()
         for name, cache_name in inputs:
-            target = d / name
+            target = f"{d}/{name}"
             if "/" in name:
-                target.parent.mkdir(parents=True, exist_ok=True)
-            src = cache.path(cache_name)
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+            src = cache.str_path(cache_name)
             try:
                 os.link(src, target)
             except OSError:
                 os.symlink(src, target)
         return d
 
-    def collect(self, sandbox: Path, outputs: list[tuple[str, str]], cache: Cache
+    def collect(self, sandbox: str, outputs: list[tuple[str, str]], cache: Cache
                 ) -> tuple[dict[str, int], list[str]]:
         """Move the outputs into the cache. Returns ({cache name: size}, [missing sandbox names])."""
         made: dict[str, int] = {}
         missing: list[str] = []
         for name, cache_name in outputs:
-            p = sandbox / name
-            if not p.is_file():
+            p = f"{sandbox}/{name}"
+            if not os.path.isfile(p):
                 missing.append(name)
                 continue
-            os.replace(p, cache.path(cache_name))
+            os.replace(p, cache.str_path(cache_name))
             made[cache_name] = cache.adopt(cache_name)
         if missing:  # the task failed: nothing it made goes into the cache
             for cache_name in made:
@@ -54,25 +73,43 @@ class Sandboxes:
             made = {}
         return made, missing
 
-    def log_paths(self, task_id: int) -> tuple[Path, Path]:
-        return self.root / f"t{task_id}.out", self.root / f"t{task_id}.err"
+    @staticmethod
+    def log_paths(sandbox: str) -> tuple[str, str]:
+        return f"{sandbox}.out", f"{sandbox}.err"
 
-    def remove(self, task_id: int) -> None:
-        shutil.rmtree(self.root / f"t{task_id}", ignore_errors=True)
-        for p in self.log_paths(task_id):
-            p.unlink(missing_ok=True)
+    def release(self, sandbox: str) -> None:
+        """Empty the sandbox in the background and put it back in the pool."""
+        self._janitor.submit(self._empty, sandbox)
+
+    def _empty(self, d: str) -> None:
+        try:
+            with os.scandir(d) as entries:
+                for e in entries:
+                    if e.is_dir(follow_symlinks=False):
+                        shutil.rmtree(e.path, ignore_errors=True)
+                    else:
+                        os.unlink(e.path)
+            for log in (f"{d}.out", f"{d}.err"):
+                if os.stat(log).st_size:
+                    os.truncate(log, 0)
+        except OSError:
+            shutil.rmtree(d, ignore_errors=True)  # a task left something odd: drop the slot
+            return
+        self._free.append(d)
 
     def remove_all(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def tail(path: Path, limit: int = TAIL_BYTES) -> str:
+def tail(path: str, limit: int = TAIL_BYTES) -> str:
     """The last `limit` bytes of a file, as text."""
     try:
         with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - limit))
+            size = os.fstat(f.fileno()).st_size
+            if not size:
+                return ""
+            if size > limit:
+                f.seek(size - limit)
             return f.read().decode("utf-8", "replace")
     except FileNotFoundError:
         return ""
