@@ -84,8 +84,6 @@ def check_sandbox_name(name: Any, role: str) -> str:
 
 
 def _check_files(files: Any, role: str) -> dict[str, File]:
-    if files is None:
-        return {}
     if not isinstance(files, Mapping):
         raise ValueError(f"{role}s must be a dict of sandbox name -> File, got {type(files).__name__}")
     checked: dict[str, File] = {}
@@ -115,36 +113,51 @@ class _Spec:
     __slots__ = ("id", "inputs", "outputs", "cores", "memory", "disk", "retries", "priority",
                  "timeout", "env", "__weakref__")
 
+    # (option, default, check arguments); only options given are checked
+    _NUMBERS = (("cores", 1, "cores", 1, True), ("memory", 0, "memory (MB)", 0, True),
+                ("disk", 0, "disk (MB)", 0, True), ("retries", 0, "retries", 0, True),
+                ("priority", 0, "priority", float("-inf"), False))
+
     def _init_common(self, kind: str, inputs, outputs, options: dict[str, Any]) -> None:
+        self.id = next(_Spec._ids)
+        self.inputs = _check_files(inputs, "input") if inputs else {}
+        self.outputs = _check_files(outputs, "output") if outputs else {}
+        if self.outputs:
+            self._check_outputs()
+        for f in self.inputs.values():
+            if f.kind == "local" and not f.produced:
+                f.name  # hashes it; raises FileNotFoundError naming the path
+        self.timeout = None
+        self.env = {}
+        for key, default, label, minimum, integer in self._NUMBERS:
+            setattr(self, key, default)
+        if options:
+            self._set_options(kind, options)
+
+    def _check_outputs(self) -> None:
+        clash = set(self.inputs) & set(self.outputs)
+        if clash:
+            raise ValueError(f"name(s) used as both input and output: {', '.join(sorted(clash))}")
+        made = list(self.outputs.values())
+        if len({id(f) for f in made}) != len(made):
+            raise ValueError("the same File is given as two outputs of one task")
+        for name, f in self.inputs.items():
+            if any(f is o for o in made):
+                raise ValueError(f"File {f.describe()} is both an input ({name!r}) and an output of one task")
+        for name, f in self.outputs.items():
+            f.mark_output(name)
+
+    def _set_options(self, kind: str, options: dict[str, Any]) -> None:
         unknown = sorted(set(options) - set(_RESOURCE_OPTIONS))
         if unknown:
             raise ValueError(f"unknown {kind} option(s): {', '.join(unknown)}; "
                              f"known: inputs, outputs, {', '.join(_RESOURCE_OPTIONS)}")
-        self.id = next(_Spec._ids)
-        self.inputs = _check_files(inputs, "input")
-        self.outputs = _check_files(outputs, "output")
-        clash = set(self.inputs) & set(self.outputs)
-        if clash:
-            raise ValueError(f"name(s) used as both input and output: {', '.join(sorted(clash))}")
-        made = [f for f in self.outputs.values()]
-        if len({id(f) for f in made}) != len(made):
-            raise ValueError("the same File is given as two outputs of one task")
-        for name, f in self.outputs.items():
-            f.mark_output(name)
-        for name, f in self.inputs.items():
-            if any(f is o for o in made):
-                raise ValueError(f"File {f.describe()} is both an input ({name!r}) and an output of one task")
-            if f.kind == "local" and not f.produced:
-                f.name  # hashes it; raises FileNotFoundError naming the path
-        self.cores = _check_number(options.get("cores", 1), "cores", minimum=1)
-        self.memory = _check_number(options.get("memory", 0), "memory (MB)", minimum=0)
-        self.disk = _check_number(options.get("disk", 0), "disk (MB)", minimum=0)
-        self.retries = _check_number(options.get("retries", 0), "retries", minimum=0)
-        self.priority = _check_number(options.get("priority", 0), "priority", minimum=float("-inf"),
-                                      integer=False)
+        for key, default, label, minimum, integer in self._NUMBERS:
+            if key in options:
+                setattr(self, key, _check_number(options[key], label, minimum=minimum, integer=integer))
         timeout = options.get("timeout")
-        self.timeout = None if timeout is None else _check_number(timeout, "timeout", minimum=0,
-                                                                  integer=False)
+        if timeout is not None:
+            self.timeout = _check_number(timeout, "timeout", minimum=0, integer=False)
         env = options.get("env") or {}
         if not isinstance(env, Mapping) or not all(isinstance(k, str) and isinstance(v, str)
                                                    for k, v in env.items()):

@@ -145,3 +145,16 @@ def test_lost_worker_replans_unfinished_members_and_remakes_only_lost_temps():
         (1, 2, 3, 4, 11, 12, 13, 14), 1)
     # and it ran as one group again: sent whole when its head was placed
     assert runs[runs.index(1):runs.index(1) + 4] == [1, 2, 3, 4]
+
+
+def test_group_no_worker_can_run_whole_is_split_where_members_fit():
+    h = Harness()
+    h.submit(1, outputs=[temp("x")], memory=1000)
+    h.submit(2, inputs=[temp("x")], outputs=[temp("y")], memory=1000)
+    h.submit(3, inputs=[temp("y")], cores=2)
+    assert members(h, 1) == [1, 2, 3]
+    h.worker("bigmem", cores=1, memory=4000)
+    h.worker("twocore", cores=2, memory=100)
+    h.run_all()
+    assert h.where[1] == h.where[2] == "bigmem" and h.where[3] == "twocore"
+    assert h.sources[3] == {"temp-y": "bigmem"}

@@ -2,13 +2,16 @@
 
 Events are facts reported by the shell (a task was submitted, a worker
 joined, a task finished); commands are what the core asks the shell to do
-(send these tasks to that worker, delete those files). Both are small frozen
-records, so a run can be logged and replayed and the core tested directly.
+(send these tasks to that worker, delete those files). Both are small
+immutable records, so a run can be logged and replayed and the core tested
+directly. The ones made for every task are named tuples, the cheapest
+immutable record Python has.
 Files are named by their cache names; tasks by integer ids.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 # A source for one input of an assigned task: where the worker gets it.
 LOCAL = None          # already in the worker's cache, or made there by an earlier group member
@@ -16,8 +19,7 @@ MANAGER = "@manager"  # a user file or buffer, fetched from the manager
 # any other string: the id of a peer worker that holds a replica
 
 
-@dataclass(frozen=True, slots=True)
-class FileSpec:
+class FileSpec(NamedTuple):
     """A file as a task names it: cache name, size if known, how it comes to be."""
 
     name: str
@@ -30,8 +32,7 @@ class FileSpec:
 # ---------------------------------------------------------------- events
 
 
-@dataclass(frozen=True, slots=True)
-class TaskSubmitted:
+class TaskSubmitted(NamedTuple):
     task: int
     inputs: tuple[FileSpec, ...]
     outputs: tuple[FileSpec, ...]
@@ -61,8 +62,7 @@ class WorkerLost:
     worker: str
 
 
-@dataclass(frozen=True, slots=True)
-class TaskSucceeded:
+class TaskSucceeded(NamedTuple):
     worker: str
     task: int
     outputs: tuple[tuple[str, int], ...]  # (cache name, size) of each output
@@ -145,8 +145,7 @@ class Tick:
 # ---------------------------------------------------------------- commands
 
 
-@dataclass(frozen=True, slots=True)
-class Assignment:
+class Assignment(NamedTuple):
     task: int
     sources: tuple[tuple[str, str | None], ...]  # (input cache name, LOCAL / MANAGER / peer id)
 
@@ -177,8 +176,7 @@ class Fetch:
     worker: str
 
 
-@dataclass(frozen=True, slots=True)
-class Complete:
+class Complete(NamedTuple):
     task: int
     hop_latency: float | None
     attempts: int

@@ -52,6 +52,7 @@ class Scheduler:
         self.grouper = Grouper()
         self._ready: dict[tuple[int, int, int], list[tuple[float, int]]] = {}
         self._idle: set[WorkerNode] = set()           # alive workers with a free core
+        self._allowances: dict[WorkerNode, int] = {}  # queue allowance per worker, per scheduling pass
         self._unknown_cached: dict[str, set[WorkerNode]] = {}
         self._revived: list[TaskNode] = []
         self._out: list[Command] = []
@@ -93,33 +94,39 @@ class Scheduler:
         t = TaskNode(e.task, inputs, outputs, e.cores, e.memory, e.disk, e.priority, e.retries)
         self.tasks[t.id] = t
         self.counters.tasks_submitted += 1
-        problem = self._invalid(t)
-        if problem:
-            t.state = State.FAILED
-            self.counters.tasks_failed += 1
-            self._out.append(Fail(t.id, "invalid", problem, 0))
-            return
-        for f in outputs:
-            f.producer = t
+        if outputs:
+            problem = self._invalid(t)
+            if problem:
+                t.state = State.FAILED
+                self.counters.tasks_failed += 1
+                self._out.append(Fail(t.id, "invalid", problem, 0))
+                return
+            for f in outputs:
+                f.producer = t
+        missing = 0
         for f in inputs:
             f.consumers.add(t)
             f.had_consumers = True
-        broken = next((f for f in inputs if not f.made and f.producer is not None
-                       and f.producer.state in (State.FAILED, State.CANCELLED)), None)
-        if broken is not None:
-            self._fail(t, "dependency", f"input {broken.name} will not be made: task "
-                       f"{broken.producer.id} did not succeed", broken.producer.id)
-            return
-        t.missing = sum(1 for f in inputs if not f.made)
-        for f in inputs:
             if not f.made:
-                self._need(f)
+                missing += 1
+                p = f.producer
+                if p is not None and p.state in (State.FAILED, State.CANCELLED):
+                    self._fail(t, "dependency", f"input {f.name} will not be made: task {p.id} did not "
+                               "succeed", p.id)
+                    return
+        t.missing = missing
+        if missing:
+            for f in inputs:
+                if not f.made:
+                    self._need(f)
+            if self.group_tasks:
+                self._attach(t)
         if self.group_tasks:
-            self._attach(t)
             for f in outputs:
-                for c in sorted(f.consumers, key=_by_id):
-                    self._attach(c)
-        if t.missing == 0 and t.state == State.WAITING:
+                if f.consumers:
+                    for c in sorted(f.consumers, key=_by_id):
+                        self._attach(c)
+        if missing == 0 and t.state == State.WAITING:
             self._make_ready(t)
 
     def _on_cancelled(self, e: TaskCancelled) -> None:
@@ -531,7 +538,10 @@ class Scheduler:
                 self._make_ready(t)
 
     def _schedule(self) -> None:
+        if not self._ready:
+            return
         blocked: set[tuple[int, int, int]] = set()
+        self._allowances = {}
         while True:
             shape = self._best_shape(blocked)
             if shape is None:
@@ -551,6 +561,9 @@ class Scheduler:
             self._commit(t, w)
 
     def _best_shape(self, blocked: set) -> tuple[int, int, int] | None:
+        if len(self._ready) == 1:
+            shape = next(iter(self._ready))
+            return None if shape in blocked else shape
         best, best_top = None, None
         for shape, heap in self._ready.items():
             if shape in blocked:
@@ -559,35 +572,63 @@ class Scheduler:
                 best, best_top = shape, heap[0]
         return best
 
+    def _room(self, w: WorkerNode, t: TaskNode) -> bool:
+        allowance = self._allowances.get(w)
+        if allowance is None:
+            allowance = self._allowances[w] = placement.queue_allowance(w, self.mean_duration.value,
+                                                                        self.queue_time)
+        return placement.has_room(w, t, allowance)
+
     def _place(self, t: TaskNode) -> WorkerNode | None:
         g = t.group
-        if g is not None and g.worker is not None:
-            if g.worker.alive:
-                return g.worker
-            g.worker = None
-        if g is not None and g.target is not None:
-            target, g.target = g.target, None
-            if target.alive:
-                return target
-        members = [m for m in g.members if m.state not in TERMINAL] if g is not None else [t]
-        mean = self.mean_duration.value
-        allowance_cache: dict[WorkerNode, int] = {}
+        if g is not None:
+            if g.worker is not None:
+                if g.worker.alive:
+                    return g.worker
+                g.worker = None
+            if g.target is not None:
+                target, g.target = g.target, None
+                if target.alive:
+                    return target
+        members = [m for m in g.members if m.state not in TERMINAL] if g is not None else None
+        w = self._choose(t, members)
+        if w is None and members is not None and self._choose(t, None) is not None:
+            # no worker can run every member: the head goes where it fits, with the members
+            # that fit there too; the others form a group of their own
+            w = self._choose(t, None)
+            self._split_off_misfits(g, w)
+        return w
 
-        def room(w: WorkerNode) -> bool:
-            if w not in allowance_cache:
-                allowance_cache[w] = placement.queue_allowance(w, mean, self.queue_time)
-            return placement.has_room(w, t, allowance_cache[w]) and all(w.fits(m) for m in members)
-
+    def _choose(self, t: TaskNode, members: list[TaskNode] | None) -> WorkerNode | None:
         nearby = {w for f in t.inputs if not f.source for w in (f.replicas | f.pending)}
-        candidates = [w for w in nearby | self._idle if room(w)]
+        candidates = [w for w in (nearby | self._idle if nearby else self._idle)
+                      if self._room(w, t) and (members is None or all(w.fits(m) for m in members))]
         if not candidates:
-            candidates = [w for w in self.workers.values() if w.alive and room(w)]
-        return placement.choose(t, candidates, mean, self.bandwidth)
+            candidates = [w for w in self.workers.values()
+                          if w.alive and self._room(w, t) and (members is None or all(w.fits(m) for m in members))]
+            if not candidates:
+                return None
+        if len(candidates) == 1:
+            return candidates[0]
+        return placement.choose(t, candidates, self.mean_duration.value, self.bandwidth)
+
+    def _split_off_misfits(self, g: Group, w: WorkerNode) -> None:
+        cut = next(i for i, m in enumerate(g.members) if m.state not in TERMINAL and not w.fits(m))
+        rest = g.members[cut:]
+        g.members = g.members[:cut]
+        for m in rest:
+            m.group = None
+        if len(rest) > 1:
+            head = rest[0]
+            head.group = Group(head.id, head)
+            head.group.members = rest
+            for m in rest:
+                m.group = head.group
 
     def _commit(self, t: TaskNode, w: WorkerNode) -> None:
         g = t.group
         if g is None:
-            if not self.group_tasks or all(f.home for f in t.outputs):
+            if not self.group_tasks or not t.outputs or all(f.home for f in t.outputs):
                 self._assign_to(t, w)
                 return
             g = self.grouper.group_of(t)  # a consumer submitted later may still continue it here
@@ -661,7 +702,9 @@ def _any(items):
     return min(items, key=lambda w: w.id)
 
 
-def _unique(specs: tuple[FileSpec, ...]) -> list[FileSpec]:
+def _unique(specs: tuple[FileSpec, ...]) -> tuple[FileSpec, ...] | list[FileSpec]:
+    if len(specs) < 2:
+        return specs
     seen: dict[str, FileSpec] = {}
     for s in specs:
         seen.setdefault(s.name, s)

@@ -73,6 +73,7 @@ class Manager:
         self._serial = itertools.count(1)
         self._lock = threading.Lock()
         self._producers: dict[str, int] = {}
+        self._submitted: list[tuple[TaskRecord, TaskSubmitted]] = []
         self._fn_names: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._closed = False
         self._local: list[LocalWorker] = []
@@ -97,6 +98,7 @@ class Manager:
             self.worker_size = WorkerSize.share_of_machine(workers, self.run_dir, cores_per_worker,
                                                            memory_per_worker, disk_per_worker)
             self._embedded = workers > 0
+            self._max_cores = self.worker_size.cores if workers > 0 else 1 << 30
             self._path = python_path()
             for i in range(workers):
                 self._start_local(i + 1)
@@ -205,40 +207,70 @@ class Manager:
         if not isinstance(task, (Task, PythonTask)):
             raise TypeError(f"submit takes a Task or PythonTask, got {type(task).__name__}")
         record, event = self._prepare(task)
-        self._loop.call(lambda: self.engine.add_tasks([record], [event]))
+        with self._lock:
+            self._submitted.append((record, event))
+            first = len(self._submitted) == 1
+        if first:  # one hand-over, and one scheduling pass, for everything submitted meanwhile
+            self._loop.call(self._hand_over)
         return record.future
 
+    def _hand_over(self) -> None:
+        with self._lock:
+            batch, self._submitted = self._submitted, []
+        self.engine.add_tasks([r for r, _ in batch], [e for _, e in batch])
+
     def _prepare(self, task: Task | PythonTask) -> tuple[TaskRecord, TaskSubmitted]:
-        for f in (*task.inputs.values(), *task.outputs.values()):
-            self._check_file(f)
-        self._check_fits(task)
+        """Check a task and freeze what the core and the workers will need of it."""
+        run = self.run
+        served = self.engine.served
         inputs: list[tuple[str | None, str]] = []
         in_specs: list[FileSpec] = []
         for sandbox, f in task.inputs.items():
+            if f.run != run:
+                self._check_file(f)
             name = f.name
             inputs.append((sandbox, name))
             if f.kind == "buffer":
-                self.engine.served[name] = f.data
+                served[name] = f.data
                 in_specs.append(FileSpec(name, len(f.data), source=True))
             elif f.kind == "local" and not f.produced:
-                self.engine.served[name] = f.path
+                served[name] = f.path
                 in_specs.append(FileSpec(name, f.size, source=True))
             else:
                 in_specs.append(FileSpec(name, keep=f.keep))
-        out_specs = [FileSpec(f.name, home=f.kind == "local", keep=f.keep) for f in task.outputs.values()]
-        static: dict[str, Any] = {"id": task.id, "out": [[s, f.name] for s, f in task.outputs.items()],
-                                  "cores": task.cores, "memory": task.memory, "disk": task.disk}
+        static: dict[str, Any] = {"id": task.id, "cores": task.cores, "memory": task.memory, "disk": task.disk}
+        out_specs: list[FileSpec] = []
+        if task.outputs:
+            static["out"] = self._claim_outputs(task)
+            out_specs = [FileSpec(f.name, home=f.kind == "local", keep=f.keep) for f in task.outputs.values()]
+        else:
+            static["out"] = []
+        if task.cores > self._max_cores or task.memory or task.disk:
+            self._check_fits(task)
         if task.env:
             static["env"] = task.env
         if task.timeout:
             static["timeout"] = task.timeout
-        if isinstance(task, PythonTask):
-            fn_name = self._function_file(task.fn)
+        is_python = isinstance(task, PythonTask)
+        if is_python:
+            fn_name, fn_spec = self._function_file(task.fn)
             inputs.append((None, fn_name))
-            in_specs.append(FileSpec(fn_name, len(self.engine.served[fn_name]), source=True))
-            static.update(kind="py", fn=fn_name, args=_dumps((task.args, task.kwargs)))
+            in_specs.append(fn_spec)
+            static["kind"] = "py"
+            static["fn"] = fn_name
+            static["args"] = _dumps((task.args, task.kwargs))
         else:
-            static.update(kind="sh", cmd=task.command)
+            static["kind"] = "sh"
+            static["cmd"] = task.command
+        record = TaskRecord(task.id, TaskFuture(task.id, self._cancel), is_python, static, inputs)
+        event = TaskSubmitted(task.id, tuple(in_specs), tuple(out_specs), task.cores, task.memory,
+                              task.disk, task.retries, task.priority)
+        return record, event
+
+    def _claim_outputs(self, task) -> list[list[str]]:
+        """Each file is made by one task: record this one as the maker of its outputs."""
+        for f in task.outputs.values():
+            self._check_file(f)
         with self._lock:
             for f in task.outputs.values():
                 other = self._producers.get(f.name)
@@ -246,16 +278,13 @@ class Manager:
                     raise ValueError(f"output {f.describe()} is already made by task {other}")
             for f in task.outputs.values():
                 self._producers[f.name] = task.id
-        future = TaskFuture(task.id, self._cancel)
         for f in task.outputs.values():
             if f.kind == "local":
                 self.engine.homes[f.name] = f.path
-        record = TaskRecord(task.id, future, isinstance(task, PythonTask), static, inputs)
-        event = TaskSubmitted(task.id, tuple(in_specs), tuple(out_specs), task.cores, task.memory,
-                              task.disk, task.retries, task.priority)
-        return record, event
+        return [[s, f.name] for s, f in task.outputs.items()]
 
-    def _function_file(self, fn) -> str:
+    def _function_file(self, fn) -> tuple[str, FileSpec]:
+        """A function is pickled once and sent as a content-named buffer, once per worker."""
         try:
             known = self._fn_names.get(fn)
         except TypeError:
@@ -265,11 +294,12 @@ class Manager:
         data = cloudpickle.dumps(fn, protocol=5)
         name = f"buf-{hash_bytes(data)}"
         self.engine.served.setdefault(name, data)
+        known = (name, FileSpec(name, len(data), source=True))
         try:
-            self._fn_names[fn] = name
+            self._fn_names[fn] = known
         except TypeError:
             pass
-        return name
+        return known
 
     def _check_fits(self, task) -> None:
         if not self._embedded:

@@ -1,57 +1,83 @@
 """The worker's pool of warm Python interpreters (see interpreter.py for the child).
 
-One interpreter runs one task at a time; the worker's own accounting of
-cores decides how many run at once, so the pool only starts interpreters
-when none is idle. An interpreter that dies (the task called os._exit,
-crashed, or was killed for its timeout) fails its task and is replaced on
-next use.
+Each interpreter runs its requests one after another, so at most one task a
+interpreter uses a core; the pool starts one per core as needed. Requests
+go to the interpreter with the shortest queue. Several requests may wait in
+one interpreter's queue (WorkerState decides how many: only short tasks are
+queued deeply), and requests and replies travel in batches, one write per
+event-loop turn.
+
+When an interpreter dies (the task called os._exit, crashed, or was killed
+for its timeout), the task it was running fails and the ones queued behind
+it are sent to another interpreter.
 """
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
 import struct
 import subprocess
 import sys
-from typing import Any
+from collections import deque
+from typing import Any, Callable
 
 import msgpack
 
 _LEN = struct.Struct("!I")
 
+OnReply = Callable[[int, list], None]        # (task id, reply)
+OnDied = Callable[[int, str, bool], None]    # (task id, message, timed out)
 
-class InterpreterDied(RuntimeError):
-    pass
 
-
-class Interpreter:
-    def __init__(self, proc: subprocess.Popen, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+class Interpreter(asyncio.Protocol):
+    def __init__(self, pool: "InterpreterPool", proc: subprocess.Popen):
+        self.pool = pool
         self.proc = proc
-        self.reader = reader
-        self.writer = writer
+        self.queue: deque[tuple[int, dict]] = deque()   # sent, not answered, in order
+        self.transport: asyncio.Transport | None = None
+        self._inbox = bytearray()
+        self._outbox: list[bytes] = []
+        self._flush_scheduled = False
+        self.timed_out: int | None = None
 
-    @classmethod
-    async def start(cls, env: dict[str, str] | None = None) -> "Interpreter":
-        parent, child = socket.socketpair()
-        try:
-            proc = subprocess.Popen([sys.executable, "-m", "tether.worker.interpreter", str(child.fileno())],
-                                    pass_fds=[child.fileno()], stdin=subprocess.DEVNULL, env=env)
-        finally:
-            child.close()
-        reader, writer = await asyncio.open_unix_connection(sock=parent, limit=1 << 20)
-        return cls(proc, reader, writer)
+    # -- asyncio.Protocol
+    def connection_made(self, transport) -> None:
+        self.transport = transport
 
-    async def call(self, request: dict[str, Any]) -> list[Any]:
+    def data_received(self, data: bytes) -> None:
+        self._inbox += data
+        inbox = self._inbox
+        pos = 0
+        replies = []
+        while len(inbox) - pos >= 4:
+            (size,) = _LEN.unpack_from(inbox, pos)
+            if len(inbox) - pos - 4 < size:
+                break
+            replies.append(msgpack.unpackb(inbox[pos + 4:pos + 4 + size], raw=False))
+            pos += 4 + size
+        del inbox[:pos]
+        for reply in replies:
+            tid, _ = self.queue.popleft()
+            self.pool.answered(self, tid, reply)
+
+    def connection_lost(self, exc) -> None:
+        self.pool.died(self)
+
+    # -- sending
+    def send(self, task_id: int, request: dict) -> None:
+        self.queue.append((task_id, request))
         body = msgpack.packb(request, use_bin_type=True)
-        self.writer.write(_LEN.pack(len(body)) + body)
-        try:
-            head = await self.reader.readexactly(4)
-            return msgpack.unpackb(await self.reader.readexactly(_LEN.unpack(head)[0]), raw=False)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            code = await asyncio.get_running_loop().run_in_executor(None, self.proc.wait)
-            raise InterpreterDied(f"the Python interpreter running the task died (exit code {code})") from None
+        self._outbox.append(_LEN.pack(len(body)) + body)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._outbox and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(b"".join(self._outbox))
+        self._outbox.clear()
 
     def kill(self) -> None:
         try:
@@ -59,60 +85,112 @@ class Interpreter:
         except ProcessLookupError:
             pass
 
-    def close(self) -> None:
-        self.writer.close()
-        try:
-            self.proc.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            self.proc.wait()
-
 
 class InterpreterPool:
-    def __init__(self, env: dict[str, str] | None = None):
+    def __init__(self, size: int, on_reply: OnReply, on_died: OnDied, env: dict[str, str] | None = None):
+        self.size = size
+        self.on_reply = on_reply
+        self.on_died = on_died
         self.env = env
-        self.idle: list[Interpreter] = []
-        self.busy: dict[int, Interpreter] = {}   # task id -> interpreter
+        self.interpreters: list[Interpreter] = []
+        self._starting = 0
+        self._waiting: deque[tuple[int, dict, float | None]] = deque()  # until an interpreter exists
+        self._timers: dict[int, asyncio.TimerHandle] = {}
+        self._closed = False
 
-    async def run(self, task_id: int, request: dict[str, Any], timeout: float | None = None) -> list[Any]:
-        interp = self.idle.pop() if self.idle else await Interpreter.start(self.env)
-        self.busy[task_id] = interp
+    def submit(self, task_id: int, request: dict, timeout: float | None = None) -> None:
+        if self._closed:
+            return
+        target = min(self.interpreters, key=lambda i: len(i.queue), default=None)
+        if target is None or (target.queue and len(self.interpreters) + self._starting < self.size):
+            self._waiting.append((task_id, request, timeout))
+            if len(self.interpreters) + self._starting < self.size:
+                self._starting += 1
+                asyncio.ensure_future(self._start())
+            return
+        self._send(target, task_id, request, timeout)
+
+    def _send(self, interp: Interpreter, task_id: int, request: dict, timeout: float | None) -> None:
+        interp.send(task_id, request)
+        if timeout:
+            self._timers[task_id] = asyncio.get_running_loop().call_later(
+                timeout, self._timeout, interp, task_id, timeout)
+
+    async def _start(self) -> None:
         try:
-            if timeout:
-                try:
-                    reply = await asyncio.wait_for(interp.call(request), timeout)
-                except asyncio.TimeoutError:
-                    interp.kill()
-                    interp.close()
-                    raise
-            else:
-                reply = await interp.call(request)
-        except BaseException:
-            self.busy.pop(task_id, None)
-            if interp.proc.poll() is None:
-                interp.kill()
-            interp.close()
-            raise
-        self.busy.pop(task_id, None)
-        self.idle.append(interp)
-        return reply
-
-    def kill(self, task_id: int) -> None:
-        interp = self.busy.get(task_id)
-        if interp is not None:
+            parent, child = socket.socketpair()
+            try:
+                proc = subprocess.Popen([sys.executable, "-m", "tether.worker.interpreter", str(child.fileno())],
+                                        pass_fds=[child.fileno()], stdin=subprocess.DEVNULL, env=self.env)
+            finally:
+                child.close()
+            loop = asyncio.get_running_loop()
+            _, interp = await loop.create_unix_connection(lambda: Interpreter(self, proc), sock=parent)
+        except OSError as e:
+            self._starting -= 1
+            if not self.interpreters and not self._starting:
+                while self._waiting:
+                    self.on_died(self._waiting.popleft()[0], f"could not start a Python interpreter: {e}", False)
+            return
+        self._starting -= 1
+        if self._closed:
             interp.kill()
+            interp.transport.close()
+            return
+        self.interpreters.append(interp)
+        while self._waiting:
+            task_id, request, timeout = self._waiting.popleft()
+            self.submit(task_id, request, timeout)
+
+    def answered(self, interp: Interpreter, task_id: int, reply: list) -> None:
+        timer = self._timers.pop(task_id, None)
+        if timer is not None:
+            timer.cancel()
+        self.on_reply(task_id, reply)
+
+    def _timeout(self, interp: Interpreter, task_id: int, timeout: float) -> None:
+        self._timers.pop(task_id, None)
+        if interp.queue and interp.queue[0][0] == task_id:
+            interp.timed_out = task_id
+            interp.kill()
+        elif any(tid == task_id for tid, _ in interp.queue):   # still queued: its time has not begun
+            self._timers[task_id] = asyncio.get_running_loop().call_later(
+                timeout, self._timeout, interp, task_id, timeout)
+
+    def died(self, interp: Interpreter) -> None:
+        if interp in self.interpreters:
+            self.interpreters.remove(interp)
+        code = interp.proc.wait()
+        if self._closed:
+            return
+        queued = list(interp.queue)
+        interp.queue.clear()
+        if queued:
+            running_id = queued[0][0]
+            timer = self._timers.pop(running_id, None)
+            if timer is not None:
+                timer.cancel()
+            timed_out = interp.timed_out == running_id
+            message = ("killed after its timeout" if timed_out
+                       else f"the Python interpreter running the task died (exit code {code})")
+            self.on_died(running_id, message, timed_out)
+            for task_id, request in queued[1:]:   # innocent bystanders: run them elsewhere
+                timer = self._timers.pop(task_id, None)
+                if timer is not None:
+                    timer.cancel()
+                self.submit(task_id, request, None)
 
     def close(self) -> None:
-        for interp in self.busy.values():
+        self._closed = True
+        for timer in self._timers.values():
+            timer.cancel()
+        for interp in self.interpreters:
             interp.kill()
-        for interp in self.idle + list(self.busy.values()):
-            interp.close()
-        self.idle.clear()
-        self.busy.clear()
-
-
-def interpreter_env(extra_path: list[str] | None = None) -> dict[str, str]:
-    env = dict(os.environ)
-    if extra_path:
-        env["PYTHONPATH"] = os.pathsep.join(extra_path + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
-    return env
+            if interp.transport is not None:
+                interp.transport.close()
+        for interp in self.interpreters:
+            try:
+                interp.proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                pass
+        self.interpreters.clear()

@@ -22,7 +22,8 @@ from typing import Any
 from ..protocol import AuthError, MessageStream, accept, connect
 from ..transfer import TransferClient, serve_fetches
 from .cache import Cache
-from .interpreters import InterpreterDied, InterpreterPool
+from ..core.model import RunningMean
+from .interpreters import InterpreterPool
 from .runner import ShellProcess
 from .sandbox import Sandboxes, tail
 from .state import Fetch, Reject, Remove, Start, WorkerState, WorkTask
@@ -48,7 +49,9 @@ class Worker:
         self.sandboxes = Sandboxes(work_dir / "sandbox", self.janitor)
         self.state = WorkerState(cores, memory, disk)
         self.client = TransferClient(secret)
-        self.pool = InterpreterPool()
+        self.pool = InterpreterPool(cores, self._python_replied, self._python_died)
+        self.python: dict[int, tuple[WorkTask, str]] = {}   # handed to an interpreter
+        self.python_time = RunningMean()
         self.shells: dict[int, ShellProcess] = {}
         self.jobs: set[asyncio.Task] = set()
         self.stream: MessageStream | None = None
@@ -142,8 +145,10 @@ class Worker:
             if sandbox_name is not None:
                 inputs.append((sandbox_name, cache_name))
             sources[cache_name] = source
+        cores, memory, disk = spec.get("cores", 1), spec.get("memory", 0), spec.get("disk", 0)
+        light = spec["kind"] == "py" and cores == 1 and not memory and not disk and not spec.get("timeout")
         return WorkTask(spec["id"], spec, inputs, [tuple(o) for o in spec["out"]], sources,
-                        spec.get("cores", 1), spec.get("memory", 0), spec.get("disk", 0))
+                        cores, memory, disk, light=light)
 
     # ------------------------------------------------------------ instructions
 
@@ -194,7 +199,9 @@ class Worker:
             except OSError as e:
                 self._ended(t, None, {"reason": "error", "message": f"could not start /bin/sh: {e}"}, sandbox)
         else:
-            self._spawn(self._run_python(t, sandbox))
+            self.python[t.id] = (t, sandbox)
+            self.pool.submit(t.id, {"id": t.id, "fn": self.cache.str_path(spec["fn"]), "args": spec["args"],
+                                    "cwd": sandbox, "env": spec.get("env") or None}, spec.get("timeout"))
 
     def _shell_exited(self, t: WorkTask, sandbox: str, code: int, started: float, finished: float) -> None:
         proc = self.shells.pop(t.id)
@@ -205,19 +212,11 @@ class Worker:
             report.update(reason="exit", message=f"exit code {code}")
         self._finish(t, sandbox, report)
 
-    async def _run_python(self, t: WorkTask, sandbox: str) -> None:
-        spec = t.spec
-        request = {"id": t.id, "fn": self.cache.str_path(spec["fn"]), "args": spec["args"],
-                   "cwd": sandbox, "env": spec.get("env") or None}
-        try:
-            _, ok, payload, text, started, finished = await self.pool.run(t.id, request, spec.get("timeout"))
-        except asyncio.TimeoutError:
-            self._finish(t, sandbox, {"reason": "timeout",
-                                      "message": f"killed after its timeout of {spec['timeout']} s"})
-            return
-        except (InterpreterDied, OSError) as e:
-            self._finish(t, sandbox, {"reason": "error", "message": str(e)})
-            return
+    def _python_replied(self, task_id: int, reply: list) -> None:
+        t, sandbox = self.python.pop(task_id)
+        _, ok, payload, text, started, finished = reply
+        self.python_time.add(finished - started)
+        self.state.python_depth = python_depth(self.python_time.value)
         report: dict[str, Any] = {"started": started, "finished": finished, "exit": 0 if ok else 1}
         if ok:
             report["value"] = payload
@@ -225,6 +224,12 @@ class Worker:
             last = text.strip().splitlines()[-1] if text.strip() else "exception"
             report.update(reason="exit", message=last, error=payload, stderr=text)
         self._finish(t, sandbox, report)
+
+    def _python_died(self, task_id: int, message: str, timed_out: bool) -> None:
+        t, sandbox = self.python.pop(task_id)
+        if timed_out:
+            message = f"killed after its timeout of {t.spec['timeout']} s"
+        self._finish(t, sandbox, {"reason": "timeout" if timed_out else "error", "message": message})
 
     def _finish(self, t: WorkTask, sandbox: str, report: dict[str, Any]) -> None:
         """Move outputs into the cache, start what they made ready, then tell the manager."""
@@ -272,3 +277,10 @@ def _peer_id(source: Any) -> str | None:
     if isinstance(source, (list, tuple)):
         return source[0]
     return None
+
+
+def python_depth(mean_seconds: float) -> int:
+    """Light Python tasks queued per interpreter: deep for very short calls, 1 from 2 ms up."""
+    if mean_seconds <= 0:
+        return 1
+    return max(1, min(32, int(0.002 / mean_seconds)))

@@ -25,6 +25,7 @@ class WorkTask:
     disk: int = 0
     missing: set[str] = field(default_factory=set)
     state: str = "waiting"                     # waiting | ready | running
+    light: bool = False                        # a one-core Python call that may queue in an interpreter
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,10 +59,18 @@ Instruction = Fetch | Start | Reject | Remove
 
 
 class WorkerState:
+    """python_depth: how many light Python tasks may be handed to each
+    interpreter at once (1: one at a time). The worker raises it while
+    Python tasks are short, so that interpreters never wait for the next
+    request; each interpreter still runs one task at a time, so the cores in
+    use stay within the worker's cores."""
+
     def __init__(self, cores: int, memory: int = 0, disk: int = 0):
         self.cores = cores
         self.memory = memory
         self.disk = disk
+        self.python_depth = 1
+        self.queued_light = 0       # light tasks handed over beyond the cores
         self.used_cores = 0
         self.used_memory = 0
         self.used_disk = 0
@@ -125,9 +134,12 @@ class WorkerState:
         """A running task ended; outputs (cache name -> size) are in the cache if it succeeded."""
         t = self.tasks.pop(task_id, None)
         if t is not None and t.state == "running":
-            self.used_cores -= t.cores
-            self.used_memory -= t.memory
-            self.used_disk -= t.disk
+            if t.light and self.queued_light:
+                self.queued_light -= 1   # a queued light task takes over the core
+            else:
+                self.used_cores -= t.cores
+                self.used_memory -= t.memory
+                self.used_disk -= t.disk
         out: list[Instruction] = []
         for name, size in (outputs or {}).items():
             out.extend(self.file_present(name, size, made_here=True))
@@ -170,23 +182,29 @@ class WorkerState:
                 and (not t.memory or self.used_memory + t.memory <= self.memory)
                 and (not t.disk or self.used_disk + t.disk <= self.disk))
 
+    def _can_queue(self, t: WorkTask) -> bool:
+        return t.light and self.queued_light < self.cores * (self.python_depth - 1)
+
     def _start_ready(self) -> list[Instruction]:
         out: list[Instruction] = []
-        if not self.ready or self.used_cores >= self.cores:
+        if not self.ready or (self.used_cores >= self.cores and self.python_depth == 1):
             return out
         kept: deque[WorkTask] = deque()
         while self.ready:
             t = self.ready.popleft()
             if self._fits(t):
-                t.state = "running"
                 self.used_cores += t.cores
                 self.used_memory += t.memory
                 self.used_disk += t.disk
-                out.append(Start(t))
-                if self.used_cores >= self.cores:
-                    break
+            elif self._can_queue(t):
+                self.queued_light += 1
             else:
                 kept.append(t)
+                if self.used_cores >= self.cores and self.queued_light >= self.cores * (self.python_depth - 1):
+                    break
+                continue
+            t.state = "running"
+            out.append(Start(t))
         kept.extend(self.ready)
         self.ready = kept
         return out
