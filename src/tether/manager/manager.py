@@ -17,6 +17,7 @@ import shutil
 import socket
 import tempfile
 import threading
+import time
 import weakref
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from .loop import LoopThread
 log = logging.getLogger("tether.manager")
 
 _manager_ids = itertools.count(1)
+YIELD_EVERY = 32  # submits in a row before the submitting thread yields the GIL
 
 
 class TaskFuture(concurrent.futures.Future):
@@ -209,9 +211,11 @@ class Manager:
         record, event = self._prepare(task)
         with self._lock:
             self._submitted.append((record, event))
-            first = len(self._submitted) == 1
-        if first:  # one hand-over, and one scheduling pass, for everything submitted meanwhile
+            waiting = len(self._submitted)
+        if waiting == 1:  # one hand-over, and one scheduling pass, for everything submitted meanwhile
             self._loop.call(self._hand_over)
+        elif waiting % YIELD_EVERY == 0:
+            time.sleep(0)  # let the manager's thread take the GIL: a burst of submits must not starve it
         return record.future
 
     def _hand_over(self) -> None:
