@@ -3,10 +3,11 @@
 Temp files stay on the workers that made them, move worker to worker only
 when they must, and sequences of dependent tasks are committed to one worker.
 """
+from .executor import Executor, ExecutorFuture
 from .files import File
 from .manager.manager import Manager, TaskFuture
 from .task import DependencyFailed, PythonTask, RemoteError, Task, TaskFailed, TaskResult
 
-__all__ = ["Manager", "Task", "PythonTask", "TaskFailed", "DependencyFailed", "RemoteError", "TaskResult",
+__all__ = ["Executor", "ExecutorFuture", "Manager", "Task", "PythonTask", "TaskFailed", "DependencyFailed", "RemoteError", "TaskResult",
            "TaskFuture", "File"]
 __version__ = "0.1.0"

@@ -11,15 +11,15 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from .protocol import connect, frame, read_frame
 
 HEADER_LIMIT = 64 * 1024
 CHUNK = 1 << 20
 
-# lookup(name) -> a Path to send, bytes to send, or None when absent
-Lookup = Callable[[str], "Path | bytes | None"]
+# lookup(name) -> a Path to send, bytes to send, None when absent, or a coroutine giving one of those
+Lookup = Callable[[str], Any]
 
 
 class FileMissing(FileNotFoundError):
@@ -40,6 +40,8 @@ async def serve_fetches(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
                 return
             name = req[1]
             found = lookup(name)
+            if asyncio.iscoroutine(found):  # made ready on request (a result held in memory)
+                found = await found
             if isinstance(found, (bytes, bytearray, memoryview)):
                 writer.write(frame(["ok", len(found)]))
                 writer.write(found)

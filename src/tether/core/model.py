@@ -22,8 +22,8 @@ TERMINAL = (State.DONE, State.FAILED, State.CANCELLED)
 
 class TaskNode:
     __slots__ = ("id", "inputs", "outputs", "cores", "memory", "disk", "priority", "retries_left",
-                 "state", "missing", "worker", "active", "group", "attempts", "input_failures",
-                 "started", "finished", "home_pending", "completed")
+                 "state", "missing", "worker", "active", "active_since", "group", "attempts",
+                 "input_failures", "started", "finished", "home_pending", "completed")
 
     def __init__(self, id: int, inputs: tuple["FileNode", ...], outputs: tuple["FileNode", ...],
                  cores: int, memory: int, disk: int, priority: float, retries: int):
@@ -39,6 +39,7 @@ class TaskNode:
         self.missing = 0
         self.worker: WorkerNode | None = None
         self.active = False          # counted in its worker's used resources
+        self.active_since = 0.0      # time of the last Tick before it became active
         self.group: Group | None = None
         self.attempts = 0
         self.input_failures = 0

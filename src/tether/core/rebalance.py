@@ -11,7 +11,8 @@ expected to finish sooner on the idle worker.
 Estimates, per group on worker W and idle worker V, for the n members not
 yet started:
   stay  = n * d_W                 d_W: this group's member time on W, or longer
-                                  if the running member has already taken longer
+                                  if the member running now (counted from when it
+                                  became ready there) has already taken longer
   move  = bytes / bandwidth + n * d_W * speed(V) / speed(W)
 A move is made when move < stay * (1 - margin) and stay - move > min_gain.
 All times come from events (task start and end times, Tick.now): no clock
@@ -69,12 +70,13 @@ class Rebalancer:
         if not all(v.fits(m) for m in suffix):
             return None
         done = [m for m in g.members if m.state == State.DONE]   # they ran on w, where g is committed
-        if done:
-            d = sum(m.finished - m.started for m in done) / len(done)
-            last_end = max(m.finished for m in done)
-            d = max(d, now - last_end)   # the member running now is already this slow
-        else:
-            d = w.durations.value
+        d = sum(m.finished - m.started for m in done) / len(done) if done else w.durations.value
+        current = next((m for m in g.members if m.state not in TERMINAL), None)
+        if current is not None and current.active and current.active_since:
+            since = current.active_since
+            if done:
+                since = max(since, max(m.finished for m in done))
+            d = max(d, now - since)   # the member running now has already taken this long
         if d <= 0:
             return None
         mean = s.mean_duration.value or d

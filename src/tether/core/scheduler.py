@@ -60,6 +60,7 @@ class Scheduler:
         self._delete: dict[WorkerNode, list[str]] = defaultdict(list)
         self._retract: dict[WorkerNode, list[int]] = defaultdict(list)
         self.moves: dict[int, WorkerNode] = {}        # task being taken back -> where it goes
+        self.now = 0.0                                # time of the last Tick
         if rebalance is True:
             rebalance = Rebalancer() if group_tasks else None
         self.rebalancer: Callable[[Scheduler, float], None] | None = rebalance or None
@@ -328,6 +329,7 @@ class Scheduler:
                 self._make_ready(m)
 
     def _on_tick(self, e: Tick) -> None:
+        self.now = e.now
         if self.rebalancer is not None:
             self.rebalancer(self, e.now)
 
@@ -452,6 +454,7 @@ class Scheduler:
         if t.active or t.worker is None:
             return
         t.active = True
+        t.active_since = self.now
         w = t.worker
         w.used_cores += t.cores
         w.used_memory += t.memory

@@ -30,12 +30,19 @@ TICK_SECONDS = 0.25
 
 
 class TaskRecord:
-    """What the shell keeps of a submitted task (the core keeps the graph)."""
+    """What the shell keeps of a submitted task (the core keeps the graph).
 
-    __slots__ = ("id", "future", "is_python", "static", "inputs", "worker", "report", "__weakref__")
+    Once the task's Future is settled the record lets go of it, so that a
+    Future the user drops can be collected (an Executor's results live as
+    long as their Futures). deliver, when set, settles the Future instead of
+    the engine (the Executor does it from a thread of its own).
+    """
 
-    def __init__(self, id: int, future: Future, is_python: bool, static: dict[str, Any],
-                 inputs: list[tuple[str | None, str]]):
+    __slots__ = ("id", "future", "is_python", "static", "inputs", "worker", "report", "deliver",
+                 "__weakref__")
+
+    def __init__(self, id: int, future: Future | None, is_python: bool, static: dict[str, Any],
+                 inputs: list[tuple[str | None, str]], deliver: Callable | None = None):
         self.id = id
         self.future = future
         self.is_python = is_python
@@ -43,6 +50,7 @@ class TaskRecord:
         self.inputs = inputs            # (sandbox name or None, cache name)
         self.worker: str | None = None
         self.report: dict[str, Any] | None = None
+        self.deliver = deliver
 
 
 @dataclass
@@ -101,10 +109,11 @@ class Engine:
             self._server.close()
         self.client.close()
         for rec in self.records.values():
-            if not rec.future.done():
+            if rec.future is not None and not rec.future.done():
                 exc = results.TaskFailed(f"task {rec.id} did not finish: the manager was closed",
                                          task_id=rec.id)
                 _fail_future(rec.future, exc)
+                rec.future = None
         for waiting in self.waiters.values():
             for w in waiting:
                 if not w.done():
@@ -113,13 +122,14 @@ class Engine:
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(TICK_SECONDS)
-            self.handle(Tick(time.time()))
+            self.handle()
 
     # ------------------------------------------------------------ core
 
     def handle(self, *events) -> None:
+        """Feed events to the core, each batch behind a Tick so that the core's clock is current."""
         try:
-            commands = self.core.handle(*events)
+            commands = self.core.handle(Tick(time.time()), *events)
         except Exception:
             log.exception("the scheduler core failed on %r", events)
             raise
@@ -160,8 +170,9 @@ class Engine:
             spec = dict(rec.static)
             spec["in"] = [[sandbox, name, self._source(sources.get(name))] for sandbox, name in rec.inputs]
             specs.append(spec)
-            if not rec.future.running() and not rec.future.done():
-                rec.future.set_running_or_notify_cancel()
+            future = rec.future
+            if future is not None and not future.running() and not future.done():
+                future.set_running_or_notify_cancel()
         link.stream.send(["assign", specs])
 
     def _source(self, source: str | None) -> Any:
@@ -172,27 +183,40 @@ class Engine:
 
     def _complete(self, c: Complete) -> None:
         rec = self.records.get(c.task)
-        if rec is None or rec.future.done():
+        if rec is None or rec.future is None:
+            return
+        if rec.deliver is not None:
+            rec.deliver(rec, c)
+            rec.future = None
+            return
+        if rec.future.done():
+            rec.future = None
             return
         report = rec.report or {}
         info = results.task_result(rec.id, report, rec.worker or "", c.hop_latency, c.attempts)
         rec.future.info = info
+        future, rec.future = rec.future, None
         if rec.is_python:
             try:
                 value = results.python_value(report)
             except Exception as e:  # the value could not be unpickled here
-                rec.future.set_exception(e)
+                future.set_exception(e)
                 return
-            rec.future.set_result(value)
+            future.set_result(value)
         else:
-            rec.future.set_result(info)
+            future.set_result(info)
 
     def _fail(self, c: Fail) -> None:
         rec = self.records.get(c.task)
-        if rec is None or rec.future.done():
+        if rec is None or rec.future is None:
             return
-        _fail_future(rec.future, results.failure(rec.id, rec.is_python, c.reason, c.message, rec.report,
-                                                 rec.worker, c.cause))
+        if rec.deliver is not None:
+            rec.deliver(rec, c)
+            rec.future = None
+            return
+        future, rec.future = rec.future, None
+        _fail_future(future, results.failure(rec.id, rec.is_python, c.reason, c.message, rec.report,
+                                             rec.worker, c.cause))
 
     # ------------------------------------------------------------ connections
 
@@ -228,7 +252,9 @@ class Engine:
                                                    tuple((n, s) for n, s in msg[1].get("cached", ()))))
                     else:
                         ev = self._worker_message(link, msg)
-                        if ev is not None:
+                        if type(ev) is list:
+                            events.extend(ev)
+                        elif ev is not None:
                             events.append(ev)
                 if events and not self.closing:
                     self.handle(*events)
@@ -269,6 +295,9 @@ class Engine:
             if "cache" in report:
                 link.cache_peak = max(link.cache_peak, report["cache"][1])
                 self.cache_peaks[link.id] = link.cache_peak
+            value = report.get("value")
+            if value is not None:
+                self.bytes_worker_to_manager += len(value)
             if kind == "done":
                 return TaskSucceeded(link.id, tid, tuple((n, s) for n, s in report["outs"]),
                                      report["started"], report["finished"])
@@ -281,6 +310,8 @@ class Engine:
             return FilesCached(link.id, tuple((n, s) for n, s, _ in msg[1]))
         if kind == "retracted":
             return Retracted(link.id, tuple(msg[1]), tuple(msg[2]))
+        if kind == "lost":   # results that died with an interpreter
+            return [FileLostOn(link.id, name) for name in msg[1]]
         raise ProtocolError(f"unknown message {kind!r} from worker {link.id}")
 
     # ------------------------------------------------------------ files home

@@ -209,6 +209,12 @@ class Manager:
         if not isinstance(task, (Task, PythonTask)):
             raise TypeError(f"submit takes a Task or PythonTask, got {type(task).__name__}")
         record, event = self._prepare(task)
+        self._enqueue(record, event)
+        return record.future
+
+    def _enqueue(self, record: TaskRecord, event: TaskSubmitted) -> None:
+        """Hand a prepared task to the loop thread, batched with others submitted meanwhile."""
+        self._check_open()
         with self._lock:
             self._submitted.append((record, event))
             waiting = len(self._submitted)
@@ -216,7 +222,6 @@ class Manager:
             self._loop.call(self._hand_over)
         elif waiting % YIELD_EVERY == 0:
             time.sleep(0)  # let the manager's thread take the GIL: a burst of submits must not starve it
-        return record.future
 
     def _hand_over(self) -> None:
         with self._lock:

@@ -2,16 +2,24 @@
 
 The worker keeps one per core and talks to each over a socket pair with
 length-prefixed msgpack frames. Requests may arrive several at a time; they
-run one after another, in order. Functions arrive as cache files (content
-named, so each is unpickled once per interpreter); arguments arrive inline.
-A request runs with the task's sandbox as working directory.
+run one after another, in order, and each but "drop" gets one reply.
 
-    request  {"id", "fn": cache path, "args": pickled (args, kwargs), "cwd", "env"}
-    reply    [id, ok, payload, traceback text, started, finished]
+    run     {"id", "fn": cache path, "args": pickled (args, kwargs), "cwd", "env",
+             "refs": {result name: spill path or None}, "result": name or None,
+             "inline": bool, "spill": bytes}
+            -> [id, ok, payload, traceback text, started, finished, size, spilled]
+    export  {"op": "export", "name", "path"} -> ["export", name, size]   (spill a held result)
+    drop    {"op": "drop", "names"}                                       (forget held results)
 
-payload is the pickled return value, or the pickled exception when ok is
-false (or None when the exception cannot be pickled: the traceback text
-then says what happened).
+Functions arrive as cache files (content named, so each is unpickled once
+per interpreter); arguments arrive inline, with ResultRefs where a result
+that stays on the workers is meant. A ref is replaced by the value held in
+this interpreter's memory, or read from its spill file (refs maps it to a
+path). A call that names a result keeps its value here, or spills it to the
+cache when it is larger than "spill" bytes, and replies only its size;
+otherwise ("inline", as for Manager tasks and Executor.map) the value
+itself is the payload. payload is the pickled exception when ok is false
+(None when it cannot be pickled: the traceback text says what happened).
 
 Replies are written together when more requests are already waiting, so a
 stream of short tasks costs one write per batch, not per task; a reply is
@@ -32,6 +40,9 @@ import traceback
 
 import cloudpickle
 import msgpack
+
+from .. import spill
+from ..refs import ResultRef, replace
 
 _LEN = struct.Struct("!I")
 HOLD = 0.001
@@ -106,49 +117,88 @@ class Channel:
             self.flush()
 
 
-def run(req, functions: dict, home: str, base_env: dict) -> list:
-    tid = req["id"]
-    started = time.time()
-    try:
-        fn = functions.get(req["fn"])
-        if fn is None:
-            with open(req["fn"], "rb") as f:
-                fn = functions[req["fn"]] = cloudpickle.load(f)
-        args, kwargs = pickle.loads(req["args"])
-        if req.get("env"):
-            os.environ.update(req["env"])
-        os.chdir(req["cwd"])
+class Interpreter:
+    def __init__(self) -> None:
+        self.functions: dict[str, object] = {}
+        self.held: dict[str, tuple[object, spill.Parts]] = {}   # results kept in memory
+        self.home = os.getcwd()
+        self.base_env = dict(os.environ)
+
+    def handle(self, req: dict) -> list | None:
+        op = req.get("op", "run")
+        if op == "run":
+            return self.run(req)
+        if op == "export":
+            value, parts = self.held[req["name"]]
+            return ["export", req["name"], spill.write(req["path"], parts)]
+        if op == "drop":
+            for name in req["names"]:
+                self.held.pop(name, None)
+            return None
+        raise ValueError(f"unknown request {op!r}")
+
+    def _value_of(self, ref: ResultRef, paths: dict):
+        held = self.held.get(ref.name)
+        if held is not None:
+            return held[0]
+        return spill.read(paths[ref.name])
+
+    def run(self, req: dict) -> list:
+        tid = req["id"]
         started = time.time()
-        value = fn(*args, **kwargs)
-        finished = time.time()
-        return [tid, True, dumps(value), "", started, finished]
-    except BaseException as e:  # the task's failure, reported, never the interpreter's
-        finished = time.time()
-        text = traceback.format_exc()
         try:
-            payload = dumps(e)
-            pickle.loads(payload)
-        except Exception:
-            payload = None
-        if isinstance(e, KeyboardInterrupt):
-            raise
-        return [tid, False, payload, text, started, finished]
-    finally:
-        os.chdir(home)
-        if req.get("env"):
-            os.environ.clear()
-            os.environ.update(base_env)
+            fn = self.functions.get(req["fn"])
+            if fn is None:
+                with open(req["fn"], "rb") as f:
+                    fn = self.functions[req["fn"]] = cloudpickle.load(f)
+            args, kwargs = pickle.loads(req["args"])
+            refs = req.get("refs")
+            if refs:
+                swap = lambda v: self._value_of(v, refs) if type(v) is ResultRef else None  # noqa: E731
+                args, kwargs = replace(args, swap), replace(kwargs, swap)
+            if req.get("env"):
+                os.environ.update(req["env"])
+            os.chdir(req["cwd"])
+            started = time.time()
+            value = fn(*args, **kwargs)
+            finished = time.time()
+            name = req.get("result")
+            if name is None:
+                return [tid, True, dumps(value), "", started, finished, 0, False]
+            parts = spill.dump(value)
+            if parts.size > req.get("spill", 1 << 62):
+                spill.write(req["path"], parts)
+                return [tid, True, None, "", started, finished, parts.size, True]
+            self.held[name] = (value, parts)
+            payload = spill.to_bytes(parts) if req.get("inline") else None
+            return [tid, True, payload, "", started, finished, parts.size, False]
+        except BaseException as e:  # the task's failure, reported, never the interpreter's
+            finished = time.time()
+            text = traceback.format_exc()
+            try:
+                payload = dumps(e)
+                pickle.loads(payload)
+            except Exception:
+                payload = None
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            return [tid, False, payload, text, started, finished, 0, False]
+        finally:
+            os.chdir(self.home)
+            if req.get("env"):
+                os.environ.clear()
+                os.environ.update(self.base_env)
 
 
 def serve(sock: socket.socket) -> None:
-    functions: dict[str, object] = {}
-    home = os.getcwd()
-    base_env = dict(os.environ)
+    interpreter = Interpreter()
     channel = Channel(sock)
     try:
         while True:
-            channel.reply(run(channel.receive(), functions, home, base_env))
-            channel.maybe_flush()
+            reply = interpreter.handle(channel.receive())
+            if reply is not None:
+                channel.reply(reply)
+                channel.maybe_flush()
     except EOFError:
         return
 

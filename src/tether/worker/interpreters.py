@@ -7,9 +7,13 @@ one interpreter's queue (WorkerState decides how many: only short tasks are
 queued deeply), and requests and replies travel in batches, one write per
 event-loop turn.
 
+Results an Executor keeps on the worker live in the memory of the
+interpreter that made them (held); a task that needs one goes preferably
+to that interpreter, and elsewhere it is first exported to a spill file.
+
 When an interpreter dies (the task called os._exit, crashed, or was killed
-for its timeout), the task it was running fails and the ones queued behind
-it are sent to another interpreter.
+for its timeout), the task it was running fails, the ones queued behind it
+are sent to another interpreter, and the results it held are reported lost.
 """
 from __future__ import annotations
 
@@ -28,13 +32,15 @@ _LEN = struct.Struct("!I")
 
 OnReply = Callable[[int, list], None]        # (task id, reply)
 OnDied = Callable[[int, str, bool], None]    # (task id, message, timed out)
+OnLost = Callable[[list[str]], None]         # results held by an interpreter that died
 
 
 class Interpreter(asyncio.Protocol):
     def __init__(self, pool: "InterpreterPool", proc: subprocess.Popen):
         self.pool = pool
         self.proc = proc
-        self.queue: deque[tuple[int, dict]] = deque()   # sent, not answered, in order
+        self.queue: deque[tuple[Any, dict]] = deque()   # sent, not answered, in order
+        self.held: set[str] = set()                      # results kept in its memory
         self.transport: asyncio.Transport | None = None
         self._inbox = bytearray()
         self._outbox: list[bytes] = []
@@ -58,16 +64,24 @@ class Interpreter(asyncio.Protocol):
             pos += 4 + size
         del inbox[:pos]
         for reply in replies:
-            tid, _ = self.queue.popleft()
-            self.pool.answered(self, tid, reply)
+            key, request = self.queue.popleft()
+            if type(key) is tuple:   # ("export", name)
+                self.pool.exported(key[1], reply[2])
+                continue
+            name = request.get("result")
+            if name is not None and reply[1] and not reply[7]:
+                self.held.add(name)
+            self.pool.answered(self, key, reply)
 
     def connection_lost(self, exc) -> None:
         self.pool.died(self)
 
     # -- sending
-    def send(self, task_id: int, request: dict) -> None:
-        self.queue.append((task_id, request))
-        body = msgpack.packb(request, use_bin_type=True)
+    def send(self, key: Any, request: dict | None, body: dict | None = None) -> None:
+        """Queue a request; key None means no reply is expected (a drop)."""
+        if key is not None:
+            self.queue.append((key, request))
+        body = msgpack.packb(request if body is None else body, use_bin_type=True)
         self._outbox.append(_LEN.pack(len(body)) + body)
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -87,21 +101,60 @@ class Interpreter(asyncio.Protocol):
 
 
 class InterpreterPool:
-    def __init__(self, size: int, on_reply: OnReply, on_died: OnDied, env: dict[str, str] | None = None):
+    def __init__(self, size: int, on_reply: OnReply, on_died: OnDied, on_lost: OnLost | None = None,
+                 env: dict[str, str] | None = None):
         self.size = size
         self.on_reply = on_reply
         self.on_died = on_died
+        self.on_lost = on_lost
         self.env = env
+        self._exports: dict[str, asyncio.Future] = {}
         self.interpreters: list[Interpreter] = []
         self._starting = 0
         self._waiting: deque[tuple[int, dict, float | None]] = deque()  # until an interpreter exists
         self._timers: dict[int, asyncio.TimerHandle] = {}
         self._closed = False
 
-    def submit(self, task_id: int, request: dict, timeout: float | None = None) -> None:
+    def holder(self, name: str) -> Interpreter | None:
+        for interp in self.interpreters:
+            if name in interp.held:
+                return interp
+        return None
+
+    def export(self, name: str, path: str) -> asyncio.Future:
+        """Have the holder of a result write it to path; the future gives its size."""
+        pending = self._exports.get(name)
+        if pending is not None:
+            return pending
+        fut = asyncio.get_running_loop().create_future()
+        interp = self.holder(name)
+        if interp is None:
+            fut.set_exception(KeyError(name))
+            return fut
+        self._exports[name] = fut
+        interp.send(("export", name), {"op": "export", "name": name, "path": path})
+        return fut
+
+    def exported(self, name: str, size: int) -> None:
+        fut = self._exports.pop(name, None)
+        if fut is not None and not fut.done():
+            fut.set_result(size)
+
+    def drop(self, name: str) -> None:
+        interp = self.holder(name)
+        if interp is not None:
+            interp.held.discard(name)
+            interp.send(None, None, {"op": "drop", "names": [name]})
+
+    def submit(self, task_id: int, request: dict, timeout: float | None = None,
+               prefer: Interpreter | None = None) -> None:
         if self._closed:
             return
         target = min(self.interpreters, key=lambda i: len(i.queue), default=None)
+        if prefer is not None and prefer in self.interpreters and (
+                target is None or len(prefer.queue) <= len(target.queue) + 1):
+            self._send(prefer, task_id, request, timeout)
+            return
         if target is None or (target.queue and len(self.interpreters) + self._starting < self.size):
             self._waiting.append((task_id, request, timeout))
             if len(self.interpreters) + self._starting < self.size:
@@ -163,7 +216,14 @@ class InterpreterPool:
         code = interp.proc.wait()
         if self._closed:
             return
-        queued = list(interp.queue)
+        if interp.held and self.on_lost is not None:
+            self.on_lost(sorted(interp.held))
+        queued = [(k, r) for k, r in interp.queue if type(k) is not tuple]
+        for k, _ in interp.queue:
+            if type(k) is tuple:
+                fut = self._exports.pop(k[1], None)
+                if fut is not None and not fut.done():
+                    fut.set_exception(KeyError(k[1]))
         interp.queue.clear()
         if queued:
             running_id = queued[0][0]

@@ -49,7 +49,7 @@ class Worker:
         self.sandboxes = Sandboxes(work_dir / "sandbox", self.janitor)
         self.state = WorkerState(cores, memory, disk)
         self.client = TransferClient(secret)
-        self.pool = InterpreterPool(cores, self._python_replied, self._python_died)
+        self.pool = InterpreterPool(cores, self._python_replied, self._python_died, self._results_lost)
         self.python: dict[int, tuple[WorkTask, str]] = {}   # handed to an interpreter
         self.python_time = RunningMean()
         self.shells: dict[int, ShellProcess] = {}
@@ -162,6 +162,7 @@ class Worker:
                 self.stream.send(["failed", i.task, {"reason": i.reason, "message": i.message, "file": i.file,
                                                      "source": _peer_id(i.source)}])
             elif isinstance(i, Remove):
+                self.pool.drop(i.name)
                 self.cache.remove(i.name)
 
     def _spawn(self, coro) -> None:
@@ -200,8 +201,43 @@ class Worker:
                 self._ended(t, None, {"reason": "error", "message": f"could not start /bin/sh: {e}"}, sandbox)
         else:
             self.python[t.id] = (t, sandbox)
-            self.pool.submit(t.id, {"id": t.id, "fn": self.cache.str_path(spec["fn"]), "args": spec["args"],
-                                    "cwd": sandbox, "env": spec.get("env") or None}, spec.get("timeout"))
+            request = {"id": t.id, "fn": self.cache.str_path(spec["fn"]), "args": spec["args"],
+                       "cwd": sandbox, "env": spec.get("env") or None}
+            if "result" in spec:
+                request.update(result=spec["result"], path=self.cache.str_path(spec["result"]),
+                               spill=spec.get("spill", 1 << 62), inline=spec.get("inline", False))
+            refs = spec.get("refs")
+            if not refs:
+                self.pool.submit(t.id, request, spec.get("timeout"))
+            else:
+                self._submit_with_refs(t, request, refs)
+
+    def _submit_with_refs(self, t: WorkTask, request: dict, refs: list[str]) -> None:
+        """Run where the biggest result it reads is held; others come from spill files."""
+        holders = {name: self.pool.holder(name) for name in refs}
+        held = [n for n in refs if holders[n] is not None]
+        prefer = holders[max(held, key=lambda n: self.state.present.get(n, 0))] if held else None
+        paths = {n: (None if holders[n] is prefer and prefer is not None else self.cache.str_path(n))
+                 for n in refs}
+        request["refs"] = paths
+        exports = [self.pool.export(n, self.cache.str_path(n)) for n in refs
+                   if holders[n] is not None and holders[n] is not prefer and n not in self.cache.sizes]
+        if not exports:
+            self.pool.submit(t.id, request, t.spec.get("timeout"), prefer)
+            return
+
+        async def after_exports() -> None:
+            try:
+                for n, size in zip([n for n in refs if holders[n] is not None and holders[n] is not prefer
+                                    and n not in self.cache.sizes], await asyncio.gather(*exports)):
+                    self.cache.adopt(n)
+            except (KeyError, OSError) as e:
+                self._finish(t, self.python.pop(t.id)[1], {"reason": "error",
+                                                           "message": f"a result it reads was lost: {e}"})
+                return
+            self.pool.submit(t.id, request, t.spec.get("timeout"), prefer)
+
+        self._spawn(after_exports())
 
     def _shell_exited(self, t: WorkTask, sandbox: str, code: int, started: float, finished: float) -> None:
         proc = self.shells.pop(t.id)
@@ -214,12 +250,18 @@ class Worker:
 
     def _python_replied(self, task_id: int, reply: list) -> None:
         t, sandbox = self.python.pop(task_id)
-        _, ok, payload, text, started, finished = reply
+        _, ok, payload, text, started, finished, size, spilled = reply
         self.python_time.add(finished - started)
         self.state.python_depth = python_depth(self.python_time.value)
         report: dict[str, Any] = {"started": started, "finished": finished, "exit": 0 if ok else 1}
         if ok:
-            report["value"] = payload
+            if payload is not None:
+                report["value"] = payload
+            name = t.spec.get("result")
+            if name is not None:
+                report["result"] = [name, size]
+                if spilled:
+                    self.cache.adopt(name)
         else:
             last = text.strip().splitlines()[-1] if text.strip() else "exception"
             report.update(reason="exit", message=last, error=payload, stderr=text)
@@ -235,10 +277,14 @@ class Worker:
         """Move outputs into the cache, start what they made ready, then tell the manager."""
         made: dict[str, int] = {}
         if "reason" not in report:
-            made, missing = self.sandboxes.collect(sandbox, t.outputs, self.cache)
-            if missing:
-                report.update(reason="output", exit=report.get("exit", 0),
-                              message=f"the task did not make its declared output(s): {', '.join(missing)}")
+            if t.outputs:
+                made, missing = self.sandboxes.collect(sandbox, t.outputs, self.cache)
+                if missing:
+                    report.update(reason="output", exit=report.get("exit", 0),
+                                  message=f"the task did not make its declared output(s): {', '.join(missing)}")
+            result = report.pop("result", None)
+            if result is not None and "reason" not in report:
+                made[result[0]] = result[1]
         self._ended(t, made, report, sandbox)
 
     def _ended(self, t: WorkTask, made: dict[str, int] | None, report: dict[str, Any],
@@ -269,8 +315,29 @@ class Worker:
             return
         await serve_fetches(reader, writer, self._lookup)
 
-    def _lookup(self, name: str) -> Path | None:
-        return self.cache.path(name) if name in self.cache.sizes else None
+    def _lookup(self, name: str):
+        """A cached file's path; a result held by an interpreter is spilled first."""
+        if name in self.cache.sizes:
+            return self.cache.path(name)
+        if self.pool.holder(name) is None:
+            return None
+        path = self.cache.str_path(name)
+
+        async def spilled():
+            try:
+                await self.pool.export(name, path)
+            except KeyError:
+                return None
+            self.cache.adopt(name)
+            return self.cache.path(name)
+
+        return spilled()
+
+    def _results_lost(self, names: list[str]) -> None:
+        """An interpreter died with results in its memory: the manager makes them again."""
+        for name in names:
+            self.state.present.pop(name, None)
+        self.stream.send(["lost", names])
 
 
 def _peer_id(source: Any) -> str | None:

@@ -1,0 +1,248 @@
+"""A concurrent.futures Executor whose results stay on the workers.
+
+    with Executor(workers=2) as ex:
+        a = ex.submit(load, "x")
+        b = ex.submit(clean, a)          # a future as an argument: resolved on the workers
+        print(b.result())                # only now does b's value travel here
+
+Each call's result is, to the scheduler core, a temp file made by that call
+(named res-<run>-<task>): so a future passed to another call is a
+dependency resolved on the workers, a chain of futures is a group run on
+one worker, results move worker to worker only when they must, and a result
+lost with a worker is made again from its lineage. The result stays while
+its Future is alive here or a pending call needs it (the Future keeps it,
+as a kept temp; when the Future is garbage-collected the result is
+released), in the memory of the interpreter that made it when small, in
+the worker's cache when large.
+
+Futures are settled from a thread of the Executor's own, so done callbacks
+may call result() (which fetches the value) without blocking the manager.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import queue
+import threading
+import time
+import weakref
+from typing import Any, Callable, Iterable, Iterator
+
+from . import spill
+from .core import Complete, Fail, FileReleased, FileSpec, TaskCancelled, TaskSubmitted
+from .manager.engine import TaskRecord
+from .manager.manager import Manager, _dumps
+from .manager import results
+from .refs import ResultRef, replace
+from .task import DependencyFailed, _Spec
+
+_REMOTE = object()   # the value is on a worker: fetched by result()
+
+DEFAULT_SPILL = 1 << 20   # results larger than this (pickled) go to the worker's cache, not memory
+
+
+class ExecutorFuture(concurrent.futures.Future):
+    """A Future whose value stays on a worker until result() asks for it."""
+
+    def __init__(self, executor: "Executor", task_id: int, result_name: str | None):
+        super().__init__()
+        self._executor = executor
+        self.task_id = task_id
+        self.result_name = result_name
+
+    def result(self, timeout: float | None = None) -> Any:
+        started = time.monotonic()
+        value = super().result(timeout)
+        if value is _REMOTE:
+            left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
+            value = self._executor._fetch(self, left)
+            with self._condition:
+                self._result = value
+        return value
+
+    def cancel(self) -> bool:
+        cancelled = super().cancel()
+        if cancelled:
+            self._executor._cancelled(self.task_id)
+        return cancelled
+
+
+class Executor(concurrent.futures.Executor):
+    """Takes the options of Manager (workers, group_tasks, ...), plus spill_threshold in bytes."""
+
+    def __init__(self, workers: int | None = None, *, spill_threshold: int = DEFAULT_SPILL,
+                 **manager_options: Any):
+        self.manager = Manager(workers, **manager_options)
+        self.spill_threshold = spill_threshold
+        self._run = self.manager.run
+        self._pending: set[ExecutorFuture] = set()
+        self._pending_lock = threading.Lock()
+        self._errors: dict[int, BaseException] = {}
+        self._settle: queue.SimpleQueue = queue.SimpleQueue()
+        self._shutdown = False
+        self._settler = threading.Thread(target=self._settle_loop, name="tether-executor", daemon=True)
+        self._settler.start()
+
+    # ------------------------------------------------------------ submitting
+
+    def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> ExecutorFuture:
+        return self._submit(fn, args, kwargs, keep=True)
+
+    def map(self, fn: Callable, *iterables: Iterable, timeout: float | None = None,
+            chunksize: int = 1) -> Iterator:
+        """Like concurrent.futures: every call is submitted now; values come back in order.
+
+        The values are wanted here, so each comes back with its call's
+        completion instead of staying on its worker.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        futures = [self._submit(fn, args, {}, keep=False) for args in zip(*iterables)]
+
+        def values():
+            try:
+                futures.reverse()
+                while futures:
+                    left = None if deadline is None else deadline - time.monotonic()
+                    yield futures.pop().result(left)
+            finally:
+                for f in futures:
+                    f.cancel()
+
+        return values()
+
+    def _submit(self, fn: Callable, args: tuple, kwargs: dict, keep: bool) -> ExecutorFuture:
+        if self._shutdown:
+            raise RuntimeError("cannot submit after shutdown")
+        if not callable(fn):
+            raise TypeError(f"{fn!r} is not callable")
+        m = self.manager
+        deps: dict[str, ExecutorFuture] = {}
+
+        def swap(value):
+            if isinstance(value, ExecutorFuture):
+                if value._executor is not self:
+                    raise ValueError("a future of another Executor was passed as an argument")
+                if value.result_name is None:   # a map future: its value is here, not on a worker
+                    return value.result()
+                deps[value.result_name] = value
+                return ResultRef(value.result_name)
+            return None
+
+        args, kwargs = replace(args, swap), replace(kwargs, swap)
+        task_id = next(_Spec._ids)
+        result_name = f"res-{self._run}-{task_id}" if keep else None
+        fn_name, fn_spec = m._function_file(fn)
+        static: dict[str, Any] = {"id": task_id, "kind": "py", "fn": fn_name, "args": _dumps((args, kwargs)),
+                                  "cores": 1, "memory": 0, "disk": 0, "out": []}
+        inputs: list[tuple[str | None, str]] = [(None, name) for name in deps]
+        in_specs = [FileSpec(name) for name in deps]
+        if deps:
+            static["refs"] = list(deps)
+        out_specs: tuple[FileSpec, ...] = ()
+        if result_name is not None:
+            static.update(result=result_name, spill=self.spill_threshold)
+            out_specs = (FileSpec(result_name, keep=True),)
+        inputs.append((None, fn_name))
+        in_specs.append(fn_spec)
+        future = ExecutorFuture(self, task_id, result_name)
+        record = TaskRecord(task_id, future, True, static, inputs, deliver=self._deliver)
+        event = TaskSubmitted(task_id, tuple(in_specs), out_specs)
+        with self._pending_lock:
+            self._pending.add(future)
+        if result_name is not None:
+            weakref.finalize(future, self._release, result_name)
+        m._enqueue(record, event)
+        return future
+
+    # ------------------------------------------------------------ settling futures
+
+    def _deliver(self, rec: TaskRecord, outcome: Complete | Fail) -> None:
+        """Called in the manager's loop thread: hand the outcome to the settling thread."""
+        self._settle.put((rec.future, rec.id, outcome, rec.report, rec.worker))
+
+    def _settle_loop(self) -> None:
+        while True:
+            item = self._settle.get()
+            if item is None:
+                return
+            future, tid, outcome, report, worker = item
+            try:
+                self._settle_one(future, tid, outcome, report or {}, worker)
+            finally:
+                with self._pending_lock:
+                    self._pending.discard(future)
+
+    def _settle_one(self, future: ExecutorFuture, tid: int, outcome, report: dict, worker) -> None:
+        if isinstance(outcome, Complete):
+            if future.done() or (not future.running() and not future.set_running_or_notify_cancel()):
+                return   # cancelled meanwhile
+            try:
+                value = results.python_value(report) if future.result_name is None else _REMOTE
+            except Exception as e:  # the value could not be unpickled here
+                future.set_exception(e)
+                return
+            future.set_result(value)
+            return
+        exc = self._exception(tid, outcome, report, worker)
+        self._errors[tid] = exc
+        if future.done():
+            return
+        if isinstance(exc, concurrent.futures.CancelledError) and not future.running():
+            future.cancel()
+            return
+        if not future.running():
+            future.set_running_or_notify_cancel()
+        future.set_exception(exc)
+
+    def _exception(self, tid: int, outcome: Fail, report: dict, worker) -> BaseException:
+        if outcome.reason == "cancelled":
+            return concurrent.futures.CancelledError(f"task {tid} was cancelled")
+        if outcome.reason == "dependency":
+            cause = self._errors.get(outcome.cause)
+            if cause is not None:
+                return cause   # the producer's own exception, type and remote traceback kept
+            return DependencyFailed(f"task {tid} did not run: {outcome.message}", task_id=tid)
+        return results.failure(tid, True, outcome.reason, outcome.message, report, worker, outcome.cause)
+
+    # ------------------------------------------------------------ values and lifetimes
+
+    def _fetch(self, future: ExecutorFuture, timeout: float | None) -> Any:
+        m = self.manager
+        try:
+            data = m._loop.run(m.engine.want(future.result_name), timeout)
+        except concurrent.futures.TimeoutError:
+            raise TimeoutError(f"the value of task {future.task_id} did not arrive within {timeout} s") from None
+        return spill.loads(data)
+
+    def _release(self, result_name: str) -> None:
+        """The user's Future is gone: its result may go once no pending call needs it."""
+        m = self.manager
+        if not self._shutdown and not m._closed:
+            m._loop.call(lambda: m.engine.handle(FileReleased(result_name)))
+
+    def _cancelled(self, task_id: int) -> None:
+        m = self.manager
+        if not m._closed:
+            m._loop.call(lambda: m.engine.handle(TaskCancelled(task_id)))
+
+    # ------------------------------------------------------------ shutdown
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        if self._shutdown:
+            return
+        with self._pending_lock:
+            pending = list(self._pending)
+        if cancel_futures:
+            for f in pending:
+                f.cancel()
+        if wait:
+            concurrent.futures.wait(pending)
+        self._shutdown = True
+        self.manager.close()
+        self._settle.put(None)
+        self._settler.join(timeout=10)
+
+    def stats(self) -> dict[str, Any]:
+        return self.manager.stats()
+
+
+__all__ = ["Executor", "ExecutorFuture"]
