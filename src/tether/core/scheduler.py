@@ -596,6 +596,13 @@ class Scheduler:
                 target, g.target = g.target, None
                 if target.alive:
                     return target
+        per_core = placement.queue_per_core(self.mean_duration.value, self.queue_time)
+        if per_core != self._queue_per_core:
+            self._queue_per_core = per_core
+            for w in self.workers.values():
+                self._note_fullness(w)
+        if t.cores >= 1 and not self._not_full:
+            return None  # every worker is full, queue included (the common case on a busy cluster)
         members = [m for m in g.members if m.state not in TERMINAL] if g is not None else None
         w = self._choose(t, members)
         if w is None and members is not None and self._choose(t, None) is not None:
@@ -610,11 +617,6 @@ class Scheduler:
         candidates = [w for w in (nearby | self._idle if nearby else self._idle)
                       if self._room(w, t) and (members is None or all(w.fits(m) for m in members))]
         if not candidates:
-            per_core = placement.queue_per_core(self.mean_duration.value, self.queue_time)
-            if per_core != self._queue_per_core:
-                self._queue_per_core = per_core
-                for w in self.workers.values():
-                    self._note_fullness(w)
             # only workers not full can take a task of one core or more: no scan of every worker
             pool = self._not_full if t.cores >= 1 else self.workers.values()
             candidates = [w for w in pool
