@@ -9,7 +9,9 @@ and write an output brought home. Each size is run twice:
 
   timed     submit every task, let the workers join, run the simulation
             until every task has completed; the time spent inside
-            Scheduler.handle is the core's cost (submit + schedule + complete)
+            Scheduler.handle is the core's cost (submit + schedule + complete),
+            counted in CPU time so that other work on a shared machine
+            does not inflate it (the wall time is in the row too)
   memory    submit every task again under tracemalloc, with no worker yet,
             so every task is pending; the bytes the core then holds,
             divided by the tasks, is the manager's memory per pending task
@@ -39,6 +41,7 @@ CORES = 4
 CHAIN_LENGTH = 10
 SOURCES = 100              # distinct user input files the tasks share
 SUBMIT_BATCH = 100         # tasks a handle() call receives, as the manager's loop batches them
+PHASES = {TaskSubmitted: "submit", WorkerJoined: "join", Tick: "tick"}   # the rest: completions
 TICK = 0.25                # virtual seconds between Tick events, as the manager sends them
 SOURCE_BYTES = 1_000_000
 TEMP_BYTES = 1_000_000
@@ -106,12 +109,18 @@ class Simulation:
         self.reports: list = []                                   # events for the next handle()
         self.completed = 0
         self.failed = 0
-        self.core_seconds = 0.0
+        self.core_seconds = 0.0      # CPU time inside Scheduler.handle
+        self.core_wall = 0.0         # wall time inside Scheduler.handle
+        self.by_event: dict[str, float] = {}   # CPU time by the kind of event handled
 
     def handle(self, *events) -> None:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         commands = self.core.handle(*events)
-        self.core_seconds += time.perf_counter() - t0
+        cpu = time.process_time() - c0
+        self.core_seconds += cpu
+        self.core_wall += time.perf_counter() - t0
+        kind = PHASES.get(type(events[0]), "complete")
+        self.by_event[kind] = self.by_event.get(kind, 0.0) + cpu
         touched = set()
         for c in commands:
             kind = type(c)
@@ -221,7 +230,8 @@ def timed_run(n: int, workers: int = WORKERS, cores: int = CORES) -> dict:
     sim.run()
     wall = time.perf_counter() - wall0
     return {"tasks": n, "pending": pending, "completed": sim.completed, "failed": sim.failed,
-            "core_s": sim.core_seconds, "makespan_s": wall, "simulated_s": sim.now,
+            "core_s": sim.core_seconds, "core_wall_s": sim.core_wall, "makespan_s": wall,
+            **{f"{kind}_s": sim.by_event.get(kind, 0.0) for kind in ("submit", "join", "tick", "complete")}, "simulated_s": sim.now,
             "rss_bytes_per_task": rss_pending / n}
 
 
@@ -242,10 +252,12 @@ def pending_bytes(n: int) -> int:
 
 
 def run(quick: bool) -> list[dict]:
-    """One row a size: seconds of core time per task, bytes per pending task, wall time."""
+    """One row a size: core CPU seconds per task, bytes per pending task, wall time of the run."""
     rows = []
+    workers = 10 if quick else WORKERS
+    timed_run(QUICK_SIZES[0], workers=workers)   # warm up: imports, allocator arenas
     for n in (QUICK_SIZES if quick else SIZES):
-        timed = timed_run(n, workers=10 if quick else WORKERS)
+        timed = timed_run(n, workers=workers)
         held = pending_bytes(n)
         rows.append({
             "name": f"{n // 1000}k" if n % 1000 == 0 else str(n),
@@ -255,8 +267,15 @@ def run(quick: bool) -> list[dict]:
             "makespan_s": timed["makespan_s"],
             "completed": timed["completed"],
             "failed": timed["failed"],
-            "workers": 10 if quick else WORKERS,
+            "wall_seconds_per_task": timed["core_wall_s"] / n,
+            "workers": workers,
             "core_s": timed["core_s"],
+            # where the core's CPU time went: submissions, workers joining (the first placements),
+            # Tick events (the rebalancer's looks), completions and the answers to them
+            "submit_s": timed["submit_s"],
+            "join_s": timed["join_s"],
+            "tick_s": timed["tick_s"],
+            "complete_s": timed["complete_s"],
             "simulated_s": timed["simulated_s"],
             "rss_bytes_per_task": timed["rss_bytes_per_task"],
         })
@@ -267,6 +286,7 @@ if __name__ == "__main__":
     import sys
 
     for row in run(quick="--quick" in sys.argv):
-        print(f"{row['name']:>5}  {row['seconds_per_task'] * 1e6:8.1f} us/task  "
+        phases = "  ".join(f"{k} {row[k + '_s'] / row['tasks'] * 1e6:.1f}" for k in ("submit", "join", "tick", "complete"))
+        print(f"{row['name']:>5}  {row['seconds_per_task'] * 1e6:8.1f} us/task ({phases})  "
               f"{row['bytes_per_task']:8.0f} B/pending task  {row['makespan_s']:7.2f} s wall  "
               f"{row['completed']} completed, {row['failed']} failed", flush=True)
