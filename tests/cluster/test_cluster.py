@@ -34,9 +34,15 @@ def test_temp_crosses_between_namespaced_workers_intact(tmp_path):
         cluster.start_worker(0, m.address, m.secret_file, cores=1, memory=4000, name="maker")
         cluster.start_worker(1, m.address, m.secret_file, cores=2, memory=100, name="reader")
         try:
+            before = cluster.traffic()
             crossed = pass_temp_between(m, tmp_path, size)
+            after = cluster.traffic()
         finally:
             cluster.stop_workers()  # before the manager closes
+    # the kernel saw the bytes leave the maker's link and arrive down the reader's
+    assert after[0]["from_worker"] - before[0]["from_worker"] >= size
+    assert after[1]["to_worker"] - before[1]["to_worker"] >= size
+    assert after[1]["from_worker"] - before[1]["from_worker"] < size // 10
     print(f"\n50 MB peer to peer across {cluster.rate} links: {crossed:.2f} s from the maker's end "
           f"to the reader's start ({size / crossed / 1e6:.0f} MB/s; the link allows "
           f"{cluster.rate_bytes / 1e6:.0f} MB/s)")

@@ -261,6 +261,19 @@ class EmulatedCluster:
         stop_workers(self.workers, grace)
         self.workers.clear()
 
+    def traffic(self) -> list[dict[str, int]]:
+        """Bytes the kernel counted on each worker's link so far (IP headers included).
+
+        to_worker: sent down the link (from the manager or another worker);
+        from_worker: sent up it. A check on what tether says it moved.
+        """
+        out = []
+        for link in self.links:
+            stats = Path(f"/sys/class/net/{link.root_dev}/statistics")
+            out.append({"to_worker": int((stats / "tx_bytes").read_text()),
+                        "from_worker": int((stats / "rx_bytes").read_text())})
+        return out
+
     def run(self, index: int, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess:
         """Run a command inside namespace `index` and wait for it."""
         return subprocess.run(["ip", "netns", "exec", self.links[index].namespace, *args],
