@@ -20,13 +20,16 @@ from .model import TaskNode, WorkerNode
 MAX_QUEUE_PER_CORE = 64
 
 
+def queue_per_core(mean_duration: float, queue_time: float) -> int:
+    """How many tasks may wait behind each core, beyond those running."""
+    if mean_duration <= 0:
+        return 1  # nothing measured yet: one waiting task a core hides the round trip
+    return min(MAX_QUEUE_PER_CORE, int(queue_time / mean_duration))
+
+
 def queue_allowance(worker: WorkerNode, mean_duration: float, queue_time: float) -> int:
     """How many cores' worth of tasks may wait on the worker beyond those running."""
-    if mean_duration <= 0:
-        per_core = 1  # nothing measured yet: one waiting task a core hides the round trip
-    else:
-        per_core = min(MAX_QUEUE_PER_CORE, int(queue_time / mean_duration))
-    return worker.cores * per_core
+    return worker.cores * queue_per_core(mean_duration, queue_time)
 
 
 def has_room(worker: WorkerNode, task: TaskNode, allowance: int) -> bool:

@@ -52,6 +52,8 @@ class Scheduler:
         self.grouper = Grouper()
         self._ready: dict[tuple[int, int, int], list[tuple[float, int]]] = {}
         self._idle: set[WorkerNode] = set()           # alive workers with a free core
+        self._not_full: set[WorkerNode] = set()       # alive workers with a free core or queue place
+        self._queue_per_core = 1                      # the queue places per core _not_full reflects
         self._allowances: dict[WorkerNode, int] = {}  # queue allowance per worker, per scheduling pass
         self._unknown_cached: dict[str, set[WorkerNode]] = {}
         self._revived: list[TaskNode] = []
@@ -142,6 +144,7 @@ class Scheduler:
         w = WorkerNode(e.worker, max(1, e.cores), e.memory, e.disk)
         self.workers[w.id] = w
         self._idle.add(w)
+        self._note_fullness(w)
         for name, size in e.cached:
             f = self.files.get(name)
             if f is not None:
@@ -156,6 +159,7 @@ class Scheduler:
             return
         w.alive = False
         self._idle.discard(w)
+        self._not_full.discard(w)
         for tid in [tid for tid, target in self.moves.items() if target is w]:
             del self.moves[tid]     # returned later, they are planned like any other task
         replan = sorted(w.tasks, key=_by_id)
@@ -461,6 +465,7 @@ class Scheduler:
         w.used_disk += t.disk
         if w.used_cores >= w.cores:
             self._idle.discard(w)
+        self._note_fullness(w)
 
     def _unassign(self, t: TaskNode) -> None:
         w = t.worker
@@ -473,6 +478,7 @@ class Scheduler:
             w.used_disk -= t.disk
             if w.alive and w.used_cores < w.cores:
                 self._idle.add(w)
+            self._note_fullness(w)
         w.tasks.discard(t)
         t.worker = None
 
@@ -593,6 +599,13 @@ class Scheduler:
                 target, g.target = g.target, None
                 if target.alive:
                     return target
+        per_core = placement.queue_per_core(self.mean_duration.value, self.queue_time)
+        if per_core != self._queue_per_core:
+            self._queue_per_core = per_core
+            for w in self.workers.values():
+                self._note_fullness(w)
+        if t.cores >= 1 and not self._not_full:
+            return None  # every worker is full, queue included (the common case on a busy cluster)
         members = [m for m in g.members if m.state not in TERMINAL] if g is not None else None
         w = self._choose(t, members)
         if w is None and members is not None and self._choose(t, None) is not None:
@@ -607,13 +620,22 @@ class Scheduler:
         candidates = [w for w in (nearby | self._idle if nearby else self._idle)
                       if self._room(w, t) and (members is None or all(w.fits(m) for m in members))]
         if not candidates:
-            candidates = [w for w in self.workers.values()
+            # only workers not full can take a task of one core or more: no scan of every worker
+            pool = self._not_full if t.cores >= 1 else self.workers.values()
+            candidates = [w for w in pool
                           if w.alive and self._room(w, t) and (members is None or all(w.fits(m) for m in members))]
             if not candidates:
                 return None
         if len(candidates) == 1:
             return candidates[0]
         return placement.choose(t, candidates, self.mean_duration.value, self.bandwidth)
+
+    def _note_fullness(self, w: WorkerNode) -> None:
+        """Keep _not_full up to date after w's use of cores changed."""
+        if w.alive and w.used_cores < w.cores * (1 + self._queue_per_core):
+            self._not_full.add(w)
+        else:
+            self._not_full.discard(w)
 
     def _split_off_misfits(self, g: Group, w: WorkerNode) -> None:
         cut = next(i for i, m in enumerate(g.members) if m.state not in TERMINAL and not w.fits(m))

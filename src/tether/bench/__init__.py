@@ -1,0 +1,1 @@
+"""Benchmarks of tether, and what they need to run (an emulated cluster, simulated workers)."""
