@@ -104,6 +104,8 @@ def test_signal_to_the_holding_process_leaves_nothing(sig):
         if child.poll() is None:
             os.killpg(child.pid, signal.SIGKILL)
             child.wait()
+        child.stdout.close()
+        child.stderr.close()
     assert child.returncode != 0  # it was interrupted, not finished
     assert leftovers(fp) == []
 
@@ -122,6 +124,8 @@ def test_a_run_killed_outright_is_swept_by_the_next(tmp_path):
     finally:
         os.killpg(child.pid, signal.SIGKILL)
         child.wait()
+        child.stdout.close()
+        child.stderr.close()
     try:
         assert leftovers(fp)  # killed outright, it could not clean up
         with EmulatedCluster(1, work_dir=tmp_path) as live:

@@ -72,7 +72,9 @@ class Rebalancer:
         done = [m for m in g.members if m.state == State.DONE]   # they ran on w, where g is committed
         d = sum(m.finished - m.started for m in done) / len(done) if done else w.durations.value
         current = next((m for m in g.members if m.state not in TERMINAL), None)
-        if current is not None and current.active and current.active_since:
+        # how long the current member has been ready says how slow w is only if it cannot
+        # have been waiting in w's queue, behind other work
+        if current is not None and current.active and current.active_since and w.used_cores <= w.cores:
             since = current.active_since
             if done:
                 since = max(since, max(m.finished for m in done))

@@ -84,6 +84,7 @@ class Engine:
         self.worker_count_changed = asyncio.Event()
         self._server: asyncio.base_events.Server | None = None
         self._jobs: set[asyncio.Task] = set()
+        self._connections: set[asyncio.Task] = set()
         self._ticker: asyncio.Task | None = None
         self.closing = False
 
@@ -107,6 +108,10 @@ class Engine:
             job.cancel()
         if self._server is not None:
             self._server.close()
+        for conn in list(self._connections):   # workers' control links and peers' fetches
+            conn.cancel()
+        if self._connections:
+            await asyncio.wait(list(self._connections), timeout=5)
         self.client.close()
         for rec in self.records.values():
             if rec.future is not None and not rec.future.done():
@@ -221,6 +226,16 @@ class Engine:
     # ------------------------------------------------------------ connections
 
     async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        me = asyncio.current_task()
+        self._connections.add(me)
+        try:
+            await self._serve_connection(reader, writer)
+        except asyncio.CancelledError:
+            writer.close()
+        finally:
+            self._connections.discard(me)
+
+    async def _serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             role = await accept(reader, writer, self.secret)
         except AuthError as e:
