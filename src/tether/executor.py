@@ -62,6 +62,9 @@ class ExecutorFuture(concurrent.futures.Future):
     def cancel(self) -> bool:
         cancelled = super().cancel()
         if cancelled:
+            # cancelled for good: no result will be delivered, so waiters are told now
+            # (concurrent.futures.wait counts a cancelled future as done only once notified)
+            self.set_running_or_notify_cancel()
             self._executor._cancelled(self.task_id)
         return cancelled
 
@@ -164,12 +167,15 @@ class Executor(concurrent.futures.Executor):
             item = self._settle.get()
             if item is None:
                 return
-            future, tid, outcome, report, worker = item
-            try:
-                self._settle_one(future, tid, outcome, report or {}, worker)
-            finally:
-                with self._pending_lock:
-                    self._pending.discard(future)
+            self._settle_item(*item)
+            del item   # hold no Future while waiting: a dropped Future must be able to die
+
+    def _settle_item(self, future: ExecutorFuture, tid: int, outcome, report, worker) -> None:
+        try:
+            self._settle_one(future, tid, outcome, report or {}, worker)
+        finally:
+            with self._pending_lock:
+                self._pending.discard(future)
 
     def _settle_one(self, future: ExecutorFuture, tid: int, outcome, report: dict, worker) -> None:
         if isinstance(outcome, Complete):
@@ -207,6 +213,9 @@ class Executor(concurrent.futures.Executor):
 
     def _fetch(self, future: ExecutorFuture, timeout: float | None) -> Any:
         m = self.manager
+        if m._closed:
+            raise RuntimeError(f"the value of task {future.task_id} stayed on its worker, and the executor "
+                               "has shut down: ask for values before shutdown")
         try:
             data = m._loop.run(m.engine.want(future.result_name), timeout)
         except concurrent.futures.TimeoutError:

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..core import (MANAGER, Assign, Complete, Delete, Fail, Fetch, FileFailed, FileHome, FileLostOn,
-                    FilesCached, FileWanted, Retract, Retracted, Scheduler, TaskFailedOn, TaskSucceeded,
-                    Tick, WorkerJoined, WorkerLost)
+                    FilesCached, FileWanted, Retract, Retracted, Running, Scheduler, TaskCancelled,
+                    TaskFailedOn, TaskSucceeded, Tick, WorkerJoined, WorkerLost)
 from ..protocol import AuthError, MessageStream, ProtocolError, accept
 from ..transfer import FileMissing, TransferClient, serve_fetches
 from . import results
@@ -142,6 +142,8 @@ class Engine:
             kind = type(c)
             if kind is Assign:
                 self._send_assign(c)
+            elif kind is Running:
+                self._running(c.task)
             elif kind is Complete:
                 self._complete(c)
             elif kind is Fail:
@@ -175,9 +177,6 @@ class Engine:
             spec = dict(rec.static)
             spec["in"] = [[sandbox, name, self._source(sources.get(name))] for sandbox, name in rec.inputs]
             specs.append(spec)
-            future = rec.future
-            if future is not None and not future.running() and not future.done():
-                future.set_running_or_notify_cancel()
         link.stream.send(["assign", specs])
 
     def _source(self, source: str | None) -> Any:
@@ -185,6 +184,15 @@ class Engine:
             return source
         peer = self.links[source]
         return [peer.id, peer.host, peer.port]
+
+    def _running(self, task_id: int) -> None:
+        """From now on the task's Future can no longer be cancelled."""
+        rec = self.records.get(task_id)
+        future = rec.future if rec is not None else None
+        if future is None or future.done() or future.running():
+            return
+        if not future.set_running_or_notify_cancel():   # the user cancelled it just before
+            asyncio.get_running_loop().call_soon(self.handle, TaskCancelled(task_id))
 
     def _complete(self, c: Complete) -> None:
         rec = self.records.get(c.task)

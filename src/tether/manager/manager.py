@@ -50,6 +50,9 @@ class TaskFuture(concurrent.futures.Future):
     def cancel(self) -> bool:
         cancelled = super().cancel()
         if cancelled:
+            # cancelled for good: no result will be delivered, so waiters are told now
+            # (concurrent.futures.wait counts a cancelled future as done only once notified)
+            self.set_running_or_notify_cancel()
             self._on_cancel(self.task_id)
         return cancelled
 
@@ -209,8 +212,9 @@ class Manager:
         if not isinstance(task, (Task, PythonTask)):
             raise TypeError(f"submit takes a Task or PythonTask, got {type(task).__name__}")
         record, event = self._prepare(task)
+        future = record.future   # taken first: the loop lets go of it once the task ends
         self._enqueue(record, event)
-        return record.future
+        return future
 
     def _enqueue(self, record: TaskRecord, event: TaskSubmitted) -> None:
         """Hand a prepared task to the loop thread, batched with others submitted meanwhile."""

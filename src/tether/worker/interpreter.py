@@ -120,7 +120,7 @@ class Channel:
 class Interpreter:
     def __init__(self) -> None:
         self.functions: dict[str, object] = {}
-        self.held: dict[str, tuple[object, spill.Parts]] = {}   # results kept in memory
+        self.held: dict[str, object] = {}   # results kept in memory
         self.home = os.getcwd()
         self.base_env = dict(os.environ)
 
@@ -129,8 +129,7 @@ class Interpreter:
         if op == "run":
             return self.run(req)
         if op == "export":
-            value, parts = self.held[req["name"]]
-            return ["export", req["name"], spill.write(req["path"], parts)]
+            return ["export", req["name"], spill.write(req["path"], spill.dump(self.held[req["name"]]))]
         if op == "drop":
             for name in req["names"]:
                 self.held.pop(name, None)
@@ -138,9 +137,8 @@ class Interpreter:
         raise ValueError(f"unknown request {op!r}")
 
     def _value_of(self, ref: ResultRef, paths: dict):
-        held = self.held.get(ref.name)
-        if held is not None:
-            return held[0]
+        if ref.name in self.held:
+            return self.held[ref.name]
         return spill.read(paths[ref.name])
 
     def run(self, req: dict) -> list:
@@ -165,13 +163,13 @@ class Interpreter:
             name = req.get("result")
             if name is None:
                 return [tid, True, dumps(value), "", started, finished, 0, False]
-            parts = spill.dump(value)
-            if parts.size > req.get("spill", 1 << 62):
-                spill.write(req["path"], parts)
-                return [tid, True, None, "", started, finished, parts.size, True]
-            self.held[name] = (value, parts)
-            payload = spill.to_bytes(parts) if req.get("inline") else None
-            return [tid, True, payload, "", started, finished, parts.size, False]
+            size, parts = spill.measure(value)
+            if size > req.get("spill", 1 << 62):
+                size = spill.write(req["path"], parts or spill.dump(value))
+                return [tid, True, None, "", started, finished, size, True]
+            self.held[name] = value
+            payload = spill.to_bytes(parts or spill.dump(value)) if req.get("inline") else None
+            return [tid, True, payload, "", started, finished, size, False]
         except BaseException as e:  # the task's failure, reported, never the interpreter's
             finished = time.time()
             text = traceback.format_exc()
