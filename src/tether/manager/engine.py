@@ -84,6 +84,7 @@ class Engine:
         self.worker_count_changed = asyncio.Event()
         self._server: asyncio.base_events.Server | None = None
         self._jobs: set[asyncio.Task] = set()
+        self._connections: set[asyncio.Task] = set()   # one task per accepted connection
         self._ticker: asyncio.Task | None = None
         self.closing = False
 
@@ -118,6 +119,14 @@ class Engine:
             for w in waiting:
                 if not w.done():
                     w.set_exception(RuntimeError("the manager was closed"))
+        # let every connection and job end while the loop still runs: a task left
+        # pending is destroyed with the loop, and its clean-up runs at some garbage
+        # collection later, in whatever code happens to be running then
+        ending = [t for t in (*self._connections, *self._jobs) if not t.done()]
+        for t in ending:
+            t.cancel()
+        if ending:
+            await asyncio.wait(ending, timeout=5)
 
     async def _tick(self) -> None:
         while True:
@@ -221,19 +230,28 @@ class Engine:
     # ------------------------------------------------------------ connections
 
     async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        me = asyncio.current_task()
+        self._connections.add(me)
         try:
-            role = await accept(reader, writer, self.secret)
-        except AuthError as e:
-            peer = writer.get_extra_info("peername")
-            log.warning("refused a connection from %s: %s", peer, e)
-            writer.close()
-            return
-        if role == "fetch":
-            await serve_fetches(reader, writer, self.served.get, self._sent)
-        elif role == "control":
-            await self._serve_worker(MessageStream(reader, writer))
-        else:
-            writer.close()
+            try:
+                role = await accept(reader, writer, self.secret)
+            except AuthError as e:
+                peer = writer.get_extra_info("peername")
+                log.warning("refused a connection from %s: %s", peer, e)
+                writer.close()
+                return
+            if role == "fetch":
+                await serve_fetches(reader, writer, self.served.get, self._sent)
+            elif role == "control":
+                await self._serve_worker(MessageStream(reader, writer))
+            else:
+                writer.close()
+        except asyncio.CancelledError:
+            if not self.closing:
+                raise
+            # stop() ends the connection: it ends normally, the server has nothing to report
+        finally:
+            self._connections.discard(me)
 
     def _sent(self, name: str, size: int) -> None:
         self.bytes_manager_to_worker += size
