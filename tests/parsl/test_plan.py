@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import pytest
+from parsl.app.errors import BadStdStreamFile
 from parsl.data_provider.files import File
 from parsl.executors.errors import InvalidResourceSpecification
+from typeguard import TypeCheckError
 
 from tether.parsl.plan import check_resources, plan_call
 
@@ -56,9 +58,33 @@ def test_std_streams_go_to_the_sandbox_and_are_copied_home():
     assert len(both.streams) == 1 and both.streams[0].append  # a plain path appends, as in Parsl
 
 
+@pytest.mark.parametrize("spec, error", [
+    (("o", "r"), BadStdStreamFile), (("o", "nonsense"), BadStdStreamFile),
+    (["o", "w"], TypeCheckError), (("o", None), TypeCheckError), ((42, "w"), TypeCheckError),
+    (("o",), TypeCheckError),
+])
+def test_bad_std_stream_specs_raise_what_parsl_raises(spec, error):
+    with pytest.raises(error):
+        plan_call((), {"stdout": spec}, shared_fs=False, cwd="/w")
+
+
+def test_files_another_provider_placed_here_move_like_local_files(tmp_path):
+    placed = File("zip:/x/archive.zip/inside/a.txt")
+    placed.local_path = str(tmp_path / "a.txt")
+    (tmp_path / "a.txt").write_text("a")
+    elsewhere = File("https://example.org/b.txt")
+    elsewhere.local_path = "b.txt"           # in-task staging: fetched on the worker
+    wanted, log = File("zip:/x/archive.zip/inside/c.txt"), File("zip:/x/archive.zip/inside/log.txt")
+    wanted.local_path, log.local_path = str(tmp_path / "c.txt"), str(tmp_path / "log.txt")
+    plan = plan_call((), {"inputs": [placed, elsewhere], "outputs": [wanted], "stderr": log},
+                     shared_fs=False, cwd=str(tmp_path))
+    assert plan.file_inputs == {"a.txt": str(tmp_path / "a.txt")}
+    assert plan.kwargs["inputs"][1] is elsewhere
+    assert plan.file_outputs == {"c.txt": str(tmp_path / "c.txt")}
+    assert plan.streams[0].path == str(tmp_path / "log.txt")
+
+
 @pytest.mark.parametrize("kwargs, message", [
-    ({"stdout": ("o", "r")}, "mode"),
-    ({"stdout": 3}, "must be a path"),
     ({"outputs": [File("temp://../x")]}, "does not name a temp file"),
     ({"inputs": [File("f.txt")], "outputs": [File("f.txt")]}, "both an input and an output"),
 ])

@@ -28,6 +28,7 @@ from typing import Any, Callable
 import psutil
 from parsl.data_provider.ftp import FTPInTaskStaging
 from parsl.data_provider.http import HTTPInTaskStaging
+from parsl.data_provider.zip import ZipFileStaging
 from parsl.dataflow.errors import DependencyError
 from parsl.executors.status_handling import BlockProviderExecutor
 from parsl.launchers import SimpleLauncher
@@ -80,7 +81,7 @@ class TetherExecutor(BlockProviderExecutor, RepresentationMixin):
     shared_fs: workers see this machine's files at the same paths; `file`
       inputs and outputs are then used in place instead of being moved.
     storage_access: Parsl staging providers (default: TetherStaging, plus
-      in-task HTTP and FTP staging).
+      in-task HTTP and FTP staging and zip staging).
     block_error_handler, remote_monitoring_radio, working_dir: as for
       Parsl's own executors (no monitoring radio unless one is given).
     """
@@ -111,7 +112,7 @@ class TetherExecutor(BlockProviderExecutor, RepresentationMixin):
         self.group_tasks = group_tasks
         self.shared_fs = shared_fs
         self.storage_access = storage_access if storage_access is not None else [
-            TetherStaging(), HTTPInTaskStaging(), FTPInTaskStaging()]
+            TetherStaging(), HTTPInTaskStaging(), FTPInTaskStaging(), ZipFileStaging()]
         self.remote_monitoring_radio = remote_monitoring_radio
         self.working_dir = working_dir
 

@@ -10,6 +10,10 @@ task's sandbox (the working directory of the app on the worker):
 - `file` files are sent to the worker (inputs) and brought back (outputs)
   under their relative path, or their base name for an absolute path,
   unless the file system is shared, in which case they keep their path;
+- files of other schemes that another staging provider placed on this side
+  (an input whose local path exists here, as zip staging leaves it) or
+  expects back here (an output with a local path) move the same way; any
+  other file is left to its provider (in-task HTTP staging, for example);
 - stdout and stderr (a path, a (path, mode) tuple or a File) are written in
   the sandbox and copied to their path on this side when the task ends.
 
@@ -23,8 +27,10 @@ import posixpath
 from dataclasses import dataclass, field
 from typing import Any
 
+from parsl.app.errors import BadStdStreamFile
 from parsl.data_provider.files import File
 from parsl.executors.errors import InvalidResourceSpecification
+from parsl.utils import get_std_fname_mode
 
 from ..task import check_sandbox_name
 
@@ -111,12 +117,17 @@ def plan_call(args: tuple, kwargs: dict[str, Any], shared_fs: bool, cwd: str | N
             table = plan.temp_outputs if role == "output" else plan.temp_inputs
             table[name] = temp_name(value)
             return _located(value, name)
-        if value.scheme != "file":
+        if value.scheme == "file":
+            given = value.path
+        elif value.local_path is not None and (role == "output" or os.path.exists(os.path.join(
+                cwd, value.local_path))):
+            given = value.local_path  # placed here, or wanted back here, by another staging provider
+        else:
             return value  # another staging provider looks after it
-        path = os.path.normpath(os.path.join(cwd, value.path))
+        path = os.path.normpath(os.path.join(cwd, given))
         if shared_fs:
             return _located(value, path)
-        name = names.get(("file", path), local_name(value.path))
+        name = names.get(("file", path), local_name(given))
         (plan.file_outputs if role == "output" else plan.file_inputs)[name] = path
         return _located(value, name)
 
@@ -150,17 +161,17 @@ def _stream(fdname: str, spec: Any, plan: CallPlan, names: _Names, shared_fs: bo
     if spec is None:
         return None
     if isinstance(spec, File):
-        if spec.scheme != "file":
-            raise ValueError(f"{fdname}={spec.url}: only file:// Files can take a task's {fdname}")
-        path, mode = spec.path, "w"
-    elif isinstance(spec, (str, os.PathLike)):
-        path, mode = os.fspath(spec), "a+"  # Parsl's default for a plain path
-    elif isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], (str, os.PathLike)):
-        path, mode = os.fspath(spec[0]), spec[1]
-    else:
-        raise ValueError(f"{fdname} must be a path, a (path, mode) tuple or a File, got {spec!r}")
+        if spec.scheme == "file":
+            path = spec.path
+        elif spec.local_path is not None:
+            path = spec.local_path   # where its staging provider picks it up
+        else:
+            raise ValueError(f"{fdname}={spec.url}: no staging provider gave this File a local path")
+        mode = "w"
+    else:  # Parsl's own reading of a path or (path, mode), with Parsl's own errors
+        path, mode = get_std_fname_mode(fdname, spec)
     if mode not in _STREAM_MODES:
-        raise ValueError(f"{fdname} mode must be one of {', '.join(_STREAM_MODES)}, got {mode!r}")
+        raise BadStdStreamFile(f"{path} (mode {mode!r}: {fdname} takes one of {', '.join(_STREAM_MODES)})")
     absolute = os.path.normpath(os.path.join(cwd, path))
     if shared_fs:
         return (absolute, mode)
