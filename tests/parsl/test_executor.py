@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -212,3 +213,34 @@ def test_a_chain_stays_on_one_worker_and_its_temps_are_collected(ex, tmp_path):
     while temps_left() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert temps_left() == []
+
+
+def test_a_worker_started_with_the_command_a_cluster_job_runs(tmp_path):
+    """With a provider other than LocalProvider, each block runs `tether worker ...`: run that command here."""
+    import shlex
+    import subprocess
+
+    from parsl.providers import SlurmProvider
+
+    from tether.parsl import TetherExecutor
+
+    ex = TetherExecutor(provider=SlurmProvider(init_blocks=0), address="127.0.0.1", cores_per_worker=1)
+    ex.run_dir = str(tmp_path)
+    ex.start()
+    worker = None
+    try:
+        command = ex._get_launch_command("7")
+        words = shlex.split(command)
+        assert words[:2] == ["tether", "worker"] and "--clean" in words and "tether-7" in words
+        bin_dir = os.path.dirname(sys.executable)
+        worker = subprocess.Popen(command, shell=True, cwd=tmp_path, start_new_session=True,
+                                  env=dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}"))
+        deadline = time.monotonic() + 60
+        while ex.connected_workers() < 1:
+            assert time.monotonic() < deadline and worker.poll() is None, "the worker did not connect"
+            time.sleep(0.02)
+        assert ex.submit(len, {}, "abcd").result(timeout=60) == 4
+    finally:
+        ex.shutdown()
+        if worker is not None:
+            assert worker.wait(timeout=30) == 0
