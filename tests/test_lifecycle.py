@@ -155,3 +155,17 @@ def test_close_ends_every_connection_while_workers_are_still_connected(tmp_path)
             assert errors == []
         finally:
             stop(proc)
+
+
+def test_submit_returns_the_future_even_when_the_task_ends_before_submit_returns():
+    """The submitting thread may lose the CPU right after the hand-over, until the task has ended."""
+
+    class Preempted(Manager):
+        def _enqueue(self, record, event):
+            future = record.future
+            super()._enqueue(record, event)
+            future.result(30)   # the task ends while submit has not returned yet
+
+    with Preempted(workers=1) as m:
+        f = m.submit(PythonTask(len, args=("ab",)))
+        assert f is not None and f.result(0) == 2

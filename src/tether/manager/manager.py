@@ -209,8 +209,9 @@ class Manager:
         if not isinstance(task, (Task, PythonTask)):
             raise TypeError(f"submit takes a Task or PythonTask, got {type(task).__name__}")
         record, event = self._prepare(task)
+        future = record.future  # the loop thread lets go of record.future once the task has ended
         self._enqueue(record, event)
-        return record.future
+        return future
 
     def _enqueue(self, record: TaskRecord, event: TaskSubmitted) -> None:
         """Hand a prepared task to the loop thread, batched with others submitted meanwhile."""
