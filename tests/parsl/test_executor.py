@@ -193,16 +193,13 @@ def begin(outputs=[]):
     return f"echo 0 > {outputs[0]}"
 
 
-def test_a_chain_stays_on_one_worker_and_its_temps_are_collected(ex, tmp_path):
-    before = ex.manager.stats()
+def test_a_chains_temps_are_collected_once_it_is_done(ex, tmp_path):
     app = begin(outputs=[File("temp://chain-0")])
     for n in range(1, 5):
         out = File(str(tmp_path / "end.txt")) if n == 4 else File(f"temp://chain-{n}")
         app = step(n, inputs=[app.outputs[0]], outputs=[out])
     app.result(timeout=60)
     assert (tmp_path / "end.txt").read_text().split() == ["0", "1", "2", "3", "4"]
-    stats = ex.manager.stats()
-    assert stats["bytes_worker_to_worker"] == before["bytes_worker_to_worker"]
     caches = list(Path(ex.run_dir).glob("tether-workers/*/*/cache"))
     assert caches, "the local worker's cache should be in Parsl's run directory"
 
