@@ -84,7 +84,7 @@ class Engine:
         self.worker_count_changed = asyncio.Event()
         self._server: asyncio.base_events.Server | None = None
         self._jobs: set[asyncio.Task] = set()
-        self._connections: set[asyncio.Task] = set()
+        self._connections: set[asyncio.Task] = set()   # one task per accepted connection
         self._ticker: asyncio.Task | None = None
         self.closing = False
 
@@ -108,10 +108,6 @@ class Engine:
             job.cancel()
         if self._server is not None:
             self._server.close()
-        for conn in list(self._connections):   # workers' control links and peers' fetches
-            conn.cancel()
-        if self._connections:
-            await asyncio.wait(list(self._connections), timeout=5)
         self.client.close()
         for rec in self.records.values():
             if rec.future is not None and not rec.future.done():
@@ -123,6 +119,14 @@ class Engine:
             for w in waiting:
                 if not w.done():
                     w.set_exception(RuntimeError("the manager was closed"))
+        # let every connection and job end while the loop still runs: a task left
+        # pending is destroyed with the loop, and its clean-up runs at some garbage
+        # collection later, in whatever code happens to be running then
+        ending = [t for t in (*self._connections, *self._jobs) if not t.done()]
+        for t in ending:
+            t.cancel()
+        if ending:
+            await asyncio.wait(ending, timeout=5)
 
     async def _tick(self) -> None:
         while True:
@@ -240,6 +244,9 @@ class Engine:
             await self._serve_connection(reader, writer)
         except asyncio.CancelledError:
             writer.close()
+            if not self.closing:
+                raise
+            # stop() ends the connection: it ends normally, the server has nothing to report
         finally:
             self._connections.discard(me)
 
