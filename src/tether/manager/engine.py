@@ -210,10 +210,9 @@ class Engine:
             rec.future = None
             return
         report = rec.report or {}
-        info = results.task_result(rec.id, report, rec.worker or "", c.hop_latency, c.attempts)
-        rec.future.info = info
         future, rec.future = rec.future, None
         if rec.is_python:
+            future._info = (rec.id, report, rec.worker or "", c.hop_latency, c.attempts)
             try:
                 value = results.python_value(report)
             except Exception as e:  # the value could not be unpickled here
@@ -221,6 +220,8 @@ class Engine:
                 return
             future.set_result(value)
         else:
+            future._info = info = results.task_result(rec.id, report, rec.worker or "", c.hop_latency,
+                                                      c.attempts)
             future.set_result(info)
 
     def _fail(self, c: Fail) -> None:

@@ -29,6 +29,7 @@ from ..files import File, hash_bytes
 from ..protocol import new_secret, read_secret_file
 from ..task import PythonTask, Task, TaskResult
 from .engine import Engine, TaskRecord
+from .results import task_result
 from .local import LocalWorker, WorkerSize, python_path, start_worker, stop_workers
 from .loop import LoopThread
 
@@ -44,8 +45,15 @@ class TaskFuture(concurrent.futures.Future):
     def __init__(self, task_id: int, on_cancel):
         super().__init__()
         self.task_id = task_id
-        self.info: TaskResult | None = None
+        self._info: TaskResult | tuple | None = None
         self._on_cancel = on_cancel
+
+    @property
+    def info(self) -> TaskResult | None:
+        info = self._info
+        if type(info) is tuple:   # what the engine recorded; made into a TaskResult when first read
+            info = self._info = task_result(*info)
+        return info
 
     def cancel(self) -> bool:
         cancelled = super().cancel()

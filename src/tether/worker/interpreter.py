@@ -156,7 +156,8 @@ class Interpreter:
                 args, kwargs = replace(args, swap), replace(kwargs, swap)
             if req.get("env"):
                 os.environ.update(req["env"])
-            os.chdir(req["cwd"])
+            if req["cwd"]:
+                os.chdir(req["cwd"])
             started = time.time()
             value = fn(*args, **kwargs)
             finished = time.time()
@@ -182,7 +183,8 @@ class Interpreter:
                 raise
             return [tid, False, payload, text, started, finished, 0, False]
         finally:
-            os.chdir(self.home)
+            if req["cwd"]:
+                os.chdir(self.home)
             if req.get("env"):
                 os.environ.clear()
                 os.environ.update(self.base_env)

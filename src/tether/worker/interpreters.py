@@ -102,8 +102,9 @@ class Interpreter(asyncio.Protocol):
 
 class InterpreterPool:
     def __init__(self, size: int, on_reply: OnReply, on_died: OnDied, on_lost: OnLost | None = None,
-                 env: dict[str, str] | None = None):
+                 env: dict[str, str] | None = None, cwd=None):
         self.size = size
+        self.cwd = cwd
         self.on_reply = on_reply
         self.on_died = on_died
         self.on_lost = on_lost
@@ -174,7 +175,8 @@ class InterpreterPool:
             parent, child = socket.socketpair()
             try:
                 proc = subprocess.Popen([sys.executable, "-m", "tether.worker.interpreter", str(child.fileno())],
-                                        pass_fds=[child.fileno()], stdin=subprocess.DEVNULL, env=self.env)
+                                        pass_fds=[child.fileno()], stdin=subprocess.DEVNULL, env=self.env,
+                                        cwd=self.cwd)
             finally:
                 child.close()
             loop = asyncio.get_running_loop()

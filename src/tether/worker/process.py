@@ -49,7 +49,9 @@ class Worker:
         self.sandboxes = Sandboxes(work_dir / "sandbox", self.janitor)
         self.state = WorkerState(cores, memory, disk)
         self.client = TransferClient(secret)
-        self.pool = InterpreterPool(cores, self._python_replied, self._python_died, self._results_lost)
+        self.scratch = work_dir / "scratch"
+        self.pool = InterpreterPool(cores, self._python_replied, self._python_died, self._results_lost,
+                                    cwd=self.scratch)
         self.python: dict[int, tuple[WorkTask, str]] = {}   # handed to an interpreter
         self.python_time = RunningMean()
         self.shells: dict[int, ShellProcess] = {}
@@ -63,6 +65,7 @@ class Worker:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
+        self.scratch.mkdir(parents=True, exist_ok=True)
         cached = self.cache.scan()
         self.state.present.update(cached)
         reader, writer = await self._connect()
@@ -117,6 +120,7 @@ class Worker:
             self.stream.close()
         self.janitor.shutdown(wait=True)
         self.sandboxes.remove_all()
+        shutil.rmtree(self.scratch, ignore_errors=True)
         if self.clean:
             shutil.rmtree(self.work_dir, ignore_errors=True)
         else:
@@ -186,12 +190,15 @@ class Worker:
         self._do(self.state.file_present(name, size))
 
     def _start(self, t: WorkTask) -> None:
-        try:
-            sandbox = self.sandboxes.acquire(t.inputs, self.cache)
-        except OSError as e:
-            self._ended(t, None, {"reason": "error", "message": f"could not prepare the sandbox: {e}"})
-            return
         spec = t.spec
+        sandbox = None
+        if spec["kind"] == "sh" or t.inputs or t.outputs:
+            # a Python call that names no files runs in its interpreter's scratch directory
+            try:
+                sandbox = self.sandboxes.acquire(t.inputs, self.cache)
+            except OSError as e:
+                self._ended(t, None, {"reason": "error", "message": f"could not prepare the sandbox: {e}"})
+                return
         if spec["kind"] == "sh":
             out, err = self.sandboxes.log_paths(sandbox)
             try:
@@ -273,7 +280,7 @@ class Worker:
             message = f"killed after its timeout of {t.spec['timeout']} s"
         self._finish(t, sandbox, {"reason": "timeout" if timed_out else "error", "message": message})
 
-    def _finish(self, t: WorkTask, sandbox: str, report: dict[str, Any]) -> None:
+    def _finish(self, t: WorkTask, sandbox: str | None, report: dict[str, Any]) -> None:
         """Move outputs into the cache, start what they made ready, then tell the manager."""
         made: dict[str, int] = {}
         if "reason" not in report:
