@@ -198,19 +198,24 @@ class Engine:
         if not future.set_running_or_notify_cancel():   # the user cancelled it just before
             asyncio.get_running_loop().call_soon(self.handle, TaskCancelled(task_id))
 
-    def _complete(self, c: Complete) -> None:
-        rec = self.records.get(c.task)
+    def _settling(self, outcome: Complete | Fail) -> tuple[TaskRecord, Future] | None:
+        """The record and Future the outcome settles, once; a record with deliver settles itself."""
+        rec = self.records.get(outcome.task)
         if rec is None or rec.future is None:
-            return
+            return None
         if rec.deliver is not None:
-            rec.deliver(rec, c)
+            rec.deliver(rec, outcome)
             rec.future = None
-            return
-        if rec.future.done():
-            rec.future = None
-            return
-        report = rec.report or {}
+            return None
         future, rec.future = rec.future, None
+        return None if future.done() else (rec, future)
+
+    def _complete(self, c: Complete) -> None:
+        settling = self._settling(c)
+        if settling is None:
+            return
+        rec, future = settling
+        report = rec.report or {}
         if rec.is_python:
             future._info = (rec.id, report, rec.worker or "", c.hop_latency, c.attempts)
             try:
@@ -225,16 +230,11 @@ class Engine:
             future.set_result(info)
 
     def _fail(self, c: Fail) -> None:
-        rec = self.records.get(c.task)
-        if rec is None or rec.future is None:
-            return
-        if rec.deliver is not None:
-            rec.deliver(rec, c)
-            rec.future = None
-            return
-        future, rec.future = rec.future, None
-        _fail_future(future, results.failure(rec.id, rec.is_python, c.reason, c.message, rec.report,
-                                             rec.worker, c.cause))
+        settling = self._settling(c)
+        if settling is not None:
+            rec, future = settling
+            _fail_future(future, results.failure(rec.id, rec.is_python, c.reason, c.message, rec.report,
+                                                 rec.worker, c.cause))
 
     # ------------------------------------------------------------ connections
 
