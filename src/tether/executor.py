@@ -17,6 +17,9 @@ the worker's cache when large.
 
 Futures are settled from a thread of the Executor's own, so done callbacks
 may call result() (which fetches the value) without blocking the manager.
+Calls run in their interpreter's working directory on the worker (a scratch
+directory of the worker's), as calls to a process pool do, not in a sandbox
+of their own.
 """
 from __future__ import annotations
 
@@ -135,7 +138,7 @@ class Executor(concurrent.futures.Executor):
         result_name = f"res-{self._run}-{task_id}" if keep else None
         fn_name, fn_spec = m._function_file(fn)
         static: dict[str, Any] = {"id": task_id, "kind": "py", "fn": fn_name, "args": _dumps((args, kwargs)),
-                                  "cores": 1, "memory": 0, "disk": 0, "out": []}
+                                  "cores": 1, "memory": 0, "disk": 0, "out": [], "scratch": True}
         inputs: list[tuple[str | None, str]] = [(None, name) for name in deps]
         in_specs = [FileSpec(name) for name in deps]
         if deps:

@@ -8,11 +8,14 @@ run one after another, in order, and each but "drop" gets one reply.
              "refs": {result name: spill path or None}, "result": name or None,
              "inline": bool, "spill": bytes}
             -> [id, ok, payload, traceback text, started, finished, size, spilled]
+               (ok None: not run, an input it reads is not here; payload names it)
     export  {"op": "export", "name", "path"} -> ["export", name, size]   (spill a held result)
     drop    {"op": "drop", "names"}                                       (forget held results)
 
-Functions arrive as cache files (content named, so each is unpickled once
-per interpreter); arguments arrive inline, with ResultRefs where a result
+A call runs with its sandbox as working directory ("cwd"), or, for an
+Executor call (cwd None), in the interpreter's own, a scratch directory of
+the worker's. Functions arrive as cache files (content named, so each is
+unpickled once per interpreter); arguments arrive inline, with ResultRefs where a result
 that stays on the workers is meant. A ref is replaced by the value held in
 this interpreter's memory, or read from its spill file (refs maps it to a
 path). A call that names a result keeps its value here, or spills it to the
@@ -136,6 +139,12 @@ class Interpreter:
             return None
         raise ValueError(f"unknown request {op!r}")
 
+    def _absent(self, refs: dict) -> str | None:
+        for name, path in refs.items():
+            if name not in self.held and not (path and os.path.exists(path)):
+                return name
+        return None
+
     def _value_of(self, ref: ResultRef, paths: dict):
         if ref.name in self.held:
             return self.held[ref.name]
@@ -152,6 +161,9 @@ class Interpreter:
             args, kwargs = pickle.loads(req["args"])
             refs = req.get("refs")
             if refs:
+                absent = self._absent(refs)
+                if absent is not None:   # not run: what it reads was not made (its producer failed)
+                    return [tid, None, absent, f"its input {absent} is not here", started, started, 0, False]
                 swap = lambda v: self._value_of(v, refs) if type(v) is ResultRef else None  # noqa: E731
                 args, kwargs = replace(args, swap), replace(kwargs, swap)
             if req.get("env"):

@@ -152,14 +152,14 @@ class Worker:
         cores, memory, disk = spec.get("cores", 1), spec.get("memory", 0), spec.get("disk", 0)
         light = spec["kind"] == "py" and cores == 1 and not memory and not disk and not spec.get("timeout")
         return WorkTask(spec["id"], spec, inputs, [tuple(o) for o in spec["out"]], sources,
-                        cores, memory, disk, light=light)
+                        cores, memory, disk, light=light, result=spec.get("result") if light else None)
 
     # ------------------------------------------------------------ instructions
 
     def _do(self, instructions) -> None:
         for i in instructions:
             if isinstance(i, Start):
-                self._start(i.task)
+                self._start(i.task, i.after)
             elif isinstance(i, Fetch):
                 self._spawn(self._fetch(i.name, i.source))
             elif isinstance(i, Reject):
@@ -189,11 +189,12 @@ class Worker:
         self.stream.send(["have", [[name, size, peer]]])
         self._do(self.state.file_present(name, size))
 
-    def _start(self, t: WorkTask) -> None:
+    def _start(self, t: WorkTask, after: int | None = None) -> None:
         spec = t.spec
         sandbox = None
-        if spec["kind"] == "sh" or t.inputs or t.outputs:
-            # a Python call that names no files runs in its interpreter's scratch directory
+        if not spec.get("scratch") or t.inputs or t.outputs:
+            # an Executor call (which names no files) runs in its interpreter's scratch directory,
+            # as a call to a process pool runs in the pool's working directory
             try:
                 sandbox = self.sandboxes.acquire(t.inputs, self.cache)
             except OSError as e:
@@ -214,7 +215,10 @@ class Worker:
                 request.update(result=spec["result"], path=self.cache.str_path(spec["result"]),
                                spill=spec.get("spill", 1 << 62), inline=spec.get("inline", False))
             refs = spec.get("refs")
-            if not refs:
+            if after is not None:   # behind the call making its input, in the same interpreter
+                request["refs"] = {n: self.cache.str_path(n) for n in refs}
+                self.pool.submit(t.id, request, None, self.pool.running(after), pin=True)
+            elif not refs:
                 self.pool.submit(t.id, request, spec.get("timeout"))
             else:
                 self._submit_with_refs(t, request, refs)
@@ -258,6 +262,9 @@ class Worker:
     def _python_replied(self, task_id: int, reply: list) -> None:
         t, sandbox = self.python.pop(task_id)
         _, ok, payload, text, started, finished, size, spilled = reply
+        if ok is None:   # it did not run: an input it reads is not here (its producer failed)
+            self._finish(t, sandbox, {"reason": "input", "message": text, "file": payload})
+            return
         self.python_time.add(finished - started)
         self.state.python_depth = python_depth(self.python_time.value)
         report: dict[str, Any] = {"started": started, "finished": finished, "exit": 0 if ok else 1}
