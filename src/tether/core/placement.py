@@ -17,7 +17,7 @@ from typing import Iterable
 
 from .model import TaskNode, WorkerNode
 
-MAX_QUEUE_PER_CORE = 64
+MAX_QUEUE_PER_CORE = 256
 
 
 def queue_per_core(mean_duration: float, queue_time: float) -> int:

@@ -364,4 +364,4 @@ def python_depth(mean_seconds: float) -> int:
     """Light Python tasks queued per interpreter: deep for very short calls, 1 from 2 ms up."""
     if mean_seconds <= 0:
         return 1
-    return max(1, min(32, int(0.002 / mean_seconds)))
+    return max(1, min(128, int(0.002 / mean_seconds)))
