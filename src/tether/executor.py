@@ -39,6 +39,7 @@ from .refs import ResultRef, replace
 from .task import DependencyFailed, _Spec
 
 _REMOTE = object()   # the value is on a worker: fetched by result()
+_PLAIN = frozenset({int, float, str, bytes, bool, type(None)})
 
 DEFAULT_SPILL = 1 << 20   # results larger than this (pickled) go to the worker's cache, not memory
 
@@ -133,7 +134,8 @@ class Executor(concurrent.futures.Executor):
                 return ResultRef(value.result_name)
             return None
 
-        args, kwargs = replace(args, swap), replace(kwargs, swap)
+        if kwargs or not all(type(a) in _PLAIN for a in args):   # no future can hide in plain values
+            args, kwargs = replace(args, swap), replace(kwargs, swap)
         task_id = next(_Spec._ids)
         result_name = f"res-{self._run}-{task_id}" if keep else None
         fn_name, fn_spec = m._function_file(fn)
