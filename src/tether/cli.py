@@ -23,6 +23,8 @@ def main(verbose: int) -> None:
     """tether: a data-aware workflow executor."""
     level = logging.WARNING - 10 * verbose
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    for handler in logging.root.handlers:  # libraries that set their own loggers' levels (parsl) stay quiet too
+        handler.setLevel(level)
 
 
 @main.command()
@@ -84,6 +86,89 @@ def demo(chains, length, workers, no_groups):
     from .demo import run_demo
 
     run_demo(chains=chains, length=length, workers=workers, group_tasks=not no_groups)
+
+
+# ---------------------------------------------------------------- benchmarks
+
+
+def _size(value: str) -> int:
+    """A byte count such as 50MB, 1MiB, 4096."""
+    units = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
+    text = value.strip().upper()
+    number = text.rstrip("KMGIB")
+    unit = text[len(number):]
+    try:
+        return int(float(number) * units[unit])
+    except (KeyError, ValueError):
+        raise click.BadParameter(f"expected a size such as 50MB or 4096, got {value!r}") from None
+
+
+def _bench_options(f):
+    """Options every benchmark takes."""
+    f = click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                     help="Write the report here (and its plot beside it, .png).")(f)
+    f = click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                     help="Write the plot here [beside --json].")(f)
+    f = click.option("--quick", is_flag=True, help="A small run, as CI's smoke test does.")(f)
+    f = click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
+                     help="Workers of one core each, for every system.")(f)
+    f = click.option("--rows", default="", help="Only these rows, comma-separated [all].")(f)
+    f = click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                     help="Where each row's temporary directory goes [the system's temp directory].")(f)
+    return f
+
+
+def _bench_run(name: str, build, *, json_path, plot_path, quick, workers, rows, work_dir, manager=None,
+               **kw) -> None:
+    """Plan the rows with `build(options)`, run them, and exit non-zero if any failed."""
+    from .bench import runner
+
+    options = runner.Options(workers=workers, quick=quick, work_root=work_dir, manager=manager,
+                             rows=tuple(r.strip() for r in rows.split(",") if r.strip()))
+    try:
+        parameters, plans = build(options)
+    except ValueError as e:
+        raise click.UsageError(str(e))
+    if plot_path is None and json_path is not None:
+        plot_path = json_path.with_suffix(".png")
+    report = runner.run_benchmark(name, parameters, plans, json_path=json_path, plot_path=plot_path,
+                                  work_root=work_dir, **kw)
+    failed = runner.failed_rows(report)
+    if failed:
+        click.echo(f"tether bench {name}: row(s) failed: {', '.join(failed)}", err=True)
+        sys.exit(1)
+
+
+@main.group()
+def bench() -> None:
+    """Benchmarks run side by side with Parsl HTEX, Dask and the machine's floor."""
+
+
+@bench.command()
+@click.option("--chains", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--length", type=click.IntRange(min=1), default=30, show_default=True)
+@click.option("--size", type=_size, default="0", help="Bytes each task adds to its file, e.g. 50MB [small files].")
+@click.option("--emulate-cluster", is_flag=True, help="Workers in network namespaces behind rate-limited "
+              "links (root only).")
+@click.option("--rate", default="1gbit", show_default=True, help="Link rate with --emulate-cluster.")
+@_bench_options
+def chains(chains, length, size, emulate_cluster, rate, **common):
+    """The seed's chains of tasks, each reading its predecessor's file."""
+    import contextlib
+
+    from .bench import chains as bench_chains
+    from .bench.plugins import PluginMissing, emulated_cluster
+
+    with contextlib.ExitStack() as stack:
+        manager = None
+        if emulate_cluster:
+            try:
+                manager = stack.enter_context(emulated_cluster(common["workers"], rate))
+            except PluginMissing as e:
+                click.echo(f"tether bench chains: {e}", err=True)
+                sys.exit(2)
+        _bench_run("chains", lambda o: bench_chains.plans(o, chains, length, size), manager=manager,
+                   reference="floor", check_targets=bench_chains.check_targets, **common)
 
 
 if __name__ == "__main__":
