@@ -171,5 +171,22 @@ def chains(chains, length, size, emulate_cluster, rate, **common):
                    reference="floor", check_targets=bench_chains.check_targets, **common)
 
 
+
+@bench.command()
+@click.option("--batches", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--sequences", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Sequences (ligands) per batch.")
+@click.option("--size", type=_size, default="0", help="Padding each step adds to its output, e.g. 1MB.")
+@click.option("--receptor-size", type=_size, default="1MB", show_default=True,
+              help="Size of each batch's input file.")
+@_bench_options
+def parsldock(batches, sequences, size, receptor_size, **common):
+    """Batches of 5-task sequences in which later steps read several earlier outputs (ParslDock's shape)."""
+    from .bench import parsldock as bench_parsldock
+
+    _bench_run("parsldock", lambda o: bench_parsldock.plans(o, batches, sequences, size, receptor_size),
+               reference="floor", check_targets=bench_parsldock.check_targets, **common)
+
+
 if __name__ == "__main__":
     main()

@@ -44,10 +44,10 @@ def faster_than(report: Report, a: str, b: str, figure: str) -> dict:
 
 
 def cache_to_live_temps(report: Report, row_name: str, limit: float = 2.0) -> dict:
-    """Each worker's peak cache against the most bytes of temps alive on it at once."""
+    """Each worker's peak cache against the most bytes of temps (and inputs in use) alive on it at once."""
     row = report.row(row_name) or {}
     caches = row.get("peak_cache_bytes_per_worker") or {}
-    live = row.get("peak_live_temp_bytes_per_worker") or {}
+    live = row.get("peak_live_bytes_per_worker") or {}
     ratios = [caches[w] / live[w] for w in caches if live.get(w)]
     return _check(f"{row_name} peak cache per worker <= {limit}x its live temp files",
                   max(ratios) if ratios else None, limit, True, "{:.2f}x")

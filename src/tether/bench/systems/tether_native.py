@@ -45,47 +45,15 @@ def run(workflow: Workflow, workers: int, work_dir: Path, progress=None, name: s
             wait(futures)
             failures = [f.exception() for f in futures if f.exception() is not None]
             if not failures and workflow.sizes:
-                live = live_temp_peaks(workflow, {s.name: f.info for s, f in zip(workflow.steps, futures)})
+                live = live_bytes_peaks(workflow, {s.name: f.info for s, f in zip(workflow.steps, futures)})
         else:
             failures = _run_through_home(m, workflow, home, progress)
         makespan = time.perf_counter() - started
         stats = m.stats()
     problems = [str(e) for e in failures[:3]] or workflow.problems(home)
-    extra = {"peak_live_temp_bytes_per_worker": live} if live else {}
+    extra = {"peak_live_bytes_per_worker": live} if live else {}
     return make_row(name, makespan_s=makespan, tasks=len(workflow), correct=not problems, problems=problems,
                     **tether_figures(stats), **extra)
-
-
-def live_temp_peaks(workflow: Workflow, info: dict) -> dict[str, int]:
-    """Per worker, the most bytes of temp files alive at once, from the tasks' start and end times.
-
-    A temp lives on its producer's worker from the producer's start until
-    its last consumer ends, and on another consumer's worker while that
-    consumer runs.
-    """
-    readers: dict[str, list[str]] = {}
-    for s in workflow.steps:
-        for n in s.inputs:
-            readers.setdefault(n, []).append(s.name)
-    events: dict[str, list[tuple[float, int]]] = {}
-    for name in workflow.temps:
-        size = workflow.sizes.get(name)
-        if size is None:
-            continue
-        made = info[workflow.producer[name]]
-        users = [info[r] for r in readers[name]]
-        spans = [(made.worker, made.started, max(u.finished for u in users))]
-        spans += [(u.worker, u.started, u.finished) for u in users if u.worker != made.worker]
-        for worker, start, end in spans:
-            events.setdefault(worker, []).extend([(start, size), (end, -size)])
-    peaks = {}
-    for worker, evs in events.items():
-        level = peak = 0
-        for _, delta in sorted(evs, key=lambda e: (e[0], e[1])):
-            level += delta
-            peak = max(peak, level)
-        peaks[worker] = peak
-    return peaks
 
 
 def _submit_all(m: Manager, workflow: Workflow, home: Path, progress) -> list[Future]:
@@ -133,3 +101,44 @@ def _run_through_home(m: Manager, workflow: Workflow, home: Path, progress) -> l
             if waiting[c.name] == 0:
                 submit(c)
     return failures
+
+
+def live_bytes_peaks(workflow: Workflow, info: dict) -> dict[str, int]:
+    """Per worker, the most bytes of temp and input files alive at once, from the tasks' start and end times.
+
+    A temp lives on its producer's worker from the producer's start until
+    its last consumer ends, and on another consumer's worker while that
+    consumer runs. An input from the submitting side stays in a worker's
+    cache from the first task that reads it there to the end of the run.
+    """
+    readers: dict[str, list[str]] = {}
+    for s in workflow.steps:
+        for n in s.inputs:
+            readers.setdefault(n, []).append(s.name)
+    end = max(i.finished for i in info.values())
+    events: dict[str, list[tuple[float, int]]] = {}
+    for name in workflow.temps:
+        size = workflow.sizes.get(name)
+        if size is None:
+            continue
+        made = info[workflow.producer[name]]
+        users = [info[r] for r in readers[name]]
+        spans = [(made.worker, made.started, max(u.finished for u in users))]
+        spans += [(u.worker, u.started, u.finished) for u in users if u.worker != made.worker]
+        for worker, start, stop in spans:
+            events.setdefault(worker, []).extend([(start, size), (stop, -size)])
+    for name, data in workflow.inputs.items():
+        first: dict[str, float] = {}
+        for r in readers.get(name, ()):
+            i = info[r]
+            first[i.worker] = min(first.get(i.worker, i.started), i.started)
+        for worker, start in first.items():
+            events.setdefault(worker, []).extend([(start, len(data)), (end, -len(data))])
+    peaks = {}
+    for worker, evs in events.items():
+        level = peak = 0
+        for _, delta in sorted(evs, key=lambda e: (e[0], e[1])):
+            level += delta
+            peak = max(peak, level)
+        peaks[worker] = peak
+    return peaks
