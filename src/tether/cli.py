@@ -188,5 +188,42 @@ def parsldock(batches, sequences, size, receptor_size, **common):
                reference="floor", check_targets=bench_parsldock.check_targets, **common)
 
 
+
+@bench.command()
+@click.argument("trace", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--time-scale", type=float, default=0.01, show_default=True,
+              help="Each task sleeps its traced run time times this.")
+@click.option("--size-scale", type=float, default=0.001, show_default=True,
+              help="Each file is its traced size times this (1: sizes kept).")
+@_bench_options
+def replay(trace, time_scale, size_scale, **common):
+    """Replay a real workflow trace (WfFormat JSON, e.g. from ../shared/workflows)."""
+    from .bench import replay as bench_replay
+
+    try:
+        build = bench_replay.plans
+        bench_replay.read_trace(trace)
+    except bench_replay.TraceError as e:
+        raise click.BadParameter(str(e), param_hint="TRACE")
+    _bench_run("replay", lambda o: build(o, trace, time_scale, size_scale), reference="floor",
+               check_targets=bench_replay.check_targets, **common)
+
+
+
+@bench.command()
+@click.option("--tasks", type=click.IntRange(min=1), default=10_000, show_default=True,
+              help="No-op tasks for the throughput rows.")
+@click.option("--length", type=click.IntRange(min=2), default=200, show_default=True,
+              help="Tasks in the chain rows.")
+@_bench_options
+def noop(tasks, length, **common):
+    """No-op task throughput (as parsl-perf measures it) and the hop latency of a chain."""
+    from .bench import noop as bench_noop
+
+    _bench_run("noop", lambda o: bench_noop.plans(o, tasks, length), reference=None,
+               check_targets=bench_noop.check_targets,
+               plot_figures=("tasks_per_s", "hop_latency_median_s"), **common)
+
+
 if __name__ == "__main__":
     main()

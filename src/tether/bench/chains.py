@@ -81,7 +81,7 @@ def plans(options: Options, chains: int = 20, length: int = 30, size: int = 0) -
         "tether-native-notemp": partial(tether_native.run, wf, w, name="tether-native-notemp", temps=False,
                                         manager=options.manager),
     }
-    names = options.wanted(EMULATED_ROWS if options.manager is not None and not options.rows else ROWS)
+    names = options.wanted(ROWS, EMULATED_ROWS if options.manager is not None else ROWS)
     parameters = {"chains": chains, "length": length, "size_bytes": size, "workers": w,
                   "cores_per_worker": 1, "quick": options.quick, "emulated_cluster": options.manager is not None}
     return parameters, [RowPlan(n, len(wf), lambda d, adv, n=n: runners[n](d, adv)) for n in names]

@@ -58,9 +58,10 @@ class Options:
     work_root: Path | None = None       # where the rows' directories go [the system's temp directory]
     manager: Any = None                 # (group_tasks, run_dir) -> Manager context, for emulated clusters
 
-    def wanted(self, names: list[str]) -> list[str]:
+    def wanted(self, names: list[str], default: list[str] | None = None) -> list[str]:
+        """The rows asked for with --rows, else `default` (else all)."""
         if not self.rows:
-            return names
+            return default or names
         unknown = sorted(set(self.rows) - set(names))
         if unknown:
             raise ValueError(f"unknown row(s) {', '.join(unknown)}; this benchmark has {', '.join(names)}")
