@@ -122,11 +122,15 @@ def _bench_run(name: str, build, *, json_path, plot_path, quick, workers, rows, 
                **kw) -> None:
     """Plan the rows with `build(options)`, run them, and exit non-zero if any failed."""
     from .bench import runner
+    from .bench.plugins import PluginMissing
 
     options = runner.Options(workers=workers, quick=quick, work_root=work_dir, manager=manager,
                              rows=tuple(r.strip() for r in rows.split(",") if r.strip()))
     try:
         parameters, plans = build(options)
+    except PluginMissing as e:
+        click.echo(f"tether bench {name}: {e}", err=True)
+        sys.exit(2)
     except ValueError as e:
         raise click.UsageError(str(e))
     if plot_path is None and json_path is not None:
@@ -223,6 +227,17 @@ def noop(tasks, length, **common):
     _bench_run("noop", lambda o: bench_noop.plans(o, tasks, length), reference=None,
                check_targets=bench_noop.check_targets,
                plot_figures=("tasks_per_s", "hop_latency_median_s"), **common)
+
+
+
+@bench.command()
+@_bench_options
+def scale(**common):
+    """The scheduler core alone with simulated workers: time and memory per task as the graph grows."""
+    from .bench import scale_plan
+
+    _bench_run("scale", scale_plan.plans, reference=None, check_targets=scale_plan.check_targets,
+               plot_figures=("seconds_per_task", "bytes_per_task"), **common)
 
 
 if __name__ == "__main__":

@@ -74,6 +74,9 @@ def print_summary(report: Report, reference: str | None, console: Console | None
     columns = ["makespan_s"] + extra + ["ratio", "bytes_manager_to_worker", "bytes_worker_to_manager",
                                         "bytes_worker_to_worker", "hop_latency_median_s", "peak_cache_bytes",
                                         "correct"]
+    shown = [r for r in report.rows if not r.get("skipped") and not r.get("error")]
+    columns = [c for c in columns if c == "ratio" and reference or c != "ratio"
+               and any(r.get(c) is not None for r in shown)]
     for c in columns:
         table.add_column(HEADERS.get(c, c.replace("_", " ")), justify="right")
     ref = report.row(reference) if reference else None
@@ -100,6 +103,11 @@ def print_summary(report: Report, reference: str | None, console: Console | None
                 cells.append("-" if v is None else f"{v:,}" if isinstance(v, int) else str(v))
         table.add_row(r["name"], *cells)
     console.print(table)
+    for r in report.rows:
+        if r.get("skipped"):
+            console.print(f"  [bold red]SKIPPED {r['name']}[/]: {r['skipped']}")
+        elif r.get("error"):
+            console.print(f"  [bold red]ERROR {r['name']}[/]: {r['error']}")
     for t in report.targets:
         mark = "[green]met[/]" if t["met"] else ("[yellow]n/a[/]" if t["met"] is None else "[red]MISSED[/]")
         console.print(f"  target {t['target']}: {t['value']} -> {mark}")

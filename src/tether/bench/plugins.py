@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import os
 from pathlib import Path
 
 
@@ -27,12 +26,23 @@ def load(module: str, what: str):
 
 @contextlib.contextmanager
 def emulated_cluster(workers: int, rate: str):
-    """Yields a (group_tasks, run_dir) -> Manager factory whose workers sit in network namespaces."""
-    if os.geteuid() != 0:
-        raise PluginMissing("--emulate-cluster needs root (it creates network namespaces and veth pairs); "
-                            "run without it, or as root")
+    """Yields a (group_tasks, run_dir) -> Manager factory whose workers sit in network namespaces.
+
+    Each Manager listens where the namespaces reach it and gets one worker
+    of one core in each namespace, connected before it is handed over and
+    stopped before it closes.
+    """
     cluster_module = load("cluster", "cluster emulation (--emulate-cluster)")
-    with cluster_module.EmulatedCluster(workers=workers, cores_per_worker=1, rate=rate) as cluster:
-        def factory(group_tasks: bool, run_dir: Path):
-            return cluster.manager(group_tasks=group_tasks, run_dir=run_dir)
-        yield factory
+    reason = cluster_module.unavailable_reason()
+    if reason is not None:
+        raise PluginMissing(reason)
+    from ..manager.manager import Manager
+
+    with cluster_module.EmulatedCluster(workers, rate=rate) as cluster:
+        @contextlib.contextmanager
+        def manager(group_tasks: bool, run_dir: Path):
+            with Manager(workers=0, host=cluster.manager_host, group_tasks=group_tasks, run_dir=run_dir) as m, \
+                    cluster.workers_for(m, cores=1):
+                yield m
+
+        yield manager

@@ -22,7 +22,7 @@ RowFunction = Callable[[Path, Callable[[int], None]], dict[str, Any]]
 class RowPlan:
     name: str
     total: int | None   # tasks, for the progress bar
-    run: RowFunction    # (its own directory, advance) -> row
+    run: RowFunction    # (its own directory, advance) -> row (or rows, for a plan that makes several)
 
 
 def run_rows(report: Report, plans: list[RowPlan], display: Display, work_root: Path | None = None) -> None:
@@ -38,9 +38,10 @@ def run_rows(report: Report, plans: list[RowPlan], display: Display, work_root: 
                 display.failed(plan.name, f"{type(e).__name__}: {e}")
                 row = make_row(plan.name, error=f"{type(e).__name__}: {e}",
                                traceback=traceback.format_exc(limit=8))
-        if row.get("correct") is False:
-            display.failed(plan.name, f"wrong results: {row.get('problems')}")
-        report.rows.append(row)
+        for r in row if isinstance(row, list) else [row]:
+            if r.get("correct") is False:
+                display.failed(r["name"], f"wrong results: {r.get('problems')}")
+            report.rows.append(r)
 
 
 def failed_rows(report: Report) -> list[str]:

@@ -45,7 +45,8 @@ def run(workflow: Workflow, workers: int, work_dir: Path, progress=None, name: s
             wait(futures)
             failures = [f.exception() for f in futures if f.exception() is not None]
             if not failures and workflow.sizes:
-                live = live_bytes_peaks(workflow, {s.name: f.info for s, f in zip(workflow.steps, futures)})
+                live = live_bytes_peaks(workflow, {s.name: f.info for s, f in zip(workflow.steps, futures)},
+                                        {s.name: f.resolved for s, f in zip(workflow.steps, futures)})
         else:
             failures = _run_through_home(m, workflow, home, progress)
         makespan = time.perf_counter() - started
@@ -66,10 +67,16 @@ def _submit_all(m: Manager, workflow: Workflow, home: Path, progress) -> list[Fu
     for s in workflow.steps:
         task = Task(s.command, inputs={n: files[n] for n in s.inputs}, outputs={n: files[n] for n in s.outputs})
         f = m.submit(task)
+        f.add_done_callback(_resolved_at)
         if progress is not None:
             f.add_done_callback(lambda _: progress(1))
         futures.append(f)
     return futures
+
+
+def _resolved_at(f) -> None:
+    """Note when a Future resolved: for a task with final outputs, after they are home."""
+    f.resolved = time.time()
 
 
 def _run_through_home(m: Manager, workflow: Workflow, home: Path, progress) -> list[BaseException]:
@@ -103,13 +110,15 @@ def _run_through_home(m: Manager, workflow: Workflow, home: Path, progress) -> l
     return failures
 
 
-def live_bytes_peaks(workflow: Workflow, info: dict) -> dict[str, int]:
-    """Per worker, the most bytes of temp and input files alive at once, from the tasks' start and end times.
+def live_bytes_peaks(workflow: Workflow, info: dict, resolved: dict) -> dict[str, int]:
+    """Per worker, the most bytes of files alive at once, from the tasks' start and end times.
 
     A temp lives on its producer's worker from the producer's start until
     its last consumer ends, and on another consumer's worker while that
-    consumer runs. An input from the submitting side stays in a worker's
-    cache from the first task that reads it there to the end of the run.
+    consumer runs. A final output lives on its producer's worker until its
+    Future resolves (it is home then). An input from the submitting side
+    stays in a worker's cache from the first task that reads it there to
+    the end of the run.
     """
     readers: dict[str, list[str]] = {}
     for s in workflow.steps:
@@ -127,6 +136,12 @@ def live_bytes_peaks(workflow: Workflow, info: dict) -> dict[str, int]:
         spans += [(u.worker, u.started, u.finished) for u in users if u.worker != made.worker]
         for worker, start, stop in spans:
             events.setdefault(worker, []).extend([(start, size), (stop, -size)])
+    for name in workflow.finals:
+        size = workflow.sizes.get(name)
+        step = workflow.producer[name]
+        if size is not None:
+            made = info[step]
+            events.setdefault(made.worker, []).extend([(made.started, size), (resolved[step], -size)])
     for name, data in workflow.inputs.items():
         first: dict[str, float] = {}
         for r in readers.get(name, ()):
