@@ -111,3 +111,20 @@ def print_summary(report: Report, reference: str | None, console: Console | None
     for t in report.targets:
         mark = "[green]met[/]" if t["met"] else ("[yellow]n/a[/]" if t["met"] is None else "[red]MISSED[/]")
         console.print(f"  target {t['target']}: {t['value']} -> {mark}")
+
+
+def wait_with_progress(futures: list, progress: Callable[[int], None] | None, poll: float = 0.1) -> None:
+    """Wait for every Future, advancing the bar from this thread.
+
+    A done-callback per Future would run the display's code in the thread
+    that resolves Futures, which is the system's own hot loop; polling
+    here keeps the display out of what is measured. Returns as soon as
+    the last Future is done.
+    """
+    from concurrent.futures import ALL_COMPLETED, wait
+
+    pending = set(futures)
+    while pending:
+        done, pending = wait(pending, timeout=poll, return_when=ALL_COMPLETED)
+        if progress is not None and done:
+            progress(len(done))

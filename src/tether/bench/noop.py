@@ -17,6 +17,7 @@ from functools import partial
 from pathlib import Path
 
 from . import targets as t
+from .display import wait_with_progress
 from .report import Report, make_row, tether_figures
 from .runner import Options, RowPlan
 
@@ -77,9 +78,7 @@ def native_throughput(tasks: int, workers: int, work_dir: Path, progress) -> dic
         started = time.perf_counter()
         futures = [m.submit(PythonTask(noop)) for _ in range(tasks)]
         submitted = time.perf_counter()
-        for f in futures:
-            f.add_done_callback(lambda _: progress(1))
-        wait(futures)
+        wait_with_progress(futures, progress)
         elapsed = time.perf_counter() - started
         errors = [f.exception() for f in futures if f.exception() is not None]
         stats = m.stats()
@@ -101,10 +100,9 @@ def native_chain(length: int, workers: int, work_dir: Path, progress) -> dict:
         for i in range(length):
             out = m.declare_file(home / "last") if i == length - 1 else m.declare_temp()
             f = m.submit(PythonTask(link_file, inputs={"in": prev} if prev else {}, outputs={"out": out}))
-            f.add_done_callback(lambda _: progress(1))
             futures.append(f)
             prev = out
-        wait(futures)
+        wait_with_progress(futures, progress)
         elapsed = time.perf_counter() - started
         errors = [f.exception() for f in futures if f.exception() is not None]
         stats = m.stats()
@@ -147,9 +145,7 @@ def parsl_throughput(system: str, tasks: int, workers: int, work_dir: Path, prog
         started = time.perf_counter()
         futures = [noop_app() for _ in range(tasks)]
         submitted = time.perf_counter()
-        for f in futures:
-            f.add_done_callback(lambda _: progress(1))
-        wait(futures)
+        wait_with_progress(futures, progress)
         elapsed = time.perf_counter() - started
         errors = [f.exception() for f in futures if f.exception() is not None]
     return rate_row(system, tasks, elapsed, submit_s=submitted - started, correct=not errors,
@@ -167,8 +163,8 @@ def parsl_chain(system: str, length: int, workers: int, work_dir: Path, progress
         futures, prev = [], None
         for _ in range(length):
             prev = link_app(prev)
-            prev.add_done_callback(lambda _: progress(1))
             futures.append(prev)
+        wait_with_progress(futures, progress)
         results = [f.result() for f in futures]
         elapsed = time.perf_counter() - started
     return chain_row(f"{system}-chain", results, elapsed, length)
@@ -178,7 +174,7 @@ def parsl_chain(system: str, length: int, workers: int, work_dir: Path, progress
 
 
 def dask_throughput(tasks: int, workers: int, work_dir: Path, progress) -> dict:
-    from .systems.dask_shared import start_cluster
+    from .systems.dask_shared import dask_wait_with_progress, start_cluster
 
     cluster, client = start_cluster(workers, work_dir)
     try:
@@ -186,9 +182,7 @@ def dask_throughput(tasks: int, workers: int, work_dir: Path, progress) -> dict:
         started = time.perf_counter()
         futures = [client.submit(noop, pure=False) for _ in range(tasks)]
         submitted = time.perf_counter()
-        for f in futures:
-            f.add_done_callback(lambda _: progress(1))
-        client.gather(futures)
+        dask_wait_with_progress(futures, progress)
         elapsed = time.perf_counter() - started
     finally:
         client.close()
@@ -197,7 +191,7 @@ def dask_throughput(tasks: int, workers: int, work_dir: Path, progress) -> dict:
 
 
 def dask_chain(length: int, workers: int, work_dir: Path, progress) -> dict:
-    from .systems.dask_shared import start_cluster
+    from .systems.dask_shared import dask_wait_with_progress, start_cluster
 
     cluster, client = start_cluster(workers, work_dir)
     try:
@@ -206,8 +200,8 @@ def dask_chain(length: int, workers: int, work_dir: Path, progress) -> dict:
         futures, prev = [], None
         for _ in range(length):
             prev = client.submit(link, prev, pure=False)
-            prev.add_done_callback(lambda _: progress(1))
             futures.append(prev)
+        dask_wait_with_progress(futures, progress)
         results = client.gather(futures)
         elapsed = time.perf_counter() - started
     finally:

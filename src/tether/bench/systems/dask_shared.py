@@ -39,6 +39,15 @@ def start_cluster(workers: int, work_dir: Path):
     return cluster, client
 
 
+def dask_wait_with_progress(futures: list, progress) -> None:
+    """Wait for Dask futures from this thread (they are not concurrent.futures), advancing the bar."""
+    from distributed import as_completed
+
+    for _ in as_completed(futures):
+        if progress is not None:
+            progress(1)
+
+
 def run(workflow: Workflow, workers: int, work_dir: Path, progress=None, name: str = "dask") -> dict:
     from distributed import get_task_stream
 
@@ -51,10 +60,9 @@ def run(workflow: Workflow, workers: int, work_dir: Path, progress=None, name: s
             started = time.perf_counter()
             for s in workflow.steps:
                 deps = [futures[p] for p in workflow.parents(s)]
-                f = client.submit(run_step, s.command, str(shared), *deps, key=f"step-{s.name}", pure=False)
-                if progress is not None:
-                    f.add_done_callback(lambda _: progress(1))
-                futures[s.name] = f
+                futures[s.name] = client.submit(run_step, s.command, str(shared), *deps, key=f"step-{s.name}",
+                                                pure=False)
+            dask_wait_with_progress(list(futures.values()), progress)
             errors = [e for e in (f.exception() for f in futures.values()) if e is not None]
             makespan = time.perf_counter() - started
         hops = _hops(workflow, stream.data)

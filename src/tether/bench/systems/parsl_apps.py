@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from ..display import wait_with_progress
 from ..workflow import Step, Workflow
 from . import Unavailable
 
@@ -71,9 +72,8 @@ def run_workflow(dfk, workflow: Workflow, file_for: Callable[[str], object],
         f = app(command_for(s), inputs=inputs, outputs=outputs)
         for n, df in zip(s.outputs, f.outputs):
             made[n] = df
-        if progress is not None:
-            f.add_done_callback(lambda _: progress(1))
         futures.append(f)
+    wait_with_progress(futures, progress)
     failures = []
     for f in futures:
         try:

@@ -10,12 +10,13 @@ from __future__ import annotations
 import contextlib
 import queue
 import time
-from concurrent.futures import Future, wait
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Callable, ContextManager
 
 from ...manager.manager import Manager
 from ...task import Task
+from ..display import wait_with_progress
 from ..report import make_row, tether_figures
 from ..workflow import Workflow
 
@@ -41,8 +42,8 @@ def run(workflow: Workflow, workers: int, work_dir: Path, progress=None, name: s
         started = time.perf_counter()
         live = {}
         if temps:
-            futures = _submit_all(m, workflow, home, progress)
-            wait(futures)
+            futures = _submit_all(m, workflow, home)
+            wait_with_progress(futures, progress)
             failures = [f.exception() for f in futures if f.exception() is not None]
             if not failures and workflow.sizes:
                 live = live_bytes_peaks(workflow, {s.name: f.info for s, f in zip(workflow.steps, futures)},
@@ -57,7 +58,7 @@ def run(workflow: Workflow, workers: int, work_dir: Path, progress=None, name: s
                     **tether_figures(stats), **extra)
 
 
-def _submit_all(m: Manager, workflow: Workflow, home: Path, progress) -> list[Future]:
+def _submit_all(m: Manager, workflow: Workflow, home: Path) -> list[Future]:
     files = {}
     for name in workflow.inputs:
         files[name] = m.declare_file(home / name)
@@ -68,8 +69,6 @@ def _submit_all(m: Manager, workflow: Workflow, home: Path, progress) -> list[Fu
         task = Task(s.command, inputs={n: files[n] for n in s.inputs}, outputs={n: files[n] for n in s.outputs})
         f = m.submit(task)
         f.add_done_callback(_resolved_at)
-        if progress is not None:
-            f.add_done_callback(lambda _: progress(1))
         futures.append(f)
     return futures
 
@@ -94,6 +93,11 @@ def _run_through_home(m: Manager, workflow: Workflow, home: Path, progress) -> l
     for s in workflow.steps:
         if waiting[s.name] == 0:
             submit(s)
+    readers_left = {n: 0 for n in workflow.temps}
+    for s in workflow.steps:
+        for n in s.inputs:
+            if n in readers_left:
+                readers_left[n] += 1
     left, failures = len(workflow.steps), []
     while left:
         step, f = finished.get()
@@ -103,6 +107,11 @@ def _run_through_home(m: Manager, workflow: Workflow, home: Path, progress) -> l
         if f.exception() is not None:
             failures.append(f.exception())
             break
+        for n in step.inputs:  # an intermediate every reader has used goes, as a temp would
+            if n in readers_left:
+                readers_left[n] -= 1
+                if readers_left[n] == 0:
+                    (home / n).unlink()
         for c in consumers.get(step.name, ()):
             waiting[c.name] -= 1
             if waiting[c.name] == 0:
