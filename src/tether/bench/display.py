@@ -114,17 +114,34 @@ def print_summary(report: Report, reference: str | None, console: Console | None
 
 
 def wait_with_progress(futures: list, progress: Callable[[int], None] | None, poll: float = 0.1) -> None:
-    """Wait for every Future, advancing the bar from this thread.
+    """Wait for every Future, advancing the bar from this thread; returns as soon as the last is done.
 
-    A done-callback per Future would run the display's code in the thread
-    that resolves Futures, which is the system's own hot loop; polling
-    here keeps the display out of what is measured. Returns as soon as
-    the last Future is done.
+    Each Future's only callback appends to a list and, for the last one,
+    sets an event: the display's own code never runs in the thread that
+    resolves Futures (the system's hot loop), and this thread does not
+    touch the Futures' locks while it waits.
     """
-    from concurrent.futures import ALL_COMPLETED, wait
+    import threading
 
-    pending = set(futures)
-    while pending:
-        done, pending = wait(pending, timeout=poll, return_when=ALL_COMPLETED)
-        if progress is not None and done:
-            progress(len(done))
+    total = len(futures)
+    finished: list = []
+    all_done = threading.Event()
+
+    def one_done(f) -> None:
+        finished.append(f)
+        if len(finished) >= total:
+            all_done.set()
+
+    if total == 0:
+        return
+    for f in futures:
+        f.add_done_callback(one_done)
+    shown = 0
+    while True:
+        complete = all_done.wait(poll)
+        now = len(finished)
+        if progress is not None and now > shown:
+            progress(now - shown)
+            shown = now
+        if complete:
+            return
