@@ -240,5 +240,20 @@ def scale(**common):
                plot_figures=("seconds_per_task", "bytes_per_task"), **common)
 
 
+
+@bench.command()
+@click.argument("reports", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def markdown(reports):
+    """Print reports written with --json as Markdown tables (as in BENCHMARKS.md)."""
+    import json
+
+    from .bench.markdown import render
+
+    for path in reports:
+        report = json.loads(path.read_text())
+        click.echo(f"### {report['benchmark']} ({path.name})\n")
+        click.echo(render(report))
+
+
 if __name__ == "__main__":
     main()

@@ -3,6 +3,8 @@
 Worker threads take ready steps from one queue and run each with /bin/sh in
 a shared directory. A step's consumers go to the front of the queue, so a
 chain runs back to back on one thread, as a framework at its best would run it.
+An intermediate is deleted once every step that reads it has run, as temp
+files are, so that large intermediates cost the floor no more disk than they must.
 """
 from __future__ import annotations
 
@@ -21,6 +23,11 @@ def run(workflow: Workflow, workers: int, work_dir: Path, progress=None, name: s
     workflow.write_inputs(shared)
     waiting = {s.name: len(workflow.parents(s)) for s in workflow.steps}
     consumers = workflow.consumers()
+    readers_left = {n: 0 for n in workflow.temps}
+    for s in workflow.steps:
+        for n in s.inputs:
+            if n in readers_left:
+                readers_left[n] += 1
     ready = deque(s for s in workflow.steps if waiting[s.name] == 0)
     lock = threading.Condition()
     left = [len(workflow.steps)]
@@ -40,11 +47,14 @@ def run(workflow: Workflow, workers: int, work_dir: Path, progress=None, name: s
                 if done.returncode != 0:
                     failures.append(f"{step.name} exited {done.returncode}: {done.stderr[-300:]!r}")
                 left[0] -= 1
+                gone = [n for n in step.inputs if n in readers_left and _last_reader(readers_left, n)]
                 for c in reversed(consumers.get(step.name, ())):
                     waiting[c.name] -= 1
                     if waiting[c.name] == 0:
                         ready.appendleft(c)
                 lock.notify_all()
+            for n in gone:
+                (shared / n).unlink(missing_ok=True)
             if progress is not None:
                 progress(1)
 
@@ -57,3 +67,8 @@ def run(workflow: Workflow, workers: int, work_dir: Path, progress=None, name: s
     makespan = time.perf_counter() - started
     problems = failures or workflow.problems(shared)
     return make_row(name, makespan_s=makespan, tasks=len(workflow), correct=not problems, problems=problems[:3])
+
+
+def _last_reader(readers_left: dict[str, int], name: str) -> bool:
+    readers_left[name] -= 1
+    return readers_left[name] == 0
