@@ -113,18 +113,20 @@ def _bench_options(f):
     f = click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
                      help="Workers of one core each, for every system.")(f)
     f = click.option("--rows", default="", help="Only these rows, comma-separated [all].")(f)
+    f = click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="Run every row this many times, in rounds; each row reports its median run.")(f)
     f = click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
                      help="Where each row's temporary directory goes [the system's temp directory].")(f)
     return f
 
 
-def _bench_run(name: str, build, *, json_path, plot_path, quick, workers, rows, work_dir, manager=None,
+def _bench_run(name: str, build, *, json_path, plot_path, quick, workers, rows, work_dir, repeat, manager=None,
                **kw) -> None:
     """Plan the rows with `build(options)`, run them, and exit non-zero if any failed."""
     from .bench import runner
     from .bench.plugins import PluginMissing
 
-    options = runner.Options(workers=workers, quick=quick, work_root=work_dir, manager=manager,
+    options = runner.Options(workers=workers, quick=quick, work_root=work_dir, manager=manager, repeat=repeat,
                              rows=tuple(r.strip() for r in rows.split(",") if r.strip()))
     try:
         parameters, plans = build(options)
@@ -135,8 +137,9 @@ def _bench_run(name: str, build, *, json_path, plot_path, quick, workers, rows, 
         raise click.UsageError(str(e))
     if plot_path is None and json_path is not None:
         plot_path = json_path.with_suffix(".png")
+    parameters["repeat"] = repeat
     report = runner.run_benchmark(name, parameters, plans, json_path=json_path, plot_path=plot_path,
-                                  work_root=work_dir, **kw)
+                                  work_root=work_dir, repeat=repeat, **kw)
     failed = runner.failed_rows(report)
     if failed:
         click.echo(f"tether bench {name}: row(s) failed: {', '.join(failed)}", err=True)

@@ -40,11 +40,16 @@ def run(workflow: Workflow, workers: int, work_dir: Path, progress=None, name: s
     opened = manager(group_tasks, run_dir) if manager else local_manager(workers, group_tasks, run_dir)
     with opened as m:
         started = time.perf_counter()
-        live = {}
+        live, extra_figures = {}, {}
         if temps:
             futures = _submit_all(m, workflow, home)
             wait_with_progress(futures, progress)
             failures = [f.exception() for f in futures if f.exception() is not None]
+            if not failures:
+                per_worker: dict[str, int] = {}
+                for f in futures:
+                    per_worker[f.info.worker] = per_worker.get(f.info.worker, 0) + 1
+                extra_figures["tasks_per_worker"] = dict(sorted(per_worker.items()))
             if not failures and workflow.sizes:
                 live = live_bytes_peaks(workflow, {s.name: f.info for s, f in zip(workflow.steps, futures)},
                                         {s.name: f.resolved for s, f in zip(workflow.steps, futures)})
@@ -53,7 +58,7 @@ def run(workflow: Workflow, workers: int, work_dir: Path, progress=None, name: s
         makespan = time.perf_counter() - started
         stats = m.stats()
     problems = [str(e) for e in failures[:3]] or workflow.problems(home)
-    extra = {"peak_live_bytes_per_worker": live} if live else {}
+    extra = dict(extra_figures, peak_live_bytes_per_worker=live) if live else extra_figures
     return make_row(name, makespan_s=makespan, tasks=len(workflow), correct=not problems, problems=problems,
                     **tether_figures(stats), **extra)
 
