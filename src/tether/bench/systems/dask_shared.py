@@ -36,6 +36,7 @@ def start_cluster(workers: int, work_dir: Path):
                            local_directory=str(work_dir / "dask"), silence_logs=logging.ERROR)
     client = Client(cluster)
     client.wait_for_workers(workers)
+    client.gather(client.map(run_step, ["true"] * (2 * workers), [str(work_dir)] * (2 * workers), pure=False))
     return cluster, client
 
 

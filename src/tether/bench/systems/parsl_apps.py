@@ -59,6 +59,14 @@ def python_apps():
     return python_app(noop), python_app(link)
 
 
+def warm_up(workers: int) -> None:
+    """A few trivial bash_apps per worker before timing: each system starts (and imports) what it runs tasks with."""
+    from concurrent.futures import wait
+
+    app = shell_app()
+    wait([app("true") for _ in range(2 * workers)])
+
+
 def run_workflow(dfk, workflow: Workflow, file_for: Callable[[str], object],
                  command_for: Callable[[Step], str], progress=None) -> tuple[float, list[BaseException]]:
     """Submit every step, wait for all; returns the makespan and the failures."""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..report import make_row
 from ..workflow import Workflow
-from .parsl_apps import import_parsl, run_dir, run_workflow, wait_until
+from .parsl_apps import import_parsl, run_dir, run_workflow, wait_until, warm_up
 
 
 @contextlib.contextmanager
@@ -31,6 +31,7 @@ def loaded(workers: int, work_dir: Path):
     try:
         wait_until(lambda: sum(m.get("worker_count", 0) for m in htex.connected_managers()) >= workers,
                    120, "HTEX workers")
+        warm_up(workers)
         yield dfk
     finally:
         dfk.cleanup()

@@ -1,4 +1,4 @@
-"""tether through Parsl: TetherExecutor and TetherStaging, intermediates as taskvinetemp files.
+"""tether through Parsl: TetherExecutor (with its TetherStaging), intermediates as taskvinetemp files.
 
 The program is the Parsl one a user of the seed writes: bash_apps whose
 intermediate Files use the taskvinetemp scheme, so that Parsl hands each
@@ -13,33 +13,36 @@ from pathlib import Path
 from ..report import make_row, tether_figures
 from ..workflow import Workflow
 from . import Unavailable
-from .parsl_apps import import_parsl, run_dir, run_workflow, wait_until
+from .parsl_apps import import_parsl, run_dir, run_workflow, wait_until, warm_up
 
 
 def executor_class():
     import_parsl()
     try:
-        from ...parsl import TetherExecutor, TetherStaging
+        from ...parsl import TetherExecutor
     except ImportError as e:
         raise Unavailable(f"tether.parsl is not available in this build ({e}); "
                           "the tether-parsl rows need the Parsl front end") from None
-    return TetherExecutor, TetherStaging
+    return TetherExecutor
 
 
 @contextlib.contextmanager
 def loaded(workers: int, work_dir: Path):
     """A DataFlowKernel with a TetherExecutor whose `workers` one-core local workers are connected."""
-    TetherExecutor, TetherStaging = executor_class()
+    TetherExecutor = executor_class()
     parsl = import_parsl()
     from parsl.config import Config
+    from parsl.launchers import SimpleLauncher
     from parsl.providers import LocalProvider
 
-    ex = TetherExecutor(label="tether", cores_per_worker=1, storage_access=[TetherStaging()],
-                        provider=LocalProvider(init_blocks=workers, min_blocks=workers, max_blocks=workers))
+    ex = TetherExecutor(label="tether", cores_per_worker=1,
+                        provider=LocalProvider(init_blocks=workers, min_blocks=workers, max_blocks=workers,
+                                               launcher=SimpleLauncher()))
     config = Config(executors=[ex], run_dir=run_dir(work_dir), strategy="none", usage_tracking=0)
     dfk = parsl.load(config)
     try:
         wait_until(lambda: connected(ex) >= workers, 120, "tether workers started by Parsl")
+        warm_up(workers)
         yield dfk, ex
     finally:
         dfk.cleanup()
