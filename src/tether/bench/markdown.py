@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 REFERENCE = {"chains": "floor", "parsldock": "floor", "replay": "floor"}
-COLUMNS = [("makespan_s", "makespan"), ("ratio", "× floor"), ("tasks_per_s", "tasks/s"),
+COLUMNS = [("makespan_s", "makespan"), ("ratio", "× floor"), ("tasks_per_s", "tasks/s"), ("cpu_s", "CPU"),
            ("seconds_per_task", "time/task"), ("bytes_per_task", "memory/task"),
            ("bytes_manager_to_worker", "mgr→wkr"), ("bytes_worker_to_manager", "wkr→mgr"),
            ("bytes_worker_to_worker", "wkr→wkr"), ("hop_latency_median_s", "hop p50"),
@@ -16,7 +16,7 @@ def _cell(key: str, v: Any) -> str:
         return "–"
     if key == "correct":
         return "yes" if v else "**NO**"
-    if key in ("makespan_s", "hop_latency_median_s", "seconds_per_task"):
+    if key in ("makespan_s", "hop_latency_median_s", "seconds_per_task", "cpu_s"):
         return f"{v * 1e3:.2f} ms" if v < 0.1 else f"{v:.2f} s"
     if key.startswith("bytes") or key == "peak_cache_bytes":
         for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):

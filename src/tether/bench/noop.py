@@ -18,7 +18,7 @@ from pathlib import Path
 
 from . import targets as t
 from .display import wait_with_progress
-from .report import Report, make_row, tether_figures
+from .report import Report, make_row, tether_figures, tree_cpu_seconds
 from .runner import Options, RowPlan
 
 THROUGHPUT_ROWS = ["tether-native", "tether-parsl", "parsl-htex", "dask"]
@@ -52,8 +52,9 @@ def link_file() -> int:
     return value
 
 
-def rate_row(name: str, tasks: int, elapsed: float, **extra) -> dict:
-    return make_row(name, makespan_s=elapsed, tasks=tasks, tasks_per_s=tasks / elapsed, **extra)
+def rate_row(name: str, tasks: int, elapsed: float, cpu: float, **extra) -> dict:
+    return make_row(name, makespan_s=elapsed, tasks=tasks, tasks_per_s=tasks / elapsed, cpu_s=cpu,
+                    cpu_us_per_task=cpu / tasks * 1e6, **extra)
 
 
 def chain_row(name: str, results: list, elapsed: float, length: int) -> dict:
@@ -75,14 +76,16 @@ def native_throughput(tasks: int, workers: int, work_dir: Path, progress) -> dic
     with Manager(workers=workers, cores_per_worker=1, run_dir=work_dir) as m:
         m.wait_for_workers()
         wait([m.submit(PythonTask(noop)) for _ in range(4 * workers)])
+        cpu = tree_cpu_seconds()
         started = time.perf_counter()
         futures = [m.submit(PythonTask(noop)) for _ in range(tasks)]
         submitted = time.perf_counter()
         wait_with_progress(futures, progress)
         elapsed = time.perf_counter() - started
+        cpu = tree_cpu_seconds() - cpu
         errors = [f.exception() for f in futures if f.exception() is not None]
         stats = m.stats()
-    return rate_row("tether-native", tasks, elapsed, submit_s=submitted - started, correct=not errors,
+    return rate_row("tether-native", tasks, elapsed, cpu, submit_s=submitted - started, correct=not errors,
                     problems=[str(e) for e in errors[:3]], **tether_figures(stats))
 
 
@@ -95,6 +98,7 @@ def native_chain(length: int, workers: int, work_dir: Path, progress) -> dict:
     with Manager(workers=workers, cores_per_worker=1, run_dir=work_dir) as m:
         m.wait_for_workers()
         wait([m.submit(PythonTask(noop)) for _ in range(4 * workers)])
+        cpu = tree_cpu_seconds()
         started = time.perf_counter()
         futures, prev = [], None
         for i in range(length):
@@ -104,10 +108,11 @@ def native_chain(length: int, workers: int, work_dir: Path, progress) -> dict:
             prev = out
         wait_with_progress(futures, progress)
         elapsed = time.perf_counter() - started
+        cpu = tree_cpu_seconds() - cpu
         errors = [f.exception() for f in futures if f.exception() is not None]
         stats = m.stats()
     ok = not errors and (home / "last").read_text() == str(length - 1)
-    return make_row("tether-native-chain", makespan_s=elapsed, tasks=length, correct=ok,
+    return make_row("tether-native-chain", makespan_s=elapsed, cpu_s=cpu, tasks=length, correct=ok,
                     problems=[str(e) for e in errors[:3]], **tether_figures(stats))
 
 
@@ -142,13 +147,15 @@ def parsl_throughput(system: str, tasks: int, workers: int, work_dir: Path, prog
     with _loaded(system, workers, work_dir):
         noop_app, _ = python_apps()
         wait([noop_app() for _ in range(4 * workers)])
+        cpu = tree_cpu_seconds()
         started = time.perf_counter()
         futures = [noop_app() for _ in range(tasks)]
         submitted = time.perf_counter()
         wait_with_progress(futures, progress)
         elapsed = time.perf_counter() - started
+        cpu = tree_cpu_seconds() - cpu
         errors = [f.exception() for f in futures if f.exception() is not None]
-    return rate_row(system, tasks, elapsed, submit_s=submitted - started, correct=not errors,
+    return rate_row(system, tasks, elapsed, cpu, submit_s=submitted - started, correct=not errors,
                     problems=[str(e) for e in errors[:3]])
 
 
@@ -179,15 +186,17 @@ def dask_throughput(tasks: int, workers: int, work_dir: Path, progress) -> dict:
     cluster, client = start_cluster(workers, work_dir)
     try:
         client.gather(client.map(noop_arg, range(4 * workers), pure=False))
+        cpu = tree_cpu_seconds()
         started = time.perf_counter()
         futures = [client.submit(noop, pure=False) for _ in range(tasks)]
         submitted = time.perf_counter()
         dask_wait_with_progress(futures, progress)
         elapsed = time.perf_counter() - started
+        cpu = tree_cpu_seconds() - cpu
     finally:
         client.close()
         cluster.close()
-    return rate_row("dask", tasks, elapsed, submit_s=submitted - started, correct=True)
+    return rate_row("dask", tasks, elapsed, cpu, submit_s=submitted - started, correct=True)
 
 
 def dask_chain(length: int, workers: int, work_dir: Path, progress) -> dict:

@@ -99,3 +99,20 @@ def ratio(report: Report, numerator: str, denominator: str, figure: str = "makes
     if not a or not b or a.get(figure) is None or not b.get(figure):
         return None
     return a[figure] / b[figure]
+
+
+def tree_cpu_seconds() -> float:
+    """CPU seconds used so far by this process and every live descendant, with the children each has reaped.
+
+    The difference over a timed window is what a system cost the machine:
+    its manager or scheduler, its workers and the commands they ran.
+    """
+    total = 0.0
+    me = psutil.Process()
+    for p in [me, *me.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+        except psutil.Error:
+            continue
+        total += t.user + t.system + t.children_user + t.children_system
+    return total

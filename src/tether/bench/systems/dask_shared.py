@@ -13,7 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from ..report import make_row
+from ..report import make_row, tree_cpu_seconds
 from ..workflow import Workflow
 from . import Unavailable
 
@@ -58,6 +58,7 @@ def run(workflow: Workflow, workers: int, work_dir: Path, progress=None, name: s
     try:
         futures = {}
         with get_task_stream(client) as stream:
+            cpu = tree_cpu_seconds()
             started = time.perf_counter()
             for s in workflow.steps:
                 deps = [futures[p] for p in workflow.parents(s)]
@@ -66,12 +67,13 @@ def run(workflow: Workflow, workers: int, work_dir: Path, progress=None, name: s
             dask_wait_with_progress(list(futures.values()), progress)
             errors = [e for e in (f.exception() for f in futures.values()) if e is not None]
             makespan = time.perf_counter() - started
+            cpu = tree_cpu_seconds() - cpu
         hops = _hops(workflow, stream.data)
     finally:
         client.close()
         cluster.close()
     problems = [str(e) for e in errors[:3]] or workflow.problems(shared)
-    return make_row(name, makespan_s=makespan, hop_latency_median_s=statistics.median(hops) if hops else None,
+    return make_row(name, makespan_s=makespan, cpu_s=cpu, hop_latency_median_s=statistics.median(hops) if hops else None,
                     tasks=len(workflow), correct=not problems, problems=problems)
 
 

@@ -14,7 +14,7 @@ import time
 from collections import deque
 from pathlib import Path
 
-from ..report import make_row
+from ..report import make_row, tree_cpu_seconds
 from ..workflow import Workflow
 
 
@@ -59,14 +59,16 @@ def run(workflow: Workflow, workers: int, work_dir: Path, progress=None, name: s
                 progress(1)
 
     threads = [threading.Thread(target=work, daemon=True) for _ in range(workers)]
+    cpu = tree_cpu_seconds()
     started = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     makespan = time.perf_counter() - started
+    cpu = tree_cpu_seconds() - cpu
     problems = failures or workflow.problems(shared)
-    return make_row(name, makespan_s=makespan, tasks=len(workflow), correct=not problems, problems=problems[:3])
+    return make_row(name, makespan_s=makespan, cpu_s=cpu, tasks=len(workflow), correct=not problems, problems=problems[:3])
 
 
 def _last_reader(readers_left: dict[str, int], name: str) -> bool:

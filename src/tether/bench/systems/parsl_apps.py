@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..display import wait_with_progress
+from ..report import tree_cpu_seconds
 from ..workflow import Step, Workflow
 from . import Unavailable
 
@@ -68,11 +69,12 @@ def warm_up(workers: int) -> None:
 
 
 def run_workflow(dfk, workflow: Workflow, file_for: Callable[[str], object],
-                 command_for: Callable[[Step], str], progress=None) -> tuple[float, list[BaseException]]:
-    """Submit every step, wait for all; returns the makespan and the failures."""
+                 command_for: Callable[[Step], str], progress=None) -> tuple[float, float, list[BaseException]]:
+    """Submit every step, wait for all; returns the makespan, the CPU seconds used and the failures."""
     app = shell_app()
     made = {}  # file name -> DataFuture
     futures = []
+    cpu = tree_cpu_seconds()
     started = time.perf_counter()
     for s in workflow.steps:
         inputs = [made[n] if n in made else file_for(n) for n in s.inputs]
@@ -88,7 +90,7 @@ def run_workflow(dfk, workflow: Workflow, file_for: Callable[[str], object],
             f.result()
         except Exception as e:
             failures.append(e)
-    return time.perf_counter() - started, failures
+    return time.perf_counter() - started, tree_cpu_seconds() - cpu, failures
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:

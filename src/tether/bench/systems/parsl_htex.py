@@ -44,7 +44,7 @@ def run(workflow: Workflow, workers: int, work_dir: Path, progress=None, name: s
     workflow.write_inputs(shared)
     cd = f"cd {shlex.quote(str(shared))} || exit 1; "
     with loaded(workers, work_dir) as dfk:
-        makespan, failures = run_workflow(dfk, workflow, lambda n: File(str(shared / n)),
+        makespan, cpu, failures = run_workflow(dfk, workflow, lambda n: File(str(shared / n)),
                                           lambda s: cd + s.command, progress)
     problems = [str(e) for e in failures[:3]] or workflow.problems(shared)
-    return make_row(name, makespan_s=makespan, tasks=len(workflow), correct=not problems, problems=problems)
+    return make_row(name, makespan_s=makespan, cpu_s=cpu, tasks=len(workflow), correct=not problems, problems=problems)

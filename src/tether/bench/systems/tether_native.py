@@ -17,7 +17,7 @@ from typing import Callable, ContextManager
 from ...manager.manager import Manager
 from ...task import Task
 from ..display import wait_with_progress
-from ..report import make_row, tether_figures
+from ..report import make_row, tether_figures, tree_cpu_seconds
 from ..workflow import Workflow
 
 ManagerFactory = Callable[[bool, Path], ContextManager[Manager]]
@@ -39,6 +39,7 @@ def run(workflow: Workflow, workers: int, work_dir: Path, progress=None, name: s
     run_dir.mkdir(parents=True, exist_ok=True)
     opened = manager(group_tasks, run_dir) if manager else local_manager(workers, group_tasks, run_dir)
     with opened as m:
+        cpu = tree_cpu_seconds()
         started = time.perf_counter()
         live, extra_figures = {}, {}
         if temps:
@@ -56,10 +57,11 @@ def run(workflow: Workflow, workers: int, work_dir: Path, progress=None, name: s
         else:
             failures = _run_through_home(m, workflow, home, progress)
         makespan = time.perf_counter() - started
+        cpu = tree_cpu_seconds() - cpu
         stats = m.stats()
     problems = [str(e) for e in failures[:3]] or workflow.problems(home)
     extra = dict(extra_figures, peak_live_bytes_per_worker=live) if live else extra_figures
-    return make_row(name, makespan_s=makespan, tasks=len(workflow), correct=not problems, problems=problems,
+    return make_row(name, makespan_s=makespan, cpu_s=cpu, tasks=len(workflow), correct=not problems, problems=problems,
                     **tether_figures(stats), **extra)
 
 

@@ -68,8 +68,8 @@ def run(workflow: Workflow, workers: int, work_dir: Path, progress=None, name: s
         return File(f"taskvinetemp://{n}") if n in workflow.temps else File(str(home / n))
 
     with loaded(workers, work_dir) as (dfk, ex):
-        makespan, failures = run_workflow(dfk, workflow, file_for, lambda s: s.command, progress)
+        makespan, cpu, failures = run_workflow(dfk, workflow, file_for, lambda s: s.command, progress)
         figures = stats(ex)
     problems = [str(e) for e in failures[:3]] or workflow.problems(home)
-    return make_row(name, makespan_s=makespan, tasks=len(workflow), correct=not problems, problems=problems,
+    return make_row(name, makespan_s=makespan, cpu_s=cpu, tasks=len(workflow), correct=not problems, problems=problems,
                     **figures)
