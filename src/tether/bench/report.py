@@ -69,7 +69,25 @@ def machine_info() -> dict[str, Any]:
         except Exception:
             versions[package] = None
     info["versions"] = versions
+    info["commit"] = _source_commit()
     return info
+
+
+def _source_commit() -> str | None:
+    """The git commit tether runs from, when it runs from a clone (with '+dirty' if changed)."""
+    import subprocess
+
+    here = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True,
+                              timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if head.returncode != 0:
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
 @dataclass
