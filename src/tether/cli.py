@@ -113,6 +113,8 @@ def _bench_options(f):
     f = click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
                      help="Workers of one core each, for every system.")(f)
     f = click.option("--rows", default="", help="Only these rows, comma-separated [all].")(f)
+    f = click.option("--parsl-logging/--no-parsl-logging", default=True, show_default=True,
+                     help="Parsl's debug log in its run directory (Parsl's default) for the Parsl rows.")(f)
     f = click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True,
                      help="Run every row this many times, in rounds; each row reports its median run.")(f)
     f = click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -120,13 +122,14 @@ def _bench_options(f):
     return f
 
 
-def _bench_run(name: str, build, *, json_path, plot_path, quick, workers, rows, work_dir, repeat, manager=None,
-               **kw) -> None:
+def _bench_run(name: str, build, *, json_path, plot_path, quick, workers, rows, work_dir, repeat, parsl_logging,
+               manager=None, **kw) -> None:
     """Plan the rows with `build(options)`, run them, and exit non-zero if any failed."""
     from .bench import runner
     from .bench.plugins import PluginMissing
 
     options = runner.Options(workers=workers, quick=quick, work_root=work_dir, manager=manager, repeat=repeat,
+                             parsl_logging=parsl_logging,
                              rows=tuple(r.strip() for r in rows.split(",") if r.strip()))
     try:
         parameters, plans = build(options)

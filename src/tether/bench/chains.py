@@ -72,9 +72,9 @@ def plans(options: Options, chains: int = 20, length: int = 30, size: int = 0) -
     w = options.workers
     runners = {
         "floor": partial(floor.run, wf, w),
-        "parsl-htex": partial(parsl_htex.run, wf, w),
+        "parsl-htex": partial(parsl_htex.run, wf, w, parsl_logging=options.parsl_logging),
         "dask": partial(dask_shared.run, wf, w),
-        "tether-parsl": partial(tether_parsl.run, wf, w),
+        "tether-parsl": partial(tether_parsl.run, wf, w, parsl_logging=options.parsl_logging),
         "tether-native": partial(tether_native.run, wf, w, manager=options.manager),
         "tether-native-nogroup": partial(tether_native.run, wf, w, name="tether-native-nogroup",
                                          group_tasks=False, manager=options.manager),
@@ -83,7 +83,8 @@ def plans(options: Options, chains: int = 20, length: int = 30, size: int = 0) -
     }
     names = options.wanted(ROWS, EMULATED_ROWS if options.manager is not None else ROWS)
     parameters = {"chains": chains, "length": length, "size_bytes": size, "workers": w,
-                  "cores_per_worker": 1, "quick": options.quick, "emulated_cluster": options.manager is not None}
+                  "cores_per_worker": 1, "quick": options.quick, "emulated_cluster": options.manager is not None,
+                  "parsl_logging": options.parsl_logging}
     return parameters, [RowPlan(n, len(wf), lambda d, adv, n=n: runners[n](d, adv)) for n in names]
 
 

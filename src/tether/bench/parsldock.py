@@ -91,9 +91,9 @@ def plans(options: Options, batches: int = 4, sequences: int = 10, size: int = 0
     w = options.workers
     runners = {
         "floor": partial(floor.run, wf, w),
-        "parsl-htex": partial(parsl_htex.run, wf, w),
+        "parsl-htex": partial(parsl_htex.run, wf, w, parsl_logging=options.parsl_logging),
         "dask": partial(dask_shared.run, wf, w),
-        "tether-parsl": partial(tether_parsl.run, wf, w),
+        "tether-parsl": partial(tether_parsl.run, wf, w, parsl_logging=options.parsl_logging),
         "tether-native": partial(tether_native.run, wf, w),
         "tether-native-nogroup": partial(tether_native.run, wf, w, name="tether-native-nogroup",
                                          group_tasks=False),
@@ -102,7 +102,7 @@ def plans(options: Options, batches: int = 4, sequences: int = 10, size: int = 0
     names = options.wanted(ROWS)
     parameters = {"batches": batches, "sequences_per_batch": sequences, "tasks_per_sequence": 5,
                   "size_bytes": size, "receptor_bytes": receptor_size, "workers": w, "cores_per_worker": 1,
-                  "quick": options.quick}
+                  "quick": options.quick, "parsl_logging": options.parsl_logging}
     return parameters, [RowPlan(n, len(wf), lambda d, adv, n=n: runners[n](d, adv)) for n in names]
 
 

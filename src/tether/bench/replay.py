@@ -106,9 +106,9 @@ def plans(options: Options, path: Path, time_scale: float = 0.01, size_scale: fl
     w = options.workers
     runners = {
         "floor": partial(floor.run, wf, w),
-        "parsl-htex": partial(parsl_htex.run, wf, w),
+        "parsl-htex": partial(parsl_htex.run, wf, w, parsl_logging=options.parsl_logging),
         "dask": partial(dask_shared.run, wf, w),
-        "tether-parsl": partial(tether_parsl.run, wf, w),
+        "tether-parsl": partial(tether_parsl.run, wf, w, parsl_logging=options.parsl_logging),
         "tether-native": partial(tether_native.run, wf, w),
         "tether-native-nogroup": partial(tether_native.run, wf, w, name="tether-native-nogroup",
                                          group_tasks=False),

@@ -97,6 +97,7 @@ class Options:
     work_root: Path | None = None       # where the rows' directories go [the system's temp directory]
     manager: Any = None                 # (group_tasks, run_dir) -> Manager context, for emulated clusters
     repeat: int = 1                     # runs of each row, in rounds; each row reports its median run
+    parsl_logging: bool = True          # Parsl's own debug log in its run directory, as Parsl does by default
 
     def wanted(self, names: list[str], default: list[str] | None = None) -> list[str]:
         """The rows asked for with --rows, else `default` (else all)."""

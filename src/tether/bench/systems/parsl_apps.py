@@ -70,7 +70,11 @@ def warm_up(workers: int) -> None:
 
 def run_workflow(dfk, workflow: Workflow, file_for: Callable[[str], object],
                  command_for: Callable[[Step], str], progress=None) -> tuple[float, float, list[BaseException]]:
-    """Submit every step, wait for all; returns the makespan, the CPU seconds used and the failures."""
+    """Submit every step, wait for all; returns the makespan, the CPU seconds used and the failures.
+
+    The CPU seconds count this process tree only: workers that a Parsl
+    provider starts in the background are outside it.
+    """
     app = shell_app()
     made = {}  # file name -> DataFuture
     futures = []

@@ -27,7 +27,7 @@ def executor_class():
 
 
 @contextlib.contextmanager
-def loaded(workers: int, work_dir: Path):
+def loaded(workers: int, work_dir: Path, parsl_logging: bool = True):
     """A DataFlowKernel with a TetherExecutor whose `workers` one-core local workers are connected."""
     TetherExecutor = executor_class()
     parsl = import_parsl()
@@ -38,7 +38,8 @@ def loaded(workers: int, work_dir: Path):
     ex = TetherExecutor(label="tether", cores_per_worker=1,
                         provider=LocalProvider(init_blocks=workers, min_blocks=workers, max_blocks=workers,
                                                launcher=SimpleLauncher()))
-    config = Config(executors=[ex], run_dir=run_dir(work_dir), strategy="none", usage_tracking=0)
+    config = Config(executors=[ex], run_dir=run_dir(work_dir), strategy="none", usage_tracking=0,
+                    initialize_logging=parsl_logging)
     dfk = parsl.load(config)
     try:
         wait_until(lambda: connected(ex) >= workers, 120, "tether workers started by Parsl")
@@ -58,7 +59,8 @@ def stats(ex) -> dict:
     return tether_figures(manager.stats()) if manager is not None else {}
 
 
-def run(workflow: Workflow, workers: int, work_dir: Path, progress=None, name: str = "tether-parsl") -> dict:
+def run(workflow: Workflow, workers: int, work_dir: Path, progress=None, name: str = "tether-parsl",
+        parsl_logging: bool = True) -> dict:
     from parsl.data_provider.files import File
 
     home = work_dir / "home"
@@ -67,9 +69,9 @@ def run(workflow: Workflow, workers: int, work_dir: Path, progress=None, name: s
     def file_for(n: str):
         return File(f"taskvinetemp://{n}") if n in workflow.temps else File(str(home / n))
 
-    with loaded(workers, work_dir) as (dfk, ex):
-        makespan, cpu, failures = run_workflow(dfk, workflow, file_for, lambda s: s.command, progress)
+    with loaded(workers, work_dir, parsl_logging) as (dfk, ex):
+        makespan, _, failures = run_workflow(dfk, workflow, file_for, lambda s: s.command, progress)
         figures = stats(ex)
     problems = [str(e) for e in failures[:3]] or workflow.problems(home)
-    return make_row(name, makespan_s=makespan, cpu_s=cpu, tasks=len(workflow), correct=not problems, problems=problems,
+    return make_row(name, makespan_s=makespan, tasks=len(workflow), correct=not problems, problems=problems,
                     **figures)
