@@ -68,3 +68,18 @@ def test_markdown_shows_ratios_to_the_floor_and_skipped_rows_with_their_reason()
     assert "| tether-native | 3.00 s | 1.50× |" in text
     assert "skipped: no tether.parsl" in text
     assert "tether-native <= 1.15x floor (makespan_s): 1.50x — **missed**" in text
+
+
+def test_a_stalled_run_fails_its_row_instead_of_hanging_the_benchmark():
+    from concurrent.futures import Future
+
+    import pytest
+
+    from tether.bench.display import wait_with_progress
+
+    done, stuck = Future(), Future()
+    done.set_result(None)
+    seen = []
+    with pytest.raises(TimeoutError, match="1 of 2 tasks still unfinished"):
+        wait_with_progress([done, stuck], seen.append, poll=0.01, timeout=0.2)
+    assert seen == [1]

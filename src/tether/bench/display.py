@@ -113,15 +113,19 @@ def print_summary(report: Report, reference: str | None, console: Console | None
         console.print(f"  target {t['target']}: {t['value']} -> {mark}")
 
 
-def wait_with_progress(futures: list, progress: Callable[[int], None] | None, poll: float = 0.1) -> None:
+def wait_with_progress(futures: list, progress: Callable[[int], None] | None, poll: float = 0.1,
+                       timeout: float | None = None) -> None:
     """Wait for every Future, advancing the bar from this thread; returns as soon as the last is done.
 
     Each Future's only callback appends to a list and, for the last one,
     sets an event: the display's own code never runs in the thread that
     resolves Futures (the system's hot loop), and this thread does not
-    touch the Futures' locks while it waits.
+    touch the Futures' locks while it waits. A run stalled for `timeout`
+    seconds (default: 300 s plus 1 s a task) raises TimeoutError, so that a
+    system that hangs fails its row instead of the whole benchmark.
     """
     import threading
+    import time
 
     total = len(futures)
     finished: list = []
@@ -137,11 +141,16 @@ def wait_with_progress(futures: list, progress: Callable[[int], None] | None, po
     for f in futures:
         f.add_done_callback(one_done)
     shown = 0
+    limit = timeout if timeout is not None else 300.0 + total
+    moved = time.monotonic()
     while True:
         complete = all_done.wait(poll)
         now = len(finished)
-        if progress is not None and now > shown:
-            progress(now - shown)
-            shown = now
+        if now > shown:
+            if progress is not None:
+                progress(now - shown)
+            shown, moved = now, time.monotonic()
         if complete:
             return
+        if time.monotonic() - moved > limit:
+            raise TimeoutError(f"{total - now} of {total} tasks still unfinished after {limit:.0f} s without progress")
