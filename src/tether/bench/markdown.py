@@ -58,8 +58,8 @@ def conditions(report: dict[str, Any]) -> str:
     after = (m.get("load_average_after") or ["?"])[0]
     params = ", ".join(f"{k}={v}" for k, v in report.get("parameters", {}).items())
     return (f"{m.get('cpus')} cores, {m.get('memory_bytes', 0) / 1e9:.0f} GB, Python {m.get('python')}, "
-            f"load average {load} before and {after} after; {m.get('date')}, tether at {m.get('commit')}. "
-            f"Parameters: {params}.")
+            f"load average {load} before and {after} after; {m.get('date')}"
+            f"{', tether at ' + m['commit'] if m.get('commit') else ''}. Parameters: {params}.")
 
 
 def targets(report: dict[str, Any]) -> str:

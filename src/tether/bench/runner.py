@@ -66,7 +66,7 @@ def _run_one(plan: RowPlan, label: str, display: Display, work_root: Path | None
 
 
 def median_row(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The run with the median makespan, with every run's makespan beside it.
+    """The run with the median makespan (the faster middle one for an even count), with every run's makespan beside it.
 
     A run that failed or was skipped wins over the others, so that no
     failure is hidden behind a median.
