@@ -23,6 +23,8 @@ def main(verbose: int) -> None:
     """tether: a data-aware workflow executor."""
     level = logging.WARNING - 10 * verbose
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    for handler in logging.root.handlers:  # libraries that set their own loggers' levels (parsl) stay quiet too
+        handler.setLevel(level)
 
 
 @main.command()
@@ -84,6 +86,179 @@ def demo(chains, length, workers, no_groups):
     from .demo import run_demo
 
     run_demo(chains=chains, length=length, workers=workers, group_tasks=not no_groups)
+
+
+# ---------------------------------------------------------------- benchmarks
+
+
+def _size(value: str) -> int:
+    """A byte count such as 50MB, 1MiB, 4096."""
+    units = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
+    text = value.strip().upper()
+    number = text.rstrip("KMGIB")
+    unit = text[len(number):]
+    try:
+        return int(float(number) * units[unit])
+    except (KeyError, ValueError):
+        raise click.BadParameter(f"expected a size such as 50MB or 4096, got {value!r}") from None
+
+
+def _bench_options(f):
+    """Options every benchmark takes."""
+    f = click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                     help="Write the report here (and its plot beside it, .png).")(f)
+    f = click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                     help="Write the plot here [beside --json].")(f)
+    f = click.option("--quick", is_flag=True, help="A small run, as CI's smoke test does.")(f)
+    f = click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
+                     help="Workers of one core each, for every system.")(f)
+    f = click.option("--rows", default="", help="Only these rows, comma-separated [all].")(f)
+    f = click.option("--parsl-logging/--no-parsl-logging", default=True, show_default=True,
+                     help="Parsl's debug log in its run directory (Parsl's default) for the Parsl rows.")(f)
+    f = click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="Run every row this many times, in rounds; each row reports its median run.")(f)
+    f = click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                     help="Where each row's temporary directory goes [the system's temp directory].")(f)
+    return f
+
+
+def _bench_run(name: str, build, *, json_path, plot_path, quick, workers, rows, work_dir, repeat, parsl_logging,
+               manager=None, **kw) -> None:
+    """Plan the rows with `build(options)`, run them, and exit non-zero if any failed."""
+    from .bench import runner
+    from .bench.plugins import PluginMissing
+
+    options = runner.Options(workers=workers, quick=quick, work_root=work_dir, manager=manager, repeat=repeat,
+                             parsl_logging=parsl_logging,
+                             rows=tuple(r.strip() for r in rows.split(",") if r.strip()))
+    try:
+        parameters, plans = build(options)
+    except PluginMissing as e:
+        click.echo(f"tether bench {name}: {e}", err=True)
+        sys.exit(2)
+    except ValueError as e:
+        raise click.UsageError(str(e))
+    if plot_path is None and json_path is not None:
+        plot_path = json_path.with_suffix(".png")
+    parameters["repeat"] = repeat
+    report = runner.run_benchmark(name, parameters, plans, json_path=json_path, plot_path=plot_path,
+                                  work_root=work_dir, repeat=repeat, **kw)
+    failed = runner.failed_rows(report)
+    if failed:
+        click.echo(f"tether bench {name}: row(s) failed: {', '.join(failed)}", err=True)
+        sys.exit(1)
+
+
+@main.group()
+def bench() -> None:
+    """Benchmarks run side by side with Parsl HTEX, Dask and the machine's floor."""
+
+
+@bench.command()
+@click.option("--chains", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--length", type=click.IntRange(min=1), default=30, show_default=True)
+@click.option("--size", type=_size, default="0", help="Bytes each task adds to its file, e.g. 50MB [small files].")
+@click.option("--emulate-cluster", is_flag=True, help="Workers in network namespaces behind rate-limited "
+              "links (root only).")
+@click.option("--rate", default="1gbit", show_default=True, help="Link rate with --emulate-cluster.")
+@_bench_options
+def chains(chains, length, size, emulate_cluster, rate, **common):
+    """The seed's chains of tasks, each reading its predecessor's file."""
+    import contextlib
+
+    from .bench import chains as bench_chains
+    from .bench.plugins import PluginMissing, emulated_cluster
+
+    with contextlib.ExitStack() as stack:
+        manager = None
+        if emulate_cluster:
+            try:
+                manager = stack.enter_context(emulated_cluster(common["workers"], rate))
+            except PluginMissing as e:
+                click.echo(f"tether bench chains: {e}", err=True)
+                sys.exit(2)
+        _bench_run("chains", lambda o: bench_chains.plans(o, chains, length, size), manager=manager,
+                   reference="floor", check_targets=bench_chains.check_targets, **common)
+
+
+
+@bench.command()
+@click.option("--batches", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--sequences", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Sequences (ligands) per batch.")
+@click.option("--size", type=_size, default="0", help="Padding each step adds to its output, e.g. 1MB.")
+@click.option("--receptor-size", type=_size, default="1MB", show_default=True,
+              help="Size of each batch's input file.")
+@_bench_options
+def parsldock(batches, sequences, size, receptor_size, **common):
+    """Batches of 5-task sequences in which later steps read several earlier outputs (ParslDock's shape)."""
+    from .bench import parsldock as bench_parsldock
+
+    _bench_run("parsldock", lambda o: bench_parsldock.plans(o, batches, sequences, size, receptor_size),
+               reference="floor", check_targets=bench_parsldock.check_targets, **common)
+
+
+
+@bench.command()
+@click.argument("trace", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--time-scale", type=float, default=0.01, show_default=True,
+              help="Each task sleeps its traced run time times this.")
+@click.option("--size-scale", type=float, default=0.001, show_default=True,
+              help="Each file is its traced size times this (1: sizes kept).")
+@_bench_options
+def replay(trace, time_scale, size_scale, **common):
+    """Replay a real workflow trace (WfFormat JSON, e.g. from ../shared/workflows)."""
+    from .bench import replay as bench_replay
+
+    try:
+        build = bench_replay.plans
+        bench_replay.read_trace(trace)
+    except bench_replay.TraceError as e:
+        raise click.BadParameter(str(e), param_hint="TRACE")
+    _bench_run("replay", lambda o: build(o, trace, time_scale, size_scale), reference="floor",
+               check_targets=bench_replay.check_targets, **common)
+
+
+
+@bench.command()
+@click.option("--tasks", type=click.IntRange(min=1), default=10_000, show_default=True,
+              help="No-op tasks for the throughput rows.")
+@click.option("--length", type=click.IntRange(min=2), default=200, show_default=True,
+              help="Tasks in the chain rows.")
+@_bench_options
+def noop(tasks, length, **common):
+    """No-op task throughput (as parsl-perf measures it) and the hop latency of a chain."""
+    from .bench import noop as bench_noop
+
+    _bench_run("noop", lambda o: bench_noop.plans(o, tasks, length), reference=None,
+               check_targets=bench_noop.check_targets,
+               plot_figures=("tasks_per_s", "hop_latency_median_s"), **common)
+
+
+
+@bench.command()
+@_bench_options
+def scale(**common):
+    """The scheduler core alone with simulated workers: time and memory per task as the graph grows."""
+    from .bench import scale_plan
+
+    _bench_run("scale", scale_plan.plans, reference=None, check_targets=scale_plan.check_targets,
+               plot_figures=("seconds_per_task", "bytes_per_task"), **common)
+
+
+
+@bench.command()
+@click.argument("reports", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def markdown(reports):
+    """Print reports written with --json as Markdown tables (as in BENCHMARKS.md)."""
+    import json
+
+    from .bench.markdown import render
+
+    for path in reports:
+        report = json.loads(path.read_text())
+        click.echo(f"### {report['benchmark']} ({path.name})\n")
+        click.echo(render(report))
 
 
 if __name__ == "__main__":

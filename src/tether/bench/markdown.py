@@ -1,0 +1,79 @@
+"""Reports as Markdown, for BENCHMARKS.md: the rows' table, the run's conditions and the targets."""
+from __future__ import annotations
+
+from typing import Any
+
+REFERENCE = {"chains": "floor", "parsldock": "floor", "replay": "floor"}
+COLUMNS = [("makespan_s", "makespan"), ("ratio", "× floor"), ("tasks_per_s", "tasks/s"), ("cpu_s", "CPU"),
+           ("seconds_per_task", "time/task"), ("bytes_per_task", "memory/task"),
+           ("bytes_manager_to_worker", "mgr→wkr"), ("bytes_worker_to_manager", "wkr→mgr"),
+           ("bytes_worker_to_worker", "wkr→wkr"), ("hop_latency_median_s", "hop p50"),
+           ("peak_cache_bytes", "cache peak"), ("correct", "right")]
+
+
+def _cell(key: str, v: Any) -> str:
+    if v is None:
+        return "–"
+    if key == "correct":
+        return "yes" if v else "**NO**"
+    if key in ("makespan_s", "hop_latency_median_s", "seconds_per_task", "cpu_s"):
+        return f"{v * 1e3:.2f} ms" if v < 0.1 else f"{v:.2f} s"
+    if key.startswith("bytes") or key == "peak_cache_bytes":
+        for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+            if v >= size:
+                return f"{v / size:.1f} {unit}"
+        return f"{v:.0f} B"
+    if key == "tasks_per_s":
+        return f"{v:,.0f}"
+    return str(v)
+
+
+def table(report: dict[str, Any]) -> str:
+    rows = report["rows"]
+    ref_name = REFERENCE.get(report["benchmark"])
+    ref = next((r for r in rows if r["name"] == ref_name and r.get("makespan_s")), None)
+    ran = [r for r in rows if not r.get("skipped") and not r.get("error")]
+    keys = [(k, h) for k, h in COLUMNS
+            if (k == "ratio" and ref is not None) or any(r.get(k) is not None for r in ran)]
+    lines = ["| row | " + " | ".join(h for _, h in keys) + " |",
+             "| --- | " + " | ".join("---:" for _ in keys) + " |"]
+    for r in rows:
+        if r.get("skipped") or r.get("error"):
+            why = r.get("skipped") or r.get("error")
+            lines.append(f"| {r['name']} | " + " | ".join("" for _ in keys[:-1]) + f" | skipped: {why} |")
+            continue
+        cells = []
+        for k, _ in keys:
+            if k == "ratio":
+                cells.append(f"{r['makespan_s'] / ref['makespan_s']:.2f}×" if r.get("makespan_s") else "–")
+            else:
+                cells.append(_cell(k, r.get(k)))
+        lines.append(f"| {r['name']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def conditions(report: dict[str, Any]) -> str:
+    m = report["machine"]
+    load = m.get("load_average", ["?"])[0]
+    after = (m.get("load_average_after") or ["?"])[0]
+    params = ", ".join(f"{k}={v}" for k, v in report.get("parameters", {}).items())
+    return (f"{m.get('cpus')} cores, {m.get('memory_bytes', 0) / 1e9:.0f} GB, Python {m.get('python')}, "
+            f"load average {load} before and {after} after; {m.get('date')}"
+            f"{', tether at ' + m['commit'] if m.get('commit') else ''}. Parameters: {params}.")
+
+
+def targets(report: dict[str, Any]) -> str:
+    out = []
+    for t in report.get("targets", ()):
+        if t["met"] is None:
+            out.append(f"- {t['target']}: not measured")
+        else:
+            out.append(f"- {t['target']}: {t['value']} — {'met' if t['met'] else '**missed**'}")
+    return "\n".join(out)
+
+
+def render(report: dict[str, Any]) -> str:
+    parts = [table(report), "", conditions(report)]
+    if report.get("targets"):
+        parts += ["", targets(report)]
+    return "\n".join(parts) + "\n"

@@ -1,0 +1,249 @@
+"""`tether bench noop`: how many no-op Python tasks a second, and the hop of a 200-task chain.
+
+Throughput is measured as parsl-perf measures it: submit N tasks that do
+nothing, wait for all, N / elapsed, after a warm-up of a few tasks per
+worker. The chain passes each task's result to the next: natively through
+a temp file between PythonTasks (hop latency from the manager's stats);
+through Parsl and Dask as chained apps each taking the previous result,
+where each task reports its own start and end, and a hop is one task's
+start minus its predecessor's end.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from concurrent.futures import wait
+from functools import partial
+from pathlib import Path
+
+from . import targets as t
+from .display import wait_with_progress
+from .report import Report, make_row, tether_figures, tree_cpu_seconds
+from .runner import Options, RowPlan
+
+THROUGHPUT_ROWS = ["tether-native", "tether-parsl", "parsl-htex", "dask"]
+CHAIN_ROWS = ["tether-native-chain", "tether-parsl-chain", "parsl-htex-chain", "dask-chain"]
+
+
+def noop() -> None:
+    return None
+
+
+def noop_arg(_) -> None:
+    return None
+
+
+def link(previous):
+    """One chained step: takes the previous (value, started, finished), returns its own."""
+    started = time.time()
+    value = previous[0] + 1 if previous is not None else 0
+    return value, started, time.time()
+
+
+def link_file() -> int:
+    """One natively chained step: reads the predecessor's number from `in` (if any), writes the next to `out`."""
+    try:
+        with open("in") as f:
+            value = int(f.read()) + 1
+    except FileNotFoundError:
+        value = 0
+    with open("out", "w") as f:
+        f.write(str(value))
+    return value
+
+
+def rate_row(name: str, tasks: int, elapsed: float, cpu: float | None, **extra) -> dict:
+    """cpu: seconds used by every process of the system, or None where some run outside this process tree."""
+    return make_row(name, makespan_s=elapsed, tasks=tasks, tasks_per_s=tasks / elapsed, cpu_s=cpu,
+                    cpu_us_per_task=None if cpu is None else cpu / tasks * 1e6, **extra)
+
+
+def chain_row(name: str, results: list, elapsed: float, length: int) -> dict:
+    hops = [b[1] - a[2] for a, b in zip(results, results[1:])]
+    values = [r[0] for r in results]
+    ok = values == list(range(length))
+    return make_row(name, makespan_s=elapsed, tasks=length, hop_latency_median_s=statistics.median(hops),
+                    hop_latency_p95_s=sorted(hops)[int(0.95 * (len(hops) - 1))], correct=ok,
+                    problems=[] if ok else [f"chain values {values[:5]}..."])
+
+
+# ------------------------------------------------------------------ tether, natively
+
+
+def native_throughput(tasks: int, workers: int, work_dir: Path, progress) -> dict:
+    from ..manager.manager import Manager
+    from ..task import PythonTask
+
+    with Manager(workers=workers, cores_per_worker=1, run_dir=work_dir) as m:
+        m.wait_for_workers()
+        wait([m.submit(PythonTask(noop)) for _ in range(4 * workers)])
+        cpu = tree_cpu_seconds()
+        started = time.perf_counter()
+        futures = [m.submit(PythonTask(noop)) for _ in range(tasks)]
+        submitted = time.perf_counter()
+        wait_with_progress(futures, progress)
+        elapsed = time.perf_counter() - started
+        cpu = tree_cpu_seconds() - cpu
+        errors = [f.exception() for f in futures if f.exception() is not None]
+        stats = m.stats()
+    return rate_row("tether-native", tasks, elapsed, cpu, submit_s=submitted - started, correct=not errors,
+                    problems=[str(e) for e in errors[:3]], **tether_figures(stats))
+
+
+def native_chain(length: int, workers: int, work_dir: Path, progress) -> dict:
+    from ..manager.manager import Manager
+    from ..task import PythonTask
+
+    home = work_dir / "home"
+    home.mkdir()
+    with Manager(workers=workers, cores_per_worker=1, run_dir=work_dir) as m:
+        m.wait_for_workers()
+        wait([m.submit(PythonTask(noop)) for _ in range(4 * workers)])
+        cpu = tree_cpu_seconds()
+        started = time.perf_counter()
+        futures, prev = [], None
+        for i in range(length):
+            out = m.declare_file(home / "last") if i == length - 1 else m.declare_temp()
+            f = m.submit(PythonTask(link_file, inputs={"in": prev} if prev else {}, outputs={"out": out}))
+            futures.append(f)
+            prev = out
+        wait_with_progress(futures, progress)
+        elapsed = time.perf_counter() - started
+        cpu = tree_cpu_seconds() - cpu
+        errors = [f.exception() for f in futures if f.exception() is not None]
+        stats = m.stats()
+    ok = not errors and (home / "last").read_text() == str(length - 1)
+    return make_row("tether-native-chain", makespan_s=elapsed, cpu_s=cpu, tasks=length, correct=ok,
+                    problems=[str(e) for e in errors[:3]], **tether_figures(stats))
+
+
+# ------------------------------------------------------------------ Parsl (HTEX, or tether through Parsl)
+
+
+def _loaded(system: str, workers: int, work_dir: Path, parsl_logging: bool):
+    if system == "parsl-htex":
+        from .systems import parsl_htex
+        return parsl_htex.loaded(workers, work_dir, parsl_logging)
+    from .systems import tether_parsl
+    return _first(tether_parsl.loaded(workers, work_dir, parsl_logging))
+
+
+class _first:
+    """tether_parsl.loaded yields (dfk, executor); the noop rows need only the dfk."""
+
+    def __init__(self, cm):
+        self.cm = cm
+
+    def __enter__(self):
+        return self.cm.__enter__()[0]
+
+    def __exit__(self, *exc):
+        return self.cm.__exit__(*exc)
+
+
+def parsl_throughput(system: str, tasks: int, workers: int, parsl_logging: bool, work_dir: Path, progress) -> dict:
+    from .systems.parsl_apps import import_parsl, python_apps
+
+    import_parsl()
+    with _loaded(system, workers, work_dir, parsl_logging):
+        noop_app, _ = python_apps()
+        wait([noop_app() for _ in range(4 * workers)])
+        started = time.perf_counter()
+        futures = [noop_app() for _ in range(tasks)]
+        submitted = time.perf_counter()
+        wait_with_progress(futures, progress)
+        elapsed = time.perf_counter() - started
+        errors = [f.exception() for f in futures if f.exception() is not None]
+    # Parsl's LocalProvider starts workers in the background, outside this process tree: their CPU is not seen
+    return rate_row(system, tasks, elapsed, None, submit_s=submitted - started, correct=not errors,
+                    problems=[str(e) for e in errors[:3]])
+
+
+def parsl_chain(system: str, length: int, workers: int, parsl_logging: bool, work_dir: Path, progress) -> dict:
+    from .systems.parsl_apps import import_parsl, python_apps
+
+    import_parsl()
+    with _loaded(system, workers, work_dir, parsl_logging):
+        noop_app, link_app = python_apps()
+        wait([noop_app() for _ in range(4 * workers)])
+        started = time.perf_counter()
+        futures, prev = [], None
+        for _ in range(length):
+            prev = link_app(prev)
+            futures.append(prev)
+        wait_with_progress(futures, progress)
+        results = [f.result() for f in futures]
+        elapsed = time.perf_counter() - started
+    return chain_row(f"{system}-chain", results, elapsed, length)
+
+
+# ------------------------------------------------------------------ Dask
+
+
+def dask_throughput(tasks: int, workers: int, work_dir: Path, progress) -> dict:
+    from .systems.dask_shared import dask_wait_with_progress, start_cluster
+
+    cluster, client = start_cluster(workers, work_dir)
+    try:
+        client.gather(client.map(noop_arg, range(4 * workers), pure=False))
+        cpu = tree_cpu_seconds()
+        started = time.perf_counter()
+        futures = [client.submit(noop, pure=False) for _ in range(tasks)]
+        submitted = time.perf_counter()
+        dask_wait_with_progress(futures, progress)
+        elapsed = time.perf_counter() - started
+        cpu = tree_cpu_seconds() - cpu
+    finally:
+        client.close()
+        cluster.close()
+    return rate_row("dask", tasks, elapsed, cpu, submit_s=submitted - started, correct=True)
+
+
+def dask_chain(length: int, workers: int, work_dir: Path, progress) -> dict:
+    from .systems.dask_shared import dask_wait_with_progress, start_cluster
+
+    cluster, client = start_cluster(workers, work_dir)
+    try:
+        client.gather(client.map(noop_arg, range(4 * workers), pure=False))
+        started = time.perf_counter()
+        futures, prev = [], None
+        for _ in range(length):
+            prev = client.submit(link, prev, pure=False)
+            futures.append(prev)
+        dask_wait_with_progress(futures, progress)
+        results = client.gather(futures)
+        elapsed = time.perf_counter() - started
+    finally:
+        client.close()
+        cluster.close()
+    return chain_row("dask-chain", results, elapsed, length)
+
+
+# ------------------------------------------------------------------ plan and targets
+
+
+def plans(options: Options, tasks: int = 10_000, length: int = 200) -> tuple[dict, list[RowPlan]]:
+    if options.quick:
+        tasks, length = min(tasks, 200), min(length, 20)
+    w = options.workers
+    runners = {
+        "tether-native": (tasks, partial(native_throughput, tasks, w)),
+        "tether-parsl": (tasks, partial(parsl_throughput, "tether-parsl", tasks, w, options.parsl_logging)),
+        "parsl-htex": (tasks, partial(parsl_throughput, "parsl-htex", tasks, w, options.parsl_logging)),
+        "dask": (tasks, partial(dask_throughput, tasks, w)),
+        "tether-native-chain": (length, partial(native_chain, length, w)),
+        "tether-parsl-chain": (length, partial(parsl_chain, "tether-parsl", length, w, options.parsl_logging)),
+        "parsl-htex-chain": (length, partial(parsl_chain, "parsl-htex", length, w, options.parsl_logging)),
+        "dask-chain": (length, partial(dask_chain, length, w)),
+    }
+    names = options.wanted(THROUGHPUT_ROWS + CHAIN_ROWS)
+    parameters = {"tasks": tasks, "chain_length": length, "workers": w, "cores_per_worker": 1,
+                  "quick": options.quick, "parsl_logging": options.parsl_logging}
+    return parameters, [RowPlan(n, runners[n][0], runners[n][1]) for n in names]
+
+
+def check_targets(report: Report) -> list[dict]:
+    return [t.figure_at_least(report, "tether-native", "tasks_per_s", 10_000, "{:,.0f}/s"),
+            t.ratio_at_least(report, "tether-parsl", "parsl-htex", 1.5, "tasks_per_s"),
+            t.faster_than(report, "tether-parsl-chain", "parsl-htex-chain", "hop_latency_median_s"),
+            t.figure_at_most(report, "tether-native-chain", "hop_latency_median_s", 1e-3, "{:.2e} s")]

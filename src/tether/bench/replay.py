@@ -1,0 +1,127 @@
+"""`tether bench replay FILE`: a real workflow trace (WfFormat JSON) replayed as shell steps.
+
+Every file some task outputs becomes an intermediate, every file no task
+outputs an input written on the submitting side, every file no task reads
+a final output brought back. Each task reads all its inputs, sleeps for its
+measured run time times `time_scale`, and writes each output at its traced
+size times `size_scale`; the check is that every final output has its size.
+"""
+from __future__ import annotations
+
+import json
+import shlex
+from functools import partial
+from pathlib import Path
+
+from . import targets as t
+from .report import Report
+from .runner import Options, RowPlan
+from .systems import dask_shared, floor, parsl_htex, tether_native, tether_parsl
+from .workflow import Step, Workflow
+
+ROWS = ["floor", "parsl-htex", "dask", "tether-parsl", "tether-native", "tether-native-nogroup",
+        "tether-native-notemp"]
+DEFAULT_ROWS = ["floor", "dask", "tether-native", "tether-native-nogroup"]
+
+
+class TraceError(ValueError):
+    """A file that is not a WfFormat workflow this replay understands."""
+
+
+def read_trace(path: Path) -> tuple[str, list[dict], dict[str, int]]:
+    """(name, tasks with id/inputs/outputs/runtime, file sizes) from WfFormat 1.5, or the older 1.4 layout."""
+    try:
+        doc = json.loads(path.read_text())
+        wf = doc["workflow"]
+        name = doc.get("name", path.stem)
+        if "specification" in wf:
+            runtimes = {x["id"]: float(x.get("runtimeInSeconds", 0.0)) for x in wf["execution"]["tasks"]}
+            sizes = {x["id"]: int(x.get("sizeInBytes", 0)) for x in wf["specification"]["files"]}
+            tasks = [{"id": x["id"], "inputs": list(x.get("inputFiles", ())),
+                      "outputs": list(x.get("outputFiles", ())), "runtime": runtimes.get(x["id"], 0.0)}
+                     for x in wf["specification"]["tasks"]]
+        else:
+            tasks, sizes = [], {}
+            for x in wf["tasks"]:
+                files = x.get("files", ())
+                for f in files:
+                    sizes[f["name"]] = int(f.get("size", f.get("sizeInBytes", 0)))
+                tasks.append({"id": x.get("id", x["name"]),
+                              "inputs": [f["name"] for f in files if f["link"] == "input"],
+                              "outputs": [f["name"] for f in files if f["link"] == "output"],
+                              "runtime": float(x.get("runtimeInSeconds", x.get("runtime", 0.0)))})
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise TraceError(f"{path}: not a WfFormat workflow I can read ({type(e).__name__}: {e})") from None
+    return name, tasks, sizes
+
+
+def topological(tasks: list[dict]) -> list[dict]:
+    """Tasks ordered so that each file's producer comes before its readers."""
+    producer = {o: t["id"] for t in tasks for o in t["outputs"]}
+    by_id = {t["id"]: t for t in tasks}
+    needs = {t["id"]: {producer[i] for i in t["inputs"] if i in producer} for t in tasks}
+    done: set[str] = set()
+    order: list[dict] = []
+    pending = [t["id"] for t in tasks]
+    while pending:
+        ready = [i for i in pending if needs[i] <= done]
+        if not ready:
+            raise TraceError(f"the trace has a cycle among {len(pending)} tasks, e.g. {pending[0]}")
+        order += [by_id[i] for i in ready]
+        done.update(ready)
+        pending = [i for i in pending if i not in done]
+    return order
+
+
+def workflow(path: Path, time_scale: float, size_scale: float) -> tuple[str, Workflow]:
+    name, tasks, sizes = read_trace(path)
+    made = {o for t in tasks for o in t["outputs"]}
+    scaled = {f: int(s * size_scale) for f, s in sizes.items()}
+    inputs = {f: b"\0" * scaled.get(f, 0) for t in tasks for f in t["inputs"] if f not in made}
+    steps = []
+    for task in topological(tasks):
+        parts = []
+        if task["inputs"]:
+            parts.append("cat " + " ".join(shlex.quote(f) for f in task["inputs"]) + " > /dev/null")
+        seconds = task["runtime"] * time_scale
+        if seconds >= 0.001:
+            parts.append(f"sleep {seconds:.3f}")
+        parts += [f"head -c {scaled.get(o, 0)} /dev/zero > {shlex.quote(o)}" for o in task["outputs"]]
+        steps.append(Step(task["id"], " && ".join(parts) or "true", tuple(task["inputs"]), tuple(task["outputs"])))
+    wf = Workflow(steps, inputs=inputs, sizes={f: scaled.get(f, 0) for f in made})
+    wf.check = partial(check, sizes={f: wf.sizes[f] for f in wf.finals})
+    return name, wf
+
+
+def check(directory: Path, sizes: dict[str, int]) -> list[str]:
+    return [f"{f}: {(directory / f).stat().st_size} bytes, expected {n}" for f, n in sorted(sizes.items())
+            if (directory / f).stat().st_size != n]
+
+
+def plans(options: Options, path: Path, time_scale: float = 0.01, size_scale: float = 0.001
+          ) -> tuple[dict, list[RowPlan]]:
+    if options.quick:  # a hundredth of the time, a tenth of the size, for a smoke test
+        time_scale, size_scale = time_scale / 100, size_scale / 10
+    name, wf = workflow(path, time_scale, size_scale)
+    w = options.workers
+    runners = {
+        "floor": partial(floor.run, wf, w),
+        "parsl-htex": partial(parsl_htex.run, wf, w, parsl_logging=options.parsl_logging),
+        "dask": partial(dask_shared.run, wf, w),
+        "tether-parsl": partial(tether_parsl.run, wf, w, parsl_logging=options.parsl_logging),
+        "tether-native": partial(tether_native.run, wf, w),
+        "tether-native-nogroup": partial(tether_native.run, wf, w, name="tether-native-nogroup",
+                                         group_tasks=False),
+        "tether-native-notemp": partial(tether_native.run, wf, w, name="tether-native-notemp", temps=False),
+    }
+    names = options.wanted(ROWS, DEFAULT_ROWS)
+    parameters = {"trace": path.name, "workflow": name, "tasks": len(wf), "inputs": len(wf.inputs),
+                  "temps": len(wf.temps), "finals": len(wf.finals), "time_scale": time_scale,
+                  "size_scale": size_scale, "quick": options.quick, "input_bytes": sum(len(b) for b in wf.inputs.values()),
+                  "temp_bytes": sum(wf.sizes[f] for f in wf.temps),
+                  "final_bytes": sum(wf.sizes[f] for f in wf.finals), "workers": w, "cores_per_worker": 1}
+    return parameters, [RowPlan(n, len(wf), lambda d, adv, n=n: runners[n](d, adv)) for n in names]
+
+
+def check_targets(report: Report) -> list[dict]:
+    return [t.cache_to_live_temps(report, "tether-native")]

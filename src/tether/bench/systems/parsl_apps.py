@@ -1,0 +1,111 @@
+"""Running a Workflow through Parsl: one bash_app per step, dependencies through Files.
+
+Shared by the HighThroughputExecutor row and the tether-through-Parsl row;
+they differ in the executor, in how files are named (paths in a shared
+directory, or temp files the executor keeps on its workers) and in where
+the command runs.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+from ..display import wait_with_progress
+from ..report import tree_cpu_seconds
+from ..workflow import Step, Workflow
+from . import Unavailable
+
+
+def import_parsl():
+    """parsl, with this interpreter's scripts directory on PATH: Parsl starts its
+    interchange and worker pools by their script names, found there in a virtual environment."""
+    try:
+        import parsl
+    except ImportError as e:
+        raise Unavailable(f"parsl is not installed ({e}); pip install 'tether[bench]'") from None
+    scripts = os.path.dirname(sys.executable)
+    path = os.environ.get("PATH", "")
+    if scripts not in path.split(os.pathsep):
+        os.environ["PATH"] = os.pathsep.join([scripts, path]) if path else scripts
+    return parsl
+
+
+def shell_app():
+    """A bash_app that runs the command it is given; Parsl orders it by its input Files."""
+    from parsl import bash_app
+
+    def step(command, inputs=(), outputs=()):
+        return command
+
+    step.__name__ = "step"
+    return bash_app(step)
+
+
+def python_apps():
+    """The no-op app and the chained app (takes the previous result, returns its own times)."""
+    from parsl import python_app
+
+    def noop():
+        return None
+
+    def link(previous):
+        import time as _time
+        started = _time.time()
+        value = (previous[0] + 1) if previous is not None else 0
+        return value, started, _time.time()
+
+    return python_app(noop), python_app(link)
+
+
+def warm_up(workers: int) -> None:
+    """A few trivial bash_apps per worker before timing: each system starts (and imports) what it runs tasks with."""
+    from concurrent.futures import wait
+
+    app = shell_app()
+    wait([app("true") for _ in range(2 * workers)])
+
+
+def run_workflow(dfk, workflow: Workflow, file_for: Callable[[str], object],
+                 command_for: Callable[[Step], str], progress=None) -> tuple[float, float, list[BaseException]]:
+    """Submit every step, wait for all; returns the makespan, the CPU seconds used and the failures.
+
+    The CPU seconds count this process tree only: workers that a Parsl
+    provider starts in the background are outside it.
+    """
+    app = shell_app()
+    made = {}  # file name -> DataFuture
+    futures = []
+    cpu = tree_cpu_seconds()
+    started = time.perf_counter()
+    for s in workflow.steps:
+        inputs = [made[n] if n in made else file_for(n) for n in s.inputs]
+        outputs = [file_for(n) for n in s.outputs]
+        f = app(command_for(s), inputs=inputs, outputs=outputs)
+        for n, df in zip(s.outputs, f.outputs):
+            made[n] = df
+        futures.append(f)
+    wait_with_progress(futures, progress)
+    failures = []
+    for f in futures:
+        try:
+            f.result()
+        except Exception as e:
+            failures.append(e)
+    return time.perf_counter() - started, tree_cpu_seconds() - cpu, failures
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} not ready within {timeout:.0f} s")
+        time.sleep(0.05)
+
+
+def run_dir(work_dir: Path) -> str:
+    path = work_dir / "runinfo"
+    path.mkdir(parents=True, exist_ok=True)
+    return str(path)

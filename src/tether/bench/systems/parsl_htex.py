@@ -1,0 +1,52 @@
+"""Parsl's HighThroughputExecutor on this machine, files in a shared directory.
+
+This is what a Parsl user on a cluster with a shared filesystem runs: one
+block from the LocalProvider with `workers` worker processes of one core,
+bash_apps reading and writing `file` paths, which need no staging.
+"""
+from __future__ import annotations
+
+import contextlib
+import shlex
+from pathlib import Path
+
+from ..report import make_row
+from ..workflow import Workflow
+from .parsl_apps import import_parsl, run_dir, run_workflow, wait_until, warm_up
+
+
+@contextlib.contextmanager
+def loaded(workers: int, work_dir: Path, parsl_logging: bool = True):
+    """A DataFlowKernel with one HTEX block whose `workers` workers are all connected."""
+    parsl = import_parsl()
+    from parsl.config import Config
+    from parsl.executors import HighThroughputExecutor
+    from parsl.providers import LocalProvider
+
+    htex = HighThroughputExecutor(label="htex", address="127.0.0.1", max_workers_per_node=workers,
+                                  cores_per_worker=1, worker_logdir_root=str(work_dir / "workers"),
+                                  provider=LocalProvider(init_blocks=1, min_blocks=1, max_blocks=1))
+    config = Config(executors=[htex], run_dir=run_dir(work_dir), strategy="none", usage_tracking=0,
+                    initialize_logging=parsl_logging)
+    dfk = parsl.load(config)
+    try:
+        wait_until(lambda: sum(m.get("worker_count", 0) for m in htex.connected_managers()) >= workers,
+                   120, "HTEX workers")
+        warm_up(workers)
+        yield dfk
+    finally:
+        dfk.cleanup()
+
+
+def run(workflow: Workflow, workers: int, work_dir: Path, progress=None, name: str = "parsl-htex",
+        parsl_logging: bool = True) -> dict:
+    from parsl.data_provider.files import File
+
+    shared = work_dir / "shared"
+    workflow.write_inputs(shared)
+    cd = f"cd {shlex.quote(str(shared))} || exit 1; "
+    with loaded(workers, work_dir, parsl_logging) as dfk:
+        makespan, _, failures = run_workflow(dfk, workflow, lambda n: File(str(shared / n)),
+                                          lambda s: cd + s.command, progress)
+    problems = [str(e) for e in failures[:3]] or workflow.problems(shared)
+    return make_row(name, makespan_s=makespan, tasks=len(workflow), correct=not problems, problems=problems)

@@ -1,0 +1,53 @@
+"""The performance targets of the benchmark issue, checked on a report's rows.
+
+Each check gives a dict: the target in words, the measured value in words
+and met (True, False, or None when a row it needs did not run).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .report import Report, ratio
+
+
+def _check(target: str, value: float | None, limit: float, at_most: bool, fmt: str) -> dict[str, Any]:
+    if value is None:
+        return {"target": target, "value": "not measured", "met": None}
+    met = value <= limit if at_most else value >= limit
+    return {"target": target, "value": fmt.format(value), "met": met, "measured": value, "limit": limit}
+
+
+def ratio_at_most(report: Report, a: str, b: str, limit: float, figure: str = "makespan_s") -> dict:
+    return _check(f"{a} <= {limit}x {b} ({figure})", ratio(report, a, b, figure), limit, True, "{:.2f}x")
+
+
+def ratio_at_least(report: Report, a: str, b: str, limit: float, figure: str = "makespan_s") -> dict:
+    return _check(f"{a} >= {limit}x {b} ({figure})", ratio(report, a, b, figure), limit, False, "{:.2f}x")
+
+
+def figure_at_most(report: Report, row: str, figure: str, limit: float, fmt: str = "{:.4g}") -> dict:
+    r = report.row(row)
+    value = r.get(figure) if r else None
+    return _check(f"{row} {figure} <= {fmt.format(limit)}", value, limit, True, fmt)
+
+
+def figure_at_least(report: Report, row: str, figure: str, limit: float, fmt: str = "{:.4g}") -> dict:
+    r = report.row(row)
+    value = r.get(figure) if r else None
+    return _check(f"{row} {figure} >= {fmt.format(limit)}", value, limit, False, fmt)
+
+
+def faster_than(report: Report, a: str, b: str, figure: str) -> dict:
+    """a's figure (a time) is below b's."""
+    v = ratio(report, a, b, figure)
+    return _check(f"{a} {figure} below {b}'s", v, 1.0, True, "{:.2f}x")
+
+
+def cache_to_live_temps(report: Report, row_name: str, limit: float = 2.0) -> dict:
+    """Each worker's peak cache against the most bytes of temps (and inputs in use) alive on it at once."""
+    row = report.row(row_name) or {}
+    caches = row.get("peak_cache_bytes_per_worker") or {}
+    live = row.get("peak_live_bytes_per_worker") or {}
+    ratios = [caches[w] / live[w] for w in caches if live.get(w)]
+    return _check(f"{row_name} peak cache per worker <= {limit}x its live temp files",
+                  max(ratios) if ratios else None, limit, True, "{:.2f}x")

@@ -1,0 +1,27 @@
+"""`tether bench noop --quick`: throughput rows report tasks/s, chain rows a hop latency."""
+from __future__ import annotations
+
+from tether.bench.noop import CHAIN_ROWS, THROUGHPUT_ROWS
+
+from .helpers import check_png, check_ran, check_report, check_tether_parsl, run_bench
+
+
+def test_noop_quick(tmp_path):
+    proc, report = run_bench(tmp_path, "noop", "--quick")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = check_report(report, "noop", THROUGHPUT_ROWS + CHAIN_ROWS)
+    p = report["parameters"]
+    for name in THROUGHPUT_ROWS:
+        row = rows[name]
+        (check_tether_parsl if name == "tether-parsl" else check_ran)(row)
+        if not row.get("skipped"):
+            assert row["tasks"] == p["tasks"]
+            assert row["tasks_per_s"] == row["tasks"] / row["makespan_s"]
+    assert rows["tether-native"]["tasks_done"] >= p["tasks"]
+    for name in CHAIN_ROWS:
+        row = rows[name]
+        (check_tether_parsl if name == "tether-parsl-chain" else check_ran)(row)
+        if not row.get("skipped"):
+            assert row["hop_latency_median_s"] is not None
+    assert rows["tether-native-chain"]["tasks_done"] >= p["chain_length"]
+    check_png(tmp_path / "report.png")
