@@ -43,7 +43,10 @@ def main(verbose: int) -> None:
               help="Seconds to keep trying to reach the manager.")
 @click.option("--listen-host", default=None, help="Address for the peer transfer listener "
               "[the address this host uses to reach the manager].")
-def worker(address, cores, memory, disk, cache_dir, secret_file, name, clean, connect_timeout, listen_host):
+@click.option("--profile", "profile_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write a cProfile of the worker's event loop to this file when it exits.")
+def worker(address, cores, memory, disk, cache_dir, secret_file, name, clean, connect_timeout, listen_host,
+           profile_path):
     """Run a worker for the manager at ADDRESS (HOST:PORT)."""
     import shutil
     import tempfile
@@ -66,6 +69,11 @@ def worker(address, cores, memory, disk, cache_dir, secret_file, name, clean, co
                disk=disk if disk is not None else shutil.disk_usage(cache_dir).free // (1 << 20),
                work_dir=cache_dir, name=name, clean=clean, connect_timeout=connect_timeout,
                listen_host=listen_host)
+    profiler = None
+    if profile_path is not None:
+        import cProfile
+        profiler = cProfile.Profile()
+        profiler.enable()
     try:
         asyncio.run(w.run())
     except AuthError as e:
@@ -74,6 +82,10 @@ def worker(address, cores, memory, disk, cache_dir, secret_file, name, clean, co
     except OSError as e:
         click.echo(f"tether worker: cannot reach the manager at {address}: {e}", err=True)
         sys.exit(2)
+    finally:
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(profile_path)
 
 
 @main.command()

@@ -11,8 +11,11 @@ import itertools
 import os
 import shutil
 import stat
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .janitor import Janitor
 
 CONTENT_PREFIXES = ("file-", "buf-")
 READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
@@ -23,7 +26,7 @@ class Cache:
     renamed into a trash directory at once, so its name is free again, and
     unlinked by the janitor thread."""
 
-    def __init__(self, root: Path, janitor: ThreadPoolExecutor | None = None):
+    def __init__(self, root: Path, janitor: "Janitor | None" = None):
         self.root = root
         self._root = str(root)
         self._trash = f"{root}.trash"

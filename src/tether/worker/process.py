@@ -14,7 +14,6 @@ import os
 import shutil
 import signal
 import socket
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from ..transfer import TransferClient, serve_fetches
 from .cache import Cache
 from ..core.model import RunningMean
 from .interpreters import InterpreterPool
+from .janitor import Janitor
 from .runner import ShellProcess
 from .sandbox import Sandboxes, tail
 from .state import Fetch, Reject, Remove, Start, WorkerState, WorkTask
@@ -44,7 +44,7 @@ class Worker:
         self.clean = clean
         self.connect_timeout = connect_timeout
         self.listen_host = listen_host
-        self.janitor = ThreadPoolExecutor(1, thread_name_prefix="tether-janitor")
+        self.janitor = Janitor()
         self.cache = Cache(work_dir / "cache", self.janitor)
         self.sandboxes = Sandboxes(work_dir / "sandbox", self.janitor)
         self.state = WorkerState(cores, memory, disk)
@@ -118,7 +118,7 @@ class Worker:
         self.client.close()
         if self.stream is not None:
             self.stream.close()
-        self.janitor.shutdown(wait=True)
+        self.janitor.shutdown()
         self.sandboxes.remove_all()
         shutil.rmtree(self.scratch, ignore_errors=True)
         if self.clean:
@@ -308,7 +308,7 @@ class Worker:
             out, err = self.sandboxes.log_paths(sandbox)
             report["stdout"], report["stderr"] = tail(out), tail(err)
         if sandbox is not None:
-            self.sandboxes.release(sandbox)
+            self.sandboxes.release(sandbox, t.inputs)
         report["cache"] = [self.cache.bytes, self.cache.peak]
         if "reason" in report:
             self.stream.send(["failed", t.id, report])
@@ -321,13 +321,14 @@ class Worker:
     async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             role = await accept(reader, writer, self.secret)
+            if role != "fetch":
+                writer.close()
+                return
+            await serve_fetches(reader, writer, self._lookup)
         except AuthError:
             writer.close()
-            return
-        if role != "fetch":
+        except asyncio.CancelledError:   # the worker is stopping: end the connection quietly
             writer.close()
-            return
-        await serve_fetches(reader, writer, self._lookup)
 
     def _lookup(self, name: str):
         """A cached file's path; a result held by an interpreter is spilled first."""

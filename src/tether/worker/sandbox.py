@@ -17,8 +17,11 @@ from __future__ import annotations
 import os
 import shutil
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .janitor import Janitor
 
 from .cache import Cache
 
@@ -26,7 +29,7 @@ TAIL_BYTES = 4096
 
 
 class Sandboxes:
-    def __init__(self, root: Path, janitor: ThreadPoolExecutor):
+    def __init__(self, root: Path, janitor: "Janitor"):
         self.root = root
         self._root = str(root)
         self._janitor = janitor
@@ -77,9 +80,26 @@ class Sandboxes:
     def log_paths(sandbox: str) -> tuple[str, str]:
         return f"{sandbox}.out", f"{sandbox}.err"
 
-    def release(self, sandbox: str) -> None:
-        """Empty the sandbox in the background and put it back in the pool."""
-        self._janitor.submit(self._empty, sandbox)
+    def release(self, sandbox: str, inputs: list[tuple[str, str]]) -> None:
+        """Empty the sandbox and put it back in the pool.
+
+        When it holds only what was put there (links to the cache at the top,
+        empty logs), that takes a few cheap calls and is done now; anything
+        the task left behind is removed by the janitor.
+        """
+        linked = {name for name, _ in inputs if "/" not in name}
+        try:
+            with os.scandir(sandbox) as entries:
+                for e in entries:
+                    if e.name not in linked or e.is_dir(follow_symlinks=False):
+                        raise _Leftovers
+                    os.unlink(e.path)   # a link: the cache keeps the file, no blocks are freed
+            if os.stat(f"{sandbox}.out").st_size or os.stat(f"{sandbox}.err").st_size:
+                raise _Leftovers
+        except (_Leftovers, OSError):
+            self._janitor.submit(self._empty, sandbox)
+            return
+        self._free.append(sandbox)
 
     def _empty(self, d: str) -> None:
         try:
@@ -99,6 +119,10 @@ class Sandboxes:
 
     def remove_all(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+class _Leftovers(Exception):
+    """The sandbox holds more than its input links and empty logs."""
 
 
 def tail(path: str, limit: int = TAIL_BYTES) -> str:
