@@ -582,7 +582,10 @@ class Scheduler:
                 best, best_top = shape, heap[0]
         return best
 
-    def _room(self, w: WorkerNode, t: TaskNode) -> bool:
+    def _room(self, w: WorkerNode, t: TaskNode, queue: bool = True) -> bool:
+        """Can w take t now: on a free core, or (queue) in its short queue?"""
+        if not queue:
+            return placement.has_room(w, t, 0)
         allowance = self._allowances.get(w)
         if allowance is None:
             allowance = self._allowances[w] = placement.queue_allowance(w, self.mean_duration.value,
@@ -609,18 +612,25 @@ class Scheduler:
             return None  # every worker is full, queue included (the common case on a busy cluster)
         members = [m for m in g.members if m.state not in TERMINAL] if g is not None else None
         w = self._choose(t, members)
-        if w is None and members is not None and self._choose(t, None) is not None:
+        if w is None and members is not None and not any(
+                v.alive and all(v.fits(m) for m in members) for v in self.workers.values()):
             # no worker can run every member: the head goes where it fits, with the members
             # that fit there too; the others form a group of their own
             w = self._choose(t, None)
-            self._split_off_misfits(g, w)
+            if w is not None:
+                self._split_off_misfits(g, w)
         return w
 
     def _choose(self, t: TaskNode, members: list[TaskNode] | None) -> WorkerNode | None:
+        # a group of several members keeps its worker busy for all of them: its head waits for a
+        # free core rather than queue behind other work, so groups spread as workers free up
+        queue = members is None or len(members) < 2
         nearby = {w for f in t.inputs if not f.source for w in (f.replicas | f.pending)}
         candidates = [w for w in (nearby | self._idle if nearby else self._idle)
-                      if self._room(w, t) and (members is None or all(w.fits(m) for m in members))]
+                      if self._room(w, t, queue) and (members is None or all(w.fits(m) for m in members))]
         if not candidates:
+            if not queue:
+                return None
             # only workers not full can take a task of one core or more: no scan of every worker
             pool = self._not_full if t.cores >= 1 else self.workers.values()
             candidates = [w for w in pool
