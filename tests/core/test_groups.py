@@ -162,10 +162,10 @@ def test_group_no_worker_can_run_whole_is_split_where_members_fit():
 
 def test_a_group_head_waits_for_a_free_core_instead_of_queueing():
     h = Harness()
-    h.worker("w1")
-    h.worker("w2")
     for base in (100, 200, 300):
         chain(h, base, 3, f"c{base}")
+    h.worker("w1")
+    h.worker("w2")
     # two chains start, one on each worker; the third waits for whichever frees first
     assert sorted(h.assigned) == ["w1", "w2"]
     assert all(len(tasks) == 3 for tasks in h.assigned.values())
