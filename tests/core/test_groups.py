@@ -169,7 +169,7 @@ def test_a_group_head_waits_for_a_free_core_instead_of_queueing():
     # two chains start, one on each worker; the third waits for whichever frees first
     assert sorted(h.assigned) == ["w1", "w2"]
     assert all(len(tasks) == 3 for tasks in h.assigned.values())
-    first = h.where[101]
-    for i in (101, 102, 103):
+    first = h.where[100]
+    for i in (100, 101, 102):
         h.succeed(i)
-    assert h.where[301] == first
+    assert h.where[300] == first
