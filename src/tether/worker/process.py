@@ -206,6 +206,8 @@ class Worker:
             if "result" in spec:
                 request.update(result=spec["result"], path=self.cache.str_path(spec["result"]),
                                spill=spec.get("spill", 1 << 62), inline=spec.get("inline", False))
+                if "summary" in spec:
+                    request["summary"] = spec["summary"]
             refs = spec.get("refs")
             if not refs:
                 self.pool.submit(t.id, request, spec.get("timeout"))
