@@ -136,3 +136,36 @@ def test_worker_rejects_a_bad_address(tmp_path):
     p = subprocess.run([sys.executable, "-m", "tether", "worker", "nohostport", "--secret-file", str(secret)],
                        capture_output=True, text=True, timeout=30)
     assert p.returncode == 2 and "HOST:PORT" in p.stderr
+
+
+def test_close_ends_every_connection_while_workers_are_still_connected(tmp_path):
+    """Nothing of the manager is left pending when its loop goes: no clean-up runs later, at random."""
+    import asyncio
+
+    with Manager(workers=0, host="127.0.0.1") as m:
+        proc = start_worker(m, "w", tmp_path)
+        try:
+            m.wait_for_workers(1)
+            assert m.submit(PythonTask(len, args=("abc",))).result(30) == 3   # opens a fetch connection
+            errors = []
+            m._loop.loop.set_exception_handler(lambda loop, context: errors.append(context))
+            m.close()   # the worker is still connected, on its control and fetch connections
+            left = [t for t in asyncio.all_tasks(m._loop.loop) if not t.done()]
+            assert left == []
+            assert errors == []
+        finally:
+            stop(proc)
+
+
+def test_submit_returns_the_future_even_when_the_task_ends_before_submit_returns():
+    """The submitting thread may lose the CPU right after the hand-over, until the task has ended."""
+
+    class Preempted(Manager):
+        def _enqueue(self, record, event):
+            future = record.future
+            super()._enqueue(record, event)
+            future.result(30)   # the task ends while submit has not returned yet
+
+    with Preempted(workers=1) as m:
+        f = m.submit(PythonTask(len, args=("ab",)))
+        assert f is not None and f.result(0) == 2

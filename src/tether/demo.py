@@ -33,11 +33,13 @@ def run_demo(chains: int = 20, length: int = 30, workers: int = 4, group_tasks: 
         failed = [f for f in run.futures if f.exception() is not None]
         wrong = [p for c, p in enumerate(run.results) if not failed and p.read_bytes() != expected_tail(c, length)]
         stats = m.stats()
-        workers_used = {}
+        workers_used: dict[str, int] = {}
         for f in run.futures:
             if f.info is not None:
-                workers_used.setdefault(f.info.worker, 0)
-                workers_used[f.info.worker] += 1
+                workers_used[f.info.worker] = workers_used.get(f.info.worker, 0) + 1
+        chain_workers = [{f.info.worker for f in run.futures[c * length:(c + 1) * length] if f.info}
+                         for c in range(chains)]
+        whole = sum(1 for ws in chain_workers if len(ws) == 1)
     table = Table(title="summary", show_header=False)
     table.add_row("makespan", f"{makespan:.2f} s")
     table.add_row("tasks done / failed", f"{stats['tasks_done']} / {stats['tasks_failed']}")
@@ -49,6 +51,7 @@ def run_demo(chains: int = 20, length: int = 30, workers: int = 4, group_tasks: 
     p95 = stats["hop_latency_p95_s"]
     if hop is not None:
         table.add_row("hop latency median / p95", f"{hop * 1e3:.3f} ms / {p95 * 1e3:.3f} ms")
+    table.add_row("chains run on one worker", f"{whole} of {chains}")
     table.add_row("tasks per worker", ", ".join(f"{w}: {n}" for w, n in sorted(workers_used.items())))
     peaks = stats["cache_bytes_peak"]
     table.add_row("peak cache per worker", ", ".join(f"{w}: {b:,} B" for w, b in sorted(peaks.items())))
@@ -56,4 +59,5 @@ def run_demo(chains: int = 20, length: int = 30, workers: int = 4, group_tasks: 
     if failed:
         console.print(f"[red]first failure:[/] {failed[0].exception()}")
     stats["makespan_s"] = makespan
+    stats["chains_on_one_worker"] = whole
     return stats

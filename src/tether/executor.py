@@ -17,6 +17,9 @@ the worker's cache when large.
 
 Futures are settled from a thread of the Executor's own, so done callbacks
 may call result() (which fetches the value) without blocking the manager.
+Calls run in their interpreter's working directory on the worker (a scratch
+directory of the worker's), as calls to a process pool do, not in a sandbox
+of their own.
 
 `summarize`, when given, is called on the worker with each result that
 stays there; its return, which should be small, comes back with the call's
@@ -75,6 +78,9 @@ class ExecutorFuture(concurrent.futures.Future):
     def cancel(self) -> bool:
         cancelled = super().cancel()
         if cancelled:
+            # cancelled for good: no result will be delivered, so waiters are told now
+            # (concurrent.futures.wait counts a cancelled future as done only once notified)
+            self.set_running_or_notify_cancel()
             self._executor._cancelled(self.task_id)
         return cancelled
 
@@ -147,7 +153,7 @@ class Executor(concurrent.futures.Executor):
         result_name = f"res-{self._run}-{task_id}" if keep else None
         fn_name, fn_spec = m._function_file(fn)
         static: dict[str, Any] = {"id": task_id, "kind": "py", "fn": fn_name, "args": _dumps((args, kwargs)),
-                                  "cores": 1, "memory": 0, "disk": 0, "out": []}
+                                  "cores": 1, "memory": 0, "disk": 0, "out": [], "scratch": True}
         inputs: list[tuple[str | None, str]] = [(None, name) for name in deps]
         in_specs = [FileSpec(name) for name in deps]
         if deps:
@@ -181,12 +187,15 @@ class Executor(concurrent.futures.Executor):
             item = self._settle.get()
             if item is None:
                 return
-            future, tid, outcome, report, worker = item
-            try:
-                self._settle_one(future, tid, outcome, report or {}, worker)
-            finally:
-                with self._pending_lock:
-                    self._pending.discard(future)
+            self._settle_item(*item)
+            del item   # hold no Future while waiting: a dropped Future must be able to die
+
+    def _settle_item(self, future: ExecutorFuture, tid: int, outcome, report, worker) -> None:
+        try:
+            self._settle_one(future, tid, outcome, report or {}, worker)
+        finally:
+            with self._pending_lock:
+                self._pending.discard(future)
 
     def _settle_one(self, future: ExecutorFuture, tid: int, outcome, report: dict, worker) -> None:
         if isinstance(outcome, Complete):
@@ -229,6 +238,9 @@ class Executor(concurrent.futures.Executor):
 
     def _fetch(self, future: ExecutorFuture, timeout: float | None) -> Any:
         m = self.manager
+        if m._closed:
+            raise RuntimeError(f"the value of task {future.task_id} stayed on its worker, and the executor "
+                               "has shut down: ask for values before shutdown")
         try:
             data = m._loop.run(m.engine.want(future.result_name), timeout)
         except concurrent.futures.TimeoutError:

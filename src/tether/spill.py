@@ -43,6 +43,23 @@ def dump(value) -> Parts:
     return Parts(header, [b.raw() for b in buffers])
 
 
+def measure(value) -> tuple[int, Parts | None]:
+    """The size a value takes as bytes, without a copy where it is one buffer.
+
+    Bytes-like values and arrays know their size; anything else is pickled
+    to learn it, and the pickled parts are returned for reuse.
+    """
+    if isinstance(value, (bytes, bytearray)):
+        return len(value) + 64, None
+    nbytes = getattr(value, "nbytes", None)
+    if isinstance(nbytes, int) and hasattr(value, "__array_interface__"):
+        return nbytes + 256, None
+    if isinstance(value, memoryview):
+        return value.nbytes + 64, None
+    parts = dump(value)
+    return parts.size, parts
+
+
 def _padding(n: int) -> int:
     return -n % ALIGN
 

@@ -176,6 +176,12 @@ class Fetch:
     worker: str
 
 
+class Running(NamedTuple):
+    """The task has all its inputs on its worker and holds a core there (or is next in line)."""
+
+    task: int
+
+
 class Complete(NamedTuple):
     task: int
     hop_latency: float | None
@@ -203,7 +209,7 @@ class FileFailed:
 
 Event = (TaskSubmitted | TaskCancelled | WorkerJoined | WorkerLost | TaskSucceeded | TaskFailedOn
          | FilesCached | FileLostOn | FileHome | FileWanted | FileReleased | Retracted | Tick)
-Command = Assign | Delete | Retract | Fetch | Complete | Fail | FileFailed
+Command = Assign | Delete | Retract | Fetch | Running | Complete | Fail | FileFailed
 
 
 @dataclass(slots=True)

@@ -10,9 +10,10 @@ expected to finish sooner on the idle worker.
 
 Estimates, per group on worker W and idle worker V, for the n members not
 yet started:
-  stay  = n * d_W                 d_W: this group's member time on W, or longer
-                                  if the member running now (counted from when it
-                                  became ready there) has already taken longer
+  stay  = n * d_W                 d_W: this group's member time on W, or, if the
+                                  member running now (counted from when it became
+                                  ready there) has run far longer than that (by
+                                  more than `stall` seconds), that time
   move  = bytes / bandwidth + n * d_W * speed(V) / speed(W)
 A move is made when move < stay * (1 - margin) and stay - move > min_gain.
 All times come from events (task start and end times, Tick.now): no clock
@@ -29,9 +30,10 @@ if TYPE_CHECKING:
 
 
 class Rebalancer:
-    def __init__(self, margin: float = 0.3, min_gain: float = 0.2, every: float = 0.5):
+    def __init__(self, margin: float = 0.3, min_gain: float = 0.2, every: float = 0.5, stall: float = 0.5):
         self.margin = margin
         self.min_gain = min_gain      # seconds a move must save to be worth it
+        self.stall = stall            # seconds a member must run beyond the usual before that counts
         self.every = every            # seconds between looks
         self._last = float("-inf")
 
@@ -78,7 +80,8 @@ class Rebalancer:
             since = current.active_since
             if done:
                 since = max(since, max(m.finished for m in done))
-            d = max(d, now - since)   # the member running now has already taken this long
+            if now - since > max(3 * d, self.stall):
+                d = now - since   # the member running now has already taken this long
         if d <= 0:
             return None
         mean = s.mean_duration.value or d

@@ -29,7 +29,7 @@ from typing import Callable
 from . import placement
 from .events import (LOCAL, MANAGER, Assign, Assignment, Command, Complete, Counters, Delete, Event,
                      Fail, Fetch, FileFailed, FileHome, FileLostOn, FileReleased, FilesCached, FileSpec, FileWanted,
-                     Retract, Retracted, TaskCancelled, TaskFailedOn, TaskSubmitted, TaskSucceeded, Tick,
+                     Retract, Retracted, Running, TaskCancelled, TaskFailedOn, TaskSubmitted, TaskSucceeded, Tick,
                      WorkerJoined, WorkerLost)
 from .groups import Grouper
 from .model import TERMINAL, FileNode, Group, RunningMean, State, TaskNode, WorkerNode
@@ -459,6 +459,7 @@ class Scheduler:
             return
         t.active = True
         t.active_since = self.now
+        self._out.append(Running(t.id))
         w = t.worker
         w.used_cores += t.cores
         w.used_memory += t.memory

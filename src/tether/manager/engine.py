@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..core import (MANAGER, Assign, Complete, Delete, Fail, Fetch, FileFailed, FileHome, FileLostOn,
-                    FilesCached, FileWanted, Retract, Retracted, Scheduler, TaskFailedOn, TaskSucceeded,
-                    Tick, WorkerJoined, WorkerLost)
+                    FilesCached, FileWanted, Retract, Retracted, Running, Scheduler, TaskCancelled,
+                    TaskFailedOn, TaskSucceeded, Tick, WorkerJoined, WorkerLost)
 from ..protocol import AuthError, MessageStream, ProtocolError, accept
 from ..transfer import FileMissing, TransferClient, serve_fetches
 from . import results
@@ -84,7 +84,7 @@ class Engine:
         self.worker_count_changed = asyncio.Event()
         self._server: asyncio.base_events.Server | None = None
         self._jobs: set[asyncio.Task] = set()
-        self._connections: set[asyncio.Task] = set()
+        self._connections: set[asyncio.Task] = set()   # one task per accepted connection
         self._ticker: asyncio.Task | None = None
         self.closing = False
 
@@ -108,10 +108,6 @@ class Engine:
             job.cancel()
         if self._server is not None:
             self._server.close()
-        for conn in list(self._connections):   # workers' control links and peers' fetches
-            conn.cancel()
-        if self._connections:
-            await asyncio.wait(list(self._connections), timeout=5)
         self.client.close()
         for rec in self.records.values():
             if rec.future is not None and not rec.future.done():
@@ -123,6 +119,14 @@ class Engine:
             for w in waiting:
                 if not w.done():
                     w.set_exception(RuntimeError("the manager was closed"))
+        # let every connection and job end while the loop still runs: a task left
+        # pending is destroyed with the loop, and its clean-up runs at some garbage
+        # collection later, in whatever code happens to be running then
+        ending = [t for t in (*self._connections, *self._jobs) if not t.done()]
+        for t in ending:
+            t.cancel()
+        if ending:
+            await asyncio.wait(ending, timeout=5)
 
     async def _tick(self) -> None:
         while True:
@@ -142,6 +146,8 @@ class Engine:
             kind = type(c)
             if kind is Assign:
                 self._send_assign(c)
+            elif kind is Running:
+                self._running(c.task)
             elif kind is Complete:
                 self._complete(c)
             elif kind is Fail:
@@ -175,9 +181,6 @@ class Engine:
             spec = dict(rec.static)
             spec["in"] = [[sandbox, name, self._source(sources.get(name))] for sandbox, name in rec.inputs]
             specs.append(spec)
-            future = rec.future
-            if future is not None and not future.running() and not future.done():
-                future.set_running_or_notify_cancel()
         link.stream.send(["assign", specs])
 
     def _source(self, source: str | None) -> Any:
@@ -186,22 +189,35 @@ class Engine:
         peer = self.links[source]
         return [peer.id, peer.host, peer.port]
 
-    def _complete(self, c: Complete) -> None:
-        rec = self.records.get(c.task)
+    def _running(self, task_id: int) -> None:
+        """From now on the task's Future can no longer be cancelled."""
+        rec = self.records.get(task_id)
+        future = rec.future if rec is not None else None
+        if future is None or future.done() or future.running():
+            return
+        if not future.set_running_or_notify_cancel():   # the user cancelled it just before
+            asyncio.get_running_loop().call_soon(self.handle, TaskCancelled(task_id))
+
+    def _settling(self, outcome: Complete | Fail) -> tuple[TaskRecord, Future] | None:
+        """The record and Future the outcome settles, once; a record with deliver settles itself."""
+        rec = self.records.get(outcome.task)
         if rec is None or rec.future is None:
-            return
+            return None
         if rec.deliver is not None:
-            rec.deliver(rec, c)
+            rec.deliver(rec, outcome)
             rec.future = None
-            return
-        if rec.future.done():
-            rec.future = None
-            return
-        report = rec.report or {}
-        info = results.task_result(rec.id, report, rec.worker or "", c.hop_latency, c.attempts)
-        rec.future.info = info
+            return None
         future, rec.future = rec.future, None
+        return None if future.done() else (rec, future)
+
+    def _complete(self, c: Complete) -> None:
+        settling = self._settling(c)
+        if settling is None:
+            return
+        rec, future = settling
+        report = rec.report or {}
         if rec.is_python:
+            future._info = (rec.id, report, rec.worker or "", c.hop_latency, c.attempts)
             try:
                 value = results.python_value(report)
             except Exception as e:  # the value could not be unpickled here
@@ -209,19 +225,16 @@ class Engine:
                 return
             future.set_result(value)
         else:
+            future._info = info = results.task_result(rec.id, report, rec.worker or "", c.hop_latency,
+                                                      c.attempts)
             future.set_result(info)
 
     def _fail(self, c: Fail) -> None:
-        rec = self.records.get(c.task)
-        if rec is None or rec.future is None:
-            return
-        if rec.deliver is not None:
-            rec.deliver(rec, c)
-            rec.future = None
-            return
-        future, rec.future = rec.future, None
-        _fail_future(future, results.failure(rec.id, rec.is_python, c.reason, c.message, rec.report,
-                                             rec.worker, c.cause))
+        settling = self._settling(c)
+        if settling is not None:
+            rec, future = settling
+            _fail_future(future, results.failure(rec.id, rec.is_python, c.reason, c.message, rec.report,
+                                                 rec.worker, c.cause))
 
     # ------------------------------------------------------------ connections
 
@@ -232,6 +245,9 @@ class Engine:
             await self._serve_connection(reader, writer)
         except asyncio.CancelledError:
             writer.close()
+            if not self.closing:
+                raise
+            # stop() ends the connection: it ends normally, the server has nothing to report
         finally:
             self._connections.discard(me)
 

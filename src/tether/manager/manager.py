@@ -29,6 +29,7 @@ from ..files import File, hash_bytes
 from ..protocol import new_secret, read_secret_file
 from ..task import PythonTask, Task, TaskResult
 from .engine import Engine, TaskRecord
+from .results import task_result
 from .local import LocalWorker, WorkerSize, python_path, start_worker, stop_workers
 from .loop import LoopThread
 
@@ -44,12 +45,22 @@ class TaskFuture(concurrent.futures.Future):
     def __init__(self, task_id: int, on_cancel):
         super().__init__()
         self.task_id = task_id
-        self.info: TaskResult | None = None
+        self._info: TaskResult | tuple | None = None
         self._on_cancel = on_cancel
+
+    @property
+    def info(self) -> TaskResult | None:
+        info = self._info
+        if type(info) is tuple:   # what the engine recorded; made into a TaskResult when first read
+            info = self._info = task_result(*info)
+        return info
 
     def cancel(self) -> bool:
         cancelled = super().cancel()
         if cancelled:
+            # cancelled for good: no result will be delivered, so waiters are told now
+            # (concurrent.futures.wait counts a cancelled future as done only once notified)
+            self.set_running_or_notify_cancel()
             self._on_cancel(self.task_id)
         return cancelled
 
@@ -209,8 +220,9 @@ class Manager:
         if not isinstance(task, (Task, PythonTask)):
             raise TypeError(f"submit takes a Task or PythonTask, got {type(task).__name__}")
         record, event = self._prepare(task)
+        future = record.future   # taken first: the loop lets go of it once the task ends
         self._enqueue(record, event)
-        return record.future
+        return future
 
     def _enqueue(self, record: TaskRecord, event: TaskSubmitted) -> None:
         """Hand a prepared task to the loop thread, batched with others submitted meanwhile."""

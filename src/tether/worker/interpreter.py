@@ -8,11 +8,14 @@ run one after another, in order, and each but "drop" gets one reply.
              "refs": {result name: spill path or None}, "result": name or None,
              "inline": bool, "spill": bytes, "summary": pickled function or absent}
             -> [id, ok, payload, traceback text, started, finished, size, spilled]
+               (ok None: not run, an input it reads is not here; payload names it)
     export  {"op": "export", "name", "path"} -> ["export", name, size]   (spill a held result)
     drop    {"op": "drop", "names"}                                       (forget held results)
 
-Functions arrive as cache files (content named, so each is unpickled once
-per interpreter); arguments arrive inline, with ResultRefs where a result
+A call runs with its sandbox as working directory ("cwd"), or, for an
+Executor call (cwd None), in the interpreter's own, a scratch directory of
+the worker's. Functions arrive as cache files (content named, so each is
+unpickled once per interpreter); arguments arrive inline, with ResultRefs where a result
 that stays on the workers is meant. A ref is replaced by the value held in
 this interpreter's memory, or read from its spill file (refs maps it to a
 path). A call that names a result keeps its value here, or spills it to the
@@ -122,7 +125,7 @@ class Channel:
 class Interpreter:
     def __init__(self) -> None:
         self.functions: dict[str, object] = {}
-        self.held: dict[str, tuple[object, spill.Parts]] = {}   # results kept in memory
+        self.held: dict[str, object] = {}   # results kept in memory
         self.home = os.getcwd()
         self.base_env = dict(os.environ)
 
@@ -131,8 +134,7 @@ class Interpreter:
         if op == "run":
             return self.run(req)
         if op == "export":
-            value, parts = self.held[req["name"]]
-            return ["export", req["name"], spill.write(req["path"], parts)]
+            return ["export", req["name"], spill.write(req["path"], spill.dump(self.held[req["name"]]))]
         if op == "drop":
             for name in req["names"]:
                 self.held.pop(name, None)
@@ -145,10 +147,15 @@ class Interpreter:
             fn = self.functions[pickled] = cloudpickle.loads(pickled)
         return fn
 
+    def _absent(self, refs: dict) -> str | None:
+        for name, path in refs.items():
+            if name not in self.held and not (path and os.path.exists(path)):
+                return name
+        return None
+
     def _value_of(self, ref: ResultRef, paths: dict):
-        held = self.held.get(ref.name)
-        if held is not None:
-            return held[0]
+        if ref.name in self.held:
+            return self.held[ref.name]
         return spill.read(paths[ref.name])
 
     def run(self, req: dict) -> list:
@@ -162,11 +169,15 @@ class Interpreter:
             args, kwargs = pickle.loads(req["args"])
             refs = req.get("refs")
             if refs:
+                absent = self._absent(refs)
+                if absent is not None:   # not run: what it reads was not made (its producer failed)
+                    return [tid, None, absent, f"its input {absent} is not here", started, started, 0, False]
                 swap = lambda v: self._value_of(v, refs) if type(v) is ResultRef else None  # noqa: E731
                 args, kwargs = replace(args, swap), replace(kwargs, swap)
             if req.get("env"):
                 os.environ.update(req["env"])
-            os.chdir(req["cwd"])
+            if req["cwd"]:
+                os.chdir(req["cwd"])
             started = time.time()
             value = fn(*args, **kwargs)
             finished = time.time()
@@ -175,14 +186,14 @@ class Interpreter:
                 return [tid, True, dumps(value), "", started, finished, 0, False]
             summary = req.get("summary")
             payload = None if summary is None else dumps(self._summary_function(summary)(value))
-            parts = spill.dump(value)
-            if parts.size > req.get("spill", 1 << 62):
-                spill.write(req["path"], parts)
-                return [tid, True, payload, "", started, finished, parts.size, True]
-            self.held[name] = (value, parts)
+            size, parts = spill.measure(value)
+            if size > req.get("spill", 1 << 62):
+                size = spill.write(req["path"], parts or spill.dump(value))
+                return [tid, True, payload, "", started, finished, size, True]
+            self.held[name] = value
             if req.get("inline"):
-                payload = spill.to_bytes(parts)
-            return [tid, True, payload, "", started, finished, parts.size, False]
+                payload = spill.to_bytes(parts or spill.dump(value))
+            return [tid, True, payload, "", started, finished, size, False]
         except BaseException as e:  # the task's failure, reported, never the interpreter's
             finished = time.time()
             text = traceback.format_exc()
@@ -195,7 +206,8 @@ class Interpreter:
                 raise
             return [tid, False, payload, text, started, finished, 0, False]
         finally:
-            os.chdir(self.home)
+            if req["cwd"]:
+                os.chdir(self.home)
             if req.get("env"):
                 os.environ.clear()
                 os.environ.update(self.base_env)

@@ -102,8 +102,9 @@ class Interpreter(asyncio.Protocol):
 
 class InterpreterPool:
     def __init__(self, size: int, on_reply: OnReply, on_died: OnDied, on_lost: OnLost | None = None,
-                 env: dict[str, str] | None = None):
+                 env: dict[str, str] | None = None, cwd=None):
         self.size = size
+        self.cwd = cwd
         self.on_reply = on_reply
         self.on_died = on_died
         self.on_lost = on_lost
@@ -146,13 +147,20 @@ class InterpreterPool:
             interp.held.discard(name)
             interp.send(None, None, {"op": "drop", "names": [name]})
 
+    def running(self, task_id: int) -> Interpreter | None:
+        """The interpreter a task was sent to, while it has not answered."""
+        for interp in self.interpreters:
+            if any(key == task_id for key, _ in interp.queue):
+                return interp
+        return None
+
     def submit(self, task_id: int, request: dict, timeout: float | None = None,
-               prefer: Interpreter | None = None) -> None:
+               prefer: Interpreter | None = None, pin: bool = False) -> None:
         if self._closed:
             return
         target = min(self.interpreters, key=lambda i: len(i.queue), default=None)
         if prefer is not None and prefer in self.interpreters and (
-                target is None or len(prefer.queue) <= len(target.queue) + 1):
+                pin or target is None or len(prefer.queue) <= len(target.queue) + 1):
             self._send(prefer, task_id, request, timeout)
             return
         if target is None or (target.queue and len(self.interpreters) + self._starting < self.size):
@@ -174,7 +182,8 @@ class InterpreterPool:
             parent, child = socket.socketpair()
             try:
                 proc = subprocess.Popen([sys.executable, "-m", "tether.worker.interpreter", str(child.fileno())],
-                                        pass_fds=[child.fileno()], stdin=subprocess.DEVNULL, env=self.env)
+                                        pass_fds=[child.fileno()], stdin=subprocess.DEVNULL, env=self.env,
+                                        cwd=self.cwd)
             finally:
                 child.close()
             loop = asyncio.get_running_loop()

@@ -49,7 +49,9 @@ class Worker:
         self.sandboxes = Sandboxes(work_dir / "sandbox", self.janitor)
         self.state = WorkerState(cores, memory, disk)
         self.client = TransferClient(secret)
-        self.pool = InterpreterPool(cores, self._python_replied, self._python_died, self._results_lost)
+        self.scratch = work_dir / "scratch"
+        self.pool = InterpreterPool(cores, self._python_replied, self._python_died, self._results_lost,
+                                    cwd=self.scratch)
         self.python: dict[int, tuple[WorkTask, str]] = {}   # handed to an interpreter
         self.python_time = RunningMean()
         self.shells: dict[int, ShellProcess] = {}
@@ -63,6 +65,7 @@ class Worker:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
+        self.scratch.mkdir(parents=True, exist_ok=True)
         cached = self.cache.scan()
         self.state.present.update(cached)
         reader, writer = await self._connect()
@@ -117,6 +120,7 @@ class Worker:
             self.stream.close()
         self.janitor.shutdown(wait=True)
         self.sandboxes.remove_all()
+        shutil.rmtree(self.scratch, ignore_errors=True)
         if self.clean:
             shutil.rmtree(self.work_dir, ignore_errors=True)
         else:
@@ -148,14 +152,14 @@ class Worker:
         cores, memory, disk = spec.get("cores", 1), spec.get("memory", 0), spec.get("disk", 0)
         light = spec["kind"] == "py" and cores == 1 and not memory and not disk and not spec.get("timeout")
         return WorkTask(spec["id"], spec, inputs, [tuple(o) for o in spec["out"]], sources,
-                        cores, memory, disk, light=light)
+                        cores, memory, disk, light=light, result=spec.get("result") if light else None)
 
     # ------------------------------------------------------------ instructions
 
     def _do(self, instructions) -> None:
         for i in instructions:
             if isinstance(i, Start):
-                self._start(i.task)
+                self._start(i.task, i.after)
             elif isinstance(i, Fetch):
                 self._spawn(self._fetch(i.name, i.source))
             elif isinstance(i, Reject):
@@ -185,13 +189,17 @@ class Worker:
         self.stream.send(["have", [[name, size, peer]]])
         self._do(self.state.file_present(name, size))
 
-    def _start(self, t: WorkTask) -> None:
-        try:
-            sandbox = self.sandboxes.acquire(t.inputs, self.cache)
-        except OSError as e:
-            self._ended(t, None, {"reason": "error", "message": f"could not prepare the sandbox: {e}"})
-            return
+    def _start(self, t: WorkTask, after: int | None = None) -> None:
         spec = t.spec
+        sandbox = None
+        if not spec.get("scratch") or t.inputs or t.outputs:
+            # an Executor call (which names no files) runs in its interpreter's scratch directory,
+            # as a call to a process pool runs in the pool's working directory
+            try:
+                sandbox = self.sandboxes.acquire(t.inputs, self.cache)
+            except OSError as e:
+                self._ended(t, None, {"reason": "error", "message": f"could not prepare the sandbox: {e}"})
+                return
         if spec["kind"] == "sh":
             out, err = self.sandboxes.log_paths(sandbox)
             try:
@@ -209,7 +217,10 @@ class Worker:
                 if "summary" in spec:
                     request["summary"] = spec["summary"]
             refs = spec.get("refs")
-            if not refs:
+            if after is not None:   # behind the call making its input, in the same interpreter
+                request["refs"] = {n: self.cache.str_path(n) for n in refs}
+                self.pool.submit(t.id, request, None, self.pool.running(after), pin=True)
+            elif not refs:
                 self.pool.submit(t.id, request, spec.get("timeout"))
             else:
                 self._submit_with_refs(t, request, refs)
@@ -253,6 +264,9 @@ class Worker:
     def _python_replied(self, task_id: int, reply: list) -> None:
         t, sandbox = self.python.pop(task_id)
         _, ok, payload, text, started, finished, size, spilled = reply
+        if ok is None:   # it did not run: an input it reads is not here (its producer failed)
+            self._finish(t, sandbox, {"reason": "input", "message": text, "file": payload})
+            return
         self.python_time.add(finished - started)
         self.state.python_depth = python_depth(self.python_time.value)
         report: dict[str, Any] = {"started": started, "finished": finished, "exit": 0 if ok else 1}
@@ -275,7 +289,7 @@ class Worker:
             message = f"killed after its timeout of {t.spec['timeout']} s"
         self._finish(t, sandbox, {"reason": "timeout" if timed_out else "error", "message": message})
 
-    def _finish(self, t: WorkTask, sandbox: str, report: dict[str, Any]) -> None:
+    def _finish(self, t: WorkTask, sandbox: str | None, report: dict[str, Any]) -> None:
         """Move outputs into the cache, start what they made ready, then tell the manager."""
         made: dict[str, int] = {}
         if "reason" not in report:

@@ -26,6 +26,7 @@ class WorkTask:
     missing: set[str] = field(default_factory=set)
     state: str = "waiting"                     # waiting | ready | running
     light: bool = False                        # a one-core Python call that may queue in an interpreter
+    result: str | None = None                  # the result a light call keeps in its interpreter
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,7 @@ class Fetch:
 @dataclass(frozen=True, slots=True)
 class Start:
     task: WorkTask
+    after: int | None = None   # run it in the interpreter of this task, right after it
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +73,7 @@ class WorkerState:
         self.disk = disk
         self.python_depth = 1
         self.queued_light = 0       # light tasks handed over beyond the cores
+        self.making: dict[str, WorkTask] = {}   # result -> the started light call making it
         self.used_cores = 0
         self.used_memory = 0
         self.used_disk = 0
@@ -99,6 +102,8 @@ class WorkerState:
             if not t.missing:
                 t.state = "ready"
                 self.ready.append(t)
+            else:
+                out.extend(self._start_early(t))
         out.extend(self._start_ready())
         return out
 
@@ -133,6 +138,8 @@ class WorkerState:
     def task_ended(self, task_id: int, outputs: dict[str, int] | None = None) -> list[Instruction]:
         """A running task ended; outputs (cache name -> size) are in the cache if it succeeded."""
         t = self.tasks.pop(task_id, None)
+        if t is not None and t.result is not None and self.making.get(t.result) is t:
+            del self.making[t.result]
         if t is not None and t.state == "running":
             if t.light and self.queued_light:
                 self.queued_light -= 1   # a queued light task takes over the core
@@ -205,6 +212,35 @@ class WorkerState:
                 continue
             t.state = "running"
             out.append(Start(t))
+            if t.light and t.result is not None:
+                self.making[t.result] = t
+                for waiting in list(self.waiters.get(t.result, ())):
+                    out.extend(self._start_early(waiting))
         kept.extend(self.ready)
         self.ready = kept
         return out
+
+    def _start_early(self, t: WorkTask) -> list[Instruction]:
+        """Hand a light call to the interpreter making the one result it still waits for.
+
+        The interpreter runs its requests in order, so the call runs right after
+        its producer, with the value already in memory: the hop costs no round
+        trip to this process. It holds no core meanwhile (it cannot run before
+        its producer), and takes the producer's core when the producer ends.
+        """
+        if not t.light or t.state != "waiting" or not t.missing:
+            return []
+        producers = {self.making.get(name) for name in t.missing}
+        if len(producers) != 1:
+            return []
+        producer = producers.pop()
+        if producer is None or producer.state != "running":
+            return []
+        for name in t.missing:
+            waiting = self.waiters.get(name)
+            if waiting and t in waiting:
+                waiting.remove(t)
+        t.missing.clear()
+        t.state = "running"
+        self.queued_light += 1
+        return [Start(t, after=producer.id)]

@@ -1,0 +1,204 @@
+"""tether.Executor: a concurrent.futures Executor whose results stay on the workers."""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import gc
+import os
+import signal
+import time
+
+import numpy as np
+import psutil
+import pytest
+
+from tether import Executor
+
+from .conftest import wait_until
+
+
+def inc(x):
+    return x + 1
+
+
+def add(a, b):
+    return a + b
+
+
+def total(items):
+    return sum(total(i) if isinstance(i, (list, tuple)) else i for i in items)
+
+
+def blob(n):
+    return b"x" * n
+
+
+def where():
+    return os.getpid()
+
+
+def fail(x):
+    raise ZeroDivisionError(f"cannot use {x}")
+
+
+def slow_value(x, seconds):
+    time.sleep(seconds)
+    return x
+
+
+@pytest.fixture(scope="module")
+def ex():
+    with Executor(workers=2) as ex:
+        ex.manager.wait_for_workers()
+        yield ex
+
+
+def test_chain_of_futures_stays_on_one_worker(ex):
+    before = ex.stats()
+    f = ex.submit(inc, 0)
+    for _ in range(49):
+        f = ex.submit(inc, f)
+    assert f.result(60) == 50
+    after = ex.stats()
+    # one group, one worker: nothing between workers, and only the final value came here
+    assert after["bytes_worker_to_worker"] == before["bytes_worker_to_worker"]
+    assert after["bytes_worker_to_manager"] - before["bytes_worker_to_manager"] < 100
+
+
+def test_diamond(ex):
+    a = ex.submit(inc, 1)
+    b = ex.submit(inc, a)
+    c = ex.submit(add, a, 10)
+    d = ex.submit(add, b, c)
+    assert d.result(60) == 3 + 12
+
+
+def test_futures_nested_in_containers(ex):
+    fs = [ex.submit(inc, i) for i in range(4)]
+    nested = ex.submit(total, [fs[0], (fs[1], [fs[2]]), {"not": "used"}.get("x", fs[3])])
+    assert nested.result(60) == 1 + 2 + 3 + 4
+    as_dict = ex.submit(lambda d: d["a"] + d["b"][0], {"a": fs[0], "b": [fs[1]]})
+    assert as_dict.result(60) == 3
+
+
+def test_exception_passes_down_a_chain_and_consumers_never_run(ex, tmp_path):
+    marker = tmp_path / "ran"
+    a = ex.submit(fail, 7)
+    b = ex.submit(inc, a)
+    c = ex.submit(lambda x: open(marker, "w").write("ran"), b)
+    for f in (a, b, c):
+        with pytest.raises(ZeroDivisionError, match="cannot use 7") as info:
+            f.result(60)
+        assert "Remote traceback" in "\n".join(getattr(info.value, "__notes__", []))
+    assert not marker.exists()
+
+
+def test_cancel_a_call_waiting_for_its_input(ex):
+    gate = ex.submit(slow_value, 1, 1.0)
+    waiting = ex.submit(inc, gate)
+    assert waiting.cancel()
+    assert waiting.cancelled()
+    assert gate.result(60) == 1
+    with pytest.raises(cf.CancelledError):
+        waiting.result(10)
+
+
+def test_cancel_is_refused_once_running(ex):
+    f = ex.submit(slow_value, 1, 1.0)
+    wait_until(f.running)
+    assert not f.cancel()
+    assert f.result(60) == 1
+
+
+def test_wait_and_as_completed(ex):
+    fast = ex.submit(slow_value, "fast", 0.0)
+    slow = ex.submit(slow_value, "slow", 1.0)
+    done, not_done = cf.wait([fast, slow], return_when=cf.FIRST_COMPLETED, timeout=30)
+    assert fast in done and slow in not_done
+    order = [f.result() for f in cf.as_completed([slow, fast], timeout=30)]
+    assert sorted(order) == ["fast", "slow"]
+
+
+def test_done_callback_may_fetch_the_value(ex):
+    got = cf.Future()
+    f = ex.submit(inc, 41)
+    f.add_done_callback(lambda fut: got.set_result(fut.result()))
+    assert got.result(30) == 42
+
+
+def test_map_and_shutdown_semantics():
+    with Executor(workers=2) as ex:
+        assert list(ex.map(add, range(50), range(50))) == [2 * i for i in range(50)]
+        gate = ex.submit(slow_value, 0, 1.0)
+        waiting = [ex.submit(add, gate, i) for i in range(4)]
+        wait_until(gate.running)
+        ex.shutdown(wait=True, cancel_futures=True)
+        # what had started finished; what had not was cancelled
+        assert gate.done() and not gate.cancelled() and gate.exception() is None
+        assert all(f.cancelled() for f in waiting)
+        with pytest.raises(RuntimeError, match="ask for values before shutdown"):
+            gate.result()
+        with pytest.raises(RuntimeError, match="after shutdown"):
+            ex.submit(inc, 1)
+
+
+def interpreter_processes(ex: Executor) -> list[psutil.Process]:
+    procs = []
+    for w in ex.manager._local:
+        for child in psutil.Process(w.proc.pid).children(recursive=True):
+            if "tether.worker.interpreter" in " ".join(child.cmdline()):
+                procs.append(child)
+    return procs
+
+
+def test_result_freed_from_memory_when_its_future_is_dropped():
+    with Executor(workers=1, spill_threshold=1 << 30) as ex:
+        ex.submit(inc, 1).result(30)
+        (interp,) = interpreter_processes(ex)
+        base = interp.memory_info().rss
+        f = ex.submit(blob, 200_000_000)
+        wait_until(f.done, timeout=60)
+        held = interp.memory_info().rss
+        assert held - base > 150_000_000          # the value lives in the worker's interpreter
+        del f
+        gc.collect()
+        wait_until(lambda: interp.memory_info().rss - base < 50_000_000, timeout=30)
+
+
+def test_large_result_spills_to_the_cache_and_goes_when_dropped():
+    with Executor(workers=1, spill_threshold=1_000_000) as ex:
+        cache = ex.manager._local[0].work_dir / "cache"
+        f = ex.submit(lambda n: np.ones(n), 1_000_000)        # 8 MB: spilled
+        assert ex.submit(lambda a: float(a.sum()), f).result(60) == 1_000_000.0
+        name = f.result_name
+        assert (cache / name).stat().st_size > 8_000_000
+        del f
+        gc.collect()
+        wait_until(lambda: not (cache / name).exists(), timeout=30)
+
+
+def test_value_comes_to_the_manager_only_when_asked(ex):
+    before = ex.stats()["bytes_worker_to_manager"]
+    big = ex.submit(blob, 2_000_000)
+    size = ex.submit(len, big)
+    assert size.result(60) == 2_000_000
+    assert ex.stats()["bytes_worker_to_manager"] - before < 1000
+    assert len(big.result(60)) == 2_000_000
+    assert ex.stats()["bytes_worker_to_manager"] - before > 2_000_000
+
+
+def test_worker_killed_mid_chain_chain_still_right(tmp_path):
+    with Executor(workers=2) as ex:
+        ex.manager.wait_for_workers()
+        first = ex.submit(slow_value, 0, 0.1)
+        f = first
+        for _ in range(20):
+            f = ex.submit(lambda x: (time.sleep(0.05), x + 1)[1], f)
+        pid = ex.submit(where).result(30)  # not needed for the chain: just proves workers respond
+        assert pid
+        wait_until(lambda: first.done(), timeout=30)
+        time.sleep(0.3)
+        victim = next(w for w in ex.manager._local
+                      if any(c.pid for c in psutil.Process(w.proc.pid).children()) and
+                      ex.stats()["workers"] == 2)
+        os.kill(victim.proc.pid, signal.SIGKILL)
+        assert f.result(120) == 20
