@@ -13,6 +13,11 @@ makespan_s is TaPS's own "Finished app (elapsed=...)": the application's
 time, after the executor and its workers were started. Bytes moved are
 known for tether only (the figures the plugin writes at shutdown).
 
+The tether plugin imports TaPS in its workers' interpreters while it
+starts (a forked process pool inherits the import); Dask's and Ray's
+workers import it with their first task, inside the app's time. The
+tether-cold row runs tether without that warm-up, to show what it is worth.
+
 Run standalone: python -m tether.bench.taps [--quick] [--repeat N] [--json PATH]
 """
 from __future__ import annotations
@@ -58,7 +63,7 @@ QUICK_APPS: dict[str, list[str]] = {
     "mapreduce": ["--app", "mapreduce", "--app.generate", "true", "--app.generated-files", "3",
                   "--app.generated-words", "20000"],
 }
-SYSTEMS = ("tether", "process-pool", "dask", "ray")
+SYSTEMS = ("tether", "process-pool", "dask", "ray", "tether-cold")
 REFERENCE = "process-pool"
 TIMEOUT = 900.0          # seconds a run may take, start-up included
 QUICK_TIMEOUT = 300.0
@@ -71,6 +76,8 @@ def executor_args(system: str, workers: int) -> list[str]:
     """TaPS options that give each system the same number of workers."""
     if system == "tether":
         return ["--engine.executor", "tether", "--engine.executor.workers", str(workers)]
+    if system == "tether-cold":   # interpreters not warmed: TaPS is imported by the first task, as on Dask and Ray
+        return [*executor_args("tether", workers), "--engine.executor.warm-modules", ""]
     if system == "process-pool":
         return ["--engine.executor", "process-pool", "--engine.executor.max-processes", str(workers)]
     if system == "dask":

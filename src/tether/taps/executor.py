@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import weakref
+from functools import partial
 from typing import Any, Callable
 
 from taps.engine.task import TaskResult
@@ -121,7 +123,9 @@ class TapsExecutor(concurrent.futures.Executor):
         args, kwargs = replace(args, _inner), replace(kwargs, _inner)
         outer = TapsFuture(self.executor.submit(fn, *args, **kwargs), self._pending)
         self._pending.add(outer)
-        outer.inner.add_done_callback(outer._settle)
+        # through a weak reference: the inner future keeps its callbacks, and a cycle through
+        # them would leave both futures (and the result on its worker) to the cyclic GC
+        outer.inner.add_done_callback(partial(_settle, weakref.ref(outer)))
         return outer
 
     def stats(self) -> dict[str, Any]:
@@ -135,6 +139,12 @@ class TapsExecutor(concurrent.futures.Executor):
             if self.on_shutdown is not None:
                 self.on_shutdown(self.last_stats)
         self.executor.shutdown(wait, cancel_futures=cancel_futures)
+
+
+def _settle(outer_ref: weakref.ref, inner: ExecutorFuture) -> None:
+    outer = outer_ref()
+    if outer is not None:
+        outer._settle(inner)
 
 
 def _inner(value: Any) -> ExecutorFuture | None:

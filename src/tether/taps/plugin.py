@@ -37,7 +37,7 @@ class TetherConfig(ExecutorConfig):
                                     "a new one, written under the manager's run directory).")
     wait_for_workers: int | None = Field(None, description="Remote workers to wait for before the app starts.")
     warm_modules: list[str] = Field(["taps.engine"], description="Modules imported in every worker "
-                                    "interpreter before the app starts.")
+                                    "interpreter before the app starts (none: an empty string).")
     stats_file: str | None = Field("tether-stats.json", description="Where, in the run directory, "
                                    "to write tether's figures (bytes moved, hop latency) at shutdown.")
 
@@ -49,7 +49,7 @@ class TetherConfig(ExecutorConfig):
             options["host"] = self.host
         if self.secret_file is not None:
             options["secret_file"] = self.secret_file
-        executor = TapsExecutor(self.workers, warm_modules=tuple(self.warm_modules),
+        executor = TapsExecutor(self.workers, warm_modules=tuple(m for m in self.warm_modules if m),
                                 wait_for_workers=self.wait_for_workers, **options)
         if self.stats_file is not None:
             executor.on_shutdown = lambda stats: _write_stats(Path(self.stats_file), stats)
