@@ -260,6 +260,24 @@ def scale(**common):
 
 
 @bench.command()
+@click.option("--apps", default="", help="Only these TaPS apps, comma-separated [all]: synthetic-sequential, "
+              "synthetic-diamond, synthetic-reduce, cholesky, mapreduce.")
+@click.option("--systems", default="", help="Only these systems, comma-separated [all]: tether, process-pool, "
+              "dask, ray, tether-cold.")
+@_bench_options
+def taps(apps, systems, **common):
+    """TaPS applications on tether, a process pool, Dask and Ray (TaPS must be installed)."""
+    from .bench import taps as bench_taps
+
+    def split(text):
+        return [x.strip() for x in text.split(",") if x.strip()] or None
+
+    _bench_run("taps", lambda o: bench_taps.plans(o, split(apps), split(systems)), reference=None,
+               check_targets=bench_taps.check_targets, **common)
+
+
+
+@bench.command()
 @click.argument("reports", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def markdown(reports):
     """Print reports written with --json as Markdown tables (as in BENCHMARKS.md)."""

@@ -20,6 +20,12 @@ may call result() (which fetches the value) without blocking the manager.
 Calls run in their interpreter's working directory on the worker (a scratch
 directory of the worker's), as calls to a process pool do, not in a sandbox
 of their own.
+
+`summarize`, when given, is called on the worker with each result that
+stays there; its return, which should be small, comes back with the call's
+completion as `future.summary`. A front end that must see a little of every
+result (TaPS reads each result's execution record) gets it without the
+value leaving its worker.
 """
 from __future__ import annotations
 
@@ -29,6 +35,8 @@ import threading
 import time
 import weakref
 from typing import Any, Callable, Iterable, Iterator
+
+import cloudpickle
 
 from . import spill
 from .core import Complete, Fail, FileReleased, FileSpec, TaskCancelled, TaskSubmitted
@@ -45,13 +53,18 @@ DEFAULT_SPILL = 1 << 20   # results larger than this (pickled) go to the worker'
 
 
 class ExecutorFuture(concurrent.futures.Future):
-    """A Future whose value stays on a worker until result() asks for it."""
+    """A Future whose value stays on a worker until result() asks for it.
+
+    `summary` holds what the Executor's summarize function made of the value
+    on its worker (None without one), set before the Future is done.
+    """
 
     def __init__(self, executor: "Executor", task_id: int, result_name: str | None):
         super().__init__()
         self._executor = executor
         self.task_id = task_id
         self.result_name = result_name
+        self.summary: Any = None
 
     def result(self, timeout: float | None = None) -> Any:
         started = time.monotonic()
@@ -74,10 +87,12 @@ class ExecutorFuture(concurrent.futures.Future):
 
 
 class Executor(concurrent.futures.Executor):
-    """Takes the options of Manager (workers, group_tasks, ...), plus spill_threshold in bytes."""
+    """Takes the options of Manager (workers, group_tasks, ...), plus spill_threshold in bytes
+    and summarize (see the module's docstring)."""
 
     def __init__(self, workers: int | None = None, *, spill_threshold: int = DEFAULT_SPILL,
-                 **manager_options: Any):
+                 summarize: Callable[[Any], Any] | None = None, **manager_options: Any):
+        self._summary = None if summarize is None else cloudpickle.dumps(summarize, protocol=5)
         self.manager = Manager(workers, **manager_options)
         self.spill_threshold = spill_threshold
         self._run = self.manager.run
@@ -148,6 +163,8 @@ class Executor(concurrent.futures.Executor):
         out_specs: tuple[FileSpec, ...] = ()
         if result_name is not None:
             static.update(result=result_name, spill=self.spill_threshold)
+            if self._summary is not None:
+                static["summary"] = self._summary
             out_specs = (FileSpec(result_name, keep=True),)
         inputs.append((None, fn_name))
         in_specs.append(fn_spec)
@@ -187,8 +204,13 @@ class Executor(concurrent.futures.Executor):
             if future.done() or (not future.running() and not future.set_running_or_notify_cancel()):
                 return   # cancelled meanwhile
             try:
-                value = results.python_value(report) if future.result_name is None else _REMOTE
-            except Exception as e:  # the value could not be unpickled here
+                if future.result_name is None:
+                    value = results.python_value(report)
+                else:
+                    value = _REMOTE
+                    if "value" in report:   # what summarize made of it
+                        future.summary = results.python_value(report)
+            except Exception as e:  # the value (or its summary) could not be unpickled here
                 future.set_exception(e)
                 return
             future.set_result(value)

@@ -73,3 +73,18 @@ def test_target_lost_before_the_answer_plans_the_members_again():
     h.run_all()
     assert len(h.completed) == 20
     assert all(h.where[slow + i] == "slow" for i in range(3, 11))
+
+
+def test_a_consumer_of_a_tail_being_moved_reads_it_where_it_is_made():
+    h, _, slow = setup(step_fast=1.0, step_slow=10.0)
+    name = "a" if slow == 100 else "b"
+    h.send(Tick(10.5))                      # 3..10 are being taken back from the slow worker
+    h.submit(slow + 11, inputs=[temp(f"{name}10")], outputs=[temp(f"{name}11")])   # before the answer
+    h.send(Retracted("slow", tuple(slow + i for i in range(3, 11))))
+    finish(h, slow + 2, 10.0, 20.0)
+    h.run_all()
+    assert len(h.completed) == 21
+    made_on = h.where[slow + 10]
+    assert made_on == "fast"
+    # slow+11 either runs where temp-10 is made, or is told to fetch it from there
+    assert h.where[slow + 11] == made_on or h.sources[slow + 11][f"temp-{name}10"] == made_on

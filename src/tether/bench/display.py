@@ -29,7 +29,7 @@ def _bytes(v: int | None) -> str:
 
 HEADERS = {"makespan_s": "makespan", "bytes_manager_to_worker": "mgr→wkr", "bytes_worker_to_manager": "wkr→mgr",
            "bytes_worker_to_worker": "wkr→wkr", "hop_latency_median_s": "hop p50", "peak_cache_bytes": "cache peak",
-           "tasks_per_s": "tasks/s", "cpu_s": "cpu", "seconds_per_task": "s/task", "bytes_per_task": "B/task", "correct": "ok"}
+           "vs_process_pool": "× pool", "tasks_per_s": "tasks/s", "cpu_s": "cpu", "seconds_per_task": "s/task", "bytes_per_task": "B/task", "correct": "ok"}
 
 
 class Display:
@@ -69,7 +69,7 @@ def print_summary(report: Report, reference: str | None, console: Console | None
     console = console or Console()
     table = Table(title=f"tether bench {report.benchmark}", pad_edge=False, collapse_padding=True)
     table.add_column("row")
-    extra = [k for k in ("tasks_per_s", "cpu_s", "tasks", "seconds_per_task", "bytes_per_task")
+    extra = [k for k in ("vs_process_pool", "tasks_per_s", "cpu_s", "tasks", "seconds_per_task", "bytes_per_task")
              if any(r.get(k) is not None for r in report.rows)]
     columns = ["makespan_s"] + extra + ["ratio", "bytes_manager_to_worker", "bytes_worker_to_manager",
                                         "bytes_worker_to_worker", "hop_latency_median_s", "peak_cache_bytes",

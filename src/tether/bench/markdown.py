@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 REFERENCE = {"chains": "floor", "parsldock": "floor", "replay": "floor"}
-COLUMNS = [("makespan_s", "makespan"), ("ratio", "× floor"), ("tasks_per_s", "tasks/s"), ("cpu_s", "CPU"),
+COLUMNS = [("makespan_s", "makespan"), ("ratio", "× floor"), ("vs_process_pool", "× process pool"), ("tasks_per_s", "tasks/s"), ("cpu_s", "CPU"),
            ("seconds_per_task", "time/task"), ("bytes_per_task", "memory/task"),
            ("bytes_manager_to_worker", "mgr→wkr"), ("bytes_worker_to_manager", "wkr→mgr"),
            ("bytes_worker_to_worker", "wkr→wkr"), ("hop_latency_median_s", "hop p50"),
@@ -23,6 +23,8 @@ def _cell(key: str, v: Any) -> str:
             if v >= size:
                 return f"{v / size:.1f} {unit}"
         return f"{v:.0f} B"
+    if key == "vs_process_pool":
+        return f"{v:.2f}×"
     if key == "tasks_per_s":
         return f"{v:,.0f}"
     return str(v)

@@ -531,6 +531,10 @@ class Scheduler:
     # ------------------------------------------------------------ groups and placement
 
     def _attach(self, t: TaskNode) -> None:
+        if self.moves and any(f.producer is not None and f.producer.id in self.moves for f in t.inputs):
+            # its producer is being taken back from its group's worker: joining that group now
+            # would send t where the input will not be made; t is placed when the input exists
+            return
         g = self.grouper.try_attach(t)
         if g is not None and g.worker is not None:
             self._commit_members(g, g.worker)

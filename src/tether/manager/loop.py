@@ -2,6 +2,11 @@
 
 The user's threads never touch the loop's state: they hand it work with
 call() (fire and forget, batched) or run() (wait for a coroutine's result).
+
+call() takes no lock: it is called from weakref finalizers (an Executor's
+result released when its Future is collected), which run wherever the
+garbage collector runs, the loop thread included, in the middle of a
+drain. A lock held there by the same thread would never be released.
 """
 from __future__ import annotations
 
@@ -15,8 +20,7 @@ from typing import Any, Callable, Coroutine
 class LoopThread:
     def __init__(self, name: str = "tether-manager"):
         self.loop = asyncio.new_event_loop()
-        self._pending: deque[Callable[[], None]] = deque()
-        self._lock = threading.Lock()
+        self._pending: deque[Callable[[], None]] = deque()   # append and popleft are atomic
         self._drain_scheduled = False
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
         self._thread.start()
@@ -35,20 +39,23 @@ class LoopThread:
 
     def call(self, fn: Callable[[], None]) -> None:
         """Run fn in the loop soon. Calls made close together wake the loop once."""
-        with self._lock:
-            self._pending.append(fn)
-            if self._drain_scheduled:
-                return
+        self._pending.append(fn)
+        if not self._drain_scheduled:   # a race here costs at most one extra, empty drain
             self._drain_scheduled = True
-        self.loop.call_soon_threadsafe(self._drain)
+            self.loop.call_soon_threadsafe(self._drain)
 
     def _drain(self) -> None:
-        with self._lock:
-            batch = list(self._pending)
-            self._pending.clear()
-            self._drain_scheduled = False
-        for fn in batch:
-            fn()
+        # the flag is cleared before taking calls, so a call appended after the last
+        # popleft below sees it cleared and wakes the loop again: none is left behind
+        self._drain_scheduled = False
+        pending = self._pending
+        try:
+            while pending:
+                pending.popleft()()
+        finally:   # a call raised: the ones after it still run, in a drain of their own
+            if pending and not self._drain_scheduled:
+                self._drain_scheduled = True
+                self.loop.call_soon(self._drain)
 
     def run(self, coro: Coroutine[Any, Any, Any], timeout: float | None = None) -> Any:
         """Run a coroutine in the loop and wait for its result from this thread."""

@@ -6,7 +6,7 @@ run one after another, in order, and each but "drop" gets one reply.
 
     run     {"id", "fn": cache path, "args": pickled (args, kwargs), "cwd", "env",
              "refs": {result name: spill path or None}, "result": name or None,
-             "inline": bool, "spill": bytes}
+             "inline": bool, "spill": bytes, "summary": pickled function or absent}
             -> [id, ok, payload, traceback text, started, finished, size, spilled]
                (ok None: not run, an input it reads is not here; payload names it)
     export  {"op": "export", "name", "path"} -> ["export", name, size]   (spill a held result)
@@ -19,9 +19,11 @@ unpickled once per interpreter); arguments arrive inline, with ResultRefs where 
 that stays on the workers is meant. A ref is replaced by the value held in
 this interpreter's memory, or read from its spill file (refs maps it to a
 path). A call that names a result keeps its value here, or spills it to the
-cache when it is larger than "spill" bytes, and replies only its size;
-otherwise ("inline", as for Manager tasks and Executor.map) the value
-itself is the payload. payload is the pickled exception when ok is false
+cache when it is larger than "spill" bytes, and replies only its size
+(and, when the request carries a "summary" function, that function's
+return for the value as the payload: a small part of a result that stays
+here); otherwise ("inline", as for Manager tasks and Executor.map) the
+value itself is the payload. payload is the pickled exception when ok is false
 (None when it cannot be pickled: the traceback text says what happened).
 
 Replies are written together when more requests are already waiting, so a
@@ -139,6 +141,12 @@ class Interpreter:
             return None
         raise ValueError(f"unknown request {op!r}")
 
+    def _summary_function(self, pickled: bytes):
+        fn = self.functions.get(pickled)
+        if fn is None:
+            fn = self.functions[pickled] = cloudpickle.loads(pickled)
+        return fn
+
     def _absent(self, refs: dict) -> str | None:
         for name, path in refs.items():
             if name not in self.held and not (path and os.path.exists(path)):
@@ -176,12 +184,15 @@ class Interpreter:
             name = req.get("result")
             if name is None:
                 return [tid, True, dumps(value), "", started, finished, 0, False]
+            summary = req.get("summary")
+            payload = None if summary is None else dumps(self._summary_function(summary)(value))
             size, parts = spill.measure(value)
             if size > req.get("spill", 1 << 62):
                 size = spill.write(req["path"], parts or spill.dump(value))
-                return [tid, True, None, "", started, finished, size, True]
+                return [tid, True, payload, "", started, finished, size, True]
             self.held[name] = value
-            payload = spill.to_bytes(parts or spill.dump(value)) if req.get("inline") else None
+            if req.get("inline"):
+                payload = spill.to_bytes(parts or spill.dump(value))
             return [tid, True, payload, "", started, finished, size, False]
         except BaseException as e:  # the task's failure, reported, never the interpreter's
             finished = time.time()

@@ -214,6 +214,8 @@ class Worker:
             if "result" in spec:
                 request.update(result=spec["result"], path=self.cache.str_path(spec["result"]),
                                spill=spec.get("spill", 1 << 62), inline=spec.get("inline", False))
+                if "summary" in spec:
+                    request["summary"] = spec["summary"]
             refs = spec.get("refs")
             if after is not None:   # behind the call making its input, in the same interpreter
                 request["refs"] = {n: self.cache.str_path(n) for n in refs}

@@ -1,0 +1,258 @@
+"""`tether bench taps`: TaPS applications run on tether, a process pool, Dask and Ray, side by side.
+
+TaPS (github.com/proxystore/taps) is the published benchmark suite for
+task executors; its apps are run here unchanged, through its own command
+line (`python -m tether.taps`, which is `python -m taps.run` with the
+tether executor registered), each run in a process of its own with the
+same number of workers for every system. For each app the systems run one
+after another, so that a disturbance of the shared machine falls on all of
+them alike; with repeat > 1 the whole set runs again in rounds and each
+row keeps its median run.
+
+makespan_s is TaPS's own "Finished app (elapsed=...)": the application's
+time, after the executor and its workers were started. Bytes moved are
+known for tether only (the figures the plugin writes at shutdown).
+
+The tether plugin imports TaPS in its workers' interpreters while it
+starts (a forked process pool inherits the import); Dask's and Ray's
+workers import it with their first task, inside the app's time. The
+tether-cold row runs tether without that warm-up, to show what it is worth.
+
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+import psutil
+
+from .report import make_row, tether_figures
+
+# The issue's sizes: 200 tasks of 1 MB data, a 2000-matrix in blocks of 250, 8 files of 200,000 words.
+APPS: dict[str, list[str]] = {
+    "synthetic-sequential": ["--app", "synthetic", "--app.structure", "sequential", "--app.task-count", "200",
+                             "--app.task-data-bytes", "1000000"],
+    "synthetic-diamond": ["--app", "synthetic", "--app.structure", "diamond", "--app.task-count", "200",
+                          "--app.task-data-bytes", "1000000"],
+    "synthetic-reduce": ["--app", "synthetic", "--app.structure", "reduce", "--app.task-count", "200",
+                         "--app.task-data-bytes", "1000000"],
+    "cholesky": ["--app", "cholesky", "--app.matrix-size", "2000", "--app.block-size", "250"],
+    "mapreduce": ["--app", "mapreduce", "--app.generate", "true", "--app.generated-files", "8",
+                  "--app.generated-words", "200000"],
+}
+QUICK_APPS: dict[str, list[str]] = {
+    "synthetic-sequential": ["--app", "synthetic", "--app.structure", "sequential", "--app.task-count", "20",
+                             "--app.task-data-bytes", "100000"],
+    "synthetic-diamond": ["--app", "synthetic", "--app.structure", "diamond", "--app.task-count", "20",
+                          "--app.task-data-bytes", "100000"],
+    "synthetic-reduce": ["--app", "synthetic", "--app.structure", "reduce", "--app.task-count", "20",
+                         "--app.task-data-bytes", "100000"],
+    "cholesky": ["--app", "cholesky", "--app.matrix-size", "400", "--app.block-size", "100"],
+    "mapreduce": ["--app", "mapreduce", "--app.generate", "true", "--app.generated-files", "3",
+                  "--app.generated-words", "20000"],
+}
+SYSTEMS = ("tether", "process-pool", "dask", "ray", "tether-cold")
+REFERENCE = "process-pool"
+TIMEOUT = 900.0          # seconds a run may take, start-up included
+QUICK_TIMEOUT = 300.0
+
+_ELAPSED = re.compile(r"Finished app \(elapsed=([0-9.]+)s\)")
+_ENGINE = re.compile(r"Initialized engine \(elapsed=([0-9.]+)s\)")
+
+
+def executor_args(system: str, workers: int) -> list[str]:
+    """TaPS options that give each system the same number of workers."""
+    if system == "tether":
+        return ["--engine.executor", "tether", "--engine.executor.workers", str(workers)]
+    if system == "tether-cold":   # interpreters not warmed: TaPS is imported by the first task, as on Dask and Ray
+        return [*executor_args("tether", workers), "--engine.executor.warm-modules", ""]
+    if system == "process-pool":
+        return ["--engine.executor", "process-pool", "--engine.executor.max-processes", str(workers)]
+    if system == "dask":
+        return ["--engine.executor", "dask", "--engine.executor.workers", str(workers)]
+    if system == "ray":
+        return ["--engine.executor", "ray", "--engine.executor.num-cpus", str(workers)]
+    raise ValueError(f"unknown system {system!r}; choose from {', '.join(SYSTEMS)}")
+
+
+def unavailable_reason() -> str | None:
+    """Why TaPS apps cannot run here, or None."""
+    try:
+        import taps  # noqa: F401
+    except ImportError:
+        return ("TaPS is not installed (pip install git+https://github.com/proxystore/taps; "
+                "see the README's TaPS section)")
+    return None
+
+
+def run_one(app: str, app_args: list[str], system: str, workers: int, work_dir: Path,
+            timeout: float) -> dict[str, Any]:
+    """One TaPS run in a process (and session) of its own; its row."""
+    row = make_row(f"{app}/{system}", app=app, system=system, workers=workers)
+    run_dir = work_dir / "run"
+    tmp = work_dir / "tmp"
+    tmp.mkdir(parents=True)
+    args = [sys.executable, "-m", "tether.taps", *app_args, *executor_args(system, workers),
+            "--run.dir-format", str(run_dir), "--logging.level", "WARNING", "--logging.file-level", "INFO"]
+    if "mapreduce" in app_args:
+        args += ["--app.data-dir", str(work_dir / "data")]
+    env = dict(os.environ, TMPDIR=str(tmp), RAY_TMPDIR=str(tmp), RAY_USAGE_STATS_ENABLED="0",
+               PYTHONWARNINGS="ignore")
+    started = time.perf_counter()
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                            start_new_session=True, cwd=work_dir)
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        output = ""
+        row["error"] = f"did not finish within {timeout:.0f} s"
+    finally:
+        _end_session(proc)
+    row["wall_s"] = time.perf_counter() - started
+    log = (run_dir / "log.txt").read_text(errors="replace") if (run_dir / "log.txt").exists() else ""
+    elapsed = _ELAPSED.search(log)
+    engine = _ENGINE.search(log)
+    if elapsed is not None:
+        row["makespan_s"] = float(elapsed.group(1))
+    if engine is not None:
+        row["engine_start_s"] = float(engine.group(1))
+    records = _task_records(run_dir / "tasks.jsonl")
+    row["tasks"] = len(records)
+    failed = [r for r in records if not r.get("success")]
+    if proc.returncode != 0 or elapsed is None or failed:
+        row.setdefault("error", f"exit code {proc.returncode}, {len(failed)} failed task(s)")
+        row["output_tail"] = (output or log)[-2000:]
+    row["correct"] = "error" not in row
+    stats_path = run_dir / "tether-stats.json"
+    if stats_path.exists():
+        row.update(tether_figures(json.loads(stats_path.read_text())))
+    return row
+
+
+def _task_records(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _end_session(proc: subprocess.Popen) -> None:
+    """Stop the run and whatever it started (Dask and Ray leave helpers behind when interrupted)."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    left = []
+    for p in psutil.process_iter(["pid"]):
+        try:
+            if os.getsid(p.pid) == proc.pid:
+                left.append(p)
+        except (ProcessLookupError, PermissionError, psutil.Error):
+            continue
+    for p in left:
+        try:
+            p.terminate()
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(left, timeout=5)
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+
+
+def add_ratios(rows: list[dict[str, Any]]) -> None:
+    """Each row's makespan over the process pool's for the same app."""
+    reference = {r["app"]: r.get("makespan_s") for r in rows if r.get("system") == REFERENCE}
+    for r in rows:
+        ref = reference.get(r.get("app"))
+        r["vs_process_pool"] = (r["makespan_s"] / ref) if r.get("makespan_s") and ref else None
+
+
+def plans(options, apps: Iterable[str] | None = None,
+          systems: Iterable[str] | None = None) -> tuple[dict[str, Any], list]:
+    """The rows of `tether bench taps`: for each app, every system one after another."""
+    from .runner import RowPlan
+    from .systems import Unavailable
+
+    table = QUICK_APPS if options.quick else APPS
+    apps = list(apps or table)
+    systems = list(systems or SYSTEMS)
+    for a in apps:
+        if a not in table:
+            raise ValueError(f"unknown app {a!r}; choose from {', '.join(table)}")
+    for s in systems:
+        executor_args(s, options.workers)
+    names = options.wanted([f"{a}/{s}" for a in apps for s in systems])
+    timeout = QUICK_TIMEOUT if options.quick else TIMEOUT
+
+    def plan(name: str) -> RowPlan:
+        app, system = name.split("/")
+
+        def run(work_dir: Path, advance) -> dict[str, Any]:
+            reason = unavailable_reason()
+            if reason is not None:
+                raise Unavailable(reason)
+            row = run_one(app, table[app], system, options.workers, work_dir, timeout)
+            advance(row.get("tasks") or 0)
+            return row
+        return RowPlan(name, None, run)
+
+    parameters = {"workers": options.workers, "quick": options.quick,
+                  "apps": {a: " ".join(table[a]) for a in apps}, "systems": systems}
+    return parameters, [plan(n) for n in names]
+
+
+def check_targets(report) -> list[dict[str, Any]]:
+    """The issue's targets: on each app, tether within 1.2x the process pool and faster than Dask and Ray.
+
+    Adds each row's ratio to the process pool first, so the table shows it.
+    """
+    add_ratios(report.rows)
+    return targets_from_rows(report.rows)
+
+
+def targets_from_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    by = {(r["app"], r["system"]): r.get("makespan_s") for r in rows}
+    out = []
+    for app in dict.fromkeys(r["app"] for r in rows):
+        mine = by.get((app, "tether"))
+        for other, limit in (("process-pool", 1.2), ("dask", 1.0), ("ray", 1.0)):
+            theirs = by.get((app, other))
+            ratio = mine / theirs if mine and theirs else None
+            word = "at most 1.2x" if limit != 1.0 else "faster than"
+            out.append({"target": f"{app}: tether {word} {other}", "ratio": ratio,
+                        "met": None if ratio is None else ratio <= limit if limit != 1.0 else ratio < 1.0})
+    return out
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """A Markdown table: per app, each system's makespan and its ratio to the process pool."""
+    systems = list(dict.fromkeys(r["system"] for r in rows))
+    by = {(r["app"], r["system"]): r for r in rows}
+    head = "| app | " + " | ".join(f"{s} (s)" for s in systems) + " | " + \
+        " | ".join(f"{s} / process-pool" for s in systems if s != REFERENCE) + " |"
+    lines = [head, "|" + "---|" * (1 + len(systems) + len([s for s in systems if s != REFERENCE]))]
+    for app in dict.fromkeys(r["app"] for r in rows):
+        cells = []
+        for s in systems:
+            r = by.get((app, s), {})
+            cells.append(f"{r['makespan_s']:.2f}" if r.get("makespan_s") is not None else
+                         ("skipped" if r.get("skipped") else "failed"))
+        for s in systems:
+            if s == REFERENCE:
+                continue
+            ratio = by.get((app, s), {}).get("vs_process_pool")
+            cells.append(f"{ratio:.2f}" if ratio is not None else "-")
+        lines.append(f"| {app} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

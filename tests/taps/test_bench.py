@@ -1,0 +1,48 @@
+"""`tether bench taps`: its rows, ratios, targets and table (a quick run of two systems on one app)."""
+from __future__ import annotations
+
+import pytest
+
+from tether.bench import taps as bench
+from tether.bench.report import Report
+from tether.bench.runner import Options
+
+from ..bench.helpers import check_ran, check_report, run_bench
+
+
+def test_quick_run_gives_a_row_per_system_with_tether_bytes(tmp_path):
+    proc, report = run_bench(tmp_path, "taps", "--quick", "--apps", "synthetic-sequential",
+                             "--systems", "tether,process-pool")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = check_report(report, "taps", ["synthetic-sequential/tether", "synthetic-sequential/process-pool"])
+    for r in rows.values():
+        check_ran(r)
+        assert r["tasks"] == 20
+    mine, theirs = rows.values()
+    assert mine["vs_process_pool"] == mine["makespan_s"] / theirs["makespan_s"]
+    assert theirs["bytes_worker_to_manager"] is None            # measured for tether only
+    # The app reads the last value (100 kB) and every task's record (a few hundred bytes each).
+    assert 100_000 <= mine["bytes_worker_to_manager"] < 100_000 + 20 * 1_000
+    assert {t["target"] for t in report["targets"]} >= {"synthetic-sequential: tether at most 1.2x process-pool"}
+
+
+def test_unknown_app_is_named():
+    with pytest.raises(ValueError, match="unknown app 'nbody'; choose from .*cholesky"):
+        bench.plans(Options(), apps=["nbody"])
+
+
+def row(app, system, makespan):
+    return {"name": f"{app}/{system}", "app": app, "system": system, "makespan_s": makespan}
+
+
+def test_targets_and_table_from_rows():
+    report = Report("taps", machine={})
+    report.rows = [row("cholesky", "tether", 1.3), row("cholesky", "process-pool", 1.0),
+                   row("cholesky", "dask", 2.0), row("cholesky", "ray", 1.2)]
+    targets = {t["target"]: t["met"] for t in bench.check_targets(report)}
+    assert targets == {"cholesky: tether at most 1.2x process-pool": False,
+                       "cholesky: tether faster than dask": True,
+                       "cholesky: tether faster than ray": False}
+    assert report.rows[0]["vs_process_pool"] == 1.3
+    table = bench.format_table(report.rows)
+    assert "| cholesky | 1.30 | 1.00 | 2.00 | 1.20 | 1.30 | 2.00 | 1.20 |" in table
