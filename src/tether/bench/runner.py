@@ -48,7 +48,7 @@ def run_rows(report: Report, plans: list[RowPlan], display: Display, work_root: 
 
 
 def _run_one(plan: RowPlan, label: str, display: Display, work_root: Path | None) -> list[dict[str, Any]]:
-    with tempfile.TemporaryDirectory(prefix=f"tether-bench-{plan.name}-", dir=work_root) as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"tether-bench-{plan.name.replace('/', '-')}-", dir=work_root) as tmp:
         try:
             with display.row(label, plan.total) as advance:
                 row = plan.run(Path(tmp), advance)

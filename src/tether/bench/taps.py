@@ -231,8 +231,9 @@ def targets_from_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             theirs = by.get((app, other))
             ratio = mine / theirs if mine and theirs else None
             word = "at most 1.2x" if limit != 1.0 else "faster than"
-            out.append({"target": f"{app}: tether {word} {other}", "ratio": ratio,
-                        "met": None if ratio is None else ratio <= limit if limit != 1.0 else ratio < 1.0})
+            met = None if ratio is None else ratio <= limit if limit != 1.0 else ratio < 1.0
+            out.append({"target": f"{app}: tether {word} {other}", "met": met, "measured": ratio,
+                        "value": "not measured" if ratio is None else f"{ratio:.2f}x"})
     return out
 
 
