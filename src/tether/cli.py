@@ -237,12 +237,14 @@ def replay(trace, time_scale, size_scale, **common):
               help="No-op tasks for the throughput rows.")
 @click.option("--length", type=click.IntRange(min=2), default=200, show_default=True,
               help="Tasks in the chain rows.")
+@click.option("--futures-length", type=click.IntRange(min=2), default=1_000, show_default=True,
+              help="Calls in tether.Executor's chain of futures.")
 @_bench_options
-def noop(tasks, length, **common):
+def noop(tasks, length, futures_length, **common):
     """No-op task throughput (as parsl-perf measures it) and the hop latency of a chain."""
     from .bench import noop as bench_noop
 
-    _bench_run("noop", lambda o: bench_noop.plans(o, tasks, length), reference=None,
+    _bench_run("noop", lambda o: bench_noop.plans(o, tasks, length, futures_length), reference=None,
                check_targets=bench_noop.check_targets,
                plot_figures=("tasks_per_s", "hop_latency_median_s"), **common)
 

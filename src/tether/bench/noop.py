@@ -1,4 +1,4 @@
-"""`tether bench noop`: how many no-op Python tasks a second, and the hop of a 200-task chain.
+"""`tether bench noop`: how many no-op Python tasks a second, and the hop of a chain.
 
 Throughput is measured as parsl-perf measures it: submit N tasks that do
 nothing, wait for all, N / elapsed, after a warm-up of a few tasks per
@@ -6,7 +6,9 @@ worker. The chain passes each task's result to the next: natively through
 a temp file between PythonTasks (hop latency from the manager's stats);
 through Parsl and Dask as chained apps each taking the previous result,
 where each task reports its own start and end, and a hop is one task's
-start minus its predecessor's end.
+start minus its predecessor's end. The tether-executor rows are
+tether.Executor: `ex.map` of no-op calls, and a chain of 1,000 futures
+(each call given the previous call's future), hops measured as Dask's.
 """
 from __future__ import annotations
 
@@ -21,8 +23,8 @@ from .display import wait_with_progress
 from .report import Report, make_row, tether_figures, tree_cpu_seconds
 from .runner import Options, RowPlan
 
-THROUGHPUT_ROWS = ["tether-native", "tether-parsl", "parsl-htex", "dask"]
-CHAIN_ROWS = ["tether-native-chain", "tether-parsl-chain", "parsl-htex-chain", "dask-chain"]
+THROUGHPUT_ROWS = ["tether-native", "tether-executor", "tether-parsl", "parsl-htex", "dask"]
+CHAIN_ROWS = ["tether-native-chain", "tether-executor-chain", "tether-parsl-chain", "parsl-htex-chain", "dask-chain"]
 
 
 def noop() -> None:
@@ -115,6 +117,50 @@ def native_chain(length: int, workers: int, work_dir: Path, progress) -> dict:
     ok = not errors and (home / "last").read_text() == str(length - 1)
     return make_row("tether-native-chain", makespan_s=elapsed, cpu_s=cpu, tasks=length, correct=ok,
                     problems=[str(e) for e in errors[:3]], **tether_figures(stats))
+
+
+# ------------------------------------------------------------------ tether.Executor
+
+
+def executor_throughput(tasks: int, workers: int, work_dir: Path, progress) -> dict:
+    """`list(ex.map(noop_arg, range(N)))`, as a user of concurrent.futures writes it."""
+    from ..executor import Executor
+
+    with Executor(workers=workers, cores_per_worker=1, run_dir=work_dir) as ex:
+        ex.manager.wait_for_workers()
+        list(ex.map(noop_arg, range(4 * workers)))
+        cpu = tree_cpu_seconds()
+        started = time.perf_counter()
+        values = list(ex.map(noop_arg, range(tasks)))
+        elapsed = time.perf_counter() - started
+        cpu = tree_cpu_seconds() - cpu
+        progress(tasks)
+        stats = ex.stats()
+    ok = values == [None] * tasks
+    return rate_row("tether-executor", tasks, elapsed, cpu, correct=ok, **tether_figures(stats))
+
+
+def executor_chain(length: int, workers: int, work_dir: Path, progress) -> dict:
+    """Each call takes the previous call's future; every result stays on its worker until gathered at the end."""
+    from ..executor import Executor
+
+    with Executor(workers=workers, cores_per_worker=1, run_dir=work_dir) as ex:
+        ex.manager.wait_for_workers()
+        list(ex.map(noop_arg, range(4 * workers)))
+        started = time.perf_counter()
+        futures, prev = [], None
+        for _ in range(length):
+            prev = ex.submit(link, prev)
+            futures.append(prev)
+        wait_with_progress(futures, progress)
+        elapsed = time.perf_counter() - started
+        stats = ex.stats()      # before the results are gathered: what the chain itself moved
+        results = [f.result() for f in futures]
+    row = chain_row("tether-executor-chain", results, elapsed, length)
+    figures = tether_figures(stats)
+    figures.pop("hop_latency_median_s"), figures.pop("hop_latency_p95_s")   # the chain's own hops are above
+    row.update(figures)
+    return row
 
 
 # ------------------------------------------------------------------ Parsl (HTEX, or tether through Parsl)
@@ -222,22 +268,25 @@ def dask_chain(length: int, workers: int, work_dir: Path, progress) -> dict:
 # ------------------------------------------------------------------ plan and targets
 
 
-def plans(options: Options, tasks: int = 10_000, length: int = 200) -> tuple[dict, list[RowPlan]]:
+def plans(options: Options, tasks: int = 10_000, length: int = 200,
+          futures_length: int = 1_000) -> tuple[dict, list[RowPlan]]:
     if options.quick:
-        tasks, length = min(tasks, 200), min(length, 20)
+        tasks, length, futures_length = min(tasks, 200), min(length, 20), min(futures_length, 20)
     w = options.workers
     runners = {
         "tether-native": (tasks, partial(native_throughput, tasks, w)),
+        "tether-executor": (tasks, partial(executor_throughput, tasks, w)),
         "tether-parsl": (tasks, partial(parsl_throughput, "tether-parsl", tasks, w, options.parsl_logging)),
         "parsl-htex": (tasks, partial(parsl_throughput, "parsl-htex", tasks, w, options.parsl_logging)),
         "dask": (tasks, partial(dask_throughput, tasks, w)),
         "tether-native-chain": (length, partial(native_chain, length, w)),
+        "tether-executor-chain": (futures_length, partial(executor_chain, futures_length, w)),
         "tether-parsl-chain": (length, partial(parsl_chain, "tether-parsl", length, w, options.parsl_logging)),
         "parsl-htex-chain": (length, partial(parsl_chain, "parsl-htex", length, w, options.parsl_logging)),
         "dask-chain": (length, partial(dask_chain, length, w)),
     }
     names = options.wanted(THROUGHPUT_ROWS + CHAIN_ROWS)
-    parameters = {"tasks": tasks, "chain_length": length, "workers": w, "cores_per_worker": 1,
+    parameters = {"tasks": tasks, "chain_length": length, "futures_chain_length": futures_length, "workers": w, "cores_per_worker": 1,
                   "quick": options.quick, "parsl_logging": options.parsl_logging}
     return parameters, [RowPlan(n, runners[n][0], runners[n][1]) for n in names]
 
@@ -246,4 +295,6 @@ def check_targets(report: Report) -> list[dict]:
     return [t.figure_at_least(report, "tether-native", "tasks_per_s", 10_000, "{:,.0f}/s"),
             t.ratio_at_least(report, "tether-parsl", "parsl-htex", 1.5, "tasks_per_s"),
             t.faster_than(report, "tether-parsl-chain", "parsl-htex-chain", "hop_latency_median_s"),
-            t.figure_at_most(report, "tether-native-chain", "hop_latency_median_s", 1e-3, "{:.2e} s")]
+            t.figure_at_most(report, "tether-native-chain", "hop_latency_median_s", 1e-3, "{:.2e} s"),
+            t.figure_at_least(report, "tether-executor", "tasks_per_s", 10_000, "{:,.0f}/s"),
+            t.figure_at_most(report, "tether-executor-chain", "hop_latency_median_s", 0.5e-3, "{:.2e} s")]
