@@ -202,3 +202,17 @@ def test_worker_killed_mid_chain_chain_still_right(tmp_path):
                       ex.stats()["workers"] == 2)
         os.kill(victim.proc.pid, signal.SIGKILL)
         assert f.result(120) == 20
+
+
+def identity(x):
+    return x
+
+
+def test_large_arguments_arrive_intact_and_are_counted(ex):
+    before = ex.stats()
+    arrays = [np.random.default_rng(i).random(125_000) for i in range(40)]   # 1 MB each, 40 MB at once
+    futures = [ex.submit(identity, a) for a in arrays]
+    for a, f in zip(arrays, futures):
+        assert np.array_equal(f.result(60), a)
+    sent = ex.stats()["bytes_arguments_to_worker"] - before["bytes_arguments_to_worker"]
+    assert 40 * 1_000_000 <= sent < 40 * 1_010_000

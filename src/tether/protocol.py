@@ -23,6 +23,7 @@ import hashlib
 import hmac
 import os
 import struct
+from collections import deque
 from typing import Any, AsyncIterator
 
 import msgpack
@@ -57,6 +58,59 @@ def read_secret_file(path: str | os.PathLike) -> bytes:
 
 def pack(msg: Any) -> bytes:
     return msgpack.packb(msg, use_bin_type=True)
+
+
+BIG_PIECE = 1 << 16     # bytes from which a queued piece is written on its own, not joined
+HIGH_WATER = 1 << 20    # bytes a transport may buffer before the rest waits in its Outbox
+
+
+class Outbox:
+    """Pieces for one transport, handed to it while its buffer holds less than HIGH_WATER.
+
+    asyncio's socket transport (3.11) copies what it cannot send at once and
+    moves its whole buffer after every send, so a backlog of hundreds of
+    megabytes (tasks with large arguments, assigned at once) would cost time
+    quadratic in its size. Here the backlog waits as the pieces themselves;
+    the transport holds at most about HIGH_WATER. Runs of small pieces are
+    joined into one write; big ones go as they are, with no extra copy.
+    The owner calls resume() when the transport asks its protocol to
+    resume writing (the limits are set here, so that it does ask).
+    """
+
+    def __init__(self, transport: asyncio.WriteTransport):
+        self.transport = transport
+        self.backlog: deque[bytes] = deque()
+        transport.set_write_buffer_limits(high=HIGH_WATER, low=HIGH_WATER // 4)
+
+    def write(self, pieces: list[bytes]) -> None:
+        waiting = bool(self.backlog)
+        self.backlog.extend(pieces)
+        if not waiting:
+            self.resume()
+
+    def resume(self) -> None:
+        """Hand pieces over until the backlog is empty or the transport has paused its protocol."""
+        t, backlog = self.transport, self.backlog
+        while backlog:
+            if t.is_closing():
+                backlog.clear()
+                return
+            if t.get_write_buffer_size() > HIGH_WATER:
+                return   # the transport has paused its protocol: resume_writing() brings us back
+            piece = backlog.popleft()
+            if len(piece) < BIG_PIECE and backlog and len(backlog[0]) < BIG_PIECE:
+                run = [piece]
+                size = len(piece)
+                while backlog and len(backlog[0]) < BIG_PIECE and size < BIG_PIECE:
+                    nxt = backlog.popleft()
+                    run.append(nxt)
+                    size += len(nxt)
+                piece = b"".join(run)
+            t.write(piece)
+
+    @property
+    def waiting(self) -> bool:
+        return bool(self.backlog)
 
 
 def frame(msg: Any) -> bytes:
@@ -141,6 +195,8 @@ class MessageStream:
         self._unpacker = msgpack.Unpacker(raw=False, max_buffer_size=FRAME_LIMIT)
         self._outbox: list[bytes] = []
         self._flush_scheduled = False
+        self._sender = Outbox(writer.transport)
+        self._pump: asyncio.Task | None = None
         self.closed = False
 
     async def batches(self) -> AsyncIterator[list[Any]]:
@@ -165,15 +221,28 @@ class MessageStream:
 
     def flush(self) -> None:
         self._flush_scheduled = False
-        if self._outbox and not self.closed and not self.writer.is_closing():
-            data = b"".join(self._outbox)
-            self._outbox.clear()
-            self.writer.write(data)
-        else:
-            self._outbox.clear()
+        pieces, self._outbox = self._outbox, []
+        if pieces and not self.closed and not self.writer.is_closing():
+            self._sender.write(pieces)
+            if self._sender.waiting and self._pump is None:
+                self._pump = asyncio.get_running_loop().create_task(self._pump_backlog())
+
+    async def _pump_backlog(self) -> None:
+        """Feed the backlog to the transport as its buffer drains."""
+        try:
+            while self._sender.waiting and not self.writer.is_closing():
+                await self.writer.drain()
+                self._sender.resume()
+        except (ConnectionError, OSError):
+            self._sender.backlog.clear()
+        finally:
+            self._pump = None
 
     async def drain(self) -> None:
         self.flush()
+        while self._sender.waiting and not self.writer.is_closing():
+            await self.writer.drain()
+            self._sender.resume()
         if not self.writer.is_closing():
             await self.writer.drain()
 

@@ -40,6 +40,7 @@ def tether_figures(stats: dict[str, Any]) -> dict[str, Any]:
     peaks = stats.get("cache_bytes_peak") or {}
     return {
         "bytes_manager_to_worker": stats["bytes_manager_to_worker"],
+        "bytes_arguments_to_worker": stats.get("bytes_arguments_to_worker"),
         "bytes_worker_to_manager": stats["bytes_worker_to_manager"],
         "bytes_worker_to_worker": stats["bytes_worker_to_worker"],
         "hop_latency_median_s": stats["hop_latency_median_s"],

@@ -24,9 +24,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Iterable
@@ -99,11 +101,13 @@ def run_one(app: str, app_args: list[str], system: str, workers: int, work_dir: 
     run_dir = work_dir / "run"
     tmp = work_dir / "tmp"
     tmp.mkdir(parents=True)
+    # Ray puts AF_UNIX sockets under its temp directory (107 bytes at most): a short one of its own.
+    ray_tmp = Path(tempfile.mkdtemp(prefix="tb-ray-"))
     args = [sys.executable, "-m", "tether.taps", *app_args, *executor_args(system, workers),
             "--run.dir-format", str(run_dir), "--logging.level", "WARNING", "--logging.file-level", "INFO"]
     if "mapreduce" in app_args:
         args += ["--app.data-dir", str(work_dir / "data")]
-    env = dict(os.environ, TMPDIR=str(tmp), RAY_TMPDIR=str(tmp), RAY_USAGE_STATS_ENABLED="0",
+    env = dict(os.environ, TMPDIR=str(tmp), RAY_TMPDIR=str(ray_tmp), RAY_USAGE_STATS_ENABLED="0",
                PYTHONWARNINGS="ignore")
     started = time.perf_counter()
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
@@ -115,6 +119,7 @@ def run_one(app: str, app_args: list[str], system: str, workers: int, work_dir: 
         row["error"] = f"did not finish within {timeout:.0f} s"
     finally:
         _end_session(proc)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
     row["wall_s"] = time.perf_counter() - started
     log = (run_dir / "log.txt").read_text(errors="replace") if (run_dir / "log.txt").exists() else ""
     elapsed = _ELAPSED.search(log)

@@ -78,7 +78,8 @@ class Engine:
         self.cache_peaks: dict[str, int] = {}
         self.waiters: dict[str, list[asyncio.Future]] = {}
         self.client = TransferClient(secret)
-        self.bytes_manager_to_worker = 0
+        self.bytes_manager_to_worker = 0   # files and buffers
+        self.bytes_arguments_to_worker = 0  # Python calls' pickled arguments, sent inside their tasks
         self.bytes_worker_to_manager = 0
         self.bytes_worker_to_worker = 0
         self.worker_count_changed = asyncio.Event()
@@ -180,6 +181,9 @@ class Engine:
             sources = dict(a.sources)
             spec = dict(rec.static)
             spec["in"] = [[sandbox, name, self._source(sources.get(name))] for sandbox, name in rec.inputs]
+            args = spec.get("args")
+            if args is not None:
+                self.bytes_arguments_to_worker += len(args)
             specs.append(spec)
         link.stream.send(["assign", specs])
 
@@ -411,6 +415,7 @@ class Engine:
             "moves": c.moves,
             "workers": len(self.links),
             "bytes_manager_to_worker": self.bytes_manager_to_worker,
+            "bytes_arguments_to_worker": self.bytes_arguments_to_worker,
             "bytes_worker_to_manager": self.bytes_worker_to_manager,
             "bytes_worker_to_worker": self.bytes_worker_to_worker,
             "hops": len(hops),

@@ -371,6 +371,10 @@ class Manager:
     # ------------------------------------------------------------ state
 
     def stats(self) -> dict[str, Any]:
+        """Counts and figures of this run. Bytes: bytes_manager_to_worker (files and buffers sent
+        out), bytes_arguments_to_worker (Python calls' pickled arguments, inside their tasks),
+        bytes_worker_to_manager (outputs and values brought back), bytes_worker_to_worker (peer
+        transfers); hop_latency_*; cache_bytes_peak per worker."""
         self._check_open()
 
         async def get():

@@ -28,6 +28,8 @@ from typing import Any, Callable
 
 import msgpack
 
+from ..protocol import Outbox
+
 _LEN = struct.Struct("!I")
 
 OnReply = Callable[[int, list], None]        # (task id, reply)
@@ -50,6 +52,7 @@ class Interpreter(asyncio.Protocol):
     # -- asyncio.Protocol
     def connection_made(self, transport) -> None:
         self.transport = transport
+        self._sender = Outbox(transport)
 
     def data_received(self, data: bytes) -> None:
         self._inbox += data
@@ -82,7 +85,7 @@ class Interpreter(asyncio.Protocol):
         if key is not None:
             self.queue.append((key, request))
         body = msgpack.packb(request if body is None else body, use_bin_type=True)
-        self._outbox.append(_LEN.pack(len(body)) + body)
+        self._outbox += (_LEN.pack(len(body)), body)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
@@ -90,8 +93,11 @@ class Interpreter(asyncio.Protocol):
     def _flush(self) -> None:
         self._flush_scheduled = False
         if self._outbox and self.transport is not None and not self.transport.is_closing():
-            self.transport.write(b"".join(self._outbox))
-        self._outbox.clear()
+            self._sender.write(self._outbox)
+        self._outbox = []
+
+    def resume_writing(self) -> None:
+        self._sender.resume()
 
     def kill(self) -> None:
         try:
