@@ -31,3 +31,14 @@ def test_every_task_is_pending_before_workers_join_and_done_after():
     result = scale.timed_run(250, workers=3, cores=2)
     assert result["pending"] == 250
     assert result["completed"] == 250 and result["failed"] == 0
+
+
+def test_command_line_quick_run_writes_its_report(tmp_path):
+    from ..bench.helpers import check_png, check_report, run_bench
+
+    proc, report = run_bench(tmp_path, "scale", "--quick")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = check_report(report, "scale", ["1k", "3k"])
+    assert all(r["completed"] == r["tasks"] for r in rows.values())
+    assert {t["met"] for t in report["targets"]} <= {True, False}
+    check_png(tmp_path / "report.png")
