@@ -1,3 +1,0 @@
-
-export JOBNAME=parsl.tether.block-0.1795626993.8901803
-PYTHONPATH=/tmp/perf:/root/.pyenv/versions/3.11.7/lib/python3.11:/root/.pyenv/versions/3.11.7/lib/python3.11/lib-dynload:/work/main/.venv/lib/python3.11/site-packages:/work/main/src /work/main/.venv/bin/python -m tether worker 127.0.0.1:44433 --secret-file /work/main/runinfo/004/tether-04ad6ef7-pli64_9g/secret --name tether-0 --clean --cache-dir /work/main/runinfo/004/tether-workers/tether/0
