@@ -48,8 +48,9 @@ def test_backlog_of_large_and_small_pieces_arrives_in_order_with_a_bounded_buffe
             pieces += [b"h%d" % i, os.urandom(1 << 20), b"t" * (i % 7)]
         expected = hashlib.sha256(b"".join(pieces)).hexdigest()
         sink.expected = sum(map(len, pieces))
-        source.sender.write(pieces[:60])
-        source.sender.write(pieces[60:])          # more while a backlog waits: appended after it
+        source.sender.add(*pieces[:60])
+        source.sender.resume()                     # hand over what the transport may hold now
+        source.sender.add(*pieces[60:])            # more while a backlog waits: appended after it
         assert source.sender.waiting               # far more than the transport may hold
         peak = 0
         while not sink.done.done():

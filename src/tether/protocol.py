@@ -24,7 +24,7 @@ import hmac
 import os
 import struct
 from collections import deque
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 import msgpack
 
@@ -65,47 +65,53 @@ HIGH_WATER = 1 << 20    # bytes a transport may buffer before the rest waits in 
 
 
 class Outbox:
-    """Pieces for one transport, handed to it while its buffer holds less than HIGH_WATER.
+    """Pieces for one transport: what is added in one loop turn goes out together, and only
+    while the transport buffers less than HIGH_WATER.
 
     asyncio's socket transport (3.11) copies what it cannot send at once and
     moves its whole buffer after every send, so a backlog of hundreds of
     megabytes (tasks with large arguments, assigned at once) would cost time
-    quadratic in its size. Here the backlog waits as the pieces themselves;
-    the transport holds at most about HIGH_WATER. Runs of small pieces are
-    joined into one write; big ones go as they are, with no extra copy.
-    The owner calls resume() when the transport asks its protocol to
-    resume writing (the limits are set here, so that it does ask).
+    quadratic in its size. Here the backlog waits as the pieces themselves.
+    Runs of small pieces are joined into one write; big ones go as they are,
+    with no extra copy. When the transport is full, on_full is called (if
+    given); the owner calls resume() once the transport has drained (the
+    limits are set here, so that its protocol is told).
     """
 
-    def __init__(self, transport: asyncio.WriteTransport):
+    def __init__(self, transport: asyncio.WriteTransport, on_full: Callable[[], None] | None = None):
         self.transport = transport
+        self.on_full = on_full
         self.backlog: deque[bytes] = deque()
+        self._scheduled = False
         transport.set_write_buffer_limits(high=HIGH_WATER, low=HIGH_WATER // 4)
 
-    def write(self, pieces: list[bytes]) -> None:
-        waiting = bool(self.backlog)
+    def add(self, *pieces: bytes) -> None:
         self.backlog.extend(pieces)
-        if not waiting:
-            self.resume()
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self.resume)
 
     def resume(self) -> None:
-        """Hand pieces over until the backlog is empty or the transport has paused its protocol."""
+        """Hand pieces over until the backlog is empty or the transport is full."""
+        self._scheduled = False
         t, backlog = self.transport, self.backlog
         while backlog:
             if t.is_closing():
                 backlog.clear()
                 return
             if t.get_write_buffer_size() > HIGH_WATER:
-                return   # the transport has paused its protocol: resume_writing() brings us back
+                if self.on_full is not None:
+                    self.on_full()
+                return
             piece = backlog.popleft()
-            if len(piece) < BIG_PIECE and backlog and len(backlog[0]) < BIG_PIECE:
+            if len(piece) < BIG_PIECE:
                 run = [piece]
                 size = len(piece)
                 while backlog and len(backlog[0]) < BIG_PIECE and size < BIG_PIECE:
-                    nxt = backlog.popleft()
-                    run.append(nxt)
-                    size += len(nxt)
-                piece = b"".join(run)
+                    size += len(backlog[0])
+                    run.append(backlog.popleft())
+                if len(run) > 1:
+                    piece = b"".join(run)
             t.write(piece)
 
     @property
@@ -193,9 +199,7 @@ class MessageStream:
         self.reader = reader
         self.writer = writer
         self._unpacker = msgpack.Unpacker(raw=False, max_buffer_size=FRAME_LIMIT)
-        self._outbox: list[bytes] = []
-        self._flush_scheduled = False
-        self._sender = Outbox(writer.transport)
+        self._sender = Outbox(writer.transport, on_full=self._start_pump)
         self._pump: asyncio.Task | None = None
         self.closed = False
 
@@ -212,20 +216,16 @@ class MessageStream:
 
     def send(self, msg: Any) -> None:
         """Queue a message; everything queued in one loop turn goes out in one write."""
-        if self.closed:
-            return
-        self._outbox.append(pack(msg))
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush)
+        if not self.closed:
+            self._sender.add(pack(msg))
 
     def flush(self) -> None:
-        self._flush_scheduled = False
-        pieces, self._outbox = self._outbox, []
-        if pieces and not self.closed and not self.writer.is_closing():
-            self._sender.write(pieces)
-            if self._sender.waiting and self._pump is None:
-                self._pump = asyncio.get_running_loop().create_task(self._pump_backlog())
+        if not self.closed:
+            self._sender.resume()
+
+    def _start_pump(self) -> None:
+        if self._pump is None:
+            self._pump = asyncio.get_running_loop().create_task(self._pump_backlog())
 
     async def _pump_backlog(self) -> None:
         """Feed the backlog to the transport as its buffer drains."""

@@ -51,7 +51,6 @@ from ..refs import ResultRef, replace
 
 _LEN = struct.Struct("!I")
 HOLD = 0.001
-COMPACT_AT = 1 << 20   # bytes of consumed frames worth dropping from the inbox's front
 
 
 def dumps(value) -> bytes:
@@ -63,41 +62,23 @@ def dumps(value) -> bytes:
 
 
 class Channel:
-    """Frames in and out over the socket pair, buffered both ways.
-
-    Frames are read from the inbox at an offset, and the consumed front is
-    dropped only once it is most of the inbox: a backlog of large requests
-    (arguments of megabytes) costs one copy each, not a move of the whole
-    backlog per frame.
-    """
+    """Frames in and out over the socket pair, buffered both ways."""
 
     def __init__(self, sock: socket.socket):
         self.sock = sock
         self.inbox = bytearray()
-        self.start = 0   # where the next frame begins in inbox
         self.outbox: list[bytes] = []
         self.held_since = 0.0
 
     def _frame(self):
-        end = self._frame_end()
-        if end is None:
+        if len(self.inbox) < 4:
             return None
-        msg = msgpack.unpackb(self.inbox[self.start + 4:end], raw=False)
-        self.start = end
-        if end == len(self.inbox):
-            self.inbox.clear()
-            self.start = 0
-        elif end > COMPACT_AT and end * 2 > len(self.inbox):
-            del self.inbox[:end]
-            self.start = 0
-        return msg
-
-    def _frame_end(self) -> int | None:
-        """Where the first whole frame in the inbox ends, or None if it has not all come."""
-        if len(self.inbox) - self.start < 4:
+        (size,) = _LEN.unpack_from(self.inbox)
+        if len(self.inbox) < 4 + size:
             return None
-        end = self.start + 4 + _LEN.unpack_from(self.inbox, self.start)[0]
-        return end if len(self.inbox) >= end else None
+        body = bytes(self.inbox[4:4 + size])
+        del self.inbox[:4 + size]
+        return msgpack.unpackb(body, raw=False)
 
     def waiting(self) -> bool:
         """Is a whole request here already, or on the socket now?"""
@@ -108,7 +89,7 @@ class Channel:
         return False
 
     def _frame_ready(self) -> bool:
-        return self._frame_end() is not None
+        return len(self.inbox) >= 4 and len(self.inbox) >= 4 + _LEN.unpack_from(self.inbox)[0]
 
     def _fill(self) -> bool:
         data = self.sock.recv(1 << 20)

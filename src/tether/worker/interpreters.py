@@ -45,8 +45,6 @@ class Interpreter(asyncio.Protocol):
         self.held: set[str] = set()                      # results kept in its memory
         self.transport: asyncio.Transport | None = None
         self._inbox = bytearray()
-        self._outbox: list[bytes] = []
-        self._flush_scheduled = False
         self.timed_out: int | None = None
 
     # -- asyncio.Protocol
@@ -85,16 +83,7 @@ class Interpreter(asyncio.Protocol):
         if key is not None:
             self.queue.append((key, request))
         body = msgpack.packb(request if body is None else body, use_bin_type=True)
-        self._outbox += (_LEN.pack(len(body)), body)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
-
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        if self._outbox and self.transport is not None and not self.transport.is_closing():
-            self._sender.write(self._outbox)
-        self._outbox = []
+        self._sender.add(_LEN.pack(len(body)), body)
 
     def resume_writing(self) -> None:
         self._sender.resume()
