@@ -13,7 +13,7 @@ from pathlib import Path
 from . import targets as t
 from .report import Report
 from .runner import Options, RowPlan
-from .systems import dask_shared, floor, parsl_htex, tether_native, tether_parsl
+from .systems import workflow_runners
 from .workflow import Step, Workflow
 
 ROWS = ["floor", "parsl-htex", "dask", "tether-parsl", "tether-native", "tether-native-nogroup",
@@ -70,22 +70,12 @@ def plans(options: Options, chains: int = 20, length: int = 30, size: int = 0) -
         chains, length = min(chains, 4), min(length, 5)
     wf = workflow(chains, length, size)
     w = options.workers
-    runners = {
-        "floor": partial(floor.run, wf, w),
-        "parsl-htex": partial(parsl_htex.run, wf, w, parsl_logging=options.parsl_logging),
-        "dask": partial(dask_shared.run, wf, w),
-        "tether-parsl": partial(tether_parsl.run, wf, w, parsl_logging=options.parsl_logging),
-        "tether-native": partial(tether_native.run, wf, w, manager=options.manager),
-        "tether-native-nogroup": partial(tether_native.run, wf, w, name="tether-native-nogroup",
-                                         group_tasks=False, manager=options.manager),
-        "tether-native-notemp": partial(tether_native.run, wf, w, name="tether-native-notemp", temps=False,
-                                        manager=options.manager),
-    }
+    runners = workflow_runners(wf, w, options)
     names = options.wanted(ROWS, EMULATED_ROWS if options.manager is not None else ROWS)
     parameters = {"chains": chains, "length": length, "size_bytes": size, "workers": w,
                   "cores_per_worker": 1, "quick": options.quick, "emulated_cluster": options.manager is not None,
                   "parsl_logging": options.parsl_logging}
-    return parameters, [RowPlan(n, len(wf), lambda d, adv, n=n: runners[n](d, adv)) for n in names]
+    return parameters, [RowPlan(n, len(wf), runners[n]) for n in names]
 
 
 def check_targets(report: Report) -> list[dict]:

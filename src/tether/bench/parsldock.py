@@ -23,7 +23,7 @@ from pathlib import Path
 from . import targets as t
 from .report import Report
 from .runner import Options, RowPlan
-from .systems import dask_shared, floor, parsl_htex, tether_native, tether_parsl
+from .systems import workflow_runners
 from .workflow import Step, Workflow
 
 ROWS = ["floor", "parsl-htex", "dask", "tether-parsl", "tether-native", "tether-native-nogroup",
@@ -89,21 +89,12 @@ def plans(options: Options, batches: int = 4, sequences: int = 10, size: int = 0
         batches, sequences = min(batches, 2), min(sequences, 2)
     wf = workflow(batches, sequences, size, receptor_size)
     w = options.workers
-    runners = {
-        "floor": partial(floor.run, wf, w),
-        "parsl-htex": partial(parsl_htex.run, wf, w, parsl_logging=options.parsl_logging),
-        "dask": partial(dask_shared.run, wf, w),
-        "tether-parsl": partial(tether_parsl.run, wf, w, parsl_logging=options.parsl_logging),
-        "tether-native": partial(tether_native.run, wf, w),
-        "tether-native-nogroup": partial(tether_native.run, wf, w, name="tether-native-nogroup",
-                                         group_tasks=False),
-        "tether-native-notemp": partial(tether_native.run, wf, w, name="tether-native-notemp", temps=False),
-    }
+    runners = workflow_runners(wf, w, options)
     names = options.wanted(ROWS)
     parameters = {"batches": batches, "sequences_per_batch": sequences, "tasks_per_sequence": 5,
                   "size_bytes": size, "receptor_bytes": receptor_size, "workers": w, "cores_per_worker": 1,
                   "quick": options.quick, "parsl_logging": options.parsl_logging}
-    return parameters, [RowPlan(n, len(wf), lambda d, adv, n=n: runners[n](d, adv)) for n in names]
+    return parameters, [RowPlan(n, len(wf), runners[n]) for n in names]
 
 
 def check_targets(report: Report) -> list[dict]:

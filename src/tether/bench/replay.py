@@ -16,7 +16,7 @@ from pathlib import Path
 from . import targets as t
 from .report import Report
 from .runner import Options, RowPlan
-from .systems import dask_shared, floor, parsl_htex, tether_native, tether_parsl
+from .systems import workflow_runners
 from .workflow import Step, Workflow
 
 ROWS = ["floor", "parsl-htex", "dask", "tether-parsl", "tether-native", "tether-native-nogroup",
@@ -104,23 +104,14 @@ def plans(options: Options, path: Path, time_scale: float = 0.01, size_scale: fl
         time_scale, size_scale = time_scale / 100, size_scale / 10
     name, wf = workflow(path, time_scale, size_scale)
     w = options.workers
-    runners = {
-        "floor": partial(floor.run, wf, w),
-        "parsl-htex": partial(parsl_htex.run, wf, w, parsl_logging=options.parsl_logging),
-        "dask": partial(dask_shared.run, wf, w),
-        "tether-parsl": partial(tether_parsl.run, wf, w, parsl_logging=options.parsl_logging),
-        "tether-native": partial(tether_native.run, wf, w),
-        "tether-native-nogroup": partial(tether_native.run, wf, w, name="tether-native-nogroup",
-                                         group_tasks=False),
-        "tether-native-notemp": partial(tether_native.run, wf, w, name="tether-native-notemp", temps=False),
-    }
+    runners = workflow_runners(wf, w, options)
     names = options.wanted(ROWS, DEFAULT_ROWS)
     parameters = {"trace": path.name, "workflow": name, "tasks": len(wf), "inputs": len(wf.inputs),
                   "temps": len(wf.temps), "finals": len(wf.finals), "time_scale": time_scale,
                   "size_scale": size_scale, "quick": options.quick, "input_bytes": sum(len(b) for b in wf.inputs.values()),
                   "temp_bytes": sum(wf.sizes[f] for f in wf.temps),
                   "final_bytes": sum(wf.sizes[f] for f in wf.finals), "workers": w, "cores_per_worker": 1}
-    return parameters, [RowPlan(n, len(wf), lambda d, adv, n=n: runners[n](d, adv)) for n in names]
+    return parameters, [RowPlan(n, len(wf), runners[n]) for n in names]
 
 
 def check_targets(report: Report) -> list[dict]:

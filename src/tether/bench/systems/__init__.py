@@ -9,3 +9,25 @@ the final outputs and shuts everything it started down.
 
 class Unavailable(Exception):
     """A system that cannot run here (a package not installed, a branch not merged); the row is skipped."""
+
+
+def workflow_runners(wf, workers: int, options) -> dict:
+    """The rows every workflow benchmark can run, by name: (its directory, advance) -> row.
+
+    The tether-native rows run on options.manager when it is given (an
+    emulated cluster), else on local workers.
+    """
+    from functools import partial
+
+    from . import dask_shared, floor, parsl_htex, tether_native, tether_parsl
+
+    native = partial(tether_native.run, wf, workers, manager=options.manager)
+    return {
+        "floor": partial(floor.run, wf, workers),
+        "parsl-htex": partial(parsl_htex.run, wf, workers, parsl_logging=options.parsl_logging),
+        "dask": partial(dask_shared.run, wf, workers),
+        "tether-parsl": partial(tether_parsl.run, wf, workers, parsl_logging=options.parsl_logging),
+        "tether-native": native,
+        "tether-native-nogroup": partial(native, name="tether-native-nogroup", group_tasks=False),
+        "tether-native-notemp": partial(native, name="tether-native-notemp", temps=False),
+    }
