@@ -37,29 +37,25 @@ import psutil
 
 from .report import make_row, tether_figures
 
+
+def _apps(tasks: int, task_bytes: int, matrix: int, block: int, files: int, words: int) -> dict[str, list[str]]:
+    """Each app's TaPS options at the given sizes."""
+    def synthetic(structure: str) -> list[str]:
+        return ["--app", "synthetic", "--app.structure", structure, "--app.task-count", str(tasks),
+                "--app.task-data-bytes", str(task_bytes)]
+    return {
+        "synthetic-sequential": synthetic("sequential"),
+        "synthetic-diamond": synthetic("diamond"),
+        "synthetic-reduce": synthetic("reduce"),
+        "cholesky": ["--app", "cholesky", "--app.matrix-size", str(matrix), "--app.block-size", str(block)],
+        "mapreduce": ["--app", "mapreduce", "--app.generate", "true", "--app.generated-files", str(files),
+                      "--app.generated-words", str(words)],
+    }
+
+
 # The issue's sizes: 200 tasks of 1 MB data, a 2000-matrix in blocks of 250, 8 files of 200,000 words.
-APPS: dict[str, list[str]] = {
-    "synthetic-sequential": ["--app", "synthetic", "--app.structure", "sequential", "--app.task-count", "200",
-                             "--app.task-data-bytes", "1000000"],
-    "synthetic-diamond": ["--app", "synthetic", "--app.structure", "diamond", "--app.task-count", "200",
-                          "--app.task-data-bytes", "1000000"],
-    "synthetic-reduce": ["--app", "synthetic", "--app.structure", "reduce", "--app.task-count", "200",
-                         "--app.task-data-bytes", "1000000"],
-    "cholesky": ["--app", "cholesky", "--app.matrix-size", "2000", "--app.block-size", "250"],
-    "mapreduce": ["--app", "mapreduce", "--app.generate", "true", "--app.generated-files", "8",
-                  "--app.generated-words", "200000"],
-}
-QUICK_APPS: dict[str, list[str]] = {
-    "synthetic-sequential": ["--app", "synthetic", "--app.structure", "sequential", "--app.task-count", "20",
-                             "--app.task-data-bytes", "100000"],
-    "synthetic-diamond": ["--app", "synthetic", "--app.structure", "diamond", "--app.task-count", "20",
-                          "--app.task-data-bytes", "100000"],
-    "synthetic-reduce": ["--app", "synthetic", "--app.structure", "reduce", "--app.task-count", "20",
-                         "--app.task-data-bytes", "100000"],
-    "cholesky": ["--app", "cholesky", "--app.matrix-size", "400", "--app.block-size", "100"],
-    "mapreduce": ["--app", "mapreduce", "--app.generate", "true", "--app.generated-files", "3",
-                  "--app.generated-words", "20000"],
-}
+APPS = _apps(200, 1_000_000, 2000, 250, 8, 200_000)
+QUICK_APPS = _apps(20, 100_000, 400, 100, 3, 20_000)
 SYSTEMS = ("tether", "process-pool", "dask", "ray", "tether-cold")
 REFERENCE = "process-pool"
 TIMEOUT = 900.0          # seconds a run may take, start-up included
@@ -240,25 +236,3 @@ def targets_from_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             out.append({"target": f"{app}: tether {word} {other}", "met": met, "measured": ratio,
                         "value": "not measured" if ratio is None else f"{ratio:.2f}x"})
     return out
-
-
-def format_table(rows: list[dict[str, Any]]) -> str:
-    """A Markdown table: per app, each system's makespan and its ratio to the process pool."""
-    systems = list(dict.fromkeys(r["system"] for r in rows))
-    by = {(r["app"], r["system"]): r for r in rows}
-    head = "| app | " + " | ".join(f"{s} (s)" for s in systems) + " | " + \
-        " | ".join(f"{s} / process-pool" for s in systems if s != REFERENCE) + " |"
-    lines = [head, "|" + "---|" * (1 + len(systems) + len([s for s in systems if s != REFERENCE]))]
-    for app in dict.fromkeys(r["app"] for r in rows):
-        cells = []
-        for s in systems:
-            r = by.get((app, s), {})
-            cells.append(f"{r['makespan_s']:.2f}" if r.get("makespan_s") is not None else
-                         ("skipped" if r.get("skipped") else "failed"))
-        for s in systems:
-            if s == REFERENCE:
-                continue
-            ratio = by.get((app, s), {}).get("vs_process_pool")
-            cells.append(f"{ratio:.2f}" if ratio is not None else "-")
-        lines.append(f"| {app} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
