@@ -1,7 +1,7 @@
 """Driving the scheduler core by hand: submit tasks, play the workers' part."""
 from __future__ import annotations
 
-from tether.core import (MANAGER, Assign, Complete, Delete, Fail, Fetch, FileSpec, Retract, Scheduler,
+from tether.core import (MANAGER, Assign, Complete, Delete, Fail, Fetch, FileSpec, Retract, Scheduler, State,
                          TaskFailedOn, TaskSubmitted, TaskSucceeded, WorkerJoined, WorkerLost)
 
 
@@ -35,6 +35,7 @@ class Harness:
 
     def send(self, *events):
         commands = self.s.handle(*events)
+        self.s.validate()
         self.log.extend(commands)
         for c in commands:
             if isinstance(c, Assign):
@@ -81,7 +82,7 @@ class Harness:
     def run_all(self, limit: int = 10_000):
         """Finish assigned tasks in the order the workers would, until none are left."""
         for _ in range(limit):
-            runnable = [t for t in self.s.tasks.values() if t.worker is not None and t.missing == 0]
+            runnable = [t for t in self.s.tasks.values() if t.state is State.RUNNING]
             if not runnable:
                 return
             self.succeed(min(runnable, key=lambda t: t.id).id)

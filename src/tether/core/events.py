@@ -60,6 +60,7 @@ class WorkerJoined:
 @dataclass(frozen=True, slots=True)
 class WorkerLost:
     worker: str
+    reason: str = "its connection closed"
 
 
 class TaskSucceeded(NamedTuple):
@@ -70,14 +71,30 @@ class TaskSucceeded(NamedTuple):
     finished: float
 
 
+# Why an attempt failed. The task's own failures are retried as its `retries`
+# say; system failures (the worker, its interpreter, its disk or a transfer let
+# the task down) are retried on another worker, up to the core's system_retries.
+TASK_REASONS = frozenset({
+    "exit",         # non-zero exit code, or the Python function raised
+    "output",       # a declared output was not made
+    "timeout",      # ran past its timeout
+    "memory",       # used more memory than it asked for
+    "disk",         # wrote more to its sandbox than it asked for
+    "error",        # the task cannot be started as given (a bad command or environment)
+})
+SYSTEM_REASONS = frozenset({
+    "input",        # an input could not be fetched (`file` from `source`)
+    "disk-full",    # the worker's disk was full
+    "interpreter",  # the Python interpreter running it died
+    "worker",       # the worker could not prepare or start it (an OSError there)
+    "worker-lost",  # the worker died, hung or was cut off while it ran the task
+    "output-lost",  # an output vanished from its worker before it reached home
+})
+
+
 @dataclass(frozen=True, slots=True)
 class TaskFailedOn:
-    """A task ended without success on a worker.
-
-    reason: "exit" (non-zero exit or exception), "output" (a declared output
-    was not made), "input" (an input could not be fetched: `file` from
-    `source`), "timeout", "error" (the worker could not run it).
-    """
+    """A task ended without success on a worker; reason is one of TASK_REASONS or SYSTEM_REASONS."""
 
     worker: str
     task: int
@@ -110,6 +127,21 @@ class FileHome:
     """A local output has been written back to its path on the submitting side."""
 
     name: str
+
+
+@dataclass(frozen=True, slots=True)
+class FileHomeFailed:
+    """A local output could not be written to its path: its producer fails with this message."""
+
+    name: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class NoWorkers:
+    """No worker will ever come (every local worker died and none can be started): fail what is pending."""
+
+    message: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +222,12 @@ class Complete(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Fail:
-    """A task failed for good. cause is the failing task's id when it is a dependency."""
+    """A task failed for good. cause is the failing task's id when it is a dependency.
+
+    reason is the last attempt's (TASK_REASONS, SYSTEM_REASONS), "dependency",
+    "cancelled", "invalid", "home" (its output could not be written home) or
+    "no-workers".
+    """
 
     task: int
     reason: str
@@ -208,7 +245,8 @@ class FileFailed:
 
 
 Event = (TaskSubmitted | TaskCancelled | WorkerJoined | WorkerLost | TaskSucceeded | TaskFailedOn
-         | FilesCached | FileLostOn | FileHome | FileWanted | FileReleased | Retracted | Tick)
+         | FilesCached | FileLostOn | FileHome | FileHomeFailed | FileWanted | FileReleased | Retracted | Tick
+         | NoWorkers)
 Command = Assign | Delete | Retract | Fetch | Running | Complete | Fail | FileFailed
 
 
@@ -221,5 +259,7 @@ class Counters:
     tasks_failed: int = 0
     attempts_failed: int = 0
     reruns: int = 0         # producers run again to remake lost temp files
+    system_failures: int = 0   # attempts lost to workers, interpreters, disks or transfers
+    blocklisted: int = 0    # times a worker was kept from new work after repeated system failures
     moves: int = 0          # tasks taken back from a slow worker and placed again
     hops: list[float] = field(default_factory=list)

@@ -21,7 +21,8 @@ from __future__ import annotations
 import itertools
 from typing import Iterable
 
-from .model import TERMINAL, Group, State, TaskNode
+from .lifecycle import FINISHED, TaskState
+from .model import Group, TaskNode
 
 
 class Grouper:
@@ -91,10 +92,10 @@ class Grouper:
 
 
 def _can_continue(tail: TaskNode, consumer: TaskNode) -> bool:
-    if tail.state not in TERMINAL:
+    if tail.state not in FINISHED:
         return True
     g = tail.group
-    if tail.state != State.DONE or g is None or g.worker is None or not g.worker.alive:
+    if tail.state not in (TaskState.DONE, TaskState.HOMING) or g is None or g.worker is None or not g.worker.alive:
         return False
     w = g.worker
     return all(w in f.replicas for f in consumer.inputs if f.producer is tail)

@@ -5,25 +5,15 @@ pending tasks, so each record is kept small (no per-object dict).
 """
 from __future__ import annotations
 
-from enum import IntEnum
+from .lifecycle import AVAILABLE, FINISHED, SERVED_HOME, FileState, TaskState
 
-
-class State(IntEnum):
-    WAITING = 0    # some input is not made yet
-    READY = 1      # every input exists somewhere; waiting for a worker
-    ASSIGNED = 2   # sent to a worker (running, queued there, or waiting on a group member)
-    DONE = 3
-    FAILED = 4
-    CANCELLED = 5
-
-
-TERMINAL = (State.DONE, State.FAILED, State.CANCELLED)
+State = TaskState   # the name the core's users knew first
 
 
 class TaskNode:
     __slots__ = ("id", "inputs", "outputs", "cores", "memory", "disk", "priority", "retries_left",
-                 "state", "missing", "worker", "active", "active_since", "group", "attempts",
-                 "input_failures", "started", "finished", "home_pending", "completed")
+                 "state", "missing", "worker", "active_since", "active_seq", "group", "attempts",
+                 "system_failures", "failures", "avoid", "started", "finished", "reported")
 
     def __init__(self, id: int, inputs: tuple["FileNode", ...], outputs: tuple["FileNode", ...],
                  cores: int, memory: int, disk: int, priority: float, retries: int):
@@ -35,49 +25,58 @@ class TaskNode:
         self.disk = disk
         self.priority = priority
         self.retries_left = retries
-        self.state = State.WAITING
-        self.missing = 0
-        self.worker: WorkerNode | None = None
-        self.active = False          # counted in its worker's used resources
-        self.active_since = 0.0      # time of the last Tick before it became active
+        self.state = TaskState.WAITING   # changed only by lifecycle.move_task
+        self.missing = 0                 # inputs not available now
+        self.worker: WorkerNode | None = None   # set exactly while ASSIGNED or RUNNING
+        self.active_since = 0.0          # time of the last Tick before it became RUNNING
+        self.active_seq = 0              # order in which tasks became RUNNING
         self.group: Group | None = None
         self.attempts = 0
-        self.input_failures = 0
+        self.system_failures = 0         # attempts lost to the system, not to the task itself
+        self.failures: list[str] | None = None   # what each system failure was, for the final error
+        self.avoid: set[str] | None = None        # workers where it failed for system reasons
         self.started = 0.0
         self.finished = 0.0
-        self.home_pending = 0        # local outputs not yet written back
-        self.completed = False       # the user's Future has been resolved
+        self.reported = False            # Complete or Fail has been sent for the user's Future
 
     def __repr__(self) -> str:
         return f"<task {self.id} {self.state.name}>"
 
 
 class FileNode:
-    __slots__ = ("name", "size", "source", "home", "keep", "wanted", "producer", "consumers",
-                 "replicas", "pending", "made", "at_home", "had_consumers")
+    __slots__ = ("name", "size", "home", "keep", "wanted", "producer", "consumers",
+                 "replicas", "pending", "state", "had_consumers")
 
     def __init__(self, name: str, size: int | None, source: bool, home: bool, keep: bool):
         self.name = name
         self.size = size or 0
-        self.source = source             # the manager holds it: always available
         self.home = home                 # bring back to the submitting side when made
         self.keep = keep
         self.wanted = False              # the user asked for its bytes
         self.producer: TaskNode | None = None
-        self.consumers: set[TaskNode] = set()   # consumers not yet done
+        self.consumers: set[TaskNode] = set()   # consumers that will run (again)
         self.replicas: set[WorkerNode] = set()  # workers holding it
         self.pending: set[WorkerNode] = set()   # workers it is on its way to
-        self.made = source
-        self.at_home = False
+        self.state = FileState.SOURCE if source else FileState.ABSENT   # changed by lifecycle.move_file
         self.had_consumers = False
 
+    @property
+    def made(self) -> bool:
+        """Can a task read it now (from a worker or from the submitting side)?"""
+        return self.state in AVAILABLE
+
+    @property
+    def source(self) -> bool:
+        """Does the submitting side serve it (a user input, or an output written home)?"""
+        return self.state in SERVED_HOME
+
     def __repr__(self) -> str:
-        return f"<file {self.name}>"
+        return f"<file {self.name} {self.state.name}>"
 
 
 class WorkerNode:
     __slots__ = ("id", "cores", "memory", "disk", "used_cores", "used_memory", "used_disk",
-                 "tasks", "files", "alive", "durations")
+                 "tasks", "files", "alive", "durations", "failure_streak", "blocked_until", "blocks")
 
     def __init__(self, id: str, cores: int, memory: int, disk: int):
         self.id = id
@@ -91,6 +90,9 @@ class WorkerNode:
         self.files: set[FileNode] = set()   # replicas and pending replicas here
         self.alive = True
         self.durations = RunningMean()      # observed task run times here
+        self.failure_streak = 0             # system failures here since the last success
+        self.blocked_until: float | None = None   # takes no new work until then
+        self.blocks = 0                     # times it was blocklisted (each block lasts longer)
 
     def fits(self, task: TaskNode) -> bool:
         """Could this worker ever run the task, given its total resources?"""
@@ -117,7 +119,8 @@ class Group:
         return self.members[-1]
 
     def unfinished(self) -> list[TaskNode]:
-        return [m for m in self.members if m.state not in TERMINAL]
+        """Members still to run: not ended, and not past their run (HOMING)."""
+        return [m for m in self.members if m.state not in FINISHED]
 
     def __repr__(self) -> str:
         return f"<group {self.id} {[m.id for m in self.members]}>"

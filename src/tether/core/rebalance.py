@@ -23,7 +23,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .model import TERMINAL, Group, State, TaskNode, WorkerNode
+from .lifecycle import FINISHED, TaskState
+from .model import Group, TaskNode, WorkerNode
 
 if TYPE_CHECKING:
     from .scheduler import Scheduler
@@ -43,7 +44,8 @@ class Rebalancer:
         self._last = now
         targets = {w for w in s.moves.values()}
         idle = [w for w in s.workers.values()
-                if w.alive and w.used_cores < w.cores and w not in targets and not _ready_fits(s, w)]
+                if w.alive and w.blocked_until is None and w.used_cores < w.cores and w not in targets
+                and not _ready_fits(s, w)]
         if not idle:
             return
         proposals = []
@@ -71,12 +73,13 @@ class Rebalancer:
               now: float) -> float | None:
         if not all(v.fits(m) for m in suffix):
             return None
-        done = [m for m in g.members if m.state == State.DONE]   # they ran on w, where g is committed
+        done = [m for m in g.members if m.state in (TaskState.DONE, TaskState.HOMING)]   # they ran on w
         d = sum(m.finished - m.started for m in done) / len(done) if done else w.durations.value
-        current = next((m for m in g.members if m.state not in TERMINAL), None)
+        current = next((m for m in g.members if m.state not in FINISHED), None)
         # how long the current member has been ready says how slow w is only if it cannot
         # have been waiting in w's queue, behind other work
-        if current is not None and current.active and current.active_since and w.used_cores <= w.cores:
+        if (current is not None and current.state is TaskState.RUNNING and current.active_since
+                and w.used_cores <= w.cores):
             since = current.active_since
             if done:
                 since = max(since, max(m.finished for m in done))
@@ -112,7 +115,7 @@ def _groups_on(w: WorkerNode) -> list[Group]:
 
 def _not_started(g: Group, w: WorkerNode, s: "Scheduler") -> list[TaskNode]:
     """Members after the first unfinished one: each waits for the one before it."""
-    unfinished = [m for m in g.members if m.state not in TERMINAL]
+    unfinished = [m for m in g.members if m.state not in FINISHED]
     suffix = unfinished[1:]
     if not suffix or any(m.worker is not w or m.id in s.moves for m in suffix):
         return []

@@ -14,36 +14,56 @@ What it decides:
               own cache, the manager, or a peer that holds a replica
   collection  a temp file is deleted everywhere once all its consumers
               have succeeded, unless kept or wanted by the user
-  recovery    a failed task is retried by itself; a lost worker's tasks are
-              planned again and lost temp files are made again by running
-              their producers again (recursively, and nothing else)
+  lifecycles  every task and file state change goes through _to / move_file,
+              checked against the tables in lifecycle.py
+  failures    a task's own failure is retried as its retries say, by itself;
+              a system failure (worker lost, interpreter died, full disk, a
+              failed transfer) is retried on another worker up to
+              system_retries times; a worker that keeps failing tasks for
+              system reasons is blocklisted for a while
+  recovery    a lost worker's tasks are planned again and lost temp files
+              are made again by running their producers again
+              (recursively, and nothing else)
   moves       members stuck behind a slow worker are taken back and placed
               again (rebalance.py)
 """
 from __future__ import annotations
 
 import heapq
+import itertools
 from collections import defaultdict
 from typing import Callable
 
 from . import placement
-from .events import (LOCAL, MANAGER, Assign, Assignment, Command, Complete, Counters, Delete, Event,
-                     Fail, Fetch, FileFailed, FileHome, FileLostOn, FileReleased, FilesCached, FileSpec, FileWanted,
-                     Retract, Retracted, Running, TaskCancelled, TaskFailedOn, TaskSubmitted, TaskSucceeded, Tick,
-                     WorkerJoined, WorkerLost)
+from .events import (LOCAL, MANAGER, SYSTEM_REASONS, TASK_REASONS, Assign, Assignment, Command, Complete,
+                     Counters, Delete, Event, Fail, Fetch, FileFailed, FileHome, FileHomeFailed, FileLostOn,
+                     FileReleased, FilesCached, FileSpec, FileWanted, NoWorkers, Retract, Retracted, Running,
+                     TaskCancelled, TaskFailedOn, TaskSubmitted, TaskSucceeded, Tick, WorkerJoined, WorkerLost)
 from .groups import Grouper
-from .model import TERMINAL, FileNode, Group, RunningMean, State, TaskNode, WorkerNode
+from .lifecycle import (FINISHED, ON_WORKER, TERMINAL, UNSTARTED, FileState, TaskState, move_file, move_task)
+from .model import FileNode, Group, RunningMean, TaskNode, WorkerNode
 from .rebalance import Rebalancer
+
+T = TaskState
+F = FileState
+MAX_BLOCK_SECONDS = 600.0
 
 
 class Scheduler:
+    """system_retries: attempts a task may lose to system failures beyond the first
+    (Dask's allowed-failures and Ray's max_retries are 3 too). blocklist_after:
+    system failures in a row after which a worker takes no new work for
+    blocklist_seconds (doubled each time it happens again, up to ten minutes)."""
+
     def __init__(self, *, group_tasks: bool = True, bandwidth: float = 125e6,
-                 queue_time: float = 0.02, max_input_failures: int = 3,
-                 rebalance: Rebalancer | None | bool = True) -> None:
+                 queue_time: float = 0.02, system_retries: int = 3, blocklist_after: int = 3,
+                 blocklist_seconds: float = 30.0, rebalance: Rebalancer | None | bool = True) -> None:
         self.group_tasks = group_tasks
         self.bandwidth = bandwidth            # bytes/s assumed for a transfer between workers
         self.queue_time = queue_time          # seconds of work a worker may hold queued
-        self.max_input_failures = max_input_failures
+        self.system_retries = system_retries
+        self.blocklist_after = blocklist_after
+        self.blocklist_seconds = blocklist_seconds
         self.tasks: dict[int, TaskNode] = {}
         self.files: dict[str, FileNode] = {}
         self.workers: dict[str, WorkerNode] = {}
@@ -51,8 +71,9 @@ class Scheduler:
         self.mean_duration = RunningMean()
         self.grouper = Grouper()
         self._ready: dict[tuple[int, int, int], list[tuple[float, int]]] = {}
-        self._idle: set[WorkerNode] = set()           # alive workers with a free core
-        self._not_full: set[WorkerNode] = set()       # alive workers with a free core or queue place
+        self._idle: set[WorkerNode] = set()           # available workers with a free core
+        self._not_full: set[WorkerNode] = set()       # available workers with a free core or queue place
+        self._blocked: set[WorkerNode] = set()        # alive workers taking no new work for a while
         self._queue_per_core = 1                      # the queue places per core _not_full reflects
         self._allowances: dict[WorkerNode, int] = {}  # queue allowance per worker, per scheduling pass
         self._unknown_cached: dict[str, set[WorkerNode]] = {}
@@ -61,7 +82,8 @@ class Scheduler:
         self._assign: dict[WorkerNode, list[Assignment]] = defaultdict(list)
         self._delete: dict[WorkerNode, list[str]] = defaultdict(list)
         self._retract: dict[WorkerNode, list[int]] = defaultdict(list)
-        self.moves: dict[int, WorkerNode] = {}        # task being taken back -> where it goes
+        self._activations = itertools.count(1)
+        self.moves: dict[int, WorkerNode | None] = {}  # task being taken back -> where it goes (None: anywhere)
         self.now = 0.0                                # time of the last Tick
         if rebalance is True:
             rebalance = Rebalancer() if group_tasks else None
@@ -71,9 +93,9 @@ class Scheduler:
             WorkerJoined: self._on_worker_joined, WorkerLost: self._on_worker_lost,
             TaskSucceeded: self._on_succeeded, TaskFailedOn: self._on_failed,
             FilesCached: self._on_files_cached, FileLostOn: self._on_file_lost,
-            FileHome: self._on_file_home,
+            FileHome: self._on_file_home, FileHomeFailed: self._on_home_failed,
             FileWanted: self._on_wanted, FileReleased: self._on_released,
-            Retracted: self._on_retracted, Tick: self._on_tick,
+            Retracted: self._on_retracted, Tick: self._on_tick, NoWorkers: self._on_no_workers,
         }
 
     # ------------------------------------------------------------ entry point
@@ -86,6 +108,70 @@ class Scheduler:
             self._revived = []
         self._schedule()
         return self._flush()
+
+    def validate(self) -> None:
+        """Check every invariant of the graph; raises AssertionError naming the first broken one."""
+        from .invariants import check_scheduler
+        check_scheduler(self)
+
+    # ------------------------------------------------------------ task lifecycle
+
+    def _to(self, t: TaskNode, new: TaskState, worker: WorkerNode | None = None) -> None:
+        """The one place a task's state changes, with what the change means for its worker."""
+        old = move_task(t, new)
+        if old is T.RUNNING:
+            self._release(t)
+        if old in ON_WORKER and new not in ON_WORKER:
+            t.worker.tasks.discard(t)
+            t.worker = None
+        elif new in ON_WORKER and old not in ON_WORKER:
+            t.worker = worker
+            worker.tasks.add(t)
+        if new is T.RUNNING:
+            self._hold(t)
+        elif new is T.READY:
+            heapq.heappush(self._ready.setdefault((t.cores, t.memory, t.disk), []), (-t.priority, t.id))
+
+    def _hold(self, t: TaskNode) -> None:
+        """t holds its cores on its worker from now on, and its Future can no longer be cancelled."""
+        t.active_since = self.now
+        t.active_seq = next(self._activations)
+        self._out.append(Running(t.id))
+        w = t.worker
+        w.used_cores += t.cores
+        w.used_memory += t.memory
+        w.used_disk += t.disk
+        if w.used_cores >= w.cores:
+            self._idle.discard(w)
+        self._note_fullness(w)
+
+    def _release(self, t: TaskNode) -> None:
+        w = t.worker
+        w.used_cores -= t.cores
+        w.used_memory -= t.memory
+        w.used_disk -= t.disk
+        if self._available(w) and w.used_cores < w.cores:
+            self._idle.add(w)
+        self._note_fullness(w)
+
+    def _report_done(self, t: TaskNode) -> None:
+        """The task's Future succeeds, once (a task run again to remake a lost temp is not reported)."""
+        if t.reported:
+            return
+        t.reported = True
+        self.counters.tasks_done += 1
+        made_by = [f.producer.finished for f in t.inputs if not f.source and f.producer is not None]
+        hop = max(0.0, t.started - max(made_by)) if made_by else None
+        if hop is not None:
+            self.counters.hops.append(hop)
+        self._out.append(Complete(t.id, hop, t.attempts))
+
+    def _report_failed(self, t: TaskNode, fail: Fail) -> None:
+        if t.reported:
+            return
+        t.reported = True
+        self.counters.tasks_failed += 1
+        self._out.append(fail)
 
     # ------------------------------------------------------------ events
 
@@ -100,9 +186,9 @@ class Scheduler:
         if outputs:
             problem = self._invalid(t)
             if problem:
-                t.state = State.FAILED
-                self.counters.tasks_failed += 1
-                self._out.append(Fail(t.id, "invalid", problem, 0))
+                t.inputs = t.outputs = ()   # it reads and makes nothing
+                self._to(t, T.FAILED)
+                self._report_failed(t, Fail(t.id, "invalid", problem, 0))
                 return
             for f in outputs:
                 f.producer = t
@@ -113,9 +199,10 @@ class Scheduler:
             if not f.made:
                 missing += 1
                 p = f.producer
-                if p is not None and p.state in (State.FAILED, State.CANCELLED):
-                    self._fail(t, "dependency", f"input {f.name} will not be made: task {p.id} did not "
-                               "succeed", p.id)
+                if f.state is F.DOOMED or (p is not None and p.state in (T.FAILED, T.CANCELLED)):
+                    pid = p.id if p is not None else None
+                    self._fail(t, "dependency", f"input {f.name} will not be made: task {pid} did not "
+                               "succeed", pid)
                     return
         t.missing = missing
         if missing:
@@ -129,14 +216,14 @@ class Scheduler:
                 if f.consumers:
                     for c in sorted(f.consumers, key=_by_id):
                         self._attach(c)
-        if missing == 0 and t.state == State.WAITING:
-            self._make_ready(t)
+        if missing == 0 and t.state is T.WAITING:
+            self._to(t, T.READY)
 
     def _on_cancelled(self, e: TaskCancelled) -> None:
         t = self.tasks.get(e.task)
-        if t is None or t.state in TERMINAL:
+        if t is None or t.state in FINISHED:
             return
-        self._fail(t, "cancelled", f"task {t.id} was cancelled", None, state=State.CANCELLED)
+        self._fail(t, "cancelled", f"task {t.id} was cancelled", None, state=T.CANCELLED)
 
     def _on_worker_joined(self, e: WorkerJoined) -> None:
         if e.worker in self.workers and self.workers[e.worker].alive:
@@ -148,8 +235,9 @@ class Scheduler:
         for name, size in e.cached:
             f = self.files.get(name)
             if f is not None:
-                f.size = f.size or size
-                self._add_replica(f, w)
+                if f.state in (F.SOURCE, F.HOME):
+                    f.size = f.size or size
+                    self._add_replica(f, w)
             else:
                 self._unknown_cached.setdefault(name, set()).add(w)
 
@@ -160,14 +248,15 @@ class Scheduler:
         w.alive = False
         self._idle.discard(w)
         self._not_full.discard(w)
+        self._blocked.discard(w)
         for tid in [tid for tid, target in self.moves.items() if target is w]:
             del self.moves[tid]     # returned later, they are planned like any other task
         replan = sorted(w.tasks, key=_by_id)
+        # the tasks that were running there, not those queued behind them, are charged with the loss
+        suspects = sorted((t for t in replan if t.state is T.RUNNING), key=lambda t: t.active_seq)[:w.cores]
         for t in replan:
             self.moves.pop(t.id, None)
-        for t in replan:
-            self._unassign(t)
-            t.state = State.WAITING
+            self._to(t, T.WAITING)
         for f in sorted(w.files, key=lambda f: f.name):
             self._drop_replica(f, w)
         for names in self._unknown_cached.values():
@@ -175,43 +264,52 @@ class Scheduler:
         self._assign.pop(w, None)
         self._delete.pop(w, None)
         self._retract.pop(w, None)
+        for t in suspects:
+            if t.state is T.WAITING:
+                self._system_failure(t, w, "worker-lost", f"worker {w.id} was lost ({e.reason}) while it ran the task")
         for t in replan:
-            self._recount(t)
-        self._revived.extend(replan)
+            if t.state is T.WAITING:
+                self._recount(t)
+                self._revived.append(t)
 
     def _on_succeeded(self, e: TaskSucceeded) -> None:
         t = self.tasks.get(e.task)
         w = self.workers.get(e.worker)
-        if t is None or w is None or t.state != State.ASSIGNED or t.worker is not w:
+        if t is None or w is None or t.state not in ON_WORKER or t.worker is not w:
             self._discard_outputs(w, e.outputs)
             return
-        self._unassign(t)
-        t.state = State.DONE
+        w.failure_streak = 0
         t.started, t.finished = e.started, e.finished
         duration = max(0.0, e.finished - e.started)
         w.durations.add(duration)
         self.mean_duration.add(duration)
+        made = []
         for name, size in e.outputs:
-            f = self.files[name]
-            f.size = size
-            self._add_replica(f, w)
-            if f.home and not f.at_home:
-                self._out.append(Fetch(name, w.id))
-                if not t.completed:
-                    t.home_pending += 1
+            f = self.files.get(name)
+            if f is not None and f.producer is t:
+                f.size = size
+                made.append(f)
+        homing = [f for f in made if f.home and f.state is not F.HOME]
+        self._to(t, T.HOMING if homing else T.DONE)
         for f in t.inputs:
             f.consumers.discard(t)
             self._maybe_collect(f)
-        if t.home_pending == 0:
-            self._complete(t)
+        for f in made:
+            self._add_replica(f, w)
+        for f in homing:
+            self._out.append(Fetch(f.name, w.id))
+        for f in made:
+            self._maybe_collect(f)   # remade for another output's sake: nobody needs it again
+        if t.state is T.DONE:
+            self._report_done(t)
 
     def _on_failed(self, e: TaskFailedOn) -> None:
         t = self.tasks.get(e.task)
         w = self.workers.get(e.worker)
-        if t is None or w is None or t.state != State.ASSIGNED or t.worker is not w:
+        if t is None or w is None or t.state not in ON_WORKER or t.worker is not w:
             return
-        self._unassign(t)
         self.counters.attempts_failed += 1
+        self._to(t, T.WAITING)
         if e.reason == "input" and e.file in self.files:
             f = self.files[e.file]
             f.pending.discard(w)
@@ -219,13 +317,11 @@ class Scheduler:
             peer = self.workers.get(e.source) if e.source else None
             if peer is not None and peer.alive and peer in f.replicas:
                 self._drop_replica(f, peer)  # the peer could not serve it: do not ask it again
-            t.input_failures += 1
-            if t.input_failures <= self.max_input_failures:
+        if e.reason in SYSTEM_REASONS:
+            if not self._system_failure(t, w, e.reason, e.message):
                 self._requeue(t)
-                return
-            self._fail(t, "input", e.message or f"input {e.file} could not be fetched")
             return
-        if t.retries_left > 0:
+        if e.reason in TASK_REASONS and t.retries_left > 0:
             t.retries_left -= 1
             self._requeue(t)
             return
@@ -240,8 +336,8 @@ class Scheduler:
             if f is None:
                 self._unknown_cached.setdefault(name, set()).add(w)
                 continue
-            if w not in f.pending and w not in f.replicas and not f.made and not f.source:
-                self._delete[w].append(name)  # collected while it travelled
+            if f.state in (F.GONE, F.DOOMED) or (f.state is F.ABSENT and w not in f.pending):
+                self._delete[w].append(name)  # collected (or given up) while it travelled
                 continue
             f.size = f.size or size
             self._add_replica(f, w)
@@ -254,16 +350,20 @@ class Scheduler:
 
     def _on_file_home(self, e: FileHome) -> None:
         f = self.files.get(e.name)
-        if f is None or f.at_home:
-            return
-        f.at_home = True
-        f.source = True  # the manager can serve it from its path from now on
+        if f is None or f.state is not F.MADE:
+            return   # lost before the news arrived: its producer runs again and brings it again
+        move_file(f, F.HOME)
         p = f.producer
-        if p is not None and not p.completed:
-            p.home_pending -= 1
-            if p.home_pending <= 0 and p.state == State.DONE:
-                self._complete(p)
+        if p is not None and p.state is T.HOMING and all(o.state is F.HOME for o in p.outputs if o.home):
+            self._to(p, T.DONE)
+            self._report_done(p)
         self._maybe_collect(f)
+
+    def _on_home_failed(self, e: FileHomeFailed) -> None:
+        f = self.files.get(e.name)
+        p = f.producer if f is not None else None
+        if p is not None and p.state is T.HOMING:
+            self._fail(p, "home", e.message)
 
     def _on_wanted(self, e: FileWanted) -> None:
         f = self.files.get(e.name)
@@ -274,8 +374,9 @@ class Scheduler:
             return
         if f.made:
             self._out.append(Fetch(f.name, _any(f.replicas).id))
-        elif f.producer is not None and f.producer.state in (State.FAILED, State.CANCELLED):
-            self._out.append(FileFailed(f.name, f"task {f.producer.id} that makes it did not succeed"))
+        elif f.state is F.DOOMED or (f.producer is not None and f.producer.state in (T.FAILED, T.CANCELLED)):
+            pid = f.producer.id if f.producer is not None else None
+            self._out.append(FileFailed(f.name, f"task {pid} that makes it did not succeed"))
         else:
             self._need(f)
 
@@ -297,19 +398,19 @@ class Scheduler:
         for tid in e.returned:
             target = self.moves.pop(tid, None)
             t = self.tasks.get(tid)
-            if t is None or t.state != State.ASSIGNED or t.worker is not w:
+            if t is None or t.state not in ON_WORKER or t.worker is not w:
                 continue
-            self._unassign(t)
+            self._to(t, T.WAITING)
             if target is None or not target.alive:
                 self._recount(t)
-                self._revived.append(t)   # its target is gone: planned again like any other
+                self._revived.append(t)   # planned again like any other task
             else:
                 back.setdefault(target, []).append(t)
         for target, tasks in back.items():
             self._regroup_moved(tasks, target)
 
-    def move(self, suffix: list[TaskNode], source: WorkerNode, target: WorkerNode) -> None:
-        """Take back members not yet started from source, to place them on target."""
+    def move(self, suffix: list[TaskNode], source: WorkerNode, target: WorkerNode | None) -> None:
+        """Take back members not yet started from source, to place them on target (None: anywhere)."""
         for m in suffix:
             self.moves[m.id] = target
         self._retract[source].extend(m.id for m in suffix)
@@ -328,14 +429,114 @@ class Scheduler:
             m.group = g
             self.counters.moves += 1
             self._recount(m)
-            m.state = State.WAITING
-            if m.missing == 0:
-                self._make_ready(m)
+            if m.state is T.WAITING and m.missing == 0:
+                self._to(m, T.READY)
 
     def _on_tick(self, e: Tick) -> None:
         self.now = e.now
+        if self._blocked:
+            for w in [w for w in self._blocked if w.blocked_until <= e.now]:
+                self._blocked.discard(w)
+                w.blocked_until = None
+                if w.used_cores < w.cores:
+                    self._idle.add(w)
+                self._note_fullness(w)
         if self.rebalancer is not None:
             self.rebalancer(self, e.now)
+
+    def _on_no_workers(self, e: NoWorkers) -> None:
+        for t in sorted(self.tasks.values(), key=_by_id):
+            if t.state not in TERMINAL:
+                self._fail(t, "no-workers", e.message)
+
+    # ------------------------------------------------------------ failures
+
+    def _system_failure(self, t: TaskNode, w: WorkerNode, reason: str, message: str) -> bool:
+        """An attempt of t was lost to the system on w. Returns True when t has failed for good.
+
+        The task avoids w from now on (where another worker can run it); a
+        group member leaves its group, and the members after it that wait on
+        w are taken back, so the group continues wherever the member runs.
+        """
+        self.counters.system_failures += 1
+        t.system_failures += 1
+        if t.failures is None:
+            t.failures = []
+        t.failures.append(f"{message} (worker {w.id})")
+        if t.avoid is None:
+            t.avoid = set()
+        t.avoid.add(w.id)
+        self._worker_failed(w)
+        if t.system_failures > self.system_retries:
+            attempts = "; ".join(t.failures[-(self.system_retries + 1):])
+            self._fail(t, reason, f"lost {t.system_failures} attempts to system failures, on "
+                       f"{len(t.avoid)} worker(s): {attempts}")
+            return True
+        g = t.group
+        if g is not None:
+            if w.alive:
+                after = g.members[g.members.index(t) + 1:]
+                suffix = [m for m in after if m.worker is w and m.state in ON_WORKER and m.id not in self.moves]
+                if suffix:
+                    self.move(suffix, w, None)
+            g.members.remove(t)
+            t.group = None
+        return False
+
+    def _worker_failed(self, w: WorkerNode) -> None:
+        """Count a system failure against w; blocklist it after several in a row."""
+        if not w.alive:
+            return
+        w.failure_streak += 1
+        if w.failure_streak < self.blocklist_after or w in self._blocked:
+            return
+        w.failure_streak = 0
+        w.blocks += 1
+        w.blocked_until = self.now + min(MAX_BLOCK_SECONDS, self.blocklist_seconds * 2 ** (w.blocks - 1))
+        self.counters.blocklisted += 1
+        self._blocked.add(w)
+        self._idle.discard(w)
+        self._not_full.discard(w)
+
+    def _available(self, w: WorkerNode) -> bool:
+        """May w be given new work?"""
+        return w.alive and w.blocked_until is None
+
+    def _fail(self, t: TaskNode, reason: str, message: str, cause: int | None = None,
+              state: TaskState = T.FAILED) -> None:
+        """t fails for good, and so does everything that needs what it makes."""
+        stack = [(t, reason, message, cause, state)]
+        while stack:
+            x, reason, message, cause, state = stack.pop()
+            if x.state in TERMINAL:
+                continue
+            if x.state in ON_WORKER:  # waiting on a worker: it must forget the task
+                self._retract[x.worker].append(x.id)
+            self._to(x, state)
+            self._report_failed(x, Fail(x.id, reason, message, x.attempts, cause))
+            for f in x.inputs:
+                f.consumers.discard(x)
+                self._maybe_collect(f)
+            for f in x.outputs:
+                if f.made:
+                    continue
+                if f.state is F.GONE:
+                    move_file(f, F.ABSENT)
+                if f.state is F.ABSENT:
+                    move_file(f, F.DOOMED)
+                if f.wanted:
+                    self._out.append(FileFailed(f.name, f"task {x.id} that makes it did not succeed"))
+                for c in sorted(f.consumers, key=_by_id):
+                    stack.append((c, "dependency", f"input {f.name} will not be made: task {x.id} "
+                                  f"did not succeed", cause if cause is not None else x.id, T.FAILED))
+
+    def _invalid(self, t: TaskNode) -> str | None:
+        for f in t.outputs:
+            if f.state is F.SOURCE:
+                return f"output {f.name} is an input from the submitting side, not a file a task makes"
+            if f.producer is not None:
+                return f"output {f.name} is already made by task {f.producer.id}"
+        return None
 
     # ------------------------------------------------------------ files
 
@@ -360,16 +561,18 @@ class Scheduler:
             return
         f.replicas.add(w)
         w.files.add(f)
-        if f.made:
+        if f.state is F.GONE:
+            move_file(f, F.ABSENT)   # made again (its producer ran again for another output)
+        if f.state is not F.ABSENT:
             return
-        f.made = True
+        move_file(f, F.MADE)
         for c in f.consumers:
             c.missing -= 1
             if c.missing == 0:
-                if c.state == State.WAITING:
-                    self._make_ready(c)
-                elif c.state == State.ASSIGNED:
-                    self._activate(c)
+                if c.state is T.WAITING:
+                    self._to(c, T.READY)
+                elif c.state is T.ASSIGNED:
+                    self._to(c, T.RUNNING)
         if f.wanted:
             self._out.append(Fetch(f.name, w.id))
 
@@ -378,14 +581,22 @@ class Scheduler:
         f.replicas.discard(w)
         f.pending.discard(w)
         w.files.discard(f)
-        if f.replicas or f.source or not f.made:
+        if f.state is not F.MADE or f.replicas:
             return
-        f.made = False
+        move_file(f, F.ABSENT)
         for c in f.consumers:
             c.missing += 1
-            if c.state == State.READY:
-                c.state = State.WAITING
-        if f.consumers or f.wanted or (f.home and not f.at_home):
+            if c.state is T.READY:
+                self._to(c, T.WAITING)
+            elif c.state is T.RUNNING:
+                self._to(c, T.ASSIGNED)
+        p = f.producer
+        if p is not None and p.state is T.HOMING:
+            # its attempt had not ended: an output vanished before everything reached home
+            if self._system_failure(p, w, "output-lost", f"its output {f.name} was lost before it "
+                                    "reached home"):
+                return
+        if f.consumers or f.wanted or f.home:
             self._need(f)
 
     def _need(self, f: FileNode) -> None:
@@ -393,10 +604,14 @@ class Scheduler:
         stack = [f]
         while stack:
             f = stack.pop()
-            p = f.producer
-            if f.made or p is None or p.state != State.DONE:
+            if f.made:
                 continue
-            p.state = State.WAITING
+            if f.state is F.GONE:
+                move_file(f, F.ABSENT)
+            p = f.producer
+            if p is None or p.state not in (T.DONE, T.HOMING):
+                continue
+            self._to(p, T.WAITING)
             self.counters.reruns += 1
             p.missing = 0
             for g in p.inputs:
@@ -414,16 +629,16 @@ class Scheduler:
         """
         if f.keep or f.wanted or f.consumers:
             return
-        if f.source and not f.at_home:
-            return
-        if not f.source and (not f.had_consumers or f.home):
+        state = f.state
+        if state is not F.HOME and (state is not F.MADE or f.home or not f.had_consumers):
             return
         for w in f.replicas | f.pending:
             self._delete[w].append(f.name)
             w.files.discard(f)
         f.replicas.clear()
         f.pending.clear()
-        f.made = f.source
+        if state is F.MADE:
+            move_file(f, F.GONE)
 
     def _discard_outputs(self, w: WorkerNode | None, outputs) -> None:
         """Outputs of a run the core no longer counts (a task already moved or done)."""
@@ -436,97 +651,20 @@ class Scheduler:
 
     # ------------------------------------------------------------ task states
 
-    def _make_ready(self, t: TaskNode) -> None:
-        t.state = State.READY
-        heap = self._ready.setdefault((t.cores, t.memory, t.disk), [])
-        heapq.heappush(heap, (-t.priority, t.id))
-
     def _recount(self, t: TaskNode) -> None:
+        """Count t's missing inputs again, and ask for the lost ones to be made again."""
         t.missing = sum(1 for f in t.inputs if not f.made)
         for f in t.inputs:
             if not f.made:
                 self._need(f)
+        if t.missing and t.state is T.READY:
+            self._to(t, T.WAITING)
 
     def _requeue(self, t: TaskNode) -> None:
         """Back into the pool (a retry or a lost input); a committed group takes it back."""
         self._recount(t)
-        t.state = State.WAITING
-        if t.missing == 0:
-            self._make_ready(t)
-
-    def _activate(self, t: TaskNode) -> None:
-        if t.active or t.worker is None:
-            return
-        t.active = True
-        t.active_since = self.now
-        self._out.append(Running(t.id))
-        w = t.worker
-        w.used_cores += t.cores
-        w.used_memory += t.memory
-        w.used_disk += t.disk
-        if w.used_cores >= w.cores:
-            self._idle.discard(w)
-        self._note_fullness(w)
-
-    def _unassign(self, t: TaskNode) -> None:
-        w = t.worker
-        if w is None:
-            return
-        if t.active:
-            t.active = False
-            w.used_cores -= t.cores
-            w.used_memory -= t.memory
-            w.used_disk -= t.disk
-            if w.alive and w.used_cores < w.cores:
-                self._idle.add(w)
-            self._note_fullness(w)
-        w.tasks.discard(t)
-        t.worker = None
-
-    def _complete(self, t: TaskNode) -> None:
-        if t.completed:
-            return
-        t.completed = True
-        self.counters.tasks_done += 1
-        made_by = [f.producer.finished for f in t.inputs if not f.source and f.producer is not None]
-        hop = max(0.0, t.started - max(made_by)) if made_by else None
-        if hop is not None:
-            self.counters.hops.append(hop)
-        self._out.append(Complete(t.id, hop, t.attempts))
-
-    def _fail(self, t: TaskNode, reason: str, message: str, cause: int | None = None,
-              state: State = State.FAILED) -> None:
-        """t fails for good, and so does everything that needs what it makes."""
-        stack = [(t, reason, message, cause, state)]
-        while stack:
-            x, reason, message, cause, state = stack.pop()
-            if x.state in TERMINAL:
-                continue
-            if x.worker is not None:  # waiting on a worker: it must forget the task
-                self._retract[x.worker].append(x.id)
-                self._unassign(x)
-            x.state = state
-            self.counters.tasks_failed += 1
-            self._out.append(Fail(x.id, reason, message, x.attempts, cause))
-            for f in x.inputs:
-                f.consumers.discard(x)
-                self._maybe_collect(f)
-            for f in x.outputs:
-                if f.made:
-                    continue
-                if f.wanted:
-                    self._out.append(FileFailed(f.name, f"task {x.id} that makes it did not succeed"))
-                for c in sorted(f.consumers, key=_by_id):
-                    stack.append((c, "dependency", f"input {f.name} will not be made: task {x.id} "
-                                  f"did not succeed", cause if cause is not None else x.id, State.FAILED))
-
-    def _invalid(self, t: TaskNode) -> str | None:
-        for f in t.outputs:
-            if f.source:
-                return f"output {f.name} is an input from the submitting side, not a file a task makes"
-            if f.producer is not None:
-                return f"output {f.name} is already made by task {f.producer.id}"
-        return None
+        if t.missing == 0 and t.state is T.WAITING:
+            self._to(t, T.READY)
 
     # ------------------------------------------------------------ groups and placement
 
@@ -541,15 +679,12 @@ class Scheduler:
 
     def _replan(self, tasks: list[TaskNode]) -> None:
         """Tasks coming back into the pool after a loss or a move: group them afresh."""
-        live = [t for t in tasks if t.state not in TERMINAL and t.worker is None]
+        live = [t for t in tasks if t.state in UNSTARTED]
         if self.group_tasks:
             self.grouper.regroup(live)
         for t in live:
-            if t.state == State.READY:
-                continue
-            t.state = State.WAITING
-            if t.missing == 0:
-                self._make_ready(t)
+            if t.state is T.WAITING and t.missing == 0:
+                self._to(t, T.READY)
 
     def _schedule(self) -> None:
         if not self._ready:
@@ -565,7 +700,7 @@ class Scheduler:
             if not heap:
                 del self._ready[shape]
             t = self.tasks[tid]
-            if t.state != State.READY:
+            if t.state is not T.READY:
                 continue
             w = self._place(t)
             if w is None:
@@ -614,7 +749,7 @@ class Scheduler:
                 self._note_fullness(w)
         if t.cores >= 1 and not self._not_full:
             return None  # every worker is full, queue included (the common case on a busy cluster)
-        members = [m for m in g.members if m.state not in TERMINAL] if g is not None else None
+        members = [m for m in g.members if m.state not in FINISHED] if g is not None else None
         w = self._choose(t, members)
         if w is None and members is not None and not any(
                 v.alive and all(v.fits(m) for m in members) for v in self.workers.values()):
@@ -629,31 +764,43 @@ class Scheduler:
         # a group of several members keeps its worker busy for all of them: its head waits for a
         # free core rather than queue behind other work, so groups spread as workers free up
         queue = members is None or len(members) < 2
+        avoid = self._avoiding(t)
         nearby = {w for f in t.inputs if not f.source for w in (f.replicas | f.pending)}
         candidates = [w for w in (nearby | self._idle if nearby else self._idle)
-                      if self._room(w, t, queue) and (members is None or all(w.fits(m) for m in members))]
+                      if self._room(w, t, queue) and (members is None or all(w.fits(m) for m in members))
+                      and (avoid is None or w.id not in avoid)]
         if not candidates:
             if not queue:
                 return None
             # only workers not full can take a task of one core or more: no scan of every worker
             pool = self._not_full if t.cores >= 1 else self.workers.values()
             candidates = [w for w in pool
-                          if w.alive and self._room(w, t) and (members is None or all(w.fits(m) for m in members))]
+                          if w.alive and self._room(w, t) and (members is None or all(w.fits(m) for m in members))
+                          and (avoid is None or w.id not in avoid)]
             if not candidates:
                 return None
         if len(candidates) == 1:
             return candidates[0]
         return placement.choose(t, candidates, self.mean_duration.value, self.bandwidth)
 
+    def _avoiding(self, t: TaskNode) -> set[str] | None:
+        """The workers t should not go to: those it lost attempts on, while another could run it."""
+        avoid = t.avoid
+        if not avoid:
+            return None
+        if any(w.alive and w.id not in avoid and w.fits(t) for w in self.workers.values()):
+            return avoid
+        return None   # only workers it failed on can run it: they may try again
+
     def _note_fullness(self, w: WorkerNode) -> None:
         """Keep _not_full up to date after w's use of cores changed."""
-        if w.alive and w.used_cores < w.cores * (1 + self._queue_per_core):
+        if self._available(w) and w.used_cores < w.cores * (1 + self._queue_per_core):
             self._not_full.add(w)
         else:
             self._not_full.discard(w)
 
     def _split_off_misfits(self, g: Group, w: WorkerNode) -> None:
-        cut = next(i for i, m in enumerate(g.members) if m.state not in TERMINAL and not w.fits(m))
+        cut = next(i for i, m in enumerate(g.members) if m.state not in FINISHED and not w.fits(m))
         rest = g.members[cut:]
         g.members = g.members[:cut]
         for m in rest:
@@ -678,14 +825,11 @@ class Scheduler:
     def _commit_members(self, g, w: WorkerNode) -> None:
         """Send every unfinished, unassigned member of g to w, in order."""
         for m in g.members:
-            if m.state in (State.WAITING, State.READY) and m.worker is None:
+            if m.state in UNSTARTED:
                 self._assign_to(m, w)
 
     def _assign_to(self, t: TaskNode, w: WorkerNode) -> None:
-        t.state = State.ASSIGNED
-        t.worker = w
         t.attempts += 1
-        w.tasks.add(t)
         sources = []
         for f in t.inputs:
             if w in f.replicas or w in f.pending:
@@ -702,8 +846,7 @@ class Scheduler:
                 src = LOCAL  # made on w by an earlier member of its group
             sources.append((f.name, src))
         self._assign[w].append(Assignment(t.id, tuple(sources)))
-        if t.missing == 0:
-            self._activate(t)
+        self._to(t, T.RUNNING if t.missing == 0 else T.ASSIGNED, w)
 
     def _peer_for(self, f: FileNode) -> WorkerNode:
         """The replica to copy from: the holder with the fewest tasks on it."""
@@ -732,6 +875,12 @@ class Scheduler:
 
     def pending_count(self) -> int:
         return sum(1 for t in self.tasks.values() if t.state not in TERMINAL)
+
+    def counts_by_state(self) -> dict[str, int]:
+        counts = dict.fromkeys((s.name.lower() for s in TaskState), 0)
+        for t in self.tasks.values():
+            counts[t.state.name.lower()] += 1
+        return counts
 
 
 def _by_id(t: TaskNode) -> int:

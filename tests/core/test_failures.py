@@ -1,0 +1,183 @@
+"""Failures in the core: the task's own against the system's, budgets, blocklists, outputs on their way home."""
+import pytest
+
+from tether.core import (FileHome, FileHomeFailed, FileLostOn, FileState, IllegalTransition, NoWorkers, State,
+                         TaskState, Tick)
+from tether.core.lifecycle import FILE_TRANSITIONS, TASK_TRANSITIONS, move_task
+
+from .helpers import Harness, out, temp
+
+
+def test_a_system_failure_is_retried_on_another_worker():
+    h = Harness(group_tasks=False)
+    h.worker("w1")
+    h.worker("w2")
+    h.submit(1, outputs=[temp("x")])
+    first = h.where[1]
+    h.fail(1, reason="disk-full", message="no space left")
+    assert h.where[1] != first
+    h.succeed(1)
+    assert 1 in h.completed and h.completed[1].attempts == 2
+
+
+def test_system_failures_do_not_use_up_the_tasks_own_retries():
+    h = Harness(group_tasks=False)
+    h.worker("w1")
+    h.worker("w2")
+    h.submit(1, outputs=[temp("x")], retries=0)
+    h.fail(1, reason="interpreter", message="the interpreter died")
+    assert 1 not in h.failed
+    h.succeed(1)
+    assert 1 in h.completed
+
+
+def test_a_tasks_own_failure_fails_it_when_its_retries_are_used_up():
+    h = Harness(group_tasks=False)
+    h.worker("w1")
+    h.submit(1, outputs=[temp("x")], retries=1)
+    h.fail(1, reason="exit", message="exit code 1")
+    assert 1 not in h.failed
+    h.fail(1, reason="exit", message="exit code 1")
+    assert h.failed[1].reason == "exit"
+
+
+def test_past_the_system_retries_the_task_fails_naming_every_lost_attempt():
+    h = Harness(group_tasks=False, system_retries=2, blocklist_after=100)
+    for w in ("w1", "w2", "w3"):
+        h.worker(w)
+    h.submit(1, outputs=[temp("x")])
+    seen = []
+    for _ in range(3):
+        seen.append(h.where[1])
+        h.fail(1, reason="interpreter", message="the interpreter died (exit code -9)")
+    fail = h.failed[1]
+    assert fail.reason == "interpreter"
+    assert "3 attempts" in fail.message and fail.message.count("interpreter died") == 3
+    assert len(set(seen)) == 3   # each attempt on a worker it had not failed on
+    # its consumers fail with it, as a dependency
+    h.submit(2, inputs=[temp("x")])
+    assert h.failed[2].reason == "dependency"
+
+
+def test_a_lost_worker_charges_the_task_running_there_not_those_queued_behind_it():
+    h = Harness(group_tasks=False, system_retries=0)
+    h.worker("w1", cores=1)
+    for tid in (1, 2, 3):
+        h.submit(tid, outputs=[temp(f"x{tid}")])
+    assert h.queued_on("w1") == [1, 2]   # one running, one queued
+    h.worker("w2", cores=1)
+    h.lose("w1")
+    assert h.failed[1].reason == "worker-lost" and "w1" in h.failed[1].message
+    assert 2 not in h.failed
+    h.run_all()
+    assert {2, 3} <= set(h.completed)
+
+
+def test_a_worker_failing_tasks_again_and_again_is_blocklisted_for_a_while():
+    h = Harness(group_tasks=False, blocklist_after=3, blocklist_seconds=10)
+    h.worker("bad", cores=4)
+    for tid in range(1, 4):
+        h.submit(tid, outputs=[temp(f"x{tid}")])
+    assert h.queued_on("bad") == [1, 2, 3]
+    for tid in range(1, 4):
+        h.fail(tid, reason="disk-full", message="no space")
+    assert h.s.workers["bad"].blocked_until is not None
+    assert 3 not in h.queued_on("bad")   # blocklisted: the last retry waits rather than go back there
+    h.worker("good", cores=1)
+    assert h.where[3] == "good"
+    h.fail(1, reason="disk-full", message="no space")
+    h.fail(2, reason="disk-full", message="no space")
+    h.run_all()
+    assert {1, 2, 3} <= set(h.completed)
+    h.submit(10, outputs=[temp("y")], cores=2)   # only "bad" has two cores, and it is blocklisted
+    assert 10 not in h.where
+    h.send(Tick(h.s.now + 11))
+    assert h.s.workers["bad"].blocked_until is None
+    assert h.where[10] == "bad"
+
+
+def test_a_worker_lost_while_an_output_is_on_its_way_home_runs_the_task_again_and_ends_it():
+    h = Harness(group_tasks=False)
+    h.worker("w1")
+    h.worker("w2")
+    h.submit(1, outputs=[out("r")])
+    first = h.where[1]
+    h.succeed(1)
+    assert h.s.tasks[1].state is TaskState.HOMING and 1 not in h.completed
+    h.lose(first)   # before the output arrived home
+    assert h.where[1] != first
+    h.succeed(1)
+    h.send(FileHome("out-r"))
+    assert h.s.tasks[1].state is TaskState.DONE
+    assert 1 in h.completed
+
+
+def test_an_output_missing_from_a_live_worker_before_home_is_made_again_within_the_budget():
+    h = Harness(group_tasks=False, system_retries=1)
+    h.worker("w1")
+    h.submit(1, outputs=[out("r")])
+    h.succeed(1)
+    h.send(FileLostOn("w1", "out-r"))
+    assert h.s.tasks[1].state is State.RUNNING
+    h.succeed(1)
+    h.send(FileLostOn("w1", "out-r"))
+    assert h.failed[1].reason == "output-lost"
+
+
+def test_an_output_that_cannot_be_written_home_fails_its_task_once():
+    h = Harness(group_tasks=False)
+    h.worker("w1")
+    h.submit(1, outputs=[out("r")])
+    h.succeed(1)
+    h.send(FileHomeFailed("out-r", "could not write /x/r: [Errno 21] Is a directory"))
+    assert h.failed[1].reason == "home" and "Is a directory" in h.failed[1].message
+    assert h.assigned["w1"] == [1]   # not run again
+
+
+def test_no_workers_fails_everything_pending():
+    h = Harness()
+    h.submit(1, outputs=[temp("x")])
+    h.submit(2, inputs=[temp("x")])
+    h.send(NoWorkers("every local worker died"))
+    assert h.failed[1].reason == "no-workers" and "died" in h.failed[1].message
+    assert 2 in h.failed
+
+
+def test_a_group_member_lost_to_the_system_continues_on_another_worker():
+    h = Harness(system_retries=3, blocklist_after=100)
+    h.worker("w1")
+    h.worker("w2")
+    h.submit(1, outputs=[temp("a")])
+    h.submit(2, inputs=[temp("a")], outputs=[temp("b")])
+    h.submit(3, inputs=[temp("b")], outputs=[temp("c")])
+    assert h.where[1] == h.where[2] == h.where[3]
+    w = h.where[1]
+    h.succeed(1)
+    h.fail(2, reason="disk-full", message="no space")
+    other = "w2" if w == "w1" else "w1"
+    assert h.where[2] == other
+    from tether.core import Retracted
+    assert 3 in h.retracted[w]
+    h.send(Retracted(w, (3,)))
+    h.succeed(2)
+    assert h.where[3] == other
+    h.succeed(3)
+    assert {1, 2, 3} <= set(h.completed)
+
+
+def test_every_listed_transition_is_allowed_and_nothing_else():
+    class Dummy:
+        id = 1
+        state = TaskState.DONE
+    t = Dummy()
+    with pytest.raises(IllegalTransition):
+        move_task(t, TaskState.RUNNING)
+    for old, news in TASK_TRANSITIONS.items():
+        for new in TaskState:
+            t.state = old
+            if new in news:
+                move_task(t, new)
+            else:
+                with pytest.raises(IllegalTransition):
+                    move_task(t, new)
+    assert FILE_TRANSITIONS[FileState.DOOMED] == frozenset()
