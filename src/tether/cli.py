@@ -45,9 +45,19 @@ def main(verbose: int) -> None:
               "[the address this host uses to reach the manager].")
 @click.option("--profile", "profile_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write a cProfile of the worker's event loop to this file when it exits.")
+@click.option("--heartbeat", type=click.FloatRange(min=0.2), default=30.0, show_default=True,
+              help="Seconds without word from the manager after which the worker stops its tasks and leaves.")
+@click.option("--owner-pid", type=int, default=None, hidden=True,
+              help="A local worker's manager process: leave as soon as it ends.")
+@click.option("--owner-dir", type=click.Path(file_okay=False, path_type=Path), default=None, hidden=True,
+              help="The manager's run directory, removed if the manager's process ended without closing.")
 def worker(address, cores, memory, disk, cache_dir, secret_file, name, clean, connect_timeout, listen_host,
-           profile_path):
-    """Run a worker for the manager at ADDRESS (HOST:PORT)."""
+           profile_path, heartbeat, owner_pid, owner_dir):
+    """Run a worker for the manager at ADDRESS (HOST:PORT).
+
+    Exit status: 0 when the manager sent it away, 2 when it could not reach the
+    manager, 3 when the secret was refused, 4 when it lost the manager.
+    """
     import shutil
     import tempfile
 
@@ -61,31 +71,38 @@ def worker(address, cores, memory, disk, cache_dir, secret_file, name, clean, co
         secret = read_secret_file(secret_file)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--secret-file")
-    if cache_dir is None:
+    made_cache_dir = cache_dir is None
+    if made_cache_dir:
         cache_dir = Path(tempfile.mkdtemp(prefix="tether-worker-"))
     cache_dir.mkdir(parents=True, exist_ok=True)
-    w = Worker(host, port, secret, cores=cores or os.cpu_count() or 1,
-               memory=memory if memory is not None else psutil.virtual_memory().total // (1 << 20),
-               disk=disk if disk is not None else shutil.disk_usage(cache_dir).free // (1 << 20),
-               work_dir=cache_dir, name=name, clean=clean, connect_timeout=connect_timeout,
-               listen_host=listen_host)
     profiler = None
-    if profile_path is not None:
-        import cProfile
-        profiler = cProfile.Profile()
-        profiler.enable()
+    status = 0
     try:
-        asyncio.run(w.run())
+        w = Worker(host, port, secret, cores=cores or os.cpu_count() or 1,
+                   memory=memory if memory is not None else psutil.virtual_memory().total // (1 << 20),
+                   disk=disk if disk is not None else shutil.disk_usage(cache_dir).free // (1 << 20),
+                   work_dir=cache_dir, name=name, clean=clean, connect_timeout=connect_timeout,
+                   listen_host=listen_host, heartbeat=heartbeat, owner_pid=owner_pid, owner_dir=owner_dir)
+        if profile_path is not None:
+            import cProfile
+            profiler = cProfile.Profile()
+            profiler.enable()
+        status = asyncio.run(w.run())
     except AuthError as e:
         click.echo(f"tether worker: {e}", err=True)
-        sys.exit(3)
+        status = 3
     except OSError as e:
         click.echo(f"tether worker: cannot reach the manager at {address}: {e}", err=True)
-        sys.exit(2)
+        status = 2
     finally:
         if profiler is not None:
             profiler.disable()
             profiler.dump_stats(profile_path)
+        if made_cache_dir:   # a directory this command made is this command's to remove
+            shutil.rmtree(cache_dir, ignore_errors=True)
+    if status == 4:
+        click.echo(f"tether worker: {w.exit_reason}", err=True)
+    sys.exit(status)
 
 
 @main.command()

@@ -251,3 +251,9 @@ class MessageStream:
             self.flush()
             self.closed = True
             self.writer.close()
+
+    def abort(self) -> None:
+        """Drop the connection at once, unsent data and all (the other side is given up on)."""
+        self.closed = True
+        self._sender.backlog.clear()
+        self.writer.transport.abort()

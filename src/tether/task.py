@@ -41,6 +41,33 @@ class DependencyFailed(TaskFailed):
     """A task that did not run because a task making one of its inputs failed for good."""
 
 
+class SystemFailure(TaskFailed):
+    """A task whose attempts were lost to the system running it, more often than allowed.
+
+    Workers that died, hung or were cut off while running it, interpreters
+    that died under it, full disks, failed transfers: each such attempt is
+    retried on another worker (Manager's system_retries, 3 by default, as
+    Dask's allowed-failures and Ray's max_retries); past that, its Future
+    raises this, with every lost attempt named in the message. `reason` is
+    the last attempt's.
+    """
+
+    def __init__(self, message: str, *, reason: str = "", task_id: int | None = None):
+        super().__init__(message, task_id=task_id)
+        self.reason = reason
+
+    def __reduce__(self):
+        return (_rebuild_system_failure, (str(self), self.reason, self.task_id))
+
+
+def _rebuild_system_failure(message, reason, task_id):
+    return SystemFailure(message, reason=reason, task_id=task_id)
+
+
+class InternalError(RuntimeError):
+    """tether itself failed (a bug): raised by every unfinished Future, and by the manager from then on."""
+
+
 class RemoteError(Exception):
     """Stands in for a Python task's exception that could not be rebuilt here."""
 

@@ -26,6 +26,20 @@ class FileMissing(FileNotFoundError):
     """The server does not hold the requested file."""
 
 
+class DestinationError(Exception):
+    """The bytes arrived but could not be written where they were to go.
+
+    `error` is the OSError from this side's file system (a directory at the
+    path, a missing parent, a full disk): a fault of the destination, not of
+    the server or the network.
+    """
+
+    def __init__(self, dest: Path, error: OSError):
+        super().__init__(f"could not write {dest}: {error}")
+        self.dest = dest
+        self.error = error
+
+
 async def serve_fetches(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, lookup: Lookup,
                         on_sent: Callable[[str, int], None] | None = None) -> None:
     """Answer get requests on one authenticated connection until it closes."""
@@ -107,17 +121,30 @@ class TransferClient:
             else:
                 part = dest.with_name(dest.name + f".part{os.getpid()}")
                 try:
-                    with open(part, "wb") as f:
+                    try:
+                        f = open(part, "wb")
+                    except OSError as e:
+                        raise DestinationError(dest, e) from None
+                    with f:
                         remaining = size
                         while remaining:
                             chunk = await reader.read(min(remaining, CHUNK))
                             if not chunk:
                                 raise ConnectionError(f"{host}:{port} closed during {name}")
-                            f.write(chunk)
+                            try:
+                                f.write(chunk)
+                            except OSError as e:
+                                raise DestinationError(dest, e) from None
                             remaining -= len(chunk)
-                    os.replace(part, dest)
+                    try:
+                        os.replace(part, dest)
+                    except OSError as e:
+                        raise DestinationError(dest, e) from None
                 except BaseException:
-                    part.unlink(missing_ok=True)
+                    try:
+                        part.unlink(missing_ok=True)
+                    except OSError:
+                        pass
                     raise
                 result = size
         except FileMissing:

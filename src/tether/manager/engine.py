@@ -17,16 +17,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..core import (MANAGER, Assign, Complete, Delete, Fail, Fetch, FileFailed, FileHome, FileLostOn,
-                    FilesCached, FileWanted, Retract, Retracted, Running, Scheduler, TaskCancelled,
+from ..core import (MANAGER, Assign, Complete, Delete, Fail, Fetch, FileFailed, FileHome, FileHomeFailed, FileState,
+                    FileLostOn, FilesCached, FileWanted, Retract, Retracted, Running, Scheduler, TaskCancelled,
                     TaskFailedOn, TaskSucceeded, Tick, WorkerJoined, WorkerLost)
 from ..protocol import AuthError, MessageStream, ProtocolError, accept
-from ..transfer import FileMissing, TransferClient, serve_fetches
+from ..task import InternalError
+from ..transfer import DestinationError, FileMissing, TransferClient, serve_fetches
 from . import results
 
 log = logging.getLogger("tether.manager")
 
 TICK_SECONDS = 0.25
+DEFAULT_HEARTBEAT = 30.0   # seconds of silence after which a worker is declared lost
+HANDLE_CHUNK = 5_000       # events given to the core at once; the loop answers heartbeats between chunks
 
 
 class TaskRecord:
@@ -61,16 +64,29 @@ class WorkerLink:
     port: int
     pid: int
     cores: int
+    heartbeat: float                 # the worker's own: it leaves after this long without word from here
+    last_heard: float                # loop time of the last message from the worker
     cache_peak: int = 0
     joined: float = field(default_factory=time.time)
+    lost_reason: str | None = None   # why this side gave up on it, when it did
 
 
 class Engine:
+    """heartbeat: seconds without a message from a worker after which it is
+    declared lost (its work and its only copies of temps are recovered
+    elsewhere). Both sides send a ping a quarter of the shorter heartbeat
+    apart, so a healthy link is never silent that long."""
+
     def __init__(self, scheduler: Scheduler, secret: bytes,
-                 on_worker_lost: Callable[[str, int], None] | None = None):
+                 on_worker_lost: Callable[[str, int, bool], None] | None = None,
+                 heartbeat: float = DEFAULT_HEARTBEAT):
         self.core = scheduler
         self.secret = secret
         self.on_worker_lost = on_worker_lost
+        self.heartbeat = heartbeat
+        self.broken: InternalError | None = None   # set when the core failed: nothing runs any more
+        self._home_errors: dict[int, BaseException] = {}   # task -> why its output could not be written home
+        self._last_tick = 0.0
         self.records: dict[int, TaskRecord] = {}
         self.served: dict[str, Path | bytes] = {}       # what this side's fetch server offers
         self.homes: dict[str, Path] = {}                 # output cache name -> path to write
@@ -130,19 +146,56 @@ class Engine:
             await asyncio.wait(ending, timeout=5)
 
     async def _tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._last_tick = loop.time()
+        last_ping = 0.0
         while True:
             await asyncio.sleep(TICK_SECONDS)
+            now = loop.time()
+            if now - self._last_tick > max(1.0, self.heartbeat / 4):
+                # this loop itself was held up (a huge batch, a paused process): the workers'
+                # silence meanwhile says nothing about them, so they get a fresh start
+                log.warning("the manager's loop was held up for %.1f s; not counting it against workers",
+                            now - self._last_tick)
+                for link in self.links.values():
+                    link.last_heard = max(link.last_heard, now)
+            self._last_tick = now
+            self._check_links(now)
+            if now - last_ping >= self._ping_interval():
+                last_ping = now
+                for link in self.links.values():
+                    link.stream.send(["ping"])
             self.handle()
+
+    def _ping_interval(self) -> float:
+        beats = [self.heartbeat, *(link.heartbeat for link in self.links.values())]
+        return max(0.05, min(beats) / 4)
+
+    def _check_links(self, now: float) -> None:
+        """Declare lost every worker silent for longer than the heartbeat."""
+        for link in list(self.links.values()):
+            silent = now - link.last_heard
+            if silent > self.heartbeat and link.lost_reason is None:
+                link.lost_reason = f"it sent nothing for {silent:.1f} s (heartbeat {self.heartbeat:g} s)"
+                log.warning("worker %s is lost: %s", link.id, link.lost_reason)
+                link.stream.abort()
 
     # ------------------------------------------------------------ core
 
     def handle(self, *events) -> None:
-        """Feed events to the core, each batch behind a Tick so that the core's clock is current."""
+        """Feed events to the core, each batch behind a Tick so that the core's clock is current.
+
+        An exception in the core is a bug in tether, never a fault of a worker:
+        it is logged, every Future fails with InternalError naming it, and the
+        manager runs nothing more (see _break).
+        """
+        if self.broken is not None:
+            return
         try:
             commands = self.core.handle(Tick(time.time()), *events)
-        except Exception:
-            log.exception("the scheduler core failed on %r", events)
-            raise
+        except Exception as e:
+            self._break(e, events)
+            return
         for c in commands:
             kind = type(c)
             if kind is Assign:
@@ -166,10 +219,47 @@ class Engine:
             elif kind is FileFailed:
                 self._resolve_waiters(c.name, error=RuntimeError(f"{c.name} cannot be fetched: {c.message}"))
 
+    def _break(self, error: Exception, events: tuple) -> None:
+        kinds = sorted({type(e).__name__ for e in events})
+        log.critical("tether's scheduler core failed while handling %s; this is a bug in tether, and the "
+                     "manager stops here: every unfinished task fails", ", ".join(kinds) or "a tick",
+                     exc_info=error)
+        self.broken = InternalError(f"tether's scheduler core failed ({type(error).__name__}: {error}) while "
+                                    f"handling {', '.join(kinds) or 'a tick'}; this is a bug in tether")
+        self.broken.__cause__ = error
+        for rec in self.records.values():
+            if rec.future is None or rec.future.done():
+                continue
+            if rec.deliver is not None:
+                rec.deliver(rec, Fail(rec.id, "internal", str(self.broken), 0))
+            else:
+                _fail_future(rec.future, self.broken)
+            rec.future = None
+        for waiting in self.waiters.values():
+            for w in waiting:
+                if not w.done():
+                    w.set_exception(self.broken)
+        self.waiters.clear()
+
     def add_tasks(self, records: list[TaskRecord], events: list) -> None:
         for r in records:
             self.records[r.id] = r
-        self.handle(*events)
+        if self.broken is not None:
+            for r in records:
+                if r.future is not None:
+                    _fail_future(r.future, self.broken)
+            return
+        if len(events) <= HANDLE_CHUNK:
+            self.handle(*events)
+            return
+        # a huge batch goes in parts, so that heartbeats and worker messages are served between them
+        self.handle(*events[:HANDLE_CHUNK])
+        asyncio.get_running_loop().call_soon(self._add_rest, events[HANDLE_CHUNK:])
+
+    def _add_rest(self, events: list) -> None:
+        self.handle(*events[:HANDLE_CHUNK])
+        if len(events) > HANDLE_CHUNK:
+            asyncio.get_running_loop().call_soon(self._add_rest, events[HANDLE_CHUNK:])
 
     def _send_assign(self, c: Assign) -> None:
         link = self.links[c.worker]
@@ -234,9 +324,13 @@ class Engine:
             future.set_result(info)
 
     def _fail(self, c: Fail) -> None:
+        home_error = self._home_errors.pop(c.task, None)
         settling = self._settling(c)
         if settling is not None:
             rec, future = settling
+            if home_error is not None:
+                _fail_future(future, home_error)
+                return
             _fail_future(future, results.failure(rec.id, rec.is_python, c.reason, c.message, rec.report,
                                                  rec.worker, c.cause))
 
@@ -275,37 +369,46 @@ class Engine:
 
     async def _serve_worker(self, stream: MessageStream) -> None:
         link: WorkerLink | None = None
+        loop = asyncio.get_running_loop()
+        reason = "its connection closed"
         try:
             async for batch in stream.batches():
                 events = []
-                for msg in batch:
-                    if link is None:
-                        if msg[0] != "hello":
-                            raise ProtocolError(f"expected hello, got {msg[0]!r}")
-                        link = self._hello(stream, msg[1])
-                        events.append(WorkerJoined(link.id, link.cores, msg[1]["memory"], msg[1]["disk"],
-                                                   tuple((n, s) for n, s in msg[1].get("cached", ()))))
-                    else:
-                        ev = self._worker_message(link, msg)
-                        if type(ev) is list:
-                            events.extend(ev)
-                        elif ev is not None:
-                            events.append(ev)
+                try:
+                    for msg in batch:
+                        if link is None:
+                            if msg[0] != "hello":
+                                raise ProtocolError(f"expected hello, got {msg[0]!r}")
+                            link = self._hello(stream, msg[1])
+                            events.append(WorkerJoined(link.id, link.cores, msg[1]["memory"], msg[1]["disk"],
+                                                       tuple((n, s) for n, s in msg[1].get("cached", ()))))
+                        else:
+                            ev = self._worker_message(link, msg)
+                            if type(ev) is list:
+                                events.extend(ev)
+                            elif ev is not None:
+                                events.append(ev)
+                except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+                    raise ProtocolError(f"malformed message: {e!r}") from None
+                if link is not None:
+                    link.last_heard = loop.time()
                 if events and not self.closing:
                     self.handle(*events)
-        except (ConnectionError, OSError, ProtocolError, KeyError, TypeError, ValueError) as e:
-            if not self.closing:
-                log.warning("worker connection failed: %r", e)
+        except (ConnectionError, OSError, ProtocolError) as e:
+            reason = f"its connection failed: {e}"
+            if not self.closing and (link is None or link.lost_reason is None):
+                log.warning("worker %s: connection failed: %s", link.id if link else "(before hello)", e)
         finally:
             stream.close()
             if link is not None:
                 self.links.pop(link.id, None)
                 self.worker_count_changed.set()
                 if not self.closing:
-                    log.info("worker %s left", link.id)
-                    self.handle(WorkerLost(link.id))
+                    reason = link.lost_reason or reason
+                    log.info("worker %s left: %s", link.id, reason)
+                    self.handle(WorkerLost(link.id, reason))
                     if self.on_worker_lost is not None:
-                        self.on_worker_lost(link.id, link.pid)
+                        self.on_worker_lost(link.id, link.pid, link.lost_reason is not None)
 
     def _hello(self, stream: MessageStream, hello: dict[str, Any]) -> WorkerLink:
         wid = base = str(hello["name"])
@@ -313,9 +416,11 @@ class Engine:
         while wid in self.links or wid in self.core.workers:
             n += 1
             wid = f"{base}#{n}"
+        beat = float(hello.get("heartbeat", DEFAULT_HEARTBEAT))
         link = WorkerLink(wid, stream, hello["host"], int(hello["port"]), int(hello.get("pid", 0)),
-                          int(hello["cores"]))
+                          int(hello["cores"]), beat, asyncio.get_running_loop().time())
         self.links[wid] = link
+        stream.send(["joined", {"id": wid, "heartbeat": self.heartbeat}])
         self.worker_count_changed.set()
         log.info("worker %s joined: %s cores at %s:%s", wid, link.cores, link.host, link.port)
         return link
@@ -347,6 +452,11 @@ class Engine:
             return Retracted(link.id, tuple(msg[1]), tuple(msg[2]))
         if kind == "lost":   # results that died with an interpreter
             return [FileLostOn(link.id, name) for name in msg[1]]
+        if kind == "ping":
+            return None
+        if kind == "probe":   # the worker doubts the link (it was stopped, or heard nothing): answer
+            link.stream.send(["pong", msg[1]])
+            return None
         raise ProtocolError(f"unknown message {kind!r} from worker {link.id}")
 
     # ------------------------------------------------------------ files home
@@ -375,6 +485,17 @@ class Engine:
                 self._resolve_waiters(name, data=data)
         except FileMissing:
             self.handle(FileLostOn(worker, name))
+        except DestinationError as e:
+            # this side cannot write it (a directory at its path, its parent gone, a full disk):
+            # running the producer again would not help; its Future fails with the OSError
+            log.warning("could not write output %s home: %s", name, e)
+            f = self.core.files.get(name)
+            if f is not None and f.producer is not None:
+                error = e.error
+                error.add_note(f"task {f.producer.id}: its output could not be written to {e.dest}")
+                self._home_errors[f.producer.id] = error
+            self.handle(FileHomeFailed(name, str(e)))
+            self._resolve_waiters(name, error=e.error)
         except (OSError, ConnectionError, asyncio.IncompleteReadError) as e:
             log.warning("could not bring %s from worker %s: %s", name, worker, e)
             if worker in self.links:
@@ -382,10 +503,12 @@ class Engine:
 
     async def want(self, name: str) -> bytes:
         """The bytes of a file that tasks make; waits until it is made."""
+        if self.broken is not None:
+            raise self.broken
         f = self.core.files.get(name)
         if f is None or f.producer is None:
             raise ValueError(f"no submitted task makes {name}: submit its producer before fetching it")
-        if f.at_home and name in self.homes:
+        if f.state is FileState.HOME and name in self.homes:
             return self.homes[name].read_bytes()
         waiter = asyncio.get_running_loop().create_future()
         self.waiters.setdefault(name, []).append(waiter)

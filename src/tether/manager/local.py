@@ -41,6 +41,7 @@ class LocalWorker:
         self.proc = proc
         self.work_dir = work_dir
         self.log_path = log_path
+        self.replaced = False   # its link ended and the manager has dealt with it
 
     @property
     def name(self) -> str:
@@ -54,7 +55,9 @@ class LocalWorker:
 
 
 def start_worker(index: int, address: str, secret_file: Path, size: WorkerSize, run_dir: Path,
-                 python_path: list[str]) -> LocalWorker:
+                 python_path: list[str], heartbeat: float) -> LocalWorker:
+    """Start `tether worker` for this process's manager. It removes run_dir when this
+    process dies without closing the manager (the manager would have removed it)."""
     work_dir = run_dir / f"worker-{index}"
     work_dir.mkdir(parents=True, exist_ok=True)
     log_path = run_dir / f"worker-{index}.log"
@@ -63,7 +66,8 @@ def start_worker(index: int, address: str, secret_file: Path, size: WorkerSize, 
     cmd = [sys.executable, "-m", "tether", "worker", address, "--cores", str(size.cores),
            "--memory", str(size.memory), "--disk", str(size.disk), "--cache-dir", str(work_dir),
            "--secret-file", str(secret_file), "--name", f"local-{index}", "--clean",
-           "--connect-timeout", "30"]
+           "--connect-timeout", "30", "--heartbeat", f"{heartbeat:g}",
+           "--owner-pid", str(os.getpid()), "--owner-dir", str(run_dir)]
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
                                 start_new_session=True)

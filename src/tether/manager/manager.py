@@ -7,6 +7,7 @@ checks the task, freezes what the workers will need, and hands it over.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import gc
 import itertools
@@ -25,13 +26,13 @@ from typing import Any
 
 import cloudpickle
 
-from ..core import FileReleased, FileSpec, Scheduler, TaskCancelled, TaskSubmitted
+from ..core import FileReleased, FileSpec, NoWorkers, Scheduler, TaskCancelled, TaskSubmitted
 from ..files import File, hash_bytes
 from ..protocol import new_secret, read_secret_file
 from ..task import PythonTask, Task, TaskResult
-from .engine import Engine, TaskRecord
+from .engine import DEFAULT_HEARTBEAT, Engine, TaskRecord
 from .results import task_result
-from .local import LocalWorker, WorkerSize, python_path, start_worker, stop_workers
+from .local import LocalWorker, WorkerSize, kill_sessions, python_path, start_worker, stop_workers
 from .loop import LoopThread
 
 log = logging.getLogger("tether.manager")
@@ -39,6 +40,7 @@ log = logging.getLogger("tether.manager")
 _manager_ids = itertools.count(1)
 YIELD_EVERY = 32  # submits in a row before the submitting thread yields the GIL
 GC_GEN0 = 20_000  # young-generation threshold of Python's garbage collector while managers are open
+RESTART_WINDOW = 60.0   # seconds over which restarts of local workers are counted
 
 
 class _GcThreshold:
@@ -110,11 +112,16 @@ class Manager:
                  group_tasks: bool = True, host: str | None = None, port: int = 0,
                  secret: bytes | str | None = None, secret_file: str | os.PathLike | None = None,
                  run_dir: str | os.PathLike | None = None, bandwidth: float = 125e6,
-                 queue_time: float = 0.02, restart_local_workers: bool = True):
+                 queue_time: float = 0.02, restart_local_workers: bool = True,
+                 heartbeat: float = DEFAULT_HEARTBEAT, system_retries: int = 3):
         if workers is None:
             workers = os.cpu_count() or 1
         if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
             raise ValueError(f"workers must be a non-negative integer, got {workers!r}")
+        if isinstance(heartbeat, bool) or not isinstance(heartbeat, (int, float)) or not 0.2 <= heartbeat < 1e6:
+            raise ValueError(f"heartbeat must be a number of seconds from 0.2 on, got {heartbeat!r}")
+        if isinstance(system_retries, bool) or not isinstance(system_retries, int) or system_retries < 0:
+            raise ValueError(f"system_retries must be a non-negative integer, got {system_retries!r}")
         self.run = f"{secrets.token_hex(4)}"
         self._serial = itertools.count(1)
         self._lock = threading.Lock()
@@ -123,7 +130,10 @@ class Manager:
         self._fn_names: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._closed = False
         self._local: list[LocalWorker] = []
-        self._restarts_left = 2 * workers if restart_local_workers else 0
+        self._restart = restart_local_workers
+        self._restarts: collections.deque[float] = collections.deque()   # times of recent restarts
+        self._max_restarts = max(4, 2 * workers)   # in any RESTART_WINDOW seconds: more is a crash loop
+        self.heartbeat = float(heartbeat)
         self.run_dir = Path(tempfile.mkdtemp(prefix=f"tether-{self.run}-", dir=run_dir))
         _GcThreshold.acquire()   # released by close(), which the except below calls too
         try:
@@ -133,9 +143,11 @@ class Manager:
                 fd = os.open(self.secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                 with os.fdopen(fd, "wb") as f:
                     f.write(self._secret)
-            self.core = Scheduler(group_tasks=group_tasks, bandwidth=bandwidth, queue_time=queue_time)
+            self.core = Scheduler(group_tasks=group_tasks, bandwidth=bandwidth, queue_time=queue_time,
+                                  system_retries=system_retries)
             self._loop = LoopThread()
-            self.engine = Engine(self.core, self._secret, on_worker_lost=self._worker_lost)
+            self.engine = Engine(self.core, self._secret, on_worker_lost=self._worker_lost,
+                                 heartbeat=self.heartbeat)
             bind = host or ("127.0.0.1" if workers else "0.0.0.0")
             bound_host, bound_port = self._loop.run(self.engine.start(bind, port))
             shown = bound_host if bound_host not in ("0.0.0.0", "::") else socket.getfqdn()
@@ -169,20 +181,43 @@ class Manager:
 
     def _start_local(self, index: int) -> None:
         self._local.append(start_worker(index, self._local_address, self.secret_file, self.worker_size,
-                                        self.run_dir, self._path))
+                                        self.run_dir, self._path, self.heartbeat))
 
-    def _worker_lost(self, worker_id: str, pid: int) -> None:
-        """Called in the loop thread: replace a local worker that died."""
+    def _worker_lost(self, worker_id: str, pid: int, given_up: bool) -> None:
+        """Called in the loop thread when a worker's link ends: a local one is stopped for good
+        (it may be hung rather than dead) and replaced, unless they keep dying. given_up: this
+        side declared it lost (it was silent), so it is not waited for."""
         for w in self._local:
-            if w.proc.pid == pid:
-                if w.proc.poll() is None:
-                    return
-                log.warning("local worker %s died (exit code %s); log tail:\n%s", w.name, w.proc.returncode,
-                            w.log_tail())
-                if self._restarts_left > 0 and not self._closed:
-                    self._restarts_left -= 1
-                    self._start_local(max(x.index for x in self._local) + 1)
+            if w.proc.pid == pid and not w.replaced:
+                w.replaced = True
+                asyncio.ensure_future(self._replace(w, 0 if given_up else 50))
                 return
+
+    async def _replace(self, w: LocalWorker, patience: int) -> None:
+        for _ in range(patience):   # a worker that left on its own exits within moments
+            if w.proc.poll() is not None:
+                break
+            await asyncio.sleep(0.1)
+        if w.proc.poll() is None:   # hung, stopped or cut off: it will not be trusted again
+            kill_sessions([w.proc.pid])
+            await asyncio.get_running_loop().run_in_executor(None, w.proc.wait)
+        if self._closed or self.engine.closing:
+            return
+        log.warning("local worker %s ended (exit code %s); log tail:\n%s", w.name, w.proc.returncode,
+                    w.log_tail())
+        now = time.monotonic()
+        while self._restarts and now - self._restarts[0] > RESTART_WINDOW:
+            self._restarts.popleft()
+        if self._restart and len(self._restarts) < self._max_restarts:
+            self._restarts.append(now)
+            self._start_local(max(x.index for x in self._local) + 1)
+            return
+        if self._local and not self.engine.links and all(x.proc.poll() is not None for x in self._local):
+            why = ("local workers are not restarted (restart_local_workers=False)" if not self._restart else
+                   f"{len(self._restarts)} local workers were started in the last {RESTART_WINDOW:g} s and "
+                   "died")
+            self.engine.handle(NoWorkers(f"no worker is left to run it: {why}; the last one's log "
+                                         f"ends:\n{w.log_tail(800)}"))
 
     def wait_for_workers(self, count: int | None = None, timeout: float = 60.0) -> int:
         """Block until `count` workers (default: the local ones) are connected."""
@@ -375,7 +410,8 @@ class Manager:
         out), bytes_arguments_to_worker (Python calls' pickled arguments, inside their tasks),
         bytes_worker_to_manager (outputs and values brought back), bytes_worker_to_worker (peer
         transfers); hop_latency_*; cache_bytes_peak per worker."""
-        self._check_open()
+        if self._closed:
+            raise RuntimeError("this manager is closed")
 
         async def get():
             return self.engine.stats()
@@ -385,6 +421,9 @@ class Manager:
     def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError("this manager is closed")
+        broken = self.engine.broken if hasattr(self, "engine") else None
+        if broken is not None:
+            raise broken
 
     def _check_file(self, f: File) -> None:
         if not isinstance(f, File):

@@ -6,7 +6,8 @@ from typing import Any
 
 import cloudpickle
 
-from ..task import DependencyFailed, RemoteError, TaskFailed, TaskResult
+from ..core import SYSTEM_REASONS
+from ..task import DependencyFailed, InternalError, RemoteError, SystemFailure, TaskFailed, TaskResult
 
 
 def task_result(task_id: int, report: dict[str, Any], worker: str, hop: float | None,
@@ -26,6 +27,10 @@ def failure(task_id: int, is_python: bool, reason: str, message: str, report: di
     report = report or {}
     if reason == "dependency":
         return DependencyFailed(f"task {task_id} did not run: {message}", task_id=task_id)
+    if reason in SYSTEM_REASONS or reason == "no-workers":
+        return SystemFailure(f"task {task_id} failed: {message}", reason=reason, task_id=task_id)
+    if reason == "internal":
+        return InternalError(message)
     if reason == "exit" and is_python:
         return _python_exception(task_id, report, worker)
     where = f" on worker {worker}" if worker else ""

@@ -5,21 +5,33 @@ and the manager, the cache, the sandboxes, the shell commands and the warm
 interpreters. Frames become events for WorkerState; its instructions become
 fetches, process starts and reports. When a task ends, the next task made
 ready by its outputs is started before the report goes to the manager.
+
+Liveness: both sides ping a quarter of the shorter heartbeat apart. A
+worker that hears nothing from its manager for half its heartbeat, or whose
+own loop was held up that long (SIGSTOP, a swapped-out host), may already
+have been declared lost and its work given to others: it starts nothing
+more until the manager answers a probe. After a whole heartbeat of silence
+it stops its tasks and leaves. A task that cannot be started fails alone;
+the worker keeps serving.
 """
 from __future__ import annotations
 
 import asyncio
+import enum
+import errno
+import itertools
 import logging
 import os
 import shutil
 import signal
 import socket
+import time
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from ..protocol import AuthError, MessageStream, accept, connect
-from ..transfer import TransferClient, serve_fetches
+from ..transfer import DestinationError, TransferClient, serve_fetches
 from .cache import Cache
 from ..core.model import RunningMean
 from .interpreters import InterpreterPool
@@ -31,13 +43,48 @@ from .state import Fetch, Reject, Remove, Start, WorkerState, WorkTask
 log = logging.getLogger("tether.worker")
 
 MANAGER_SOURCE = "@manager"
+DEFAULT_HEARTBEAT = 30.0
+EXIT_MANAGER_LOST = 4       # exit status when the worker gave up on its manager
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+DISK_FULL_TEXT = ("No space left on device", "Disk quota exceeded")
+
+
+class Link(enum.Enum):
+    """What the worker believes of its link to the manager."""
+
+    LIVE = "live"            # heard from lately: start tasks
+    DOUBTFUL = "doubtful"    # silent, or this worker stalled: start nothing until a probe is answered
+    LOST = "lost"            # given up: stop everything and leave
+
+
+def failure_reason(error: BaseException) -> str:
+    """The reason to report for an error that kept a task from starting or finishing here."""
+    if isinstance(error, DestinationError):
+        error = error.error
+    if isinstance(error, OSError):
+        return "disk-full" if error.errno in DISK_FULL else "worker"
+    return "error"   # the task as given cannot run (a NUL in its command, a bad environment)
 
 
 class Worker:
     def __init__(self, host: str, port: int, secret: bytes, *, cores: int, memory: int, disk: int,
                  work_dir: Path, name: str | None = None, clean: bool = False,
-                 connect_timeout: float = 60.0, listen_host: str | None = None):
+                 connect_timeout: float = 60.0, listen_host: str | None = None,
+                 heartbeat: float = DEFAULT_HEARTBEAT, owner_pid: int | None = None,
+                 owner_dir: Path | None = None):
         self.manager_addr = (host, port)
+        self.heartbeat = heartbeat
+        self.manager_heartbeat = heartbeat      # told by the manager when it accepts this worker
+        self.owner_pid = owner_pid              # a local worker's manager process
+        self.owner_dir = owner_dir              # ... whose run directory goes if that process dies
+        self._owner_dead = False
+        self.link = Link.LIVE
+        self.exit_reason: str | None = None     # why the worker left, when not asked to
+        self.last_heard = time.monotonic()
+        self.last_tick = time.monotonic()
+        self._probes = itertools.count(1)
+        self._probe: int | None = None          # the probe awaiting its answer
+        self._deferred: list[Start] = []        # starts held while the link is doubtful
         self.secret = secret
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
         self.work_dir = work_dir
@@ -61,31 +108,147 @@ class Worker:
 
     # ------------------------------------------------------------ life cycle
 
-    async def run(self) -> None:
+    async def run(self) -> int:
+        """Serve the manager until it says stop (returns 0) or is lost (returns EXIT_MANAGER_LOST)."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
+        owner = self._watch_owner()
         self.scratch.mkdir(parents=True, exist_ok=True)
         cached = self.cache.scan()
         self.state.present.update(cached)
-        reader, writer = await self._connect()
-        self.stream = MessageStream(reader, writer)
-        local_host = writer.get_extra_info("sockname")[0]
-        server = await asyncio.start_server(self._on_connection, host=self.listen_host or local_host, port=0)
-        port = server.sockets[0].getsockname()[1]
-        self.stream.send(["hello", {
-            "name": self.name, "cores": self.state.cores, "memory": self.state.memory,
-            "disk": self.state.disk, "host": local_host, "port": port, "pid": os.getpid(),
-            "cached": [[n, s] for n, s in cached.items()]}])
-        receiving = asyncio.ensure_future(self._receive())
-        stopping = asyncio.ensure_future(self.stopping.wait())
+        server = None
+        beating = None
         try:
-            await asyncio.wait([receiving, stopping], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            receiving.cancel()
+            connecting = asyncio.ensure_future(self._connect())
+            stopping = asyncio.ensure_future(self.stopping.wait())
+            await asyncio.wait([connecting, stopping], return_when=asyncio.FIRST_COMPLETED)
             stopping.cancel()
-            server.close()
+            if not connecting.done():   # told to stop (or the manager's process ended) while connecting
+                connecting.cancel()
+                return EXIT_MANAGER_LOST if self.exit_reason is not None else 0
+            reader, writer = connecting.result()
+            self.stream = MessageStream(reader, writer)
+            local_host = writer.get_extra_info("sockname")[0]
+            server = await asyncio.start_server(self._on_connection, host=self.listen_host or local_host,
+                                                port=0)
+            port = server.sockets[0].getsockname()[1]
+            self.stream.send(["hello", {
+                "name": self.name, "cores": self.state.cores, "memory": self.state.memory,
+                "disk": self.state.disk, "host": local_host, "port": port, "pid": os.getpid(),
+                "heartbeat": self.heartbeat, "cached": [[n, s] for n, s in cached.items()]}])
+            self.last_heard = self.last_tick = time.monotonic()
+            beating = asyncio.ensure_future(self._beat())
+            receiving = asyncio.ensure_future(self._receive())
+            stopping = asyncio.ensure_future(self.stopping.wait())
+            try:
+                await asyncio.wait([receiving, stopping], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                receiving.cancel()
+                stopping.cancel()
+        finally:
+            if beating is not None:
+                beating.cancel()
+            if server is not None:
+                server.close()
+            if owner is not None:
+                loop.remove_reader(owner)
+                os.close(owner)
             await self._shutdown()
+        if self.exit_reason is not None:
+            log.error("leaving: %s", self.exit_reason)
+            return EXIT_MANAGER_LOST
+        return 0
+
+    def _watch_owner(self) -> int | None:
+        """A local worker leaves the moment its manager's process ends (it cannot clean up then)."""
+        if self.owner_pid is None:
+            return None
+        try:
+            fd = os.pidfd_open(self.owner_pid)
+        except ProcessLookupError:
+            self._leave("the manager's process had already ended")
+            return None
+        except OSError:
+            return None   # no pidfd here: the closed connection tells the same, a little later
+        asyncio.get_running_loop().add_reader(fd, self._owner_ended)
+        return fd
+
+    def _owner_ended(self) -> None:
+        self._owner_dead = True
+        self._leave("the manager's process ended")
+
+    def _owner_gone(self) -> bool:
+        if self.owner_pid is None:
+            return False
+        if self._owner_dead:
+            return True
+        try:
+            os.kill(self.owner_pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+
+    def _leave(self, reason: str) -> None:
+        """Give up on the manager: stop every task and leave."""
+        if self.exit_reason is None:
+            self.exit_reason = reason
+        self.link = Link.LOST
+        self.stopping.set()
+
+    # ------------------------------------------------------------ heartbeats
+
+    def _interval(self) -> float:
+        return max(0.05, min(self.heartbeat, self.manager_heartbeat) / 4)
+
+    async def _beat(self) -> None:
+        """Ping the manager; notice silence, and this worker's own stalls."""
+        last_ping = 0.0
+        while True:
+            await asyncio.sleep(self._interval())
+            now = time.monotonic()
+            stalled = now - self.last_tick
+            self.last_tick = now
+            if stalled > self.heartbeat / 2:
+                self._doubt(f"this worker was held up for {stalled:.1f} s")
+            silent = now - self.last_heard
+            if silent > self.heartbeat:
+                self._leave(f"heard nothing from the manager for {silent:.1f} s (heartbeat {self.heartbeat:g} s)")
+                return
+            if silent > self.heartbeat / 2:
+                self._doubt(f"heard nothing from the manager for {silent:.1f} s")
+            if now - last_ping >= self._interval():
+                last_ping = now
+                self.stream.send(["ping"])
+
+    def _doubt(self, why: str) -> None:
+        """The manager may have given up on this worker: start nothing until it answers a probe."""
+        if self.link is not Link.LIVE:
+            return
+        self.link = Link.DOUBTFUL
+        self._probe = next(self._probes)
+        log.warning("%s: holding new tasks until the manager answers", why)
+        self.stream.send(["probe", self._probe])
+
+    def _answered(self, probe: int) -> None:
+        if self.link is Link.DOUBTFUL and probe == self._probe:
+            self.link = Link.LIVE
+            self._probe = None
+            log.info("the manager answered: starting tasks again")
+            held, self._deferred = self._deferred, []
+            self._do(held)
+
+    def _may_start(self) -> bool:
+        """Start tasks only on a link known to be alive; a stall seen here puts it in doubt."""
+        if self.link is Link.LIVE:
+            now = time.monotonic()
+            if now - self.last_tick > self.heartbeat / 2:
+                self._doubt(f"this worker was held up for {now - self.last_tick:.1f} s")
+            elif now - self.last_heard > self.heartbeat / 2:
+                self._doubt(f"heard nothing from the manager for {now - self.last_heard:.1f} s")
+        return self.link is Link.LIVE
 
     async def _connect(self):
         deadline = asyncio.get_running_loop().time() + self.connect_timeout
@@ -104,10 +267,14 @@ class Worker:
     async def _receive(self) -> None:
         try:
             async for batch in self.stream.batches():
+                self.last_heard = time.monotonic()
                 for msg in batch:
                     self._on_message(msg)
         except (ConnectionError, OSError) as e:
-            log.warning("lost the manager: %s", e)
+            self._leave(f"lost the connection to the manager: {e}")
+            return
+        if not self.stopping.is_set():
+            self._leave("the manager closed the connection")
 
     async def _shutdown(self) -> None:
         for proc in self.shells.values():
@@ -125,13 +292,34 @@ class Worker:
             shutil.rmtree(self.work_dir, ignore_errors=True)
         else:
             self.cache.remove_run_files()
+        if self.owner_dir is not None and self.exit_reason is not None and self._owner_gone():
+            # the manager died without closing: remove what its close() would have removed
+            shutil.rmtree(self.owner_dir, ignore_errors=True)
 
     # ------------------------------------------------------------ manager messages
 
     def _on_message(self, msg: list[Any]) -> None:
         kind = msg[0]
         if kind == "assign":
-            self._do(self.state.assign([self._work_task(spec) for spec in msg[1]]))
+            tasks = []
+            for spec in msg[1]:
+                try:
+                    tasks.append(self._work_task(spec))
+                except (KeyError, TypeError, ValueError, IndexError) as e:
+                    tid = spec.get("id") if isinstance(spec, dict) else None
+                    log.error("refused a malformed assignment %r: %r", tid, e)
+                    if isinstance(tid, int):
+                        self.stream.send(["failed", tid, {"reason": "error",
+                                                          "message": f"malformed assignment: {e!r}"}])
+            self._do(self.state.assign(tasks))
+        elif kind == "ping":
+            pass
+        elif kind == "pong":
+            self._answered(msg[1])
+        elif kind == "joined":
+            self.manager_heartbeat = float(msg[1].get("heartbeat", self.heartbeat))
+            self.name = msg[1].get("id", self.name)
+            os.environ["TETHER_WORKER"] = self.name   # tasks (and interpreters) started from now on see it
         elif kind == "delete":
             self._do(self.state.delete(msg[1]))
         elif kind == "retract":
@@ -159,6 +347,10 @@ class Worker:
     def _do(self, instructions) -> None:
         for i in instructions:
             if isinstance(i, Start):
+                if self._deferred or not self._may_start():
+                    if self.link is not Link.LOST:
+                        self._deferred.append(i)
+                    continue
                 self._start(i.task, i.after)
             elif isinstance(i, Fetch):
                 self._spawn(self._fetch(i.name, i.source))
@@ -181,6 +373,10 @@ class Worker:
             peer, host, port = source
         try:
             size = await self.client.fetch(host, port, name, self.cache.path(name))
+        except DestinationError as e:
+            self._do(self.state.fetch_failed(name, f"could not store {name} in the cache: {e.error}",
+                                             failure_reason(e)))
+            return
         except (OSError, ConnectionError, asyncio.IncompleteReadError) as e:
             where = f"worker {peer}" if peer else "the manager"
             self._do(self.state.fetch_failed(name, f"could not fetch {name} from {where}: {e}"))
@@ -190,23 +386,28 @@ class Worker:
         self._do(self.state.file_present(name, size))
 
     def _start(self, t: WorkTask, after: int | None = None) -> None:
+        """Start a task; one that cannot be started fails alone, with the reason named."""
         spec = t.spec
         sandbox = None
-        if not spec.get("scratch") or t.inputs or t.outputs:
-            # an Executor call (which names no files) runs in its interpreter's scratch directory,
-            # as a call to a process pool runs in the pool's working directory
-            try:
+        try:
+            if not spec.get("scratch") or t.inputs or t.outputs:
+                # an Executor call (which names no files) runs in its interpreter's scratch directory,
+                # as a call to a process pool runs in the pool's working directory
                 sandbox = self.sandboxes.acquire(t.inputs, self.cache)
-            except OSError as e:
-                self._ended(t, None, {"reason": "error", "message": f"could not prepare the sandbox: {e}"})
-                return
+            self._launch(t, spec, sandbox, after)
+        except Exception as e:
+            self.shells.pop(t.id, None)
+            self.python.pop(t.id, None)
+            what = "prepare the sandbox" if sandbox is None and spec.get("kind") == "sh" else "start the task"
+            log.warning("task %s: could not %s: %r", t.id, what, e)
+            self._ended(t, None, {"reason": failure_reason(e),
+                                  "message": f"could not {what}: {type(e).__name__}: {e}"}, sandbox)
+
+    def _launch(self, t: WorkTask, spec: dict[str, Any], sandbox: str | None, after: int | None) -> None:
         if spec["kind"] == "sh":
             out, err = self.sandboxes.log_paths(sandbox)
-            try:
-                self.shells[t.id] = ShellProcess(spec["cmd"], sandbox, out, err, spec.get("env") or None,
-                                                 partial(self._shell_exited, t, sandbox), spec.get("timeout"))
-            except OSError as e:
-                self._ended(t, None, {"reason": "error", "message": f"could not start /bin/sh: {e}"}, sandbox)
+            self.shells[t.id] = ShellProcess(spec["cmd"], sandbox, out, err, spec.get("env") or None,
+                                             partial(self._shell_exited, t, sandbox), spec.get("timeout"))
         else:
             self.python[t.id] = (t, sandbox)
             request = {"id": t.id, "fn": self.cache.str_path(spec["fn"]), "args": spec["args"],
@@ -245,7 +446,7 @@ class Worker:
                                     and n not in self.cache.sizes], await asyncio.gather(*exports)):
                     self.cache.adopt(n)
             except (KeyError, OSError) as e:
-                self._finish(t, self.python.pop(t.id)[1], {"reason": "error",
+                self._finish(t, self.python.pop(t.id)[1], {"reason": "input",
                                                            "message": f"a result it reads was lost: {e}"})
                 return
             self.pool.submit(t.id, request, t.spec.get("timeout"), prefer)
@@ -258,8 +459,22 @@ class Worker:
         if proc.timed_out:
             report.update(reason="timeout", message=f"killed after its timeout of {t.spec['timeout']} s")
         elif code != 0:
-            report.update(reason="exit", message=f"exit code {code}")
+            _, err = self.sandboxes.log_paths(sandbox)
+            if self._disk_full(tail(err)):
+                report.update(reason="disk-full", message=f"exit code {code} with the worker's disk full")
+            else:
+                report.update(reason="exit", message=f"exit code {code}")
         self._finish(t, sandbox, report)
+
+    def _disk_full(self, text: str) -> bool:
+        """Did a task fail because this worker's disk is full (not because of what it was asked to do)?"""
+        if any(phrase in text for phrase in DISK_FULL_TEXT):
+            return True
+        try:
+            st = os.statvfs(self.work_dir)
+        except OSError:
+            return False
+        return st.f_bavail * st.f_frsize < (1 << 20)
 
     def _python_replied(self, task_id: int, reply: list) -> None:
         t, sandbox = self.python.pop(task_id)
@@ -280,21 +495,26 @@ class Worker:
                     self.cache.adopt(name)
         else:
             last = text.strip().splitlines()[-1] if text.strip() else "exception"
-            report.update(reason="exit", message=last, error=payload, stderr=text)
+            reason = "disk-full" if any(phrase in last for phrase in DISK_FULL_TEXT) else "exit"
+            report.update(reason=reason, message=last, error=payload, stderr=text)
         self._finish(t, sandbox, report)
 
     def _python_died(self, task_id: int, message: str, timed_out: bool) -> None:
         t, sandbox = self.python.pop(task_id)
         if timed_out:
             message = f"killed after its timeout of {t.spec['timeout']} s"
-        self._finish(t, sandbox, {"reason": "timeout" if timed_out else "error", "message": message})
+        self._finish(t, sandbox, {"reason": "timeout" if timed_out else "interpreter", "message": message})
 
     def _finish(self, t: WorkTask, sandbox: str | None, report: dict[str, Any]) -> None:
         """Move outputs into the cache, start what they made ready, then tell the manager."""
         made: dict[str, int] = {}
         if "reason" not in report:
             if t.outputs:
-                made, missing = self.sandboxes.collect(sandbox, t.outputs, self.cache)
+                try:
+                    made, missing = self.sandboxes.collect(sandbox, t.outputs, self.cache)
+                except OSError as e:
+                    made, missing = {}, []
+                    report.update(reason=failure_reason(e), message=f"could not keep its outputs: {e}")
                 if missing:
                     report.update(reason="output", exit=report.get("exit", 0),
                                   message=f"the task did not make its declared output(s): {', '.join(missing)}")

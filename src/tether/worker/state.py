@@ -8,9 +8,39 @@ without asking the manager. Tasks waiting for inputs hold no cores.
 """
 from __future__ import annotations
 
+import enum
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
+
+
+class WorkState(enum.Enum):
+    """A task's life on one worker."""
+
+    WAITING = "waiting"    # some input is not in the cache yet
+    READY = "ready"        # every input is here; waiting for a core
+    RUNNING = "running"    # started (or handed to an interpreter's queue): holds a core or a queue place
+    GONE = "gone"          # ended, given back, or rejected: no longer this worker's
+
+
+W = WorkState
+WORK_TRANSITIONS = {
+    W.WAITING: frozenset({W.READY, W.RUNNING, W.GONE}),   # RUNNING: a call queued behind its producer
+    W.READY: frozenset({W.RUNNING, W.GONE}),
+    W.RUNNING: frozenset({W.GONE}),
+    W.GONE: frozenset(),
+}
+
+
+class IllegalWorkTransition(RuntimeError):
+    """WorkerState tried a transition WORK_TRANSITIONS does not allow: a bug in tether."""
+
+
+def move(t: "WorkTask", new: WorkState) -> None:
+    """The one place a task's state on the worker changes."""
+    if new not in WORK_TRANSITIONS[t.state]:
+        raise IllegalWorkTransition(f"task {t.id}: {t.state.name} -> {new.name} on the worker")
+    t.state = new
 
 
 @dataclass(slots=True, eq=False)
@@ -24,7 +54,7 @@ class WorkTask:
     memory: int = 0
     disk: int = 0
     missing: set[str] = field(default_factory=set)
-    state: str = "waiting"                     # waiting | ready | running
+    state: WorkState = WorkState.WAITING      # changed only by move()
     light: bool = False                        # a one-core Python call that may queue in an interpreter
     result: str | None = None                  # the result a light call keeps in its interpreter
 
@@ -100,7 +130,7 @@ class WorkerState:
                     self.fetching[name] = source
                     out.append(Fetch(name, source))
             if not t.missing:
-                t.state = "ready"
+                move(t, W.READY)
                 self.ready.append(t)
             else:
                 out.extend(self._start_early(t))
@@ -118,21 +148,22 @@ class WorkerState:
         self.fetching.pop(name, None)
         for t in self.waiters.pop(name, ()):
             t.missing.discard(name)
-            if not t.missing and t.state == "waiting" and t.id in self.tasks:
-                t.state = "ready"
+            if not t.missing and t.state is W.WAITING and t.id in self.tasks:
+                move(t, W.READY)
                 if made_here:
                     self.ready.appendleft(t)
                 else:
                     self.ready.append(t)
         return self._start_ready()
 
-    def fetch_failed(self, name: str, message: str) -> list[Instruction]:
+    def fetch_failed(self, name: str, message: str, reason: str = "input") -> list[Instruction]:
+        """An input could not be had: from its source ("input"), or kept here ("disk-full", "worker")."""
         source = self.fetching.pop(name, None)
         out: list[Instruction] = []
         for t in self.waiters.pop(name, ()):
-            if self.tasks.get(t.id) is t and t.state == "waiting":
+            if self.tasks.get(t.id) is t and t.state is W.WAITING:
                 self._forget(t)
-                out.append(Reject(t.id, "input", message, name, source))
+                out.append(Reject(t.id, reason, message, name, source))
         return out
 
     def task_ended(self, task_id: int, outputs: dict[str, int] | None = None) -> list[Instruction]:
@@ -140,13 +171,14 @@ class WorkerState:
         t = self.tasks.pop(task_id, None)
         if t is not None and t.result is not None and self.making.get(t.result) is t:
             del self.making[t.result]
-        if t is not None and t.state == "running":
+        if t is not None and t.state is W.RUNNING:
             if t.light and self.queued_light:
                 self.queued_light -= 1   # a queued light task takes over the core
             else:
                 self.used_cores -= t.cores
                 self.used_memory -= t.memory
                 self.used_disk -= t.disk
+            move(t, W.GONE)
         out: list[Instruction] = []
         for name, size in (outputs or {}).items():
             out.extend(self.file_present(name, size, made_here=True))
@@ -158,7 +190,7 @@ class WorkerState:
         returned, started = [], []
         for tid in task_ids:
             t = self.tasks.get(tid)
-            if t is None or t.state == "running":
+            if t is None or t.state is W.RUNNING:
                 started.append(tid)
             else:
                 self._forget(t)
@@ -180,9 +212,9 @@ class WorkerState:
             waiting = self.waiters.get(name)
             if waiting and t in waiting:
                 waiting.remove(t)
-        if t.state == "ready":
+        if t.state is W.READY:
             self.ready.remove(t)
-        t.state = "gone"
+        move(t, W.GONE)
 
     def _fits(self, t: WorkTask) -> bool:
         return (self.used_cores + t.cores <= self.cores
@@ -210,7 +242,7 @@ class WorkerState:
                 if self.used_cores >= self.cores and self.queued_light >= self.cores * (self.python_depth - 1):
                     break
                 continue
-            t.state = "running"
+            move(t, W.RUNNING)
             out.append(Start(t))
             if t.light and t.result is not None:
                 self.making[t.result] = t
@@ -228,19 +260,47 @@ class WorkerState:
         trip to this process. It holds no core meanwhile (it cannot run before
         its producer), and takes the producer's core when the producer ends.
         """
-        if not t.light or t.state != "waiting" or not t.missing:
+        if not t.light or t.state is not W.WAITING or not t.missing:
             return []
         producers = {self.making.get(name) for name in t.missing}
         if len(producers) != 1:
             return []
         producer = producers.pop()
-        if producer is None or producer.state != "running":
+        if producer is None or producer.state is not W.RUNNING:
             return []
         for name in t.missing:
             waiting = self.waiters.get(name)
             if waiting and t in waiting:
                 waiting.remove(t)
         t.missing.clear()
-        t.state = "running"
+        move(t, W.RUNNING)
         self.queued_light += 1
         return [Start(t, after=producer.id)]
+
+    # ------------------------------------------------------------ checks
+
+    def validate(self) -> None:
+        """Check the invariants between two events; raises AssertionError naming the first broken one."""
+        running = [t for t in self.tasks.values() if t.state is W.RUNNING]
+        for tid, t in self.tasks.items():
+            assert t.id == tid and t.state is not W.GONE, f"task {tid} is listed but {t.state.name}"
+            if t.state is W.WAITING:
+                assert t.missing, f"task {tid} is WAITING with every input here"
+                for name in t.missing:
+                    assert name not in self.present, f"task {tid} waits for {name}, which is here"
+                    assert t in self.waiters.get(name, ()), f"task {tid} waits for {name} unheard"
+            if t.state is W.READY:
+                assert not t.missing and t in self.ready, f"task {tid} is READY but not queued"
+        for t in self.ready:
+            assert t.state is W.READY and self.tasks.get(t.id) is t, f"task {t.id} queued but {t.state.name}"
+        assert len(set(map(id, self.ready))) == len(self.ready), "a task is queued twice"
+        assert self.used_cores + self.queued_light == sum(t.cores for t in running), (
+            f"cores: {self.used_cores} used + {self.queued_light} queued light calls, but running tasks "
+            f"hold {sum(t.cores for t in running)}")
+        assert 0 <= self.used_cores <= self.cores, f"{self.used_cores} of {self.cores} cores used"
+        assert self.used_memory == sum(t.memory for t in running if not t.light), "memory miscounted"
+        assert self.used_disk == sum(t.disk for t in running if not t.light), "disk miscounted"
+        for name in self.fetching:
+            assert name not in self.present, f"{name} is both here and being fetched"
+        for name, t in self.making.items():
+            assert t.state is W.RUNNING and t.result == name, f"{name} is made by task {t.id} ({t.state.name})"
