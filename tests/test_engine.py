@@ -1,12 +1,11 @@
 """The core engine end to end: real worker processes, sockets and files."""
 from __future__ import annotations
 
-import hashlib
 import os
 
 import pytest
 
-from tether import Manager, PythonTask, Task, TaskFailed
+from tether import Manager, PythonTask, Task
 
 from .conftest import cache_files, start_worker, stop, wait_until
 

@@ -6,7 +6,6 @@ import os
 import signal
 from pathlib import Path
 
-import pytest
 
 from tether import Manager, Task
 

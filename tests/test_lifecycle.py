@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from tether import Manager, PythonTask, Task
-from tether.protocol import AuthError, VERSION, connect, frame, read_frame
+from tether.protocol import AuthError, connect, frame
 
 from .conftest import alive, descendants_of, start_worker, stop, wait_until
 
