@@ -80,10 +80,17 @@ def test_4_a_worker_lost_while_its_output_travels_home_leaves_no_future_pending(
     assert home.stat().st_size == 60_000_000
 
 
-def test_5_a_stopped_worker_is_declared_lost_and_its_work_done_elsewhere(tmp_path):
+LONG = os.environ.get("TETHER_LONG") == "1"
+
+
+@pytest.mark.parametrize("heartbeat, stopped_for", [
+    (2.0, 0.0),   # SIGCONT as soon as the run has ended
+    pytest.param(5.0, 60.0, marks=pytest.mark.skipif(not LONG, reason="the long form: TETHER_LONG=1")),
+])
+def test_5_a_stopped_worker_is_declared_lost_and_its_work_done_elsewhere(tmp_path, heartbeat, stopped_for):
     marks = tmp_path / "marks"   # a line per task start: the worker and the time
-    with Manager(workers=0, host="127.0.0.1", heartbeat=2) as m:
-        procs = [start_worker(m, name, tmp_path, "--heartbeat", "2") for name in ("a", "b")]
+    with Manager(workers=0, host="127.0.0.1", heartbeat=heartbeat) as m:
+        procs = [start_worker(m, name, tmp_path, "--heartbeat", str(heartbeat)) for name in ("a", "b")]
         try:
             m.wait_for_workers(2)
             chains = []
@@ -102,8 +109,11 @@ def test_5_a_stopped_worker_is_declared_lost_and_its_work_done_elsewhere(tmp_pat
             stopped = time.monotonic()
             for f in chains:
                 f.result(30)
-            assert time.monotonic() - stopped < 15
+            ended = time.monotonic() - stopped
+            print(f"\nheartbeat {heartbeat:g} s: the run ended {ended:.1f} s after the worker was stopped")
+            assert ended < 15
             assert m.fetch(out).decode().split() == [f"1-{i}" for i in range(6)]
+            time.sleep(max(0.0, stopped_for - (time.monotonic() - stopped)))
             resumed = time.time()
             victim.send_signal(signal.SIGCONT)
             assert victim.wait(20) == 4   # it knows it was given up on, and leaves
