@@ -66,6 +66,18 @@ def test_consumer_of_a_failed_producer_fails_without_running(shared_manager, tmp
     ({"cores": "two"}, "cores must be an integer"),
     ({"retries": -1}, "retries must be at least 0"),
     ({"inputs": ["x"]}, "inputs must be a dict"),
+    ({"env": {"A=B": "x"}}, "env name 'A=B'"),
+    ({"env": {"": "x"}}, "env name '' is empty"),
+    ({"env": {"A": "x\0y"}}, "env value of A contains a NUL"),
+    ({"env": {"A\0": "x"}}, "env name contains a NUL"),
+    ({"env": {"A": "\udc80"}}, "env value of A is not valid text"),
+    ({"timeout": float("nan")}, "timeout must be a finite number"),
+    ({"timeout": float("inf")}, "timeout must be a finite number"),
+    ({"timeout": 0}, "timeout must be a positive number"),
+    ({"priority": float("nan")}, "priority must be a finite number"),
+    ({"outputs": {"out\udc80": None}}, "output name is not valid text"),
+    ({"inputs": {"in\0put": None}}, "input name contains a NUL"),
+    ({"memory": 1 << 70}, "memory .* is too large"),
 ])
 def test_bad_task_specs_raise_valueerror_at_construction(shared_manager, kwargs, message):
     f = shared_manager.declare_temp()
@@ -74,6 +86,17 @@ def test_bad_task_specs_raise_valueerror_at_construction(shared_manager, kwargs,
             kwargs[key] = {name: f for name in kwargs[key]}
     with pytest.raises(ValueError, match=message):
         Task("true", **kwargs)
+
+
+@pytest.mark.parametrize("command, message", [
+    ("echo a\0b", "command contains a NUL"),
+    ("echo \ud800", "command is not valid text"),
+])
+def test_hostile_commands_are_refused_before_anything_is_sent(shared_manager, command, message):
+    before = shared_manager.stats()["tasks_submitted"]
+    with pytest.raises(ValueError, match=message):
+        Task(command)
+    assert shared_manager.stats()["tasks_submitted"] == before
 
 
 def test_bad_python_task_specs(shared_manager):

@@ -6,6 +6,7 @@ code with a ValueError that names what is wrong, before anything is sent.
 from __future__ import annotations
 
 import itertools
+import math
 import posixpath
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
@@ -91,10 +92,38 @@ class TaskResult:
         return self.finished - self.started
 
 
+def check_text(value: Any, what: str) -> str:
+    """A string that can cross to a worker and reach exec: no NUL, and valid UTF-8 (no lone surrogates)."""
+    if not isinstance(value, str):
+        raise ValueError(f"{what} must be a string, got {type(value).__name__}")
+    if "\0" in value:
+        raise ValueError(f"{what} contains a NUL byte: {value!r}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError(f"{what} is not valid text (a lone surrogate at position {e.start}): "
+                         f"{value!r}") from None
+    return value
+
+
+def check_env(env: Any) -> dict[str, str]:
+    """Environment variables for a task: names without '=' or NUL, values without NUL."""
+    if not isinstance(env, Mapping):
+        raise ValueError(f"env must be a dict of str -> str, got {type(env).__name__}")
+    checked = {}
+    for name, value in env.items():
+        check_text(name, "env name")
+        if not name or "=" in name:
+            raise ValueError(f"env name {name!r} is empty or contains '='")
+        checked[name] = check_text(value, f"env value of {name}")
+    return checked
+
+
 def check_sandbox_name(name: Any, role: str) -> str:
     """A name inside the task's sandbox: relative, normalised, no '..'."""
     if not isinstance(name, str) or not name:
         raise ValueError(f"{role} name must be a non-empty string, got {name!r}")
+    check_text(name, f"{role} name")
     if name.startswith("/"):
         raise ValueError(f"{role} name {name!r} is absolute; sandbox names must be relative")
     parts = name.split("/")
@@ -128,8 +157,12 @@ def _check_number(value: Any, name: str, *, minimum: float, integer: bool = True
     kinds = (int,) if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kinds):
         raise ValueError(f"{name} must be {'an integer' if integer else 'a number'}, got {value!r}")
+    if not integer and not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
     if value < minimum:
         raise ValueError(f"{name} must be at least {minimum}, got {value!r}")
+    if integer and value >= 1 << 62:
+        raise ValueError(f"{name} is too large: {value!r}")
     return value
 
 
@@ -185,11 +218,9 @@ class _Spec:
         timeout = options.get("timeout")
         if timeout is not None:
             self.timeout = _check_number(timeout, "timeout", minimum=0, integer=False)
-        env = options.get("env") or {}
-        if not isinstance(env, Mapping) or not all(isinstance(k, str) and isinstance(v, str)
-                                                   for k, v in env.items()):
-            raise ValueError("env must be a dict of str -> str")
-        self.env = dict(env)
+            if self.timeout <= 0:
+                raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        self.env = check_env(options.get("env") or {})
 
 
 class Task(_Spec):
@@ -205,7 +236,7 @@ class Task(_Spec):
                  outputs: Mapping[str, File] | None = None, **options: Any):
         if not isinstance(command, str) or not command.strip():
             raise ValueError(f"command must be a non-empty string, got {command!r}")
-        self.command = command
+        self.command = check_text(command, "command")
         self._init_common("Task", inputs, outputs, options)
 
     def __repr__(self) -> str:
