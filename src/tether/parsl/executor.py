@@ -82,6 +82,10 @@ class TetherExecutor(BlockProviderExecutor, RepresentationMixin):
       inputs and outputs are then used in place instead of being moved.
     storage_access: Parsl staging providers (default: TetherStaging, plus
       in-task HTTP and FTP staging and zip staging).
+    heartbeat: seconds of silence after which a worker is declared lost (and
+      a worker gives up on the manager); system_retries: attempts a task may
+      lose to the system (workers lost, interpreters dead, full disks) before
+      it fails; see the README's fault model.
     block_error_handler, remote_monitoring_radio, working_dir: as for
       Parsl's own executors (no monitoring radio unless one is given).
     """
@@ -92,7 +96,7 @@ class TetherExecutor(BlockProviderExecutor, RepresentationMixin):
                  worker_options: str = "", launch_cmd: str | None = None, group_tasks: bool = True,
                  shared_fs: bool = False, storage_access: list | None = None,
                  block_error_handler: Any = True, remote_monitoring_radio: Any = None,
-                 working_dir: str | None = None):
+                 working_dir: str | None = None, heartbeat: float = 30.0, system_retries: int = 3):
         if provider is None:
             provider = LocalProvider(init_blocks=1, min_blocks=0, max_blocks=1, launcher=SimpleLauncher())
         BlockProviderExecutor.__init__(self, provider=provider, block_error_handler=block_error_handler)
@@ -108,6 +112,8 @@ class TetherExecutor(BlockProviderExecutor, RepresentationMixin):
         self.port = port
         self.secret_file = secret_file
         self.worker_options = worker_options
+        self.heartbeat = heartbeat
+        self.system_retries = system_retries
         self.launch_cmd = launch_cmd
         self.group_tasks = group_tasks
         self.shared_fs = shared_fs
@@ -140,7 +146,8 @@ class TetherExecutor(BlockProviderExecutor, RepresentationMixin):
         bind = "127.0.0.1" if self.is_local and not self.address else "0.0.0.0"
         os.makedirs(self.run_dir, exist_ok=True)
         self.manager = Manager(workers=0, host=bind, port=self.port, secret_file=self.secret_file,
-                               run_dir=self.run_dir, group_tasks=self.group_tasks)
+                               run_dir=self.run_dir, group_tasks=self.group_tasks, heartbeat=self.heartbeat,
+                               system_retries=self.system_retries)
         host, port = self.manager.address.rsplit(":", 1)
         self.worker_address = f"{self.address or ('127.0.0.1' if self.is_local else host)}:{port}"
         self._worker_command = self._compose_worker_command()
@@ -397,7 +404,8 @@ class TetherExecutor(BlockProviderExecutor, RepresentationMixin):
         else:
             head = ["tether"]
         words = head + ["worker", self.worker_address, "--secret-file", shlex.quote(secret),
-                        "--name", shlex.quote(f"{self.label}-") + "{block_id}", "--clean"]
+                        "--name", shlex.quote(f"{self.label}-") + "{block_id}", "--clean",
+                        "--heartbeat", f"{self.heartbeat:g}"]
         if self.is_local:  # in Parsl's run directory, removed by the worker as it stops
             cache = os.path.join(os.path.abspath(self.run_dir), "tether-workers", self.label)
             words += ["--cache-dir", shlex.quote(cache + os.sep) + "{block_id}"]
