@@ -1,0 +1,258 @@
+"""Every message tether's processes send each other, as small immutable classes.
+
+Nothing else in tether builds or reads the lists and dicts that travel:
+code makes these objects, and `codec` turns them into frame bodies and
+back, checking every type, size and shape on the way in. They are named
+tuples, frozen like dataclasses but built in a fraction of the time (a
+task's assignment and its report are made for every task), and packed by
+msgpack as arrays with no conversion. Compare them by type, never with ==
+across types (two empty messages are equal tuples).
+
+Links and what crosses them:
+
+    control (worker <-> manager)   Hello, Joined, Assign, Delete, Retract, Shutdown,
+                                   Done, Failed, Have, Retracted, Lost, Ping, Probe, Pong
+    fetch (anyone -> a file server) Get, then Found (and the raw bytes) or Absent
+    handshake (every connection)    Challenge, StartTls, Auth, Welcome
+    interpreter (worker <-> child)  Call, Export, Drop; CallReply, Exported
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+MANAGER = "@manager"   # an input's source: the submitting side
+
+
+class Peer(NamedTuple):
+    """A worker's file server, as a source of an input."""
+
+    id: str
+    host: str
+    port: int
+
+
+Source = None | str | Peer     # None: already here (or made here); MANAGER; or a Peer
+
+
+# ---------------------------------------------------------------- tasks
+
+
+class TaskSpec(NamedTuple):
+    """What never changes about a task, made once when it is submitted.
+
+    kind "sh": `command` run by /bin/sh; kind "py": the function in the cache
+    file `fn`, called with the pickled `args`. `result` names a result kept
+    on the worker (an Executor call), spilled to the cache past `spill`
+    bytes; `summary` is a pickled function applied to it there; `refs` are
+    results it reads; `scratch`: it runs in its interpreter's directory.
+    """
+
+    id: int
+    kind: str
+    cores: int = 1
+    memory: int = 0
+    disk: int = 0
+    outputs: tuple[tuple[str, str], ...] = ()          # (sandbox name, cache name)
+    command: str | None = None
+    env: dict[str, str] | None = None
+    timeout: float | None = None
+    fn: str | None = None
+    args: bytes | None = None
+    result: str | None = None
+    spill: int | None = None
+    summary: bytes | None = None
+    refs: tuple[str, ...] = ()
+    scratch: bool = False
+
+
+class Input(NamedTuple):
+    sandbox: str | None   # its name in the sandbox (None: read by name, not linked in)
+    name: str             # cache name
+    source: Source
+
+
+class AssignedTask(NamedTuple):
+    spec: TaskSpec
+    inputs: tuple[Input, ...]
+
+
+class BadTask(NamedTuple):
+    """An assignment the worker could not read: it fails that task alone."""
+
+    id: int
+    problem: str
+
+
+class Report(NamedTuple):
+    """How an attempt ended on a worker (Done or Failed carry it)."""
+
+    started: float = 0.0
+    finished: float = 0.0
+    exit: int | None = None
+    reason: str | None = None          # why it failed (core.events TASK_REASONS / SYSTEM_REASONS)
+    message: str = ""
+    stdout: str = ""
+    stderr: str = ""
+    file: str | None = None            # the input that could not be had
+    source: str | None = None          # ... and the peer it was to come from
+    value: bytes | None = None         # a Python task's pickled return, or its summary
+    error: bytes | None = None         # a Python task's pickled exception
+    outputs: tuple[tuple[str, int], ...] = ()   # (cache name, size) of what it made
+    cache: tuple[int, int] = (0, 0)    # the worker's cache: bytes now, peak
+    usage: tuple[int, float, int] | None = None   # peak memory (bytes), CPU seconds, disk (bytes)
+
+
+# ---------------------------------------------------------------- control link
+
+
+class Hello(NamedTuple):
+    name: str
+    cores: int
+    memory: int
+    disk: int
+    host: str
+    port: int
+    pid: int
+    heartbeat: float
+    cached: tuple[tuple[str, int], ...] = ()
+
+
+class Joined(NamedTuple):
+    id: str
+    heartbeat: float
+
+
+class Assign(NamedTuple):
+    tasks: tuple[AssignedTask | BadTask, ...]
+
+
+class Delete(NamedTuple):
+    names: tuple[str, ...]
+
+
+class Retract(NamedTuple):
+    tasks: tuple[int, ...]
+
+
+class Shutdown(NamedTuple):
+    """The manager sends the worker away."""
+
+
+class Done(NamedTuple):
+    task: int
+    report: Report
+
+
+class Failed(NamedTuple):
+    task: int
+    report: Report
+
+
+class Have(NamedTuple):
+    files: tuple[tuple[str, int, str | None], ...]   # (cache name, size, peer it came from or None)
+
+
+class Retracted(NamedTuple):
+    returned: tuple[int, ...]
+    started: tuple[int, ...]
+
+
+class Lost(NamedTuple):
+    names: tuple[str, ...]
+
+
+class Ping(NamedTuple):
+    """Nothing to say, but still here (see the heartbeats in worker/process.py)."""
+
+
+class Probe(NamedTuple):
+    n: int
+
+
+class Pong(NamedTuple):
+    n: int
+
+
+# ---------------------------------------------------------------- fetch link
+
+
+class Get(NamedTuple):
+    name: str
+
+
+class Found(NamedTuple):
+    size: int
+
+
+class Absent(NamedTuple):
+    name: str
+
+
+# ---------------------------------------------------------------- handshake
+
+
+class Challenge(NamedTuple):
+    version: int
+    nonce: bytes
+    tls: bool = False     # the server can switch to TLS on this port
+
+
+class StartTls(NamedTuple):
+    """The client asks to continue the connection inside TLS."""
+
+
+class Auth(NamedTuple):
+    role: str
+    nonce: bytes
+    proof: bytes
+
+
+class Welcome(NamedTuple):
+    proof: bytes
+
+
+# ---------------------------------------------------------------- interpreter link
+
+
+class Call(NamedTuple):
+    """Run a function in a warm interpreter (see worker/interpreter.py)."""
+
+    id: int
+    fn: str                                  # path of the pickled function
+    args: bytes
+    cwd: str | None = None
+    env: dict[str, str] | None = None
+    refs: dict[str, str | None] | None = None   # result name -> spill path, or None: held in memory
+    result: str | None = None
+    path: str | None = None                  # where the result spills
+    spill: int = 1 << 62
+    inline: bool = False
+    summary: bytes | None = None
+
+
+class Export(NamedTuple):
+    name: str
+    path: str
+
+
+class Drop(NamedTuple):
+    names: tuple[str, ...]
+
+
+class CallReply(NamedTuple):
+    """ok None: not run, an input it reads is absent (payload names it)."""
+
+    id: int
+    ok: bool | None
+    payload: Any                  # pickled value, summary or exception (bytes), a name, or None
+    text: str
+    started: float
+    finished: float
+    size: int = 0
+    spilled: bool = False
+    usage: tuple[int, float, int] | None = None
+
+
+class Exported(NamedTuple):
+    name: str
+    size: int
