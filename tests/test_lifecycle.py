@@ -10,7 +10,10 @@ import sys
 import pytest
 
 from tether import Manager, PythonTask, Task
-from tether.protocol import AuthError, connect, frame
+from tether.wire import AuthError, frame
+from tether.wire.framing import pack
+from tether.wire.handshake import Gate, connect
+from tether.wire.tls import TlsConfig
 
 from .conftest import alive, descendants_of, start_worker, stop, wait_until
 
@@ -72,7 +75,7 @@ def test_a_connection_that_skips_the_handshake_is_closed(shared_manager):
     host, port = shared_manager.address.rsplit(":", 1)
     with socket.create_connection(("127.0.0.1", int(port)), timeout=15) as s:
         s.recv(4096)                                   # the server's challenge
-        s.sendall(frame(["auth", "control", b"\0" * 32, b"forged-proof-of-32-bytes-long..."]))
+        s.sendall(frame(pack(["auth", "control", b"\0" * 32, b"forged-proof-of-32-bytes-long..."])))
         assert s.recv(4096) == b""                      # closed without an answer
     assert shared_manager.stats()["workers"] == 2
 
@@ -89,11 +92,11 @@ def test_the_secret_never_crosses_the_wire(tmp_path):
                 other.write(data)
             other.close()
 
-        from tether.protocol import accept
+        gate = Gate(secret, TlsConfig(secret))
 
         async def server(reader, writer):
             try:
-                await accept(reader, writer, secret)
+                await gate.accept(reader, writer)
             finally:
                 writer.close()
 
@@ -106,10 +109,11 @@ def test_the_secret_never_crosses_the_wire(tmp_path):
 
         prx = await asyncio.start_server(proxy, "127.0.0.1", 0)
         pport = prx.sockets[0].getsockname()[1]
-        r, w = await connect("127.0.0.1", pport, secret, "control")
+        r, w = await connect("127.0.0.1", pport, secret, "control", TlsConfig(secret))
         w.close()
         with pytest.raises(AuthError):
-            await connect("127.0.0.1", pport, b"wrong-secret-0123456789", "control")
+            await connect("127.0.0.1", pport, b"wrong-secret-0123456789", "control",
+                          TlsConfig(b"wrong-secret-0123456789"))
         srv.close()
         prx.close()
 

@@ -6,7 +6,7 @@ import hashlib
 import os
 import socket
 
-from tether.protocol import HIGH_WATER, Outbox
+from tether.wire.stream import HIGH_WATER, Outbox
 
 
 class Sink(asyncio.Protocol):

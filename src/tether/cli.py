@@ -47,12 +47,21 @@ def main(verbose: int) -> None:
               help="Write a cProfile of the worker's event loop to this file when it exits.")
 @click.option("--heartbeat", type=click.FloatRange(min=0.2), default=30.0, show_default=True,
               help="Seconds without word from the manager after which the worker stops its tasks and leaves.")
+@click.option("--tls", "tls_mode", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
+              help="TLS on links to the manager and to other workers: auto uses it for every link that leaves "
+              "the host.")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="This worker's certificate (PEM), with --tls-key and --tls-ca [TLS keyed by the secret].")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="The private key of --tls-cert (PEM).")
+@click.option("--tls-ca", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="The CA that signed the manager's and the other workers' certificates (PEM).")
 @click.option("--owner-pid", type=int, default=None, hidden=True,
               help="A local worker's manager process: leave as soon as it ends.")
 @click.option("--owner-dir", type=click.Path(file_okay=False, path_type=Path), default=None, hidden=True,
               help="The manager's run directory, removed if the manager's process ended without closing.")
 def worker(address, cores, memory, disk, cache_dir, secret_file, name, clean, connect_timeout, listen_host,
-           profile_path, heartbeat, owner_pid, owner_dir):
+           profile_path, heartbeat, tls_mode, tls_cert, tls_key, tls_ca, owner_pid, owner_dir):
     """Run a worker for the manager at ADDRESS (HOST:PORT).
 
     Exit status: 0 when the manager sent it away, 2 when it could not reach the
@@ -63,7 +72,9 @@ def worker(address, cores, memory, disk, cache_dir, secret_file, name, clean, co
 
     import psutil
 
-    from .protocol import AuthError, read_secret_file
+    from .wire.errors import AuthError
+    from .wire.handshake import read_secret_file
+    from .wire.tls import TlsConfig
     from .worker.process import Worker
 
     host, port = _address(address)
@@ -71,6 +82,10 @@ def worker(address, cores, memory, disk, cache_dir, secret_file, name, clean, co
         secret = read_secret_file(secret_file)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--secret-file")
+    try:
+        tls = TlsConfig(secret, tls_mode, tls_cert, tls_key, tls_ca)
+    except ValueError as e:
+        raise click.UsageError(str(e))
     made_cache_dir = cache_dir is None
     if made_cache_dir:
         cache_dir = Path(tempfile.mkdtemp(prefix="tether-worker-"))
@@ -82,7 +97,8 @@ def worker(address, cores, memory, disk, cache_dir, secret_file, name, clean, co
                    memory=memory if memory is not None else psutil.virtual_memory().total // (1 << 20),
                    disk=disk if disk is not None else shutil.disk_usage(cache_dir).free // (1 << 20),
                    work_dir=cache_dir, name=name, clean=clean, connect_timeout=connect_timeout,
-                   listen_host=listen_host, heartbeat=heartbeat, owner_pid=owner_pid, owner_dir=owner_dir)
+                   listen_host=listen_host, heartbeat=heartbeat, owner_pid=owner_pid, owner_dir=owner_dir,
+                   tls=tls)
         if profile_path is not None:
             import cProfile
             profiler = cProfile.Profile()

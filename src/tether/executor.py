@@ -45,6 +45,7 @@ from .manager.manager import Manager, _dumps
 from .manager import results
 from .refs import ResultRef, replace
 from .task import DependencyFailed, _Spec
+from .wire.messages import Report, TaskSpec
 
 _REMOTE = object()   # the value is on a worker: fetched by result()
 _PLAIN = frozenset({int, float, str, bytes, bool, type(None)})
@@ -154,22 +155,18 @@ class Executor(concurrent.futures.Executor):
         task_id = next(_Spec._ids)
         result_name = f"res-{self._run}-{task_id}" if keep else None
         fn_name, fn_spec = m._function_file(fn)
-        static: dict[str, Any] = {"id": task_id, "kind": "py", "fn": fn_name, "args": _dumps((args, kwargs)),
-                                  "cores": 1, "memory": 0, "disk": 0, "out": [], "scratch": True}
+        spec = TaskSpec(task_id, "py", fn=fn_name, args=_dumps((args, kwargs)), refs=tuple(deps), scratch=True,
+                        result=result_name, spill=None if result_name is None else self.spill_threshold,
+                        summary=None if result_name is None else self._summary)
         inputs: list[tuple[str | None, str]] = [(None, name) for name in deps]
         in_specs = [FileSpec(name) for name in deps]
-        if deps:
-            static["refs"] = list(deps)
         out_specs: tuple[FileSpec, ...] = ()
         if result_name is not None:
-            static.update(result=result_name, spill=self.spill_threshold)
-            if self._summary is not None:
-                static["summary"] = self._summary
             out_specs = (FileSpec(result_name, keep=True),)
         inputs.append((None, fn_name))
         in_specs.append(fn_spec)
         future = ExecutorFuture(self, task_id, result_name)
-        record = TaskRecord(task_id, future, True, static, inputs, deliver=self._deliver)
+        record = TaskRecord(task_id, future, True, spec, inputs, deliver=self._deliver)
         event = TaskSubmitted(task_id, tuple(in_specs), out_specs)
         with self._pending_lock:
             self._pending.add(future)
@@ -194,12 +191,12 @@ class Executor(concurrent.futures.Executor):
 
     def _settle_item(self, future: ExecutorFuture, tid: int, outcome, report, worker) -> None:
         try:
-            self._settle_one(future, tid, outcome, report or {}, worker)
+            self._settle_one(future, tid, outcome, report or Report(), worker)
         finally:
             with self._pending_lock:
                 self._pending.discard(future)
 
-    def _settle_one(self, future: ExecutorFuture, tid: int, outcome, report: dict, worker) -> None:
+    def _settle_one(self, future: ExecutorFuture, tid: int, outcome, report: Report, worker) -> None:
         if isinstance(outcome, Complete):
             if future.done() or (not future.running() and not future.set_running_or_notify_cancel()):
                 return   # cancelled meanwhile
@@ -208,7 +205,7 @@ class Executor(concurrent.futures.Executor):
                     value = results.python_value(report)
                 else:
                     value = _REMOTE
-                    if "value" in report:   # what summarize made of it
+                    if report.value is not None:   # what summarize made of it
                         future.summary = results.python_value(report)
             except Exception as e:  # the value (or its summary) could not be unpickled here
                 future.set_exception(e)
@@ -226,7 +223,7 @@ class Executor(concurrent.futures.Executor):
             future.set_running_or_notify_cancel()
         future.set_exception(exc)
 
-    def _exception(self, tid: int, outcome: Fail, report: dict, worker) -> BaseException:
+    def _exception(self, tid: int, outcome: Fail, report: Report, worker) -> BaseException:
         if outcome.reason == "cancelled":
             return concurrent.futures.CancelledError(f"task {tid} was cancelled")
         if outcome.reason == "dependency":

@@ -1,10 +1,11 @@
 """Moving file bytes: a fetch server any side can run, and a pooled client.
 
-A fetch connection (role "fetch" in the handshake) carries requests
-["get", cache_name]; each is answered by ["ok", size] and then exactly size
-raw bytes (sent with sendfile where the file is on disk), or by
-["missing", cache_name]. The receiver pulls; file bytes never go through
-pickle or msgpack, and never through the manager unless it is an end.
+A fetch connection (role "fetch" in the handshake) carries Get(cache name)
+requests, each answered by Found(size) and then exactly size raw bytes
+(sent with sendfile where the file is on disk and the link is not
+encrypted), or by Absent(name). The receiver pulls; file bytes never go
+through pickle or msgpack, and never through the manager unless it is an
+end. Over TLS (see wire/tls.py) the same bytes travel encrypted.
 """
 from __future__ import annotations
 
@@ -13,7 +14,12 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-from .protocol import connect, frame, read_frame
+from .wire import codec
+from .wire import messages as m
+from .wire.errors import ProtocolError
+from .wire.framing import frame, read_frame
+from .wire.handshake import connect
+from .wire.tls import TlsConfig
 
 HEADER_LIMIT = 64 * 1024
 CHUNK = 1 << 20
@@ -44,20 +50,21 @@ async def serve_fetches(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
                         on_sent: Callable[[str, int], None] | None = None) -> None:
     """Answer get requests on one authenticated connection until it closes."""
     loop = asyncio.get_running_loop()
+    plain = writer.get_extra_info("ssl_object") is None   # sendfile only where nothing is encrypted
     try:
         while True:
             try:
-                req = await read_frame(reader, HEADER_LIMIT)
-            except asyncio.IncompleteReadError:
+                req = codec.decode(await read_frame(reader, HEADER_LIMIT))
+            except (asyncio.IncompleteReadError, ProtocolError):
                 return
-            if not (isinstance(req, list) and len(req) == 2 and req[0] == "get" and isinstance(req[1], str)):
+            if type(req) is not m.Get:
                 return
-            name = req[1]
+            name = req.name
             found = lookup(name)
             if asyncio.iscoroutine(found):  # made ready on request (a result held in memory)
                 found = await found
             if isinstance(found, (bytes, bytearray, memoryview)):
-                writer.write(frame(["ok", len(found)]))
+                writer.write(frame(codec.encode(m.Found(len(found)))))
                 writer.write(found)
                 await writer.drain()
                 sent = len(found)
@@ -65,17 +72,19 @@ async def serve_fetches(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
                 try:
                     f = open(found, "rb")
                 except FileNotFoundError:
-                    writer.write(frame(["missing", name]))
+                    writer.write(frame(codec.encode(m.Absent(name))))
                     await writer.drain()
                     continue
                 with f:
                     sent = os.fstat(f.fileno()).st_size
-                    writer.write(frame(["ok", sent]))
+                    writer.write(frame(codec.encode(m.Found(sent))))
                     await writer.drain()
-                    if sent:
+                    if sent and plain:
                         await loop.sendfile(writer.transport, f, 0, sent)
+                    elif sent:
+                        await _copy(f, writer, sent)
             else:
-                writer.write(frame(["missing", name]))
+                writer.write(frame(codec.encode(m.Absent(name))))
                 await writer.drain()
                 continue
             if on_sent is not None:
@@ -86,11 +95,24 @@ async def serve_fetches(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
         writer.close()
 
 
+async def _copy(f, writer: asyncio.StreamWriter, size: int) -> None:
+    """A file's bytes through an encrypted transport, a chunk at a time."""
+    left = size
+    while left:
+        chunk = f.read(min(left, CHUNK))
+        if not chunk:
+            raise ConnectionError("the file shrank while it was sent")
+        writer.write(chunk)
+        await writer.drain()
+        left -= len(chunk)
+
+
 class TransferClient:
     """Fetches files from fetch servers, keeping one idle connection per server."""
 
-    def __init__(self, secret: bytes):
+    def __init__(self, secret: bytes, tls: TlsConfig | None = None):
         self.secret = secret
+        self.tls = tls if tls is not None else TlsConfig(secret)
         self._idle: dict[tuple[str, int], list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]] = {}
 
     async def _connection(self, host: str, port: int):
@@ -99,7 +121,7 @@ class TransferClient:
             reader, writer = pool.pop()
             if not writer.is_closing() and not reader.at_eof():
                 return reader, writer
-        return await connect(host, port, self.secret, "fetch", limit=4 * CHUNK)
+        return await connect(host, port, self.secret, "fetch", self.tls, limit=4 * CHUNK)
 
     async def fetch(self, host: str, port: int, name: str, dest: Path | None = None) -> int | bytes:
         """Copy name from host:port into dest (returns its size), or into memory (returns bytes).
@@ -109,13 +131,15 @@ class TransferClient:
         """
         reader, writer = await self._connection(host, port)
         try:
-            writer.write(frame(["get", name]))
+            writer.write(frame(codec.encode(m.Get(name))))
             await writer.drain()
-            head = await read_frame(reader, HEADER_LIMIT)
-            if head[0] == "missing":
+            head = codec.decode(await read_frame(reader, HEADER_LIMIT))
+            if type(head) is m.Absent:
                 self._idle.setdefault((host, port), []).append((reader, writer))
                 raise FileMissing(f"{host}:{port} does not hold {name}")
-            size = int(head[1])
+            if type(head) is not m.Found:
+                raise ProtocolError(f"{host}:{port} answered a request with {type(head).__name__}")
+            size = head.size
             if dest is None:
                 result: int | bytes = await reader.readexactly(size)
             else:

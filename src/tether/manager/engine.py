@@ -20,9 +20,13 @@ from typing import Any, Callable
 from ..core import (MANAGER, Assign, Complete, Delete, Fail, Fetch, FileFailed, FileHome, FileHomeFailed, FileState,
                     FileLostOn, FilesCached, FileWanted, Retract, Retracted, Running, Scheduler, TaskCancelled,
                     TaskFailedOn, TaskSucceeded, Tick, WorkerJoined, WorkerLost)
-from ..protocol import AuthError, MessageStream, ProtocolError, accept
 from ..task import InternalError
 from ..transfer import DestinationError, FileMissing, TransferClient, serve_fetches
+from ..wire import messages as m
+from ..wire.errors import ProtocolError
+from ..wire.handshake import Gate
+from ..wire.stream import MessageStream
+from ..wire.tls import TlsConfig
 from . import results
 
 log = logging.getLogger("tether.manager")
@@ -41,18 +45,18 @@ class TaskRecord:
     the engine (the Executor does it from a thread of its own).
     """
 
-    __slots__ = ("id", "future", "is_python", "static", "inputs", "worker", "report", "deliver",
+    __slots__ = ("id", "future", "is_python", "spec", "inputs", "worker", "report", "deliver",
                  "__weakref__")
 
-    def __init__(self, id: int, future: Future | None, is_python: bool, static: dict[str, Any],
+    def __init__(self, id: int, future: Future | None, is_python: bool, spec: m.TaskSpec,
                  inputs: list[tuple[str | None, str]], deliver: Callable | None = None):
         self.id = id
         self.future = future
         self.is_python = is_python
-        self.static = static            # the assignment fields that never change
+        self.spec = spec                # what never changes about the task, sent with each assignment
         self.inputs = inputs            # (sandbox name or None, cache name)
         self.worker: str | None = None
-        self.report: dict[str, Any] | None = None
+        self.report: m.Report | None = None   # the last attempt's, once it has ended
         self.deliver = deliver
 
 
@@ -79,9 +83,11 @@ class Engine:
 
     def __init__(self, scheduler: Scheduler, secret: bytes,
                  on_worker_lost: Callable[[str, int, bool], None] | None = None,
-                 heartbeat: float = DEFAULT_HEARTBEAT):
+                 heartbeat: float = DEFAULT_HEARTBEAT, tls: TlsConfig | None = None):
         self.core = scheduler
         self.secret = secret
+        self.tls = tls if tls is not None else TlsConfig(secret)
+        self.gate = Gate(secret, self.tls, "the manager")
         self.on_worker_lost = on_worker_lost
         self.heartbeat = heartbeat
         self.broken: InternalError | None = None   # set when the core failed: nothing runs any more
@@ -93,7 +99,7 @@ class Engine:
         self.links: dict[str, WorkerLink] = {}
         self.cache_peaks: dict[str, int] = {}
         self.waiters: dict[str, list[asyncio.Future]] = {}
-        self.client = TransferClient(secret)
+        self.client = TransferClient(secret, self.tls)
         self.bytes_manager_to_worker = 0   # files and buffers
         self.bytes_arguments_to_worker = 0  # Python calls' pickled arguments, sent inside their tasks
         self.bytes_worker_to_manager = 0
@@ -118,7 +124,7 @@ class Engine:
         if self._ticker is not None:
             self._ticker.cancel()
         for link in list(self.links.values()):
-            link.stream.send(["shutdown"])
+            link.stream.send(m.Shutdown())
             await link.stream.drain()
             link.stream.close()
         for job in list(self._jobs):
@@ -164,7 +170,7 @@ class Engine:
             if now - last_ping >= self._ping_interval():
                 last_ping = now
                 for link in self.links.values():
-                    link.stream.send(["ping"])
+                    link.stream.send(m.Ping())
             self.handle()
 
     def _ping_interval(self) -> float:
@@ -209,11 +215,11 @@ class Engine:
             elif kind is Delete:
                 link = self.links.get(c.worker)
                 if link is not None:
-                    link.stream.send(["delete", list(c.names)])
+                    link.stream.send(m.Delete(c.names))
             elif kind is Retract:
                 link = self.links.get(c.worker)
                 if link is not None:
-                    link.stream.send(["retract", list(c.tasks)])
+                    link.stream.send(m.Retract(c.tasks))
             elif kind is Fetch:
                 self._spawn(self._bring_home(c.name, c.worker))
             elif kind is FileFailed:
@@ -263,25 +269,25 @@ class Engine:
 
     def _send_assign(self, c: Assign) -> None:
         link = self.links[c.worker]
-        specs = []
+        tasks = []
+        source = self._source
         for a in c.tasks:
             rec = self.records[a.task]
             rec.worker = c.worker
             rec.report = None
             sources = dict(a.sources)
-            spec = dict(rec.static)
-            spec["in"] = [[sandbox, name, self._source(sources.get(name))] for sandbox, name in rec.inputs]
-            args = spec.get("args")
+            inputs = tuple(m.Input(sandbox, name, source(sources.get(name))) for sandbox, name in rec.inputs)
+            args = rec.spec.args
             if args is not None:
                 self.bytes_arguments_to_worker += len(args)
-            specs.append(spec)
-        link.stream.send(["assign", specs])
+            tasks.append(m.AssignedTask(rec.spec, inputs))
+        link.stream.send(m.Assign(tuple(tasks)))
 
-    def _source(self, source: str | None) -> Any:
+    def _source(self, source: str | None) -> m.Source:
         if source is None or source == MANAGER:
             return source
         peer = self.links[source]
-        return [peer.id, peer.host, peer.port]
+        return m.Peer(peer.id, peer.host, peer.port)
 
     def _running(self, task_id: int) -> None:
         """From now on the task's Future can no longer be cancelled."""
@@ -309,7 +315,7 @@ class Engine:
         if settling is None:
             return
         rec, future = settling
-        report = rec.report or {}
+        report = rec.report or m.Report()
         if rec.is_python:
             future._info = (rec.id, report, rec.worker or "", c.hop_latency, c.attempts)
             try:
@@ -350,12 +356,8 @@ class Engine:
             self._connections.discard(me)
 
     async def _serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            role = await accept(reader, writer, self.secret)
-        except AuthError as e:
-            peer = writer.get_extra_info("peername")
-            log.warning("refused a connection from %s: %s", peer, e)
-            writer.close()
+        role = await self.gate.accept(reader, writer)
+        if role is None:
             return
         if role == "fetch":
             await serve_fetches(reader, writer, self.served.get, self._sent)
@@ -374,22 +376,18 @@ class Engine:
         try:
             async for batch in stream.batches():
                 events = []
-                try:
-                    for msg in batch:
-                        if link is None:
-                            if msg[0] != "hello":
-                                raise ProtocolError(f"expected hello, got {msg[0]!r}")
-                            link = self._hello(stream, msg[1])
-                            events.append(WorkerJoined(link.id, link.cores, msg[1]["memory"], msg[1]["disk"],
-                                                       tuple((n, s) for n, s in msg[1].get("cached", ()))))
-                        else:
-                            ev = self._worker_message(link, msg)
-                            if type(ev) is list:
-                                events.extend(ev)
-                            elif ev is not None:
-                                events.append(ev)
-                except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
-                    raise ProtocolError(f"malformed message: {e!r}") from None
+                for msg in batch:
+                    if link is None:
+                        if type(msg) is not m.Hello:
+                            raise ProtocolError(f"expected Hello, got {type(msg).__name__}")
+                        link = self._hello(stream, msg)
+                        events.append(WorkerJoined(link.id, link.cores, msg.memory, msg.disk, msg.cached))
+                    else:
+                        ev = self._worker_message(link, msg)
+                        if type(ev) is list:
+                            events.extend(ev)
+                        elif ev is not None:
+                            events.append(ev)
                 if link is not None:
                     link.last_heard = loop.time()
                 if events and not self.closing:
@@ -410,54 +408,53 @@ class Engine:
                     if self.on_worker_lost is not None:
                         self.on_worker_lost(link.id, link.pid, link.lost_reason is not None)
 
-    def _hello(self, stream: MessageStream, hello: dict[str, Any]) -> WorkerLink:
-        wid = base = str(hello["name"])
+    def _hello(self, stream: MessageStream, hello: m.Hello) -> WorkerLink:
+        wid = base = hello.name
         n = 1
         while wid in self.links or wid in self.core.workers:
             n += 1
             wid = f"{base}#{n}"
-        beat = float(hello.get("heartbeat", DEFAULT_HEARTBEAT))
-        link = WorkerLink(wid, stream, hello["host"], int(hello["port"]), int(hello.get("pid", 0)),
-                          int(hello["cores"]), beat, asyncio.get_running_loop().time())
+        beat = max(0.2, hello.heartbeat)
+        link = WorkerLink(wid, stream, hello.host, hello.port, hello.pid, max(1, hello.cores), beat,
+                          asyncio.get_running_loop().time())
         self.links[wid] = link
-        stream.send(["joined", {"id": wid, "heartbeat": self.heartbeat}])
+        stream.send(m.Joined(wid, self.heartbeat))
         self.worker_count_changed.set()
         log.info("worker %s joined: %s cores at %s:%s", wid, link.cores, link.host, link.port)
         return link
 
-    def _worker_message(self, link: WorkerLink, msg: list[Any]):
-        kind = msg[0]
-        if kind == "done" or kind == "failed":
-            tid, report = msg[1], msg[2]
+    def _worker_message(self, link: WorkerLink, msg):
+        kind = type(msg)
+        if kind is m.Done or kind is m.Failed:
+            tid, report = msg.task, msg.report
             rec = self.records.get(tid)
             if rec is not None and rec.worker == link.id:
                 rec.report = report
-            if "cache" in report:
-                link.cache_peak = max(link.cache_peak, report["cache"][1])
-                self.cache_peaks[link.id] = link.cache_peak
-            value = report.get("value")
-            if value is not None:
-                self.bytes_worker_to_manager += len(value)
-            if kind == "done":
-                return TaskSucceeded(link.id, tid, tuple((n, s) for n, s in report["outs"]),
-                                     report["started"], report["finished"])
-            return TaskFailedOn(link.id, tid, report["reason"], report.get("message", ""), report.get("file"),
-                                report.get("source"), report.get("started", 0.0), report.get("finished", 0.0))
-        if kind == "have":
-            for name, size, peer in msg[1]:
+            peak = report.cache[1]
+            if peak > link.cache_peak:
+                link.cache_peak = peak
+                self.cache_peaks[link.id] = peak
+            if report.value is not None:
+                self.bytes_worker_to_manager += len(report.value)
+            if kind is m.Done:
+                return TaskSucceeded(link.id, tid, report.outputs, report.started, report.finished)
+            return TaskFailedOn(link.id, tid, report.reason or "exit", report.message, report.file, report.source,
+                                report.started, report.finished)
+        if kind is m.Have:
+            for name, size, peer in msg.files:
                 if peer is not None:
                     self.bytes_worker_to_worker += size
-            return FilesCached(link.id, tuple((n, s) for n, s, _ in msg[1]))
-        if kind == "retracted":
-            return Retracted(link.id, tuple(msg[1]), tuple(msg[2]))
-        if kind == "lost":   # results that died with an interpreter
-            return [FileLostOn(link.id, name) for name in msg[1]]
-        if kind == "ping":
+            return FilesCached(link.id, tuple((n, s) for n, s, _ in msg.files))
+        if kind is m.Retracted:
+            return Retracted(link.id, msg.returned, msg.started)
+        if kind is m.Lost:   # results that died with an interpreter
+            return [FileLostOn(link.id, name) for name in msg.names]
+        if kind is m.Ping:
             return None
-        if kind == "probe":   # the worker doubts the link (it was stopped, or heard nothing): answer
-            link.stream.send(["pong", msg[1]])
+        if kind is m.Probe:   # the worker doubts the link (it was stopped, or heard nothing): answer
+            link.stream.send(m.Pong(msg.n))
             return None
-        raise ProtocolError(f"unknown message {kind!r} from worker {link.id}")
+        raise ProtocolError(f"worker {link.id} sent {kind.__name__}, which a worker does not send")
 
     # ------------------------------------------------------------ files home
 

@@ -14,8 +14,12 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
+
+if TYPE_CHECKING:
+    from ..wire.tls import TlsConfig
 
 
 @dataclass
@@ -55,7 +59,7 @@ class LocalWorker:
 
 
 def start_worker(index: int, address: str, secret_file: Path, size: WorkerSize, run_dir: Path,
-                 python_path: list[str], heartbeat: float) -> LocalWorker:
+                 python_path: list[str], heartbeat: float, tls: "TlsConfig | None" = None) -> LocalWorker:
     """Start `tether worker` for this process's manager. It removes run_dir when this
     process dies without closing the manager (the manager would have removed it)."""
     work_dir = run_dir / f"worker-{index}"
@@ -68,6 +72,8 @@ def start_worker(index: int, address: str, secret_file: Path, size: WorkerSize, 
            "--secret-file", str(secret_file), "--name", f"local-{index}", "--clean",
            "--connect-timeout", "30", "--heartbeat", f"{heartbeat:g}",
            "--owner-pid", str(os.getpid()), "--owner-dir", str(run_dir)]
+    if tls is not None:
+        cmd += tls_options(tls)
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
                                 start_new_session=True)
@@ -93,6 +99,14 @@ def stop_workers(workers: list[LocalWorker], grace: float = 5.0) -> None:
         if w.proc.poll() is None:
             w.proc.kill()
         w.proc.wait()
+
+
+def tls_options(tls: "TlsConfig") -> list[str]:
+    """The `tether worker` options that give a worker the same TLS settings."""
+    options = ["--tls", tls.mode]
+    if tls.cert_file is not None:
+        options += ["--tls-cert", str(tls.cert_file), "--tls-key", str(tls.key_file), "--tls-ca", str(tls.ca_file)]
+    return options
 
 
 def kill_sessions(session_ids: list[int]) -> None:

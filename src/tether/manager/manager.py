@@ -28,7 +28,9 @@ import cloudpickle
 
 from ..core import FileReleased, FileSpec, NoWorkers, Scheduler, TaskCancelled, TaskSubmitted
 from ..files import File, hash_bytes
-from ..protocol import new_secret, read_secret_file
+from ..wire.handshake import new_secret, read_secret_file
+from ..wire.messages import TaskSpec
+from ..wire.tls import TlsConfig
 from ..task import PythonTask, Task, TaskResult
 from .engine import DEFAULT_HEARTBEAT, Engine, TaskRecord
 from .results import task_result
@@ -113,7 +115,8 @@ class Manager:
                  secret: bytes | str | None = None, secret_file: str | os.PathLike | None = None,
                  run_dir: str | os.PathLike | None = None, bandwidth: float = 125e6,
                  queue_time: float = 0.02, restart_local_workers: bool = True,
-                 heartbeat: float = DEFAULT_HEARTBEAT, system_retries: int = 3):
+                 heartbeat: float = DEFAULT_HEARTBEAT, system_retries: int = 3, tls: str = "auto",
+                 tls_files: tuple[str, str, str] | None = None):
         if workers is None:
             workers = os.cpu_count() or 1
         if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
@@ -146,8 +149,10 @@ class Manager:
             self.core = Scheduler(group_tasks=group_tasks, bandwidth=bandwidth, queue_time=queue_time,
                                   system_retries=system_retries)
             self._loop = LoopThread()
+            cert, key, ca = tls_files if tls_files is not None else (None, None, None)
+            self.tls = TlsConfig(self._secret, tls, cert, key, ca)
             self.engine = Engine(self.core, self._secret, on_worker_lost=self._worker_lost,
-                                 heartbeat=self.heartbeat)
+                                 heartbeat=self.heartbeat, tls=self.tls)
             bind = host or ("127.0.0.1" if workers else "0.0.0.0")
             bound_host, bound_port = self._loop.run(self.engine.start(bind, port))
             shown = bound_host if bound_host not in ("0.0.0.0", "::") else socket.getfqdn()
@@ -181,7 +186,7 @@ class Manager:
 
     def _start_local(self, index: int) -> None:
         self._local.append(start_worker(index, self._local_address, self.secret_file, self.worker_size,
-                                        self.run_dir, self._path, self.heartbeat))
+                                        self.run_dir, self._path, self.heartbeat, self.tls))
 
     def _worker_lost(self, worker_id: str, pid: int, given_up: bool) -> None:
         """Called in the loop thread when a worker's link ends: a local one is stopped for good
@@ -327,36 +332,29 @@ class Manager:
                 in_specs.append(FileSpec(name, f.size, source=True))
             else:
                 in_specs.append(FileSpec(name, keep=f.keep))
-        static: dict[str, Any] = {"id": task.id, "cores": task.cores, "memory": task.memory, "disk": task.disk}
         out_specs: list[FileSpec] = []
+        outputs: tuple[tuple[str, str], ...] = ()
         if task.outputs:
-            static["out"] = self._claim_outputs(task)
+            outputs = self._claim_outputs(task)
             out_specs = [FileSpec(f.name, home=f.kind == "local", keep=f.keep) for f in task.outputs.values()]
-        else:
-            static["out"] = []
         if task.cores > self._max_cores or task.memory or task.disk:
             self._check_fits(task)
-        if task.env:
-            static["env"] = task.env
-        if task.timeout:
-            static["timeout"] = task.timeout
         is_python = isinstance(task, PythonTask)
         if is_python:
             fn_name, fn_spec = self._function_file(task.fn)
             inputs.append((None, fn_name))
             in_specs.append(fn_spec)
-            static["kind"] = "py"
-            static["fn"] = fn_name
-            static["args"] = _dumps((task.args, task.kwargs))
+            spec = TaskSpec(task.id, "py", task.cores, task.memory, task.disk, outputs, env=task.env or None,
+                            timeout=task.timeout, fn=fn_name, args=_dumps((task.args, task.kwargs)))
         else:
-            static["kind"] = "sh"
-            static["cmd"] = task.command
-        record = TaskRecord(task.id, TaskFuture(task.id, self._cancel), is_python, static, inputs)
+            spec = TaskSpec(task.id, "sh", task.cores, task.memory, task.disk, outputs, task.command,
+                            task.env or None, task.timeout)
+        record = TaskRecord(task.id, TaskFuture(task.id, self._cancel), is_python, spec, inputs)
         event = TaskSubmitted(task.id, tuple(in_specs), tuple(out_specs), task.cores, task.memory,
                               task.disk, task.retries, task.priority)
         return record, event
 
-    def _claim_outputs(self, task) -> list[list[str]]:
+    def _claim_outputs(self, task) -> tuple[tuple[str, str], ...]:
         """Each file is made by one task: record this one as the maker of its outputs."""
         for f in task.outputs.values():
             self._check_file(f)
@@ -370,7 +368,7 @@ class Manager:
         for f in task.outputs.values():
             if f.kind == "local":
                 self.engine.homes[f.name] = f.path
-        return [[s, f.name] for s, f in task.outputs.items()]
+        return tuple((s, f.name) for s, f in task.outputs.items())
 
     def _function_file(self, fn) -> tuple[str, FileSpec]:
         """A function is pickled once and sent as a content-named buffer, once per worker."""

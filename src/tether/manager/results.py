@@ -8,23 +8,23 @@ import cloudpickle
 
 from ..core import SYSTEM_REASONS
 from ..task import DependencyFailed, InternalError, RemoteError, SystemFailure, TaskFailed, TaskResult
+from ..wire.messages import Report
 
 
-def task_result(task_id: int, report: dict[str, Any], worker: str, hop: float | None,
-                attempts: int) -> TaskResult:
-    return TaskResult(task_id=task_id, exit_code=report.get("exit", 0), stdout=report.get("stdout", ""),
-                      stderr=report.get("stderr", ""), worker=worker, started=report.get("started", 0.0),
-                      finished=report.get("finished", 0.0), hop_latency=hop, attempts=attempts)
+def task_result(task_id: int, report: Report, worker: str, hop: float | None, attempts: int) -> TaskResult:
+    return TaskResult(task_id=task_id, exit_code=report.exit or 0, stdout=report.stdout, stderr=report.stderr,
+                      worker=worker, started=report.started, finished=report.finished, hop_latency=hop,
+                      attempts=attempts)
 
 
-def python_value(report: dict[str, Any]) -> Any:
-    return cloudpickle.loads(report["value"])
+def python_value(report: Report) -> Any:
+    return cloudpickle.loads(report.value)
 
 
-def failure(task_id: int, is_python: bool, reason: str, message: str, report: dict[str, Any] | None,
+def failure(task_id: int, is_python: bool, reason: str, message: str, report: Report | None,
             worker: str | None, cause: int | None) -> BaseException:
     """The exception a failed task's Future raises."""
-    report = report or {}
+    report = report or Report()
     if reason == "dependency":
         return DependencyFailed(f"task {task_id} did not run: {message}", task_id=task_id)
     if reason in SYSTEM_REASONS or reason == "no-workers":
@@ -34,16 +34,16 @@ def failure(task_id: int, is_python: bool, reason: str, message: str, report: di
     if reason == "exit" and is_python:
         return _python_exception(task_id, report, worker)
     where = f" on worker {worker}" if worker else ""
-    stderr = report.get("stderr", "")
+    stderr = report.stderr
     text = f"task {task_id} failed{where}: {message}"
     if reason == "exit" and stderr.strip():
         text += f"\n--- stderr (tail) ---\n{stderr.rstrip()}"
-    return TaskFailed(text, exit_code=report.get("exit"), stderr=stderr, task_id=task_id)
+    return TaskFailed(text, exit_code=report.exit, stderr=stderr, task_id=task_id)
 
 
-def _python_exception(task_id: int, report: dict[str, Any], worker: str | None) -> BaseException:
-    text = report.get("stderr", "")
-    payload = report.get("error")
+def _python_exception(task_id: int, report: Report, worker: str | None) -> BaseException:
+    text = report.stderr
+    payload = report.error
     exc: BaseException | None = None
     if payload is not None:
         try:

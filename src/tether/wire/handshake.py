@@ -2,6 +2,7 @@
 
     server -> client   Challenge(version, nonce, tls offered)
     client -> server   StartTls                      (when the link is to be encrypted; see tls.py)
+    server -> client   StartTls                      (go ahead: nothing else is read before TLS)
        ... TLS 1.3 handshake, mutual, then a fresh Challenge inside it ...
     client -> server   Auth(role, client nonce, HMAC(secret, "client" | server nonce | client nonce | role))
     server -> client   Welcome(HMAC(secret, "server" | client nonce | server nonce))
@@ -104,6 +105,8 @@ class Gate:
         if type(msg) is m.StartTls:
             if not self.tls.offered:
                 raise ProtocolError("asked for TLS, which this side does not offer")
+            # the answer goes first, so the client's TLS hello cannot reach the plain reader
+            writer.write(frame(codec.encode(m.StartTls())))
             await writer.start_tls(self.tls.server_context())
             nonce = os.urandom(NONCE_BYTES)
             await _send(writer, m.Challenge(VERSION, nonce, True))
@@ -157,6 +160,7 @@ async def _client(reader, writer, host: str, port: int, secret: bytes, role: str
         if not hello.tls:
             raise AuthError(f"{where} does not offer TLS, which this side requires for a link off the host")
         await _send(writer, m.StartTls())
+        await _receive(reader, (m.StartTls,))
         try:
             await writer.start_tls(tls.client_context())
         except ssl.SSLCertVerificationError:

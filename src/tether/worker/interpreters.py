@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 import msgpack
 
-from ..protocol import Outbox
+from ..wire.stream import Outbox
 
 _LEN = struct.Struct("!I")
 

@@ -30,8 +30,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from ..protocol import AuthError, MessageStream, accept, connect
 from ..transfer import DestinationError, TransferClient, serve_fetches
+from ..wire import messages as m
+from ..wire.errors import AuthError
+from ..wire.handshake import Gate, connect
+from ..wire.stream import MessageStream
+from ..wire.tls import TlsConfig
 from .cache import Cache
 from ..core.model import RunningMean
 from .interpreters import InterpreterPool
@@ -42,7 +46,6 @@ from .state import Fetch, Reject, Remove, Start, WorkerState, WorkTask
 
 log = logging.getLogger("tether.worker")
 
-MANAGER_SOURCE = "@manager"
 DEFAULT_HEARTBEAT = 30.0
 EXIT_MANAGER_LOST = 4       # exit status when the worker gave up on its manager
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -71,8 +74,9 @@ class Worker:
                  work_dir: Path, name: str | None = None, clean: bool = False,
                  connect_timeout: float = 60.0, listen_host: str | None = None,
                  heartbeat: float = DEFAULT_HEARTBEAT, owner_pid: int | None = None,
-                 owner_dir: Path | None = None):
+                 owner_dir: Path | None = None, tls: TlsConfig | None = None):
         self.manager_addr = (host, port)
+        self.tls = tls if tls is not None else TlsConfig(secret)
         self.heartbeat = heartbeat
         self.manager_heartbeat = heartbeat      # told by the manager when it accepts this worker
         self.owner_pid = owner_pid              # a local worker's manager process
@@ -95,7 +99,8 @@ class Worker:
         self.cache = Cache(work_dir / "cache", self.janitor)
         self.sandboxes = Sandboxes(work_dir / "sandbox", self.janitor)
         self.state = WorkerState(cores, memory, disk)
-        self.client = TransferClient(secret)
+        self.client = TransferClient(secret, self.tls)
+        self.gate = Gate(secret, self.tls, "the worker's file server")
         self.scratch = work_dir / "scratch"
         self.pool = InterpreterPool(cores, self._python_replied, self._python_died, self._results_lost,
                                     cwd=self.scratch)
@@ -133,10 +138,8 @@ class Worker:
             server = await asyncio.start_server(self._on_connection, host=self.listen_host or local_host,
                                                 port=0)
             port = server.sockets[0].getsockname()[1]
-            self.stream.send(["hello", {
-                "name": self.name, "cores": self.state.cores, "memory": self.state.memory,
-                "disk": self.state.disk, "host": local_host, "port": port, "pid": os.getpid(),
-                "heartbeat": self.heartbeat, "cached": [[n, s] for n, s in cached.items()]}])
+            self.stream.send(m.Hello(self.name, self.state.cores, self.state.memory, self.state.disk, local_host,
+                                     port, os.getpid(), self.heartbeat, tuple(cached.items())))
             self.last_heard = self.last_tick = time.monotonic()
             beating = asyncio.ensure_future(self._beat())
             receiving = asyncio.ensure_future(self._receive())
@@ -221,7 +224,7 @@ class Worker:
                 self._doubt(f"heard nothing from the manager for {silent:.1f} s")
             if now - last_ping >= self._interval():
                 last_ping = now
-                self.stream.send(["ping"])
+                self.stream.send(m.Ping())
 
     def _doubt(self, why: str) -> None:
         """The manager may have given up on this worker: start nothing until it answers a probe."""
@@ -230,7 +233,7 @@ class Worker:
         self.link = Link.DOUBTFUL
         self._probe = next(self._probes)
         log.warning("%s: holding new tasks until the manager answers", why)
-        self.stream.send(["probe", self._probe])
+        self.stream.send(m.Probe(self._probe))
 
     def _answered(self, probe: int) -> None:
         if self.link is Link.DOUBTFUL and probe == self._probe:
@@ -255,7 +258,7 @@ class Worker:
         delay = 0.05
         while True:
             try:
-                return await connect(*self.manager_addr, self.secret, "control")
+                return await connect(*self.manager_addr, self.secret, "control", self.tls)
             except AuthError:
                 raise
             except OSError:
@@ -298,49 +301,47 @@ class Worker:
 
     # ------------------------------------------------------------ manager messages
 
-    def _on_message(self, msg: list[Any]) -> None:
-        kind = msg[0]
-        if kind == "assign":
+    def _on_message(self, msg) -> None:
+        kind = type(msg)
+        if kind is m.Assign:
             tasks = []
-            for spec in msg[1]:
-                try:
-                    tasks.append(self._work_task(spec))
-                except (KeyError, TypeError, ValueError, IndexError) as e:
-                    tid = spec.get("id") if isinstance(spec, dict) else None
-                    log.error("refused a malformed assignment %r: %r", tid, e)
-                    if isinstance(tid, int):
-                        self.stream.send(["failed", tid, {"reason": "error",
-                                                          "message": f"malformed assignment: {e!r}"}])
+            for a in msg.tasks:
+                if type(a) is m.BadTask:   # it could not be read: it fails alone
+                    log.error("refused task %s: %s", a.id, a.problem)
+                    self.stream.send(m.Failed(a.id, m.Report(reason="error",
+                                                             message=f"a malformed assignment: {a.problem}")))
+                else:
+                    tasks.append(self._work_task(a))
             self._do(self.state.assign(tasks))
-        elif kind == "ping":
+        elif kind is m.Ping:
             pass
-        elif kind == "pong":
-            self._answered(msg[1])
-        elif kind == "joined":
-            self.manager_heartbeat = float(msg[1].get("heartbeat", self.heartbeat))
-            self.name = msg[1].get("id", self.name)
+        elif kind is m.Pong:
+            self._answered(msg.n)
+        elif kind is m.Joined:
+            self.manager_heartbeat = msg.heartbeat
+            self.name = msg.id
             os.environ["TETHER_WORKER"] = self.name   # tasks (and interpreters) started from now on see it
-        elif kind == "delete":
-            self._do(self.state.delete(msg[1]))
-        elif kind == "retract":
-            returned, started = self.state.retract(msg[1])
-            self.stream.send(["retracted", returned, started])
-        elif kind == "shutdown":
+        elif kind is m.Delete:
+            self._do(self.state.delete(msg.names))
+        elif kind is m.Retract:
+            returned, started = self.state.retract(msg.tasks)
+            self.stream.send(m.Retracted(tuple(returned), tuple(started)))
+        elif kind is m.Shutdown:
             self.stopping.set()
         else:
-            log.error("unknown message from the manager: %r", kind)
+            log.error("the manager sent %s, which a manager does not send", kind.__name__)
 
     @staticmethod
-    def _work_task(spec: dict[str, Any]) -> WorkTask:
+    def _work_task(a: m.AssignedTask) -> WorkTask:
+        spec = a.spec
         inputs, sources = [], {}
-        for sandbox_name, cache_name, source in spec["in"]:
-            if sandbox_name is not None:
-                inputs.append((sandbox_name, cache_name))
-            sources[cache_name] = source
-        cores, memory, disk = spec.get("cores", 1), spec.get("memory", 0), spec.get("disk", 0)
-        light = spec["kind"] == "py" and cores == 1 and not memory and not disk and not spec.get("timeout")
-        return WorkTask(spec["id"], spec, inputs, [tuple(o) for o in spec["out"]], sources,
-                        cores, memory, disk, light=light, result=spec.get("result") if light else None)
+        for i in a.inputs:
+            if i.sandbox is not None:
+                inputs.append((i.sandbox, i.name))
+            sources[i.name] = i.source
+        light = spec.kind == "py" and spec.cores == 1 and not spec.memory and not spec.disk and not spec.timeout
+        return WorkTask(spec.id, spec, inputs, list(spec.outputs), sources, spec.cores, spec.memory, spec.disk,
+                        light=light, result=spec.result if light else None)
 
     # ------------------------------------------------------------ instructions
 
@@ -355,8 +356,9 @@ class Worker:
             elif isinstance(i, Fetch):
                 self._spawn(self._fetch(i.name, i.source))
             elif isinstance(i, Reject):
-                self.stream.send(["failed", i.task, {"reason": i.reason, "message": i.message, "file": i.file,
-                                                     "source": _peer_id(i.source)}])
+                peer = i.source.id if type(i.source) is m.Peer else None
+                self.stream.send(m.Failed(i.task, m.Report(reason=i.reason, message=i.message, file=i.file,
+                                                           source=peer)))
             elif isinstance(i, Remove):
                 self.pool.drop(i.name)
                 self.cache.remove(i.name)
@@ -367,10 +369,10 @@ class Worker:
         job.add_done_callback(self.jobs.discard)
 
     async def _fetch(self, name: str, source: Any) -> None:
-        if source == MANAGER_SOURCE:
-            (host, port), peer = self.manager_addr, None
-        else:
+        if type(source) is m.Peer:
             peer, host, port = source
+        else:
+            (host, port), peer = self.manager_addr, None
         try:
             size = await self.client.fetch(host, port, name, self.cache.path(name))
         except DestinationError as e:
@@ -382,7 +384,7 @@ class Worker:
             self._do(self.state.fetch_failed(name, f"could not fetch {name} from {where}: {e}"))
             return
         self.cache.adopt(name)
-        self.stream.send(["have", [[name, size, peer]]])
+        self.stream.send(m.Have(((name, size, peer),)))
         self._do(self.state.file_present(name, size))
 
     def _start(self, t: WorkTask, after: int | None = None) -> None:
@@ -390,7 +392,7 @@ class Worker:
         spec = t.spec
         sandbox = None
         try:
-            if not spec.get("scratch") or t.inputs or t.outputs:
+            if not spec.scratch or t.inputs or t.outputs:
                 # an Executor call (which names no files) runs in its interpreter's scratch directory,
                 # as a call to a process pool runs in the pool's working directory
                 sandbox = self.sandboxes.acquire(t.inputs, self.cache)
@@ -398,31 +400,31 @@ class Worker:
         except Exception as e:
             self.shells.pop(t.id, None)
             self.python.pop(t.id, None)
-            what = "prepare the sandbox" if sandbox is None and spec.get("kind") == "sh" else "start the task"
+            what = "prepare the sandbox" if sandbox is None and spec.kind == "sh" else "start the task"
             log.warning("task %s: could not %s: %r", t.id, what, e)
             self._ended(t, None, {"reason": failure_reason(e),
                                   "message": f"could not {what}: {type(e).__name__}: {e}"}, sandbox)
 
-    def _launch(self, t: WorkTask, spec: dict[str, Any], sandbox: str | None, after: int | None) -> None:
-        if spec["kind"] == "sh":
+    def _launch(self, t: WorkTask, spec: m.TaskSpec, sandbox: str | None, after: int | None) -> None:
+        if spec.kind == "sh":
             out, err = self.sandboxes.log_paths(sandbox)
-            self.shells[t.id] = ShellProcess(spec["cmd"], sandbox, out, err, spec.get("env") or None,
-                                             partial(self._shell_exited, t, sandbox), spec.get("timeout"))
+            self.shells[t.id] = ShellProcess(spec.command, sandbox, out, err, spec.env,
+                                             partial(self._shell_exited, t, sandbox), spec.timeout)
         else:
             self.python[t.id] = (t, sandbox)
-            request = {"id": t.id, "fn": self.cache.str_path(spec["fn"]), "args": spec["args"],
-                       "cwd": sandbox, "env": spec.get("env") or None}
-            if "result" in spec:
-                request.update(result=spec["result"], path=self.cache.str_path(spec["result"]),
-                               spill=spec.get("spill", 1 << 62), inline=spec.get("inline", False))
-                if "summary" in spec:
-                    request["summary"] = spec["summary"]
-            refs = spec.get("refs")
+            request = {"id": t.id, "fn": self.cache.str_path(spec.fn), "args": spec.args,
+                       "cwd": sandbox, "env": spec.env}
+            if spec.result is not None:
+                request.update(result=spec.result, path=self.cache.str_path(spec.result),
+                               spill=spec.spill if spec.spill is not None else 1 << 62, inline=False)
+                if spec.summary is not None:
+                    request["summary"] = spec.summary
+            refs = spec.refs
             if after is not None:   # behind the call making its input, in the same interpreter
                 request["refs"] = {n: self.cache.str_path(n) for n in refs}
                 self.pool.submit(t.id, request, None, self.pool.running(after), pin=True)
             elif not refs:
-                self.pool.submit(t.id, request, spec.get("timeout"))
+                self.pool.submit(t.id, request, spec.timeout)
             else:
                 self._submit_with_refs(t, request, refs)
 
@@ -437,7 +439,7 @@ class Worker:
         exports = [self.pool.export(n, self.cache.str_path(n)) for n in refs
                    if holders[n] is not None and holders[n] is not prefer and n not in self.cache.sizes]
         if not exports:
-            self.pool.submit(t.id, request, t.spec.get("timeout"), prefer)
+            self.pool.submit(t.id, request, t.spec.timeout, prefer)
             return
 
         async def after_exports() -> None:
@@ -449,7 +451,7 @@ class Worker:
                 self._finish(t, self.python.pop(t.id)[1], {"reason": "input",
                                                            "message": f"a result it reads was lost: {e}"})
                 return
-            self.pool.submit(t.id, request, t.spec.get("timeout"), prefer)
+            self.pool.submit(t.id, request, t.spec.timeout, prefer)
 
         self._spawn(after_exports())
 
@@ -457,7 +459,7 @@ class Worker:
         proc = self.shells.pop(t.id)
         report = {"exit": code, "started": started, "finished": finished, "logs": True}
         if proc.timed_out:
-            report.update(reason="timeout", message=f"killed after its timeout of {t.spec['timeout']} s")
+            report.update(reason="timeout", message=f"killed after its timeout of {t.spec.timeout} s")
         elif code != 0:
             _, err = self.sandboxes.log_paths(sandbox)
             if self._disk_full(tail(err)):
@@ -488,7 +490,7 @@ class Worker:
         if ok:
             if payload is not None:
                 report["value"] = payload
-            name = t.spec.get("result")
+            name = t.spec.result
             if name is not None:
                 report["result"] = [name, size]
                 if spilled:
@@ -502,7 +504,7 @@ class Worker:
     def _python_died(self, task_id: int, message: str, timed_out: bool) -> None:
         t, sandbox = self.python.pop(task_id)
         if timed_out:
-            message = f"killed after its timeout of {t.spec['timeout']} s"
+            message = f"killed after its timeout of {t.spec.timeout} s"
         self._finish(t, sandbox, {"reason": "timeout" if timed_out else "interpreter", "message": message})
 
     def _finish(self, t: WorkTask, sandbox: str | None, report: dict[str, Any]) -> None:
@@ -517,7 +519,7 @@ class Worker:
                     report.update(reason=failure_reason(e), message=f"could not keep its outputs: {e}")
                 if missing:
                     report.update(reason="output", exit=report.get("exit", 0),
-                                  message=f"the task did not make its declared output(s): {', '.join(missing)}")
+                                  message=f"its declared output(s) could not be kept: {', '.join(missing)}")
             result = report.pop("result", None)
             if result is not None and "reason" not in report:
                 made[result[0]] = result[1]
@@ -531,24 +533,21 @@ class Worker:
             report["stdout"], report["stderr"] = tail(out), tail(err)
         if sandbox is not None:
             self.sandboxes.release(sandbox, t.inputs)
-        report["cache"] = [self.cache.bytes, self.cache.peak]
-        if "reason" in report:
-            self.stream.send(["failed", t.id, report])
-        else:
-            report["outs"] = [[n, s] for n, s in made.items()]
-            self.stream.send(["done", t.id, report])
+        g = report.get
+        end = m.Report(g("started", 0.0), g("finished", 0.0), g("exit"), g("reason"), g("message", ""),
+                       g("stdout", ""), g("stderr", ""), g("file"), g("source"), g("value"), g("error"),
+                       tuple(made.items()) if made else (), (self.cache.bytes, self.cache.peak), g("usage"))
+        self.stream.send(m.Failed(t.id, end) if end.reason is not None else m.Done(t.id, end))
 
     # ------------------------------------------------------------ fetch server
 
     async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            role = await accept(reader, writer, self.secret)
+            role = await self.gate.accept(reader, writer)
             if role != "fetch":
                 writer.close()
                 return
             await serve_fetches(reader, writer, self._lookup)
-        except AuthError:
-            writer.close()
         except asyncio.CancelledError:   # the worker is stopping: end the connection quietly
             writer.close()
 
@@ -574,13 +573,7 @@ class Worker:
         """An interpreter died with results in its memory: the manager makes them again."""
         for name in names:
             self.state.present.pop(name, None)
-        self.stream.send(["lost", names])
-
-
-def _peer_id(source: Any) -> str | None:
-    if isinstance(source, (list, tuple)):
-        return source[0]
-    return None
+        self.stream.send(m.Lost(tuple(names)))
 
 
 def python_depth(mean_seconds: float) -> int:

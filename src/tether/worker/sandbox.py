@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -60,21 +61,34 @@ class Sandboxes:
 
     def collect(self, sandbox: str, outputs: list[tuple[str, str]], cache: Cache
                 ) -> tuple[dict[str, int], list[str]]:
-        """Move the outputs into the cache. Returns ({cache name: size}, [missing sandbox names])."""
+        """Move the outputs into the cache. Returns ({cache name: size}, [problems]).
+
+        An output must be a regular file the task made: a symbolic link (which
+        could point at any file the worker can read) or anything else is
+        refused, and never followed.
+        """
         made: dict[str, int] = {}
-        missing: list[str] = []
+        problems: list[str] = []
         for name, cache_name in outputs:
             p = f"{sandbox}/{name}"
-            if not os.path.isfile(p):
-                missing.append(name)
+            try:
+                st = os.lstat(p)
+            except FileNotFoundError:
+                problems.append(f"{name} (not made)")
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                problems.append(f"{name} (a symbolic link; an output must be a regular file)")
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                problems.append(f"{name} (not a regular file)")
                 continue
             os.replace(p, cache.str_path(cache_name))
             made[cache_name] = cache.adopt(cache_name)
-        if missing:  # the task failed: nothing it made goes into the cache
+        if problems:  # the task failed: nothing it made goes into the cache
             for cache_name in made:
                 cache.remove(cache_name)
             made = {}
-        return made, missing
+        return made, problems
 
     @staticmethod
     def log_paths(sandbox: str) -> tuple[str, str]:

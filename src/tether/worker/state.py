@@ -46,7 +46,7 @@ def move(t: "WorkTask", new: WorkState) -> None:
 @dataclass(slots=True, eq=False)
 class WorkTask:
     id: int
-    spec: dict[str, Any]                       # the assignment as the manager sent it
+    spec: Any                                  # the TaskSpec the manager sent (wire.messages)
     inputs: list[tuple[str, str]]              # (sandbox name, cache name)
     outputs: list[tuple[str, str]]
     sources: dict[str, Any]                    # cache name -> source (None: local)
