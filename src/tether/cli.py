@@ -284,6 +284,19 @@ def noop(tasks, length, futures_length, **common):
 
 
 @bench.command()
+@click.option("--tasks", type=click.IntRange(min=1), default=10_000, show_default=True,
+              help="No-op tasks for the throughput rows.")
+@click.option("--size", type=_size, default="1GB", show_default=True, help="Bytes of the peer transfer.")
+@_bench_options
+def wire(tasks, size, **common):
+    """What TLS costs: no-op throughput and a peer transfer, with plain and encrypted links."""
+    from .bench import wire as bench_wire
+
+    _bench_run("wire", lambda o: bench_wire.plans(o, tasks, size), reference=None,
+               check_targets=bench_wire.check_targets, plot_figures=("tasks_per_s", "transfer_s"), **common)
+
+
+@bench.command()
 @_bench_options
 def scale(**common):
     """The scheduler core alone with simulated workers: time and memory per task as the graph grows."""

@@ -1,0 +1,98 @@
+"""`tether bench wire`: what TLS costs, side by side with plain links.
+
+Two figures, each with TLS off and on (`Manager(tls="never")` against
+`tls="always"`, which encrypts even links on this host), on local workers:
+
+  noop      no-op Python tasks a second (each task's assignment and report
+            cross the encrypted control link)
+  transfer  a temp of `size` bytes made on one worker and read on another
+            (resources force them apart): the time from the maker's end to
+            the reader's start is the peer transfer, through the encrypted
+            file link (no sendfile under TLS)
+"""
+from __future__ import annotations
+
+import time
+from concurrent.futures import wait
+from functools import partial
+from pathlib import Path
+
+from .display import wait_with_progress
+from .noop import noop, rate_row
+from .report import Report, make_row, tether_figures, tree_cpu_seconds
+from .runner import Options, RowPlan
+
+MODES = {"plain": "never", "tls": "always"}
+
+
+def noop_rate(tls: str, tasks: int, workers: int, work_dir: Path, progress) -> dict:
+    from ..manager.manager import Manager
+    from ..task import PythonTask
+
+    with Manager(workers=workers, cores_per_worker=1, run_dir=work_dir, tls=tls) as m:
+        m.wait_for_workers()
+        wait([m.submit(PythonTask(noop)) for _ in range(4 * workers)])
+        cpu = tree_cpu_seconds()
+        started = time.perf_counter()
+        futures = [m.submit(PythonTask(noop)) for _ in range(tasks)]
+        wait_with_progress(futures, progress)
+        elapsed = time.perf_counter() - started
+        cpu = tree_cpu_seconds() - cpu
+        errors = [f.exception() for f in futures if f.exception() is not None]
+        stats = m.stats()
+    name = "noop-" + next(k for k, v in MODES.items() if v == tls)
+    return rate_row(name, tasks, elapsed, cpu, correct=not errors, problems=[str(e) for e in errors[:3]],
+                    **tether_figures(stats))
+
+
+def peer_transfer(tls: str, size: int, work_dir: Path, progress) -> dict:
+    from ..manager.local import WorkerSize, python_path, start_worker, stop_workers
+    from ..manager.manager import Manager
+    from ..task import Task
+    from ..wire.tls import TlsConfig
+
+    with Manager(workers=0, host="127.0.0.1", run_dir=work_dir, tls=tls) as m:
+        # resources force the two tasks apart: only the maker has the memory, only the reader two cores
+        sizes = {"maker": WorkerSize(1, 4000, 100_000), "reader": WorkerSize(2, 100, 100_000)}
+        workers = [start_worker(i, m._local_address, m.secret_file, size, m.run_dir, python_path(), 30.0,
+                                TlsConfig(m._secret, tls)) for i, size in enumerate(sizes.values(), start=1)]
+        try:
+            m.wait_for_workers(2)
+            big, digest = m.declare_temp(), m.declare_temp()
+            started = time.perf_counter()
+            made = m.submit(Task(f"head -c {size} /dev/zero > big && cksum < big > sum",
+                                 outputs={"big": big, "sum": digest}, memory=1000))
+            read = m.submit(Task("cksum < big", inputs={"big": big}, cores=2))
+            r, mk = read.result(600), made.result(600)
+            elapsed = time.perf_counter() - started
+            progress(1)
+            made_sum = m.fetch(digest, timeout=60).decode().strip()
+            stats = m.stats()
+        finally:
+            stop_workers(workers)
+    name = "transfer-" + next(k for k, v in MODES.items() if v == tls)
+    crossed = r.started - mk.finished
+    correct = r.stdout.strip() == made_sum and r.worker != mk.worker
+    return make_row(name, makespan_s=elapsed, tasks=2, bytes_moved=size, transfer_s=crossed,
+                    transfer_mb_per_s=size / crossed / 1e6 if crossed > 0 else None, correct=correct,
+                    problems=[] if correct else [f"read on {r.worker}, made on {mk.worker}; sums {r.stdout!r} "
+                                                 f"{made_sum!r}"], **tether_figures(stats))
+
+
+def plans(options: Options, tasks: int, size: int) -> tuple[dict, list[RowPlan]]:
+    if options.quick:
+        tasks, size = min(tasks, 200), min(size, 50_000_000)
+    w = options.workers
+    runners = {
+        "noop-plain": (tasks, partial(noop_rate, "never", tasks, w)),
+        "noop-tls": (tasks, partial(noop_rate, "always", tasks, w)),
+        "transfer-plain": (1, partial(peer_transfer, "never", size)),
+        "transfer-tls": (1, partial(peer_transfer, "always", size)),
+    }
+    names = options.wanted(list(runners))
+    parameters = {"tasks": tasks, "transfer_bytes": size, "workers": w, "quick": options.quick}
+    return parameters, [RowPlan(n, runners[n][0], runners[n][1]) for n in names]
+
+
+def check_targets(report: Report) -> list[dict]:
+    return []
