@@ -162,7 +162,7 @@ def test_7_a_task_failing_on_a_full_disk_is_retried_on_a_worker_with_room(tmp_pa
             m.wait_for_workers(1)
             out = m.declare_temp()
             f = m.submit(Task("head -c 5000000 /dev/zero > big", outputs={"big": out}, retries=3))
-            wait_until(lambda: m.core.tasks[f.task_id].system_failures >= 1, timeout=30)
+            wait_until(lambda: getattr(m.core.tasks.get(f.task_id), "system_failures", 0) >= 1, timeout=30)
             procs.append(start_worker(m, "roomy", tmp_path))
             r = f.result(60)
             assert r.worker == "roomy"
