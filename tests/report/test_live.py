@@ -149,3 +149,29 @@ def test_metrics_escape_label_values():
     assert [s.labels["reason"] for s in families["tether_attempt_failures"].samples] == ['why "not"']
     hop = {s.labels.get("quantile"): s.value for s in families["tether_hop_latency_seconds"].samples}
     assert hop["0.5"] != hop["0.5"]          # NaN while there is no hop yet
+
+
+def test_the_command_serves_a_run_until_interrupted(run_dir):
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import tether
+
+    path, expected = run_dir
+    src = str(Path(tether.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.Popen([sys.executable, "-m", "tether", "report", str(path), "--serve", "127.0.0.1:0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = proc.stdout.readline()
+        assert "following" in line, proc.stderr.read() if proc.poll() is not None else line
+        url = line.split(" at ", 1)[1].split(" ", 1)[0]
+        state = json.loads(get(url + "state.json")[2])
+        assert state["tasks"] == len(expected.tasks) and state["failed"] == 1
+        assert get(url + "metrics")[0] == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0
