@@ -41,7 +41,7 @@ def dump_dom(url: str, *extra: str) -> str:
     chromium = need_chromium()
     with _profile() as profile:
         done = subprocess.run([chromium, *FLAGS, f"--user-data-dir={profile}", *extra, "--dump-dom", url],
-                              stdin=subprocess.DEVNULL, capture_output=True, timeout=SLOW)
+                              stdin=subprocess.DEVNULL, capture_output=True, timeout=SLOW, check=False)
     if done.returncode != 0 or not done.stdout:
         raise AssertionError(f"chromium --dump-dom failed ({done.returncode}): {done.stderr[-2000:]!r}")
     return done.stdout.decode("utf-8")
@@ -66,7 +66,8 @@ class Browser:
         from_browser_r, from_browser_w = _high(*os.pipe())
         self._log = open(Path(self._profile.name) / "stderr.log", "wb")
 
-        def plumb():        # in the child: the pipe ends become the fds Chromium expects
+        def plumb():        # in the child: the pipe ends become the fds Chromium expects (dup2 only: no locks,
+            #                 so safe in a child forked from a process with threads)
             os.dup2(to_browser_r, 3)
             os.dup2(from_browser_w, 4)
 
@@ -109,7 +110,7 @@ class Browser:
                     raise RuntimeError(f"{method}: {answer['error']}")
                 return answer.get("result", {})
 
-    def open(self, url: str) -> "Page":
+    def open(self, url: str) -> Page:
         target = self.send("Target.createTarget", {"url": url})["targetId"]
         session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         page = Page(self, session)
@@ -120,7 +121,7 @@ class Browser:
     def close(self) -> None:
         try:
             self.send("Browser.close", timeout=10)
-        except Exception:
+        except (OSError, TimeoutError, RuntimeError):     # gone already: it is stopped below either way
             pass
         try:
             self.proc.wait(10)
@@ -132,7 +133,7 @@ class Browser:
         self._log.close()
         self._profile.cleanup()
 
-    def __enter__(self) -> "Browser":
+    def __enter__(self) -> Browser:
         return self
 
     def __exit__(self, *exc) -> None:

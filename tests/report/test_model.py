@@ -1,6 +1,7 @@
 """The model and the layout, built from real transaction logs."""
 from __future__ import annotations
 
+import itertools
 import statistics
 
 import pytest
@@ -166,7 +167,7 @@ def test_sublanes_keep_concurrent_tasks_apart(run_dir, big_log):
             by_sublane.setdefault(bar.sublane, []).append(bar)
         for bars in by_sublane.values():
             bars.sort(key=lambda b: b.start)
-            assert all(a.end <= b.start for a, b in zip(bars, bars[1:]))
+            assert all(a.end <= b.start for a, b in itertools.pairwise(bars))
 
 
 @pytest.mark.parametrize("content, message", [

@@ -21,7 +21,7 @@ def seconds(value: float | None) -> str:
     return f"{int(hours)} h {int(minutes)} min"
 
 
-def size(value: int | float | None) -> str:
+def size(value: float | None) -> str:
     if value is None:
         return "–"
     value = float(value)

@@ -14,7 +14,7 @@ Elements carry stable hooks: `data-worker` on each lane, `data-task`,
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from html import escape
 from importlib import resources
 
@@ -45,7 +45,7 @@ COLUMNS = [("id", "task", "text"), ("kind", "kind", "text"), ("what", "what", "t
 WHAT_MAX = 160
 
 
-@lru_cache(maxsize=None)
+@cache
 def _asset(name: str) -> str:
     return resources.files(__package__).joinpath("assets", name).read_text(encoding="utf-8")
 
@@ -153,10 +153,10 @@ def _timeline(tl: Timeline) -> str:
         y += height + LANE_GAP
     height = y + 4
     out = [f'<section id="timeline"><h2>Timeline</h2>{_legend(tl)}',
-           f'<div class="scroll"><svg id="timeline-svg" xmlns="http://www.w3.org/2000/svg" width="{width}" '
-           f'height="{_n(height)}" viewBox="0 0 {width} {_n(height)}">',
-           '<defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" '
-           'patternTransform="rotate(45)"><line x1="0" y1="0" x2="0" y2="6" class="hatch"/></pattern>',
+           (f'<div class="scroll"><svg id="timeline-svg" xmlns="http://www.w3.org/2000/svg" width="{width}" '
+            f'height="{_n(height)}" viewBox="0 0 {width} {_n(height)}">'),
+           ('<defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" '
+            'patternTransform="rotate(45)"><line x1="0" y1="0" x2="0" y2="6" class="hatch"/></pattern>'),
            ''.join(f'<marker id="arrow-{c}" class="arrow {c}" viewBox="0 0 6 6" refX="5" refY="3" markerWidth="5" '
                    f'markerHeight="5" orient="auto-start-reverse"><path d="M0,0 L6,3 L0,6 z"/></marker>'
                    for c in KIND_CLASS.values()),
@@ -187,8 +187,8 @@ def _lane(lane: Lane, tl: Timeline, sx: _Scale, top: float, height: float) -> st
     label = f"{lane.worker}{cores}"
     out = [f'<g class="lane" data-worker="{escape(lane.worker)}" data-sublanes="{lane.sublanes}">',
            f'<rect class="lane-bg" x="{LABEL_W}" y="{_n(top)}" width="{PLOT_W}" height="{_n(height)}"/>',
-           f'<text class="label" x="6" y="{_n(top + min(height, 2 * SUB_H) / 2 + 4)}">{escape(label)}'
-           f'<title>{escape(lane.worker)} on {escape(lane.host or "?")}{escape(cores)}</title></text>']
+           (f'<text class="label" x="6" y="{_n(top + min(height, 2 * SUB_H) / 2 + 4)}">{escape(label)}'
+            f'<title>{escape(lane.worker)} on {escape(lane.host or "?")}{escape(cores)}</title></text>')]
     if lane.joined is not None and lane.joined > 0:
         out.append(f'<rect class="absent" x="{LABEL_W}" y="{_n(top)}" width="{_n(sx.x(lane.joined) - LABEL_W)}" '
                    f'height="{_n(height)}"><title>not yet joined</title></rect>')
@@ -257,8 +257,8 @@ def _cache(tl: Timeline) -> str:
     def y(b: float) -> float:
         return top + CACHE_H - b / peak * CACHE_H
 
-    out = [f'<section id="cache"><h2>Cache use</h2><div class="scroll"><svg id="cache-svg" '
-           f'xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}">']
+    out = [(f'<section id="cache"><h2>Cache use</h2><div class="scroll"><svg id="cache-svg" '
+            f'xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}">')]
     out += _axis(tl, sx, top, top + CACHE_H)
     out.append(f'<g class="axis"><text x="6" y="{top + 10}">{escape(fmt.size(peak))}</text>'
                f'<text x="6" y="{top + CACHE_H}">0</text></g>')

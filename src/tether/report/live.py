@@ -29,8 +29,8 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, Iterable
 from urllib.parse import urlsplit
 
 from .html import page_title, render_page, render_view
@@ -66,7 +66,7 @@ class LivePage:
 
     # -------------------------------------------------------------- control
 
-    def start(self) -> "LivePage":
+    def start(self) -> LivePage:
         if self._server is not None:
             return self
         server_class = _Server6 if ":" in self.host else _Server
@@ -88,7 +88,7 @@ class LivePage:
         if self._thread is not None:
             self._thread.join(5)
 
-    def __enter__(self) -> "LivePage":
+    def __enter__(self) -> LivePage:
         return self.start()
 
     def __exit__(self, *exc) -> None:

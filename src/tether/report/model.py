@@ -16,8 +16,8 @@ the tuples the manager logs (numbers and None as they were): both are
 from __future__ import annotations
 
 import statistics
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 # The three directions of a transfer, named as the benchmarks name their byte counts.
 TRANSFER_KINDS = ("manager_to_worker", "worker_to_manager", "worker_to_worker")
@@ -226,7 +226,7 @@ class Model:
         self.skipped = 0                    # events not understood
 
     @classmethod
-    def from_events(cls, events: Iterable, run: str | None = None) -> "Model":
+    def from_events(cls, events: Iterable, run: str | None = None) -> Model:
         model = cls(run)
         model.extend(events)
         return model

@@ -83,7 +83,7 @@ def render_png(model: Model, path: str | os.PathLike, *, transfers: bool = True,
     ax.set_ylim(y, 0)
     ax.set_yticks(ticks)
     ax.set_yticklabels(labels, fontsize=8)
-    ax.set_xlim(0, tl.span or 1)
+    ax.set_xlim(0, (tl.span or 1) * 1.01)
     ax.set_title(f"tether run {model.run}" if model.run else "tether run", fontsize=10)
     handles = [Patch(facecolor=c, label=g) for g, c in list(tl.colours.items())[:8]]
     handles += [Patch(facecolor=UNGROUPED, label="no group"),
@@ -94,13 +94,16 @@ def render_png(model: Model, path: str | os.PathLike, *, transfers: bool = True,
     if has_cache:
         cx = axes[1][0]
         order = {lane.worker: i for i, lane in enumerate(tl.lanes)}
+        peak = max((b for points in tl.cache.values() for _, b in points), default=0)
+        scale, unit = next(((10.0 ** p, u) for p, u in ((9, "GB"), (6, "MB"), (3, "kB")) if peak >= 10 ** p),
+                           (1.0, "bytes"))
         for worker, points in tl.cache.items():
             xs = [0.0] + [t for t, _ in points] + [tl.span]
-            ys = [0.0] + [b / 1e6 for _, b in points]
+            ys = [0.0] + [b / scale for _, b in points]
             ys.append(ys[-1])
             cx.step(xs, ys, where="post", color=worker_colour(order.get(worker, len(order))), label=worker,
                     linewidth=1.2)
-        cx.set_ylabel("cache (MB)", fontsize=8)
+        cx.set_ylabel(f"cache ({unit})", fontsize=8)
         cx.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
         cx.set_ylim(bottom=0)
     axes[-1][0].set_xlabel("seconds since the first event", fontsize=8)
