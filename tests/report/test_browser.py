@@ -100,8 +100,10 @@ def test_the_live_page_follows_the_run(run_dir, browser):
         page.wait_for("document.querySelectorAll('#task-table tbody tr').length === 5")
         assert _bars(page) == set(expected.tasks) - {"t3", "t7", "t8"}
         page.eval("document.querySelector('#task-table th[data-key=hop]').click()")     # kept across updates
+        page.eval("document.getElementById('task-filter').focus()")                    # as if typing
         live.add(rest)
         page.wait_for("document.querySelectorAll('#task-table tbody tr').length === 8")
+        assert page.eval("document.activeElement.id") == "task-filter"
         assert _bars(page) == set(expected.tasks)
         lanes = page.eval("Array.from(document.querySelectorAll('#timeline-svg g.lane[data-worker]'))"
                           ".map(g => g.dataset.worker)")

@@ -83,6 +83,16 @@ def test_following_a_log_as_it_is_written(tmp_path):
         assert "tether run followed" in get(page.url)[2]
 
 
+def test_a_callable_source_is_asked_at_each_refresh(run_dir):
+    path, expected = run_dir
+    batches = iter([list(txlog.read(path / "transactions")), []])
+    with LivePage(port=0, source=lambda: next(batches, [])) as page:
+        assert json.loads(get(page.url + "state.json")[2])["tasks"] == len(expected.tasks)
+        assert json.loads(get(page.url + "state.json")[2])["tasks"] == len(expected.tasks)
+    with pytest.raises(TypeError, match="source must be"):
+        LivePage(source=42)
+
+
 def test_a_foreign_file_is_said_on_the_page(tmp_path):
     path = tmp_path / "transactions"
     path.write_text("these are not the events you are looking for\n")

@@ -53,6 +53,8 @@ class LivePage:
         self.refresh = refresh              # seconds between the browser's polls
         self.min_redraw = min_redraw        # seconds between two drawings of the view, at least
         self.error: str | None = None       # a followed log that cannot be read, said on the page
+        if source is not None and not isinstance(source, (str, os.PathLike)) and not callable(source):
+            raise TypeError(f"source must be a path to a transaction log or a callable, not {type(source).__name__}")
         self._tail = Tail(source) if isinstance(source, (str, os.PathLike)) else None
         self._pull = source if callable(source) else None
         self._pending: deque = deque()

@@ -161,7 +161,12 @@
           var holder = document.createElement("div");
           holder.innerHTML = html;
           var fresh = holder.firstElementChild;
-          if (fresh && fresh.id === "report") { document.getElementById("report").replaceWith(fresh); wire(); }
+          if (fresh && fresh.id === "report") {
+            var typing = document.activeElement && document.activeElement.id === "task-filter";
+            document.getElementById("report").replaceWith(fresh);
+            wire();
+            if (typing) { var f = document.getElementById("task-filter"); f.focus(); f.setSelectionRange(f.value.length, f.value.length); }
+          }
           status.textContent = note;
         });
       }).catch(function (e) {
