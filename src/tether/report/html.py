@@ -24,7 +24,7 @@ from .model import MANAGER, TASK_STATES, TRANSFER_KINDS, Model
 
 LABEL_W = 180           # lane labels
 PLOT_W = 1080           # the time axis
-RIGHT_W = 16
+RIGHT_W = 36
 SUB_H = 12              # one sub-lane
 LANE_PAD = 3
 LANE_GAP = 5
@@ -314,8 +314,9 @@ def _failures(model: Model) -> str:
     note = (f'<p class="note">The first {FAILURES_SHOWN} of {len(model.failures)} failures.</p>'
             if len(model.failures) > FAILURES_SHOWN else "")
     return ('<section id="failures"><h2>Failures and retries</h2>' + note +
-            '<table class="plain"><thead><tr><th>time</th><th>task</th><th>worker</th><th>reason</th>'
-            '<th>then</th><th>message</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table></section>")
+            '<div class="wide"><table class="plain"><thead><tr><th>time</th><th>task</th><th>worker</th>'
+            '<th>reason</th><th>then</th><th>message</th></tr></thead><tbody>' + "".join(rows) +
+            "</tbody></table></div></section>")
 
 
 def _workers(model: Model) -> str:
@@ -344,9 +345,10 @@ def _workers(model: Model) -> str:
                     f'<td>{escape(rel(w.joined))}</td><td>{escape(left)}</td><td>{escape(blocked)}</td>'
                     f'<td>{ran.get(w.id, 0)}</td><td>{escape(fmt.seconds(busy.get(w.id, 0.0)))}</td>'
                     f'<td>{escape(fmt.size(use.peak if use else 0))}</td></tr>')
-    return ('<section id="workers"><h2>Workers</h2><table class="plain"><thead><tr><th>worker</th><th>host</th>'
+    return ('<section id="workers"><h2>Workers</h2><div class="wide"><table class="plain"><thead><tr>'
+            '<th>worker</th><th>host</th>'
             '<th>cores</th><th>memory</th><th>joined</th><th>left</th><th>blocklisted</th><th>attempts run</th>'
-            '<th>busy</th><th>peak cache</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table></section>")
+            '<th>busy</th><th>peak cache</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table></div></section>")
 
 
 def task_rows(model: Model, origin: float) -> list[list]:
@@ -378,5 +380,5 @@ def _tasks(model: Model, origin: float) -> str:
             'placeholder="filter: task, worker, group, outcome…"> <span id="task-pager"></span></div>'
             '<noscript><p class="note">The task table needs JavaScript; the timeline and the tables above '
             'do not.</p></noscript>'
-            f'<table id="task-table" class="plain" data-rows="{len(payload["rows"])}"><thead><tr></tr></thead>'
-            f'<tbody></tbody></table><script type="application/json" id="task-data">{data}</script></section>')
+            f'<div class="wide"><table id="task-table" class="plain" data-rows="{len(payload["rows"])}"><thead>'
+            f'<tr></tr></thead><tbody></tbody></table></div><script type="application/json" id="task-data">{data}</script></section>')
