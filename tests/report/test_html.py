@@ -81,6 +81,7 @@ def test_summary_and_task_data(run_dir):
     assert set(rows) == set(expected.tasks)
     assert rows["t8"]["state"] == "failed" and rows["t8"]["reason"] == "exit" and rows["t8"]["attempts"] == 2
     assert rows["t2"]["hop"] == pytest.approx(0.001) and rows["t1"]["memory"] == 7_000_000
+    assert rows["t1"]["finished"] - rows["t1"]["started"] == pytest.approx(rows["t1"]["run"])
     # a command that says </script> cannot end the data early, and shows as text
     assert "</script><b>" not in data and rows["t6"]["what"] == 'echo "</script><b>bold</b>" > note'
     assert "<b>bold</b>" not in html
@@ -120,6 +121,21 @@ def test_png(run_dir, tmp_path):
     out = render_png(load(path), tmp_path / "run.png")
     data = out.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+def test_png_without_matplotlib_says_so(run_dir):
+    """In a process where matplotlib cannot be imported, the error names it and how to get it."""
+    path, _ = run_dir
+    code = ("import sys; sys.modules['matplotlib'] = None\n"
+            "from tether.report import ReportError, load, render_png\n"
+            "try:\n    render_png(load(sys.argv[1]), sys.argv[2])\n"
+            "except ReportError as e:\n    print(e)\n")
+    src = str(Path(tether.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-c", code, str(path), str(path / "x.png")], env=env, check=False,
+                          capture_output=True, text=True, timeout=120)
+    assert "needs matplotlib" in done.stdout and "pip install" in done.stdout, done.stderr
+    assert not (path / "x.png").exists()
 
 
 def _tether(*args, cwd):

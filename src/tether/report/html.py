@@ -39,7 +39,8 @@ KIND_CLASS = {"manager_to_worker": "m2w", "worker_to_manager": "w2m", "worker_to
 # The task table's columns: key, heading, type (text, s: seconds, B: bytes, n: number).
 COLUMNS = [("id", "task", "text"), ("kind", "kind", "text"), ("what", "what", "text"),
            ("worker", "worker", "text"), ("group", "group", "text"), ("attempts", "attempts", "n"),
-           ("submitted", "submitted", "s"), ("started", "started", "s"), ("run", "run time", "s"),
+           ("submitted", "submitted", "s"), ("started", "started", "s"), ("finished", "finished", "s"),
+           ("run", "run time", "s"),
            ("hop", "hop latency", "s"), ("memory", "peak memory", "B"), ("cpu", "cpu", "s"),
            ("disk", "disk", "B"), ("state", "outcome", "text"), ("reason", "reason", "text")]
 WHAT_MAX = 160
@@ -361,7 +362,9 @@ def task_rows(model: Model, origin: float) -> list[list]:
         reason = t.reason or (t.last.reason if t.last is not None and t.last.outcome == "failed" else None)
         rows.append([t.id, t.kind, what, t.worker, t.group, t.tries,
                      _round(t.submitted - origin if t.submitted is not None else None),
-                     _round(a.started - origin if a is not None else None), _round(run), _round(t.hop_latency),
+                     _round(a.started - origin if a is not None else None),
+                     _round(a.finished - origin if a is not None and a.finished is not None else None),
+                     _round(run), _round(t.hop_latency),
                      a.peak_memory if a else None, _round(a.cpu if a else None), a.disk if a else None,
                      t.state, reason])
     return rows
