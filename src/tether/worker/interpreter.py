@@ -4,7 +4,7 @@ The worker keeps one per core and talks to each over a socket pair with
 length-prefixed msgpack frames. Requests may arrive several at a time; they
 run one after another, in order, and each but "drop" gets one reply.
 
-    run     {"id", "fn": cache path, "args": pickled (args, kwargs), "cwd", "env",
+    run     {"id", "fn": cache path, "args": pickled (args, kwargs), "cwd", "env", "tag",
              "refs": {result name: spill path or None}, "result": name or None,
              "inline": bool, "spill": bytes, "summary": pickled function or absent}
             -> [id, ok, payload, traceback text, started, finished, size, spilled]
@@ -25,6 +25,12 @@ return for the value as the payload: a small part of a result that stays
 here); otherwise ("inline", as for Manager tasks and Executor.map) the
 value itself is the payload. payload is the pickled exception when ok is false
 (None when it cannot be pickled: the traceback text says what happened).
+
+Each call runs with the tag of its attempt in the environment (reaper.TAG),
+which its child processes inherit. The interpreter is a child subreaper:
+orphans of the processes a call started come to it, and when the call
+returns, every child it has (the call's leftovers) is killed with its tree
+and waited for, before the reply.
 
 Replies are written together when more requests are already waiting, so a
 stream of short tasks costs one write per batch, not per task; a reply is
@@ -48,6 +54,7 @@ import msgpack
 
 from .. import spill
 from ..refs import ResultRef, replace
+from .reaper import TAG, Children, become_subreaper, end_children
 
 _LEN = struct.Struct("!I")
 HOLD = 0.001
@@ -128,6 +135,7 @@ class Interpreter:
         self.held: dict[str, object] = {}   # results kept in memory
         self.home = os.getcwd()
         self.base_env = dict(os.environ)
+        self.children = Children()
 
     def handle(self, req: dict) -> list | None:
         op = req.get("op", "run")
@@ -159,6 +167,16 @@ class Interpreter:
         return spill.read(paths[ref.name])
 
     def run(self, req: dict) -> list:
+        """Run one call; what it left running ends with it."""
+        tag = req.get("tag")
+        if tag:
+            os.environ[TAG] = tag
+        reply = self._call(req)
+        if self.children.any():
+            end_children()
+        return reply
+
+    def _call(self, req: dict) -> list:
         tid = req["id"]
         started = time.time()
         try:
@@ -227,6 +245,7 @@ def serve(sock: socket.socket) -> None:
 
 
 def main() -> None:
+    become_subreaper()
     sock = socket.socket(fileno=int(sys.argv[1]))
     try:
         serve(sock)

@@ -14,11 +14,13 @@ to that interpreter, and elsewhere it is first exported to a spill file.
 When an interpreter dies (the task called os._exit, crashed, or was killed
 for its timeout), the task it was running fails, the ones queued behind it
 are sent to another interpreter, and the results it held are reported lost.
+Killing an interpreter kills its whole tree; each request carries the tag
+of its attempt, which the interpreter puts in its environment for whatever
+the call starts (see reaper.py).
 """
 from __future__ import annotations
 
 import asyncio
-import signal
 import socket
 import struct
 import subprocess
@@ -29,6 +31,7 @@ from typing import Any, Callable
 import msgpack
 
 from ..protocol import Outbox
+from .reaper import REAPER, kill_tree
 
 _LEN = struct.Struct("!I")
 
@@ -89,10 +92,9 @@ class Interpreter(asyncio.Protocol):
         self._sender.resume()
 
     def kill(self) -> None:
-        try:
-            self.proc.send_signal(signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        """Kill the interpreter and everything below it."""
+        if self.proc.returncode is None:
+            kill_tree(self.proc.pid)
 
 
 class InterpreterPool:
@@ -167,12 +169,14 @@ class InterpreterPool:
         self._send(target, task_id, request, timeout)
 
     def _send(self, interp: Interpreter, task_id: int, request: dict, timeout: float | None) -> None:
+        request["tag"] = REAPER.tag(task_id)
         interp.send(task_id, request)
         if timeout:
             self._timers[task_id] = asyncio.get_running_loop().call_later(
                 timeout, self._timeout, interp, task_id, timeout)
 
     async def _start(self) -> None:
+        REAPER.enable()
         try:
             parent, child = socket.socketpair()
             try:
@@ -181,6 +185,7 @@ class InterpreterPool:
                                         cwd=self.cwd)
             finally:
                 child.close()
+            REAPER.own.add(proc.pid)
             loop = asyncio.get_running_loop()
             _, interp = await loop.create_unix_connection(lambda: Interpreter(self, proc), sock=parent)
         except OSError as e:
@@ -217,7 +222,10 @@ class InterpreterPool:
     def died(self, interp: Interpreter) -> None:
         if interp in self.interpreters:
             self.interpreters.remove(interp)
+        kill_tree(interp.proc.pid)   # what the call it ran left behind, not yet adopted by the worker
         code = interp.proc.wait()
+        REAPER.own.discard(interp.proc.pid)
+        REAPER.end()                 # ... and what was
         if self._closed:
             return
         if interp.held and self.on_lost is not None:

@@ -24,6 +24,7 @@ from .cache import Cache
 from ..core.model import RunningMean
 from .interpreters import InterpreterPool
 from .janitor import Janitor
+from .reaper import REAPER
 from .runner import ShellProcess
 from .sandbox import Sandboxes, tail
 from .state import Fetch, Reject, Remove, Start, WorkerState, WorkTask
@@ -113,6 +114,7 @@ class Worker:
         for proc in self.shells.values():
             proc.kill()
         self.pool.close()
+        REAPER.end_all()   # whatever tasks left behind, tagged or not
         for job in self.jobs:
             job.cancel()
         self.client.close()
@@ -204,7 +206,8 @@ class Worker:
             out, err = self.sandboxes.log_paths(sandbox)
             try:
                 self.shells[t.id] = ShellProcess(spec["cmd"], sandbox, out, err, spec.get("env") or None,
-                                                 partial(self._shell_exited, t, sandbox), spec.get("timeout"))
+                                                 partial(self._shell_exited, t, sandbox), spec.get("timeout"),
+                                                 task=t.id)
             except OSError as e:
                 self._ended(t, None, {"reason": "error", "message": f"could not start /bin/sh: {e}"}, sandbox)
         else:

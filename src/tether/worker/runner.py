@@ -1,33 +1,41 @@
 """Running shell commands: /bin/sh -c in the sandbox, noticed the instant they end.
 
-Each command gets its own process group (so a timeout or shutdown kills
-what it started) and writes stdout and stderr to files beside its sandbox;
-the worker reads their tails afterwards. The end of a process is seen
-through a pidfd registered with the event loop, so no thread waits and no
-pipe has to be drained.
+Each command gets its own process group and the tag of its attempt in its
+environment (see reaper.py), so that at its end, its timeout or the
+worker's shutdown, everything it started goes with it, also what left the
+group. It writes stdout and stderr to files beside its sandbox; the worker
+reads their tails afterwards. The end of a process is seen through a pidfd
+registered with the event loop, so no thread waits and no pipe has to be
+drained.
 """
 from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import time
 from typing import Callable
+
+from .reaper import REAPER, TAG, kill_group, kill_tree
 
 
 class ShellProcess:
     """One running command. on_exit(returncode, started, finished) is called from the loop."""
 
     def __init__(self, command: str, cwd: str, stdout: str, stderr: str, env: dict[str, str] | None,
-                 on_exit: Callable[[int, float, float], None], timeout: float | None = None):
+                 on_exit: Callable[[int, float, float], None], timeout: float | None = None, *,
+                 task: int = 0):
         self._on_exit = on_exit
         self._loop = asyncio.get_running_loop()
+        REAPER.enable()
+        self.tag = REAPER.tag(task)
         with open(stdout, "wb") as out, open(stderr, "wb") as err:
             self.started = time.time()
             self.proc = subprocess.Popen(
                 ["/bin/sh", "-c", command], cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                env=None if env is None else {**os.environ, **env}, process_group=0, close_fds=True)
+                env={**os.environ, **(env or {}), TAG: self.tag}, process_group=0, close_fds=True)
+        REAPER.own.add(self.proc.pid)
+        REAPER.live.add(self.tag)
         self.timed_out = False
         self._fd = os.pidfd_open(self.proc.pid)
         self._loop.add_reader(self._fd, self._exited)
@@ -39,8 +47,11 @@ class ShellProcess:
         os.close(self._fd)
         if self._timer is not None:
             self._timer.cancel()
-        self.kill()  # whatever the command left running in its group goes with it
+        pid = self.proc.pid
+        kill_group(pid)  # whatever the command left running in its group goes with it
         code = self.proc.wait()
+        REAPER.own.discard(pid)
+        REAPER.end(self.tag)   # and what left its group
         self._on_exit(code, self.started, finished)
 
     def _timeout(self) -> None:
@@ -48,7 +59,8 @@ class ShellProcess:
         self.kill()
 
     def kill(self) -> None:
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        """Kill the command's tree, its group, and the orphans it left with the worker."""
+        if self.proc.returncode is None:
+            kill_tree(self.proc.pid)
+            kill_group(self.proc.pid)
+        REAPER.end(self.tag)

@@ -1,0 +1,162 @@
+"""The end of a task's whole process tree.
+
+Real workers and real processes. A process that leaves its session
+(setsid) writes its pid to a marker file; the test then checks, with psutil,
+that the pid is gone (not even a zombie) and that no process carries the
+task's tag. A fixture kills whatever a marker names, so a failing test
+leaves nothing behind.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from tether import Manager, PythonTask, Task, TaskFailed
+
+from .conftest import wait_until
+
+PY = sys.executable
+
+
+# ------------------------------------------------------------ helpers
+
+@pytest.fixture(scope="module")
+def m():
+    with Manager(workers=1, cores_per_worker=2) as manager:
+        manager.wait_for_workers()
+        yield manager
+
+
+@pytest.fixture
+def markers(tmp_path):
+    """Marker files that escaped processes write their pid to; whatever they name is killed afterwards."""
+    made = []
+
+    def marker(name: str = "pid"):
+        path = tmp_path / name
+        made.append(path)
+        return path
+
+    yield marker
+    for path in made:
+        pid = read_pid(path)
+        if pid is not None and psutil.pid_exists(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def read_pid(path) -> int | None:
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        return None
+    return int(text) if text else None
+
+
+def escape(marker) -> str:
+    """A shell command that starts `sleep 300` in a new session, writing its pid to marker."""
+    return f"setsid -f sh -c 'echo $$ > {marker}.tmp; mv {marker}.tmp {marker}; exec sleep 300'"
+
+
+def escape_in_python(marker: str) -> None:
+    subprocess.Popen(["setsid", "-f", "sh", "-c", f"echo $$ > {marker}.tmp; mv {marker}.tmp {marker}; exec sleep 300"])
+
+
+def gone(pid: int) -> bool:
+    """Not running and not a zombie: killed and waited for."""
+    return not psutil.pid_exists(pid)
+
+
+def tagged(worker_pid: int, task_id: int) -> list[int]:
+    """Processes whose environment carries the tag of an attempt of this task on this worker."""
+    prefix = f"TETHER_TASK={worker_pid}-{task_id}-"
+    found = []
+    for p in psutil.process_iter():
+        try:
+            if any(f"{k}={v}".startswith(prefix) for k, v in p.environ().items()):
+                found.append(p.pid)
+        except psutil.Error:
+            continue
+    return found
+
+
+def worker_pid(m: Manager) -> int:
+    return m._local[0].proc.pid
+
+
+def own_tag() -> str | None:
+    return os.environ.get("TETHER_TASK")
+
+
+def escape_and_sleep(marker: str, seconds: float) -> None:
+    escape_in_python(marker)
+    time.sleep(seconds)
+
+
+# ------------------------------------------------------------ the whole tree ends
+
+def test_an_escaped_child_ends_with_its_task(m, markers):
+    marker = markers()
+    t = Task(f"{escape(marker)}; while [ ! -s {marker} ]; do sleep 0.01; done")
+    m.submit(t).result(30)
+    pid = read_pid(marker)
+    wait_until(lambda: gone(pid), timeout=10)
+    assert tagged(worker_pid(m), t.id) == []
+
+
+def test_an_escaped_child_ends_at_the_task_timeout(m, markers):
+    marker = markers()
+    t = Task(f"{escape(marker)}; sleep 30", timeout=1)
+    with pytest.raises(TaskFailed, match="timeout"):
+        m.submit(t).result(30)
+    pid = wait_until(lambda: read_pid(marker))
+    wait_until(lambda: gone(pid), timeout=10)
+    assert tagged(worker_pid(m), t.id) == []
+
+
+def test_a_python_task_s_escaped_child_ends_with_the_call(m, markers):
+    marker = markers()
+    t = PythonTask(escape_and_sleep, args=(str(marker), 0.5))
+    m.submit(t).result(30)
+    pid = read_pid(marker)
+    assert pid is not None and gone(pid)      # ended before the task was reported done
+    assert tagged(worker_pid(m), t.id) == []
+
+
+def test_a_python_task_s_escaped_child_ends_at_its_timeout(m, markers):
+    marker = markers()
+    t = PythonTask(escape_and_sleep, args=(str(marker), 30), timeout=1)
+    with pytest.raises(TaskFailed, match="timeout"):
+        m.submit(t).result(30)
+    pid = wait_until(lambda: read_pid(marker))
+    wait_until(lambda: gone(pid), timeout=10)
+    assert tagged(worker_pid(m), t.id) == []
+
+
+def test_a_task_s_processes_carry_the_tag_of_its_attempt(m):
+    t = Task("echo $TETHER_TASK")
+    tag = m.submit(t).result(30).stdout.strip()
+    pid, task, run = tag.split("-")
+    assert (int(pid), int(task)) == (worker_pid(m), t.id) and int(run) > 0
+    assert m.submit(PythonTask(own_tag)).result(30).startswith(f"{pid}-")
+
+
+def test_escaped_children_end_when_the_manager_closes(markers, tmp_path):
+    running, untagged, python = markers("running"), markers("untagged"), markers("python")
+    with Manager(workers=1, cores_per_worker=3, run_dir=tmp_path) as m:
+        m.wait_for_workers()
+        m.submit(Task(f"{escape(running)}; sleep 300"))
+        # this one clears its environment: no tag, it stays until the worker stops
+        m.submit(Task(f"env -i {escape(untagged)}"))
+        m.submit(PythonTask(escape_and_sleep, args=(str(python), 300)))
+        pids = [wait_until(lambda p=path: read_pid(p), timeout=30) for path in (running, untagged, python)]
+        assert not any(gone(pid) for pid in pids)
+    wait_until(lambda: all(gone(pid) for pid in pids), timeout=10)
