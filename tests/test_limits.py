@@ -1,4 +1,4 @@
-"""The end of a task's whole process tree.
+"""The end of a task's whole process tree, and what each task used.
 
 Real workers and real processes. A process that leaves its session
 (setsid) writes its pid to a marker file; the test then checks, with psutil,
@@ -21,6 +21,7 @@ from tether import Manager, PythonTask, Task, TaskFailed
 
 from .conftest import wait_until
 
+MB = 1 << 20
 PY = sys.executable
 
 
@@ -96,6 +97,19 @@ def own_tag() -> str | None:
     return os.environ.get("TETHER_TASK")
 
 
+def allocate(mb: int) -> int:
+    data = bytearray(mb * MB)
+    for i in range(0, len(data), 4096):
+        data[i] = 1
+    return len(data)
+
+
+def spin(seconds: float) -> None:
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+
+
 def escape_and_sleep(marker: str, seconds: float) -> None:
     escape_in_python(marker)
     time.sleep(seconds)
@@ -160,3 +174,30 @@ def test_escaped_children_end_when_the_manager_closes(markers, tmp_path):
         pids = [wait_until(lambda p=path: read_pid(p), timeout=30) for path in (running, untagged, python)]
         assert not any(gone(pid) for pid in pids)
     wait_until(lambda: all(gone(pid) for pid in pids), timeout=10)
+
+
+# ------------------------------------------------------------ what a task used
+
+def test_a_command_reports_what_it_used(m):
+    r = m.submit(Task(f"{PY} -c 'b = bytearray(100 << 20); b[::4096] = b\"x\" * len(b[::4096])'; "
+                      f"head -c 300000 /dev/zero > left; echo done")).result(60)
+    assert r.peak_memory >= 100_000_000
+    assert r.cpu_time > 0
+    assert r.disk >= 300_000
+
+
+def test_a_python_task_reports_what_it_used(m):
+    f = m.submit(PythonTask(allocate, args=(100,)))     # 100 MiB
+    f.result(60)
+    assert f.info.peak_memory >= 100_000_000             # what it added to its interpreter
+    f = m.submit(PythonTask(spin, args=(0.2,)))
+    f.result(60)
+    assert f.info.cpu_time >= 0.1
+    assert f.info.disk == 0
+
+
+def test_outputs_count_in_disk(m, tmp_path):
+    out = m.declare_file(tmp_path / "out.bin")
+    r = m.submit(Task("head -c 200000 /dev/zero > out.bin", outputs={"out.bin": out})).result(30)
+    assert r.disk >= 200_000
+    assert r.peak_memory > 0 and r.cpu_time >= 0

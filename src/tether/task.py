@@ -47,7 +47,17 @@ class RemoteError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class TaskResult:
-    """What a finished task reports. Times are seconds since the epoch."""
+    """What a finished task reports. Times are seconds since the epoch.
+
+    What it used, as its worker measured it (None where it could not be):
+    peak_memory, bytes: for a shell command, its largest process; for a
+    Python task, how far its call raised the RSS of the warm interpreter it
+    ran in (shared with other tasks, so not charged to each). cpu_time,
+    seconds of user plus system time of the task and the children it waited
+    for. disk, bytes: its outputs and whatever else it left in its sandbox
+    (and a command's stdout and stderr); None for an Executor call that has
+    no sandbox.
+    """
 
     task_id: int
     exit_code: int
@@ -58,6 +68,9 @@ class TaskResult:
     finished: float
     hop_latency: float | None
     attempts: int = 1
+    peak_memory: int | None = None
+    cpu_time: float | None = None
+    disk: int | None = None
 
     @property
     def duration(self) -> float:

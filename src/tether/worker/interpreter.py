@@ -7,7 +7,8 @@ run one after another, in order, and each but "drop" gets one reply.
     run     {"id", "fn": cache path, "args": pickled (args, kwargs), "cwd", "env", "tag",
              "refs": {result name: spill path or None}, "result": name or None,
              "inline": bool, "spill": bytes, "summary": pickled function or absent}
-            -> [id, ok, payload, traceback text, started, finished, size, spilled]
+            -> [id, ok, payload, traceback text, started, finished, size, spilled,
+                [peak bytes or None, CPU seconds]]
                (ok None: not run, an input it reads is not here; payload names it)
     export  {"op": "export", "name", "path"} -> ["export", name, size]   (spill a held result)
     drop    {"op": "drop", "names"}                                       (forget held results)
@@ -30,7 +31,9 @@ Each call runs with the tag of its attempt in the environment (reaper.TAG),
 which its child processes inherit. The interpreter is a child subreaper:
 orphans of the processes a call started come to it, and when the call
 returns, every child it has (the call's leftovers) is killed with its tree
-and waited for, before the reply.
+and waited for, before the reply; a call that never blocked nor forked
+cannot have started one, and is not looked after. What the call used is
+measured around it (usage.CallMeter), for three system calls.
 
 Replies are written together when more requests are already waiting, so a
 stream of short tasks costs one write per batch, not per task; a reply is
@@ -55,6 +58,7 @@ import msgpack
 from .. import spill
 from ..refs import ResultRef, replace
 from .reaper import TAG, Children, become_subreaper, end_children
+from .usage import CallMeter
 
 _LEN = struct.Struct("!I")
 HOLD = 0.001
@@ -135,6 +139,7 @@ class Interpreter:
         self.held: dict[str, object] = {}   # results kept in memory
         self.home = os.getcwd()
         self.base_env = dict(os.environ)
+        self.meter = CallMeter()
         self.children = Children()
 
     def handle(self, req: dict) -> list | None:
@@ -167,13 +172,17 @@ class Interpreter:
         return spill.read(paths[ref.name])
 
     def run(self, req: dict) -> list:
-        """Run one call; what it left running ends with it."""
+        """Run one call; what it left running ends with it; what it used goes at the reply's end."""
+        meter = self.meter
+        meter.start()
         tag = req.get("tag")
         if tag:
             os.environ[TAG] = tag
         reply = self._call(req)
-        if self.children.any():
+        spawned = meter.ended()
+        if spawned and self.children.any():
             end_children()
+        reply.append(meter.figures(spawned))
         return reply
 
     def _call(self, req: dict) -> list:

@@ -27,6 +27,7 @@ from .janitor import Janitor
 from .reaper import REAPER
 from .runner import ShellProcess
 from .sandbox import Sandboxes, tail
+from .usage import MARKS, sandbox_bytes
 from .state import Fetch, Reject, Remove, Start, WorkerState, WorkTask
 
 log = logging.getLogger("tether.worker")
@@ -199,6 +200,7 @@ class Worker:
             # as a call to a process pool runs in the pool's working directory
             try:
                 sandbox = self.sandboxes.acquire(t.inputs, self.cache)
+                MARKS.mark(sandbox)
             except OSError as e:
                 self._ended(t, None, {"reason": "error", "message": f"could not prepare the sandbox: {e}"})
                 return
@@ -257,7 +259,9 @@ class Worker:
 
     def _shell_exited(self, t: WorkTask, sandbox: str, code: int, started: float, finished: float) -> None:
         proc = self.shells.pop(t.id)
-        report = {"exit": code, "started": started, "finished": finished, "logs": True}
+        report = {"exit": code, "started": started, "finished": finished, "logs": True,
+                  "usage": [proc.peak_memory, proc.cpu_time,
+                            sandbox_bytes(sandbox, t.inputs, self.sandboxes.log_paths(sandbox))]}
         if proc.timed_out:
             report.update(reason="timeout", message=f"killed after its timeout of {t.spec['timeout']} s")
         elif code != 0:
@@ -266,13 +270,14 @@ class Worker:
 
     def _python_replied(self, task_id: int, reply: list) -> None:
         t, sandbox = self.python.pop(task_id)
-        _, ok, payload, text, started, finished, size, spilled = reply
+        _, ok, payload, text, started, finished, size, spilled, (peak, cpu) = reply
         if ok is None:   # it did not run: an input it reads is not here (its producer failed)
             self._finish(t, sandbox, {"reason": "input", "message": text, "file": payload})
             return
         self.python_time.add(finished - started)
         self.state.python_depth = python_depth(self.python_time.value)
-        report: dict[str, Any] = {"started": started, "finished": finished, "exit": 0 if ok else 1}
+        report: dict[str, Any] = {"started": started, "finished": finished, "exit": 0 if ok else 1,
+                                  "usage": [peak, cpu, None if sandbox is None else sandbox_bytes(sandbox, t.inputs)]}
         if ok:
             if payload is not None:
                 report["value"] = payload

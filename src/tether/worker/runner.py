@@ -6,7 +6,7 @@ worker's shutdown, everything it started goes with it, also what left the
 group. It writes stdout and stderr to files beside its sandbox; the worker
 reads their tails afterwards. The end of a process is seen through a pidfd
 registered with the event loop, so no thread waits and no pipe has to be
-drained.
+drained; os.wait4 then gives its exit status and what it used.
 """
 from __future__ import annotations
 
@@ -17,10 +17,15 @@ import time
 from typing import Callable
 
 from .reaper import REAPER, TAG, kill_group, kill_tree
+from .usage import from_rusage
 
 
 class ShellProcess:
-    """One running command. on_exit(returncode, started, finished) is called from the loop."""
+    """One running command. on_exit(returncode, started, finished) is called from the loop.
+
+    When it is called, peak_memory (bytes) and cpu_time (seconds) say what
+    the command used (None if unknown).
+    """
 
     def __init__(self, command: str, cwd: str, stdout: str, stderr: str, env: dict[str, str] | None,
                  on_exit: Callable[[int, float, float], None], timeout: float | None = None, *,
@@ -29,6 +34,8 @@ class ShellProcess:
         self._loop = asyncio.get_running_loop()
         REAPER.enable()
         self.tag = REAPER.tag(task)
+        self.peak_memory: int | None = None
+        self.cpu_time: float | None = None
         with open(stdout, "wb") as out, open(stderr, "wb") as err:
             self.started = time.time()
             self.proc = subprocess.Popen(
@@ -49,7 +56,13 @@ class ShellProcess:
             self._timer.cancel()
         pid = self.proc.pid
         kill_group(pid)  # whatever the command left running in its group goes with it
-        code = self.proc.wait()
+        try:
+            _, status, rusage = os.wait4(pid, 0)
+            code = os.waitstatus_to_exitcode(status)
+            self.peak_memory, self.cpu_time = from_rusage(rusage)
+        except ChildProcessError:   # already waited for (the worker is stopping)
+            code = -9
+        self.proc.returncode = code
         REAPER.own.discard(pid)
         REAPER.end(self.tag)   # and what left its group
         self._on_exit(code, self.started, finished)
