@@ -4,12 +4,14 @@ The worker keeps one per core and talks to each over a socket pair with
 length-prefixed msgpack frames. Requests may arrive several at a time; they
 run one after another, in order, and each but "drop" gets one reply.
 
-    run     {"id", "fn": cache path, "args": pickled (args, kwargs), "cwd", "env", "tag",
+    run     {"id", "fn": cache path, "args": pickled (args, kwargs), "cwd", "env", "tag", "watch",
              "refs": {result name: spill path or None}, "result": name or None,
              "inline": bool, "spill": bytes, "summary": pickled function or absent}
             -> [id, ok, payload, traceback text, started, finished, size, spilled,
                 [peak bytes or None, CPU seconds]]
                (ok None: not run, an input it reads is not here; payload names it)
+            and first, for a call with "watch" (it has limits), at once as it begins:
+            -> ["start", id, RSS in bytes]
     export  {"op": "export", "name", "path"} -> ["export", name, size]   (spill a held result)
     drop    {"op": "drop", "names"}                                       (forget held results)
 
@@ -128,13 +130,18 @@ class Channel:
             self.sock.sendall(b"".join(self.outbox))
             self.outbox.clear()
 
+    def send_now(self, msg) -> None:
+        self.reply(msg)
+        self.flush()
+
     def maybe_flush(self) -> None:
         if time.monotonic() - self.held_since > HOLD or not self.waiting():
             self.flush()
 
 
 class Interpreter:
-    def __init__(self) -> None:
+    def __init__(self, notify=None) -> None:
+        self.notify = notify   # sends a frame at once (the start of a watched call)
         self.functions: dict[str, object] = {}
         self.held: dict[str, object] = {}   # results kept in memory
         self.home = os.getcwd()
@@ -175,6 +182,8 @@ class Interpreter:
         """Run one call; what it left running ends with it; what it used goes at the reply's end."""
         meter = self.meter
         meter.start()
+        if req.get("watch"):
+            self.notify(["start", req["id"], meter.start_rss])
         tag = req.get("tag")
         if tag:
             os.environ[TAG] = tag
@@ -241,8 +250,8 @@ class Interpreter:
 
 
 def serve(sock: socket.socket) -> None:
-    interpreter = Interpreter()
     channel = Channel(sock)
+    interpreter = Interpreter(notify=channel.send_now)
     try:
         while True:
             reply = interpreter.handle(channel.receive())

@@ -24,6 +24,7 @@ from .cache import Cache
 from ..core.model import RunningMean
 from .interpreters import InterpreterPool
 from .janitor import Janitor
+from .limits import Limits
 from .reaper import REAPER
 from .runner import ShellProcess
 from .sandbox import Sandboxes, tail
@@ -195,9 +196,11 @@ class Worker:
     def _start(self, t: WorkTask, after: int | None = None) -> None:
         spec = t.spec
         sandbox = None
-        if not spec.get("scratch") or t.inputs or t.outputs:
+        limits = Limits.of(t.memory, t.disk, t.inputs)
+        if not spec.get("scratch") or t.inputs or t.outputs or t.disk:
             # an Executor call (which names no files) runs in its interpreter's scratch directory,
-            # as a call to a process pool runs in the pool's working directory
+            # as a call to a process pool runs in the pool's working directory; with a disk limit,
+            # in a sandbox of its own, where what it writes can be measured
             try:
                 sandbox = self.sandboxes.acquire(t.inputs, self.cache)
                 MARKS.mark(sandbox)
@@ -209,13 +212,15 @@ class Worker:
             try:
                 self.shells[t.id] = ShellProcess(spec["cmd"], sandbox, out, err, spec.get("env") or None,
                                                  partial(self._shell_exited, t, sandbox), spec.get("timeout"),
-                                                 task=t.id)
+                                                 task=t.id, limits=limits)
             except OSError as e:
                 self._ended(t, None, {"reason": "error", "message": f"could not start /bin/sh: {e}"}, sandbox)
         else:
             self.python[t.id] = (t, sandbox)
             request = {"id": t.id, "fn": self.cache.str_path(spec["fn"]), "args": spec["args"],
                        "cwd": sandbox, "env": spec.get("env") or None}
+            if limits is not None:
+                request["limits"] = limits
             if "result" in spec:
                 request.update(result=spec["result"], path=self.cache.str_path(spec["result"]),
                                spill=spec.get("spill", 1 << 62), inline=spec.get("inline", False))
@@ -262,8 +267,8 @@ class Worker:
         report = {"exit": code, "started": started, "finished": finished, "logs": True,
                   "usage": [proc.peak_memory, proc.cpu_time,
                             sandbox_bytes(sandbox, t.inputs, self.sandboxes.log_paths(sandbox))]}
-        if proc.timed_out:
-            report.update(reason="timeout", message=f"killed after its timeout of {t.spec['timeout']} s")
+        if proc.ended_by is not None:   # its timeout, or a limit
+            report.update(reason=proc.ended_by[0], message=proc.ended_by[1])
         elif code != 0:
             report.update(reason="exit", message=f"exit code {code}")
         self._finish(t, sandbox, report)
@@ -291,11 +296,10 @@ class Worker:
             report.update(reason="exit", message=last, error=payload, stderr=text)
         self._finish(t, sandbox, report)
 
-    def _python_died(self, task_id: int, message: str, timed_out: bool) -> None:
+    def _python_died(self, task_id: int, message: str, reason: str | None) -> None:
+        """reason: "timeout", "memory" or "disk" when the pool killed it for that, else None."""
         t, sandbox = self.python.pop(task_id)
-        if timed_out:
-            message = f"killed after its timeout of {t.spec['timeout']} s"
-        self._finish(t, sandbox, {"reason": "timeout" if timed_out else "error", "message": message})
+        self._finish(t, sandbox, {"reason": reason or "error", "message": message})
 
     def _finish(self, t: WorkTask, sandbox: str | None, report: dict[str, Any]) -> None:
         """Move outputs into the cache, start what they made ready, then tell the manager."""

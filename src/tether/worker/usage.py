@@ -2,7 +2,8 @@
 
 A shell command's figures come from the rusage os.wait4 gives for it: CPU
 of the command and the descendants it waited for; ru_maxrss is the largest
-of those processes (KiB on Linux), not their sum. A Python call's are
+of those processes (KiB on Linux), not their sum, so when a memory limit
+has the tree watched the highest sum seen counts too. A Python call's are
 measured by its interpreter around the call (CallMeter): how far the call
 raised the interpreter's RSS above what it was when the call began (the
 warm interpreter, shared with other tasks, is not charged to each), and
