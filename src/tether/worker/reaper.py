@@ -67,13 +67,11 @@ def tree(pid: int) -> list[int]:
 
 
 def tag_of(pid: int) -> str | None:
-    """The task a process belongs to: its TAG; "" when it has none; None when it cannot be read (exiting)."""
+    """The task a process belongs to: its TAG; "" when it has none (or is exiting); None if it is gone."""
     try:
         with open(f"/proc/{pid}/environ", "rb") as f:
             env = f.read()
     except OSError:
-        return None
-    if not env:
         return None
     if env.startswith(_TAG_ENTRY):
         start = len(_TAG_ENTRY)
@@ -182,6 +180,7 @@ class Reaper:
         self.own: set[int] = set()
         self._runs = itertools.count(1)
         self._prefix = f"{os.getpid()}-"
+        self._dying: set[int] = set()    # adopted children killed, not yet waited for
         self._timer = None
         self._delay = self.FIRST_DELAY
 
@@ -196,16 +195,24 @@ class Reaper:
         return f"{self._prefix}{task_id}-{next(self._runs)}"
 
     def end(self, tag: str | None = None) -> None:
-        """A task ended (tag no longer live): end its adopted orphans, and reap what has died."""
+        """A task ended (tag no longer live): end its adopted orphans, and reap what has died.
+
+        One more sweep follows shortly: what was killed with the task's group
+        may come to the worker only as it dies.
+        """
         if tag is not None:
             self.live.discard(tag)
         self.sweep()
+        self._again()
 
     def sweep(self) -> None:
         """Wait for adopted children that died; kill those tagged by tasks no longer running.
 
-        While something was killed or is exiting, it runs again, later and
-        later (up to MAX_DELAY apart), until nothing is left to do.
+        While it kills or waits for something, it runs again, later and later
+        (up to MAX_DELAY apart): what it killed may still be exiting, and the
+        orphans of what died come to the worker. Adopted children that end
+        on their own are waited for at the next sweep (each command's end
+        makes one).
         """
         again = False
         for pid in children(os.getpid()):
@@ -214,15 +221,19 @@ class Reaper:
             try:
                 done, _ = os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
+                self._dying.discard(pid)
                 continue
             if done:
-                continue
-            tag = tag_of(pid)
-            if tag is None:          # exiting: wait for it next time
+                self._dying.discard(pid)
                 again = True
-            elif tag and tag not in self.live:
-                kill_tree(pid)
+            elif pid in self._dying:
                 again = True
+            else:
+                tag = tag_of(pid)
+                if tag and tag not in self.live:
+                    kill_tree(pid)
+                    self._dying.add(pid)
+                    again = True
         if again:
             self._again()
         else:
@@ -251,6 +262,7 @@ class Reaper:
         self.live.clear()
         end_children(deadline)
         self.own.clear()
+        self._dying.clear()
 
 
 REAPER = Reaper()
