@@ -49,7 +49,7 @@ class RemoteError(Exception):
 class TaskResult:
     """What a finished task reports. Times are seconds since the epoch.
 
-    What it used, as its worker measured it (None where it could not be):
+    What it used, as its worker measured it (None when it sent no figures):
     peak_memory, bytes: for a shell command, its largest process (with
     memory= set, the highest sum over its processes seen); for a Python
     task, how far its call raised the RSS of the warm interpreter it ran in
@@ -57,8 +57,9 @@ class TaskResult:
     set, its child processes. cpu_time, seconds of user plus system time of
     the task and the children it waited for. disk, bytes: its outputs and
     whatever else it left in its sandbox (and a command's stdout and
-    stderr); None for an Executor call that has no sandbox. A task's
-    memory= and disk= limits apply to the same figures.
+    stderr); 0 for an Executor call that has no sandbox of its own (it runs
+    in its interpreter's scratch directory, which is not measured). A
+    task's memory= and disk= limits apply to the same figures.
     """
 
     task_id: int

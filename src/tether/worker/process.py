@@ -264,9 +264,9 @@ class Worker:
 
     def _shell_exited(self, t: WorkTask, sandbox: str, code: int, started: float, finished: float) -> None:
         proc = self.shells.pop(t.id)
-        report = {"exit": code, "started": started, "finished": finished, "logs": True,
-                  "usage": [proc.peak_memory, proc.cpu_time,
-                            sandbox_bytes(sandbox, t.inputs, self.sandboxes.log_paths(sandbox))]}
+        usage = None if proc.cpu_time is None else [   # None: the worker is stopping
+            proc.peak_memory, proc.cpu_time, sandbox_bytes(sandbox, t.inputs, self.sandboxes.log_paths(sandbox))]
+        report = {"exit": code, "started": started, "finished": finished, "logs": True, "usage": usage}
         if proc.ended_by is not None:   # its timeout, or a limit
             report.update(reason=proc.ended_by[0], message=proc.ended_by[1])
         elif code != 0:
@@ -282,7 +282,7 @@ class Worker:
         self.python_time.add(finished - started)
         self.state.python_depth = python_depth(self.python_time.value)
         report: dict[str, Any] = {"started": started, "finished": finished, "exit": 0 if ok else 1,
-                                  "usage": [peak, cpu, None if sandbox is None else sandbox_bytes(sandbox, t.inputs)]}
+                                  "usage": [peak, cpu, sandbox_bytes(sandbox, t.inputs)]}
         if ok:
             if payload is not None:
                 report["value"] = payload

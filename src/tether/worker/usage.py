@@ -130,9 +130,10 @@ class CallMeter:
     "5" to /proc/self/clear_refs. A call that took no page fault cannot
     have raised RSS: its peak is 0. Only after a call that faulted is VmHWM
     read; the mark is reset before a call only when it may lie above the
-    RSS then (a fault, or a changed RSS, since the last reset). ru_maxrss
-    cannot serve: it never falls below the size of the process that
-    started this one.
+    RSS then (a fault, or a changed RSS, since the last reset). Where the
+    mark cannot be reset, the RSS at the call's end stands in for its peak
+    (a lower bound). ru_maxrss cannot serve: it never falls below the size
+    of the process that started this one.
 
     CPU: user plus system time of this process (getrusage before and after)
     and of the children it waited for. Those are read only when the call
@@ -181,7 +182,7 @@ class CallMeter:
         return ru.ru_nvcsw != self._switches or self._forked
 
     def figures(self, had_children: bool) -> list:
-        """[peak bytes above start_rss (None where it cannot be measured), CPU seconds] of the call."""
+        """[peak bytes above start_rss, CPU seconds] of the call."""
         ru = self._end
         cpu = ru.ru_utime + ru.ru_stime - self._cpu
         if had_children:
@@ -189,13 +190,11 @@ class CallMeter:
             children_cpu = rc.ru_utime + rc.ru_stime
             cpu += children_cpu - self._children_cpu
             self._children_cpu = children_cpu
-        if self._clear is None:
-            peak = None
-        elif ru.ru_minflt + ru.ru_majflt == self._faults:
+        if ru.ru_minflt + ru.ru_majflt == self._faults:
             peak = 0
         else:
-            high = self._high_water()
-            peak = None if high is None else max(0, high - self._rss)
+            high = self._high_water() if self._clear is not None else None
+            peak = max(0, (self._current_rss() if high is None else high) - self._rss)
         return [peak, cpu]
 
     def _current_rss(self) -> int:
