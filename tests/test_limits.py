@@ -268,7 +268,7 @@ def test_escaped_children_end_when_the_manager_closes(markers, tmp_path):
         m.wait_for_workers()
         m.submit(Task(f"{escape(running)}; sleep 300"))
         # this one clears its environment: no tag, it stays until the worker stops
-        m.submit(Task(f"env -i {escape(untagged)}"))
+        m.submit(Task(f"env -i {escape(untagged)}; while [ ! -s {untagged} ]; do sleep 0.01; done"))
         m.submit(PythonTask(escape_and_sleep, args=(str(python), 300)))
         pids = [wait_until(lambda p=path: read_pid(p), timeout=30) for path in (running, untagged, python)]
         assert not any(gone(pid) for pid in pids)
