@@ -120,6 +120,11 @@ def write_and_wait(mb: int, seconds: float) -> None:
     time.sleep(seconds)
 
 
+def leave_file(size: int) -> None:
+    with open("left", "wb") as f:
+        f.write(b"x" * size)
+
+
 def own_tag() -> str | None:
     return os.environ.get("TETHER_TASK")
 
@@ -292,6 +297,19 @@ def test_a_python_task_reports_what_it_used(m):
     f = m.submit(PythonTask(spin, args=(0.2,)))
     f.result(60)
     assert f.info.cpu_time >= 0.1
+    assert f.info.disk == 0
+
+
+def test_what_a_python_task_leaves_in_a_reused_sandbox_counts(m):
+    for _ in range(4):                       # sandboxes found empty at their task's end, and reused
+        f = m.submit(PythonTask(len, args=("x",)))
+        f.result(30)
+        assert f.info.disk == 0
+    f = m.submit(PythonTask(leave_file, args=(300_000,)))
+    f.result(30)
+    assert f.info.disk == 300_000
+    f = m.submit(PythonTask(len, args=("x",)))
+    f.result(30)
     assert f.info.disk == 0
 
 

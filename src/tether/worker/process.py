@@ -203,7 +203,7 @@ class Worker:
             # in a sandbox of its own, where what it writes can be measured
             try:
                 sandbox = self.sandboxes.acquire(t.inputs, self.cache)
-                MARKS.mark(sandbox)
+                MARKS.mark(sandbox, t.inputs)
             except OSError as e:
                 self._ended(t, None, {"reason": "error", "message": f"could not prepare the sandbox: {e}"})
                 return

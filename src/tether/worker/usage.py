@@ -24,6 +24,8 @@ from collections.abc import Iterable
 
 _SELF = resource.RUSAGE_SELF
 _CHILDREN = resource.RUSAGE_CHILDREN
+_getrusage = resource.getrusage
+_pread = os.pread
 
 
 def from_rusage(ru) -> tuple[int, float]:
@@ -32,7 +34,7 @@ def from_rusage(ru) -> tuple[int, float]:
 
 
 class SandboxMarks:
-    """Whether anything was added to or removed from a sandbox since it was marked, for two stat calls.
+    """Whether anything was added to or removed from a sandbox since it was marked, for one or two stat calls.
 
     Every entry added, removed or renamed changes a directory's mtime. With
     fine-grained timestamps for changes that follow a look at the old one
@@ -42,30 +44,44 @@ class SandboxMarks:
     sandbox is read; which it is, is tried once, on the first sandbox.
     Inputs in subdirectories defeat the look from the top: such a sandbox
     is always read.
+
+    A mark says: when the sandbox's mtime was this, it held its task's
+    inputs and nothing else. A sandbox found empty and unchanged at its
+    task's end stays so when it goes back to the pool (releasing it changes
+    nothing), so the next task without inputs keeps its mark, and one stat
+    call a task is enough for the short calls of a Python workload.
     """
 
     def __init__(self) -> None:
         self.fine: bool | None = None
         self._seen: dict[str, int] = {}   # sandbox -> its mtime at the mark (slots are reused, names not)
+        self._empty: set[str] = set()     # found empty and unchanged at the last look
 
-    def mark(self, sandbox: str) -> None:
+    def mark(self, sandbox: str, inputs: Iterable[tuple[str, str]] = ()) -> None:
         """The task starts; its inputs are linked in."""
         if self.fine is None:
             self.fine = _fine_timestamps(sandbox)
-        if self.fine:
-            try:
-                self._seen[sandbox] = os.stat(sandbox).st_mtime_ns
-            except OSError:
-                self._seen.pop(sandbox, None)
+        if not self.fine or (not inputs and sandbox in self._empty):
+            return
+        self._empty.discard(sandbox)
+        try:
+            self._seen[sandbox] = os.stat(sandbox).st_mtime_ns
+        except OSError:
+            self._seen.pop(sandbox, None)
 
     def untouched(self, sandbox: str, inputs: Iterable[tuple[str, str]]) -> bool:
         seen = self._seen.get(sandbox)
         if seen is None or (inputs and any("/" in name for name, _ in inputs)):
             return False
         try:
-            return os.stat(sandbox).st_mtime_ns == seen
+            same = os.stat(sandbox).st_mtime_ns == seen
         except OSError:
-            return False
+            same = False
+        if same and not inputs:
+            self._empty.add(sandbox)
+        else:
+            self._empty.discard(sandbox)
+        return same
 
 
 def _fine_timestamps(directory: str) -> bool:
@@ -146,7 +162,7 @@ class CallMeter:
         self._clear = _open("/proc/self/clear_refs", os.O_WRONLY)
         self._statm = _open("/proc/self/statm", os.O_RDONLY)
         self._status = _open("/proc/self/status", os.O_RDONLY)
-        self._reset = (-1, -1)   # (RSS, faults) when the high-water mark was last reset
+        self._reset_rss = self._reset_faults = -1   # when the high-water mark was last reset
         self._rss = self._cpu = self._faults = self._switches = 0
         self._end = None
         self._forked = False
@@ -162,23 +178,22 @@ class CallMeter:
         self._forked = True
 
     def start(self) -> None:
-        ru = resource.getrusage(_SELF)
-        faults = ru.ru_minflt + ru.ru_majflt
-        rss = self._current_rss()
-        if self._clear is not None and (rss, faults) != self._reset:
+        ru = _getrusage(_SELF)
+        self._faults = faults = ru.ru_minflt + ru.ru_majflt
+        self._rss = rss = self._current_rss()
+        if (rss != self._reset_rss or faults != self._reset_faults) and self._clear is not None:
             try:
                 os.write(self._clear, b"5")
-                self._reset = (rss, faults)
+                self._reset_rss, self._reset_faults = rss, faults
             except OSError:
                 self._clear = None
-        self._rss, self._faults = rss, faults
         self._cpu = ru.ru_utime + ru.ru_stime
         self._switches = ru.ru_nvcsw
         self._forked = False
 
     def ended(self) -> bool:
         """The call returned. May it have started processes (so its children are worth a look)?"""
-        self._end = ru = resource.getrusage(_SELF)
+        self._end = ru = _getrusage(_SELF)
         return ru.ru_nvcsw != self._switches or self._forked
 
     def figures(self, had_children: bool) -> list:
@@ -186,7 +201,7 @@ class CallMeter:
         ru = self._end
         cpu = ru.ru_utime + ru.ru_stime - self._cpu
         if had_children:
-            rc = resource.getrusage(_CHILDREN)
+            rc = _getrusage(_CHILDREN)
             children_cpu = rc.ru_utime + rc.ru_stime
             cpu += children_cpu - self._children_cpu
             self._children_cpu = children_cpu
@@ -200,7 +215,7 @@ class CallMeter:
     def _current_rss(self) -> int:
         if self._statm is None:
             return 0
-        return int(os.pread(self._statm, 128, 0).split()[1]) * self._page
+        return int(_pread(self._statm, 128, 0).split()[1]) * self._page
 
     def _high_water(self) -> int | None:
         if self._status is None:
