@@ -57,9 +57,7 @@ class TaskResult:
     set, its child processes. cpu_time, seconds of user plus system time of
     the task and the children it waited for. disk, bytes: its outputs and
     whatever else it left in its sandbox (and a command's stdout and
-    stderr); 0 for an Executor call that has no sandbox of its own (it runs
-    in its interpreter's scratch directory, which is not measured). A
-    task's memory= and disk= limits apply to the same figures.
+    stderr). A task's memory= and disk= limits apply to the same figures.
     """
 
     task_id: int

@@ -8,7 +8,7 @@ run one after another, in order, and each but "drop" gets one reply.
              "refs": {result name: spill path or None}, "result": name or None,
              "inline": bool, "spill": bytes, "summary": pickled function or absent}
             -> [id, ok, payload, traceback text, started, finished, size, spilled,
-                [peak bytes or None, CPU seconds]]
+                [peak bytes, CPU seconds], or None for a call without a sandbox (cwd None)]
                (ok None: not run, an input it reads is not here; payload names it)
             and first, for a call with "watch" (it has limits), at once as it begins:
             -> ["start", id, RSS in bytes]
@@ -33,9 +33,11 @@ Each call runs with the tag of its attempt in the environment (reaper.TAG),
 which its child processes inherit. The interpreter is a child subreaper:
 orphans of the processes a call started come to it, and when the call
 returns, every child it has (the call's leftovers) is killed with its tree
-and waited for, before the reply; a call that never blocked nor forked
-cannot have started one, and is not looked after. What the call used is
-measured around it (usage.CallMeter), for three system calls.
+and waited for, before the reply; a metered call that never blocked nor
+forked cannot have started one, and is not looked after. What a task's
+call used is measured around it (usage.CallMeter), for three system
+calls; an Executor call (no sandbox: cwd None) makes no TaskResult and is
+not metered.
 
 Replies are written together when more requests are already waiting, so a
 stream of short tasks costs one write per batch, not per task; a reply is
@@ -180,13 +182,19 @@ class Interpreter:
 
     def run(self, req: dict) -> list:
         """Run one call; what it left running ends with it; what it used goes at the reply's end."""
+        tag = req.get("tag")
+        if tag:
+            os.environ[TAG] = tag
+        if req["cwd"] is None:   # an Executor call: no TaskResult is made of it, nothing to meter
+            reply = self._call(req)
+            if self.children.any():
+                end_children()
+            reply.append(None)
+            return reply
         meter = self.meter
         meter.start()
         if req.get("watch"):
             self.notify(["start", req["id"], meter.start_rss])
-        tag = req.get("tag")
-        if tag:
-            os.environ[TAG] = tag
         reply = self._call(req)
         spawned = meter.ended()
         if spawned and self.children.any():

@@ -251,7 +251,7 @@ class InterpreterPool:
         """A watched call answered: was it over a limit all the same? Then it fails for that."""
         self._limits.pop(task_id, None)
         watch = self._watches.pop(task_id, None)
-        if watch is None or len(reply) < 9 or reply[1] is None:
+        if watch is None or len(reply) < 9 or reply[1] is None or reply[8] is None:
             return False
         over = watch.final(reply[8][0])
         reply[8][0] = max(reply[8][0] or 0, watch.peak)

@@ -275,14 +275,14 @@ class Worker:
 
     def _python_replied(self, task_id: int, reply: list) -> None:
         t, sandbox = self.python.pop(task_id)
-        _, ok, payload, text, started, finished, size, spilled, (peak, cpu) = reply
+        _, ok, payload, text, started, finished, size, spilled, used = reply
         if ok is None:   # it did not run: an input it reads is not here (its producer failed)
             self._finish(t, sandbox, {"reason": "input", "message": text, "file": payload})
             return
         self.python_time.add(finished - started)
         self.state.python_depth = python_depth(self.python_time.value)
-        report: dict[str, Any] = {"started": started, "finished": finished, "exit": 0 if ok else 1,
-                                  "usage": [peak, cpu, sandbox_bytes(sandbox, t.inputs)]}
+        report: dict[str, Any] = {"started": started, "finished": finished, "exit": 0 if ok else 1, "usage":
+                                  None if used is None else [used[0], used[1], sandbox_bytes(sandbox, t.inputs)]}
         if ok:
             if payload is not None:
                 report["value"] = payload
