@@ -12,9 +12,11 @@ from ..task import DependencyFailed, InternalError, RemoteError, SystemFailure, 
 
 def task_result(task_id: int, report: dict[str, Any], worker: str, hop: float | None,
                 attempts: int) -> TaskResult:
+    peak, cpu, disk = report.get("usage") or (None, None, None)   # a worker of an older tether sends none
     return TaskResult(task_id=task_id, exit_code=report.get("exit", 0), stdout=report.get("stdout", ""),
                       stderr=report.get("stderr", ""), worker=worker, started=report.get("started", 0.0),
-                      finished=report.get("finished", 0.0), hop_latency=hop, attempts=attempts)
+                      finished=report.get("finished", 0.0), hop_latency=hop, attempts=attempts,
+                      peak_memory=peak, cpu_time=cpu, disk=disk)
 
 
 def python_value(report: dict[str, Any]) -> Any:

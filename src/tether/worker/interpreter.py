@@ -4,11 +4,14 @@ The worker keeps one per core and talks to each over a socket pair with
 length-prefixed msgpack frames. Requests may arrive several at a time; they
 run one after another, in order, and each but "drop" gets one reply.
 
-    run     {"id", "fn": cache path, "args": pickled (args, kwargs), "cwd", "env",
+    run     {"id", "fn": cache path, "args": pickled (args, kwargs), "cwd", "env", "tag", "watch",
              "refs": {result name: spill path or None}, "result": name or None,
              "inline": bool, "spill": bytes, "summary": pickled function or absent}
-            -> [id, ok, payload, traceback text, started, finished, size, spilled]
+            -> [id, ok, payload, traceback text, started, finished, size, spilled,
+                [peak bytes, CPU seconds], or None for a call without a sandbox (cwd None)]
                (ok None: not run, an input it reads is not here; payload names it)
+            and first, for a call with "watch" (it has limits), at once as it begins:
+            -> ["start", id, RSS in bytes]
     export  {"op": "export", "name", "path"} -> ["export", name, size]   (spill a held result)
     drop    {"op": "drop", "names"}                                       (forget held results)
 
@@ -25,6 +28,16 @@ return for the value as the payload: a small part of a result that stays
 here); otherwise ("inline", as for Manager tasks and Executor.map) the
 value itself is the payload. payload is the pickled exception when ok is false
 (None when it cannot be pickled: the traceback text says what happened).
+
+Each call runs with the tag of its attempt in the environment (reaper.TAG),
+which its child processes inherit. The interpreter is a child subreaper:
+orphans of the processes a call started come to it, and when the call
+returns, every child it has (the call's leftovers) is killed with its tree
+and waited for, before the reply; a metered call that never blocked nor
+forked cannot have started one, and is not looked after. What a task's
+call used is measured around it (usage.CallMeter), for three system
+calls; an Executor call (no sandbox: cwd None) makes no TaskResult and is
+not metered.
 
 Replies are written together when more requests are already waiting, so a
 stream of short tasks costs one write per batch, not per task; a reply is
@@ -48,6 +61,8 @@ import msgpack
 
 from .. import spill
 from ..refs import ResultRef, replace
+from .reaper import TAG, Children, become_subreaper, end_children
+from .usage import CallMeter
 
 _LEN = struct.Struct("!I")
 HOLD = 0.001
@@ -117,17 +132,24 @@ class Channel:
             self.sock.sendall(b"".join(self.outbox))
             self.outbox.clear()
 
+    def send_now(self, msg) -> None:
+        self.reply(msg)
+        self.flush()
+
     def maybe_flush(self) -> None:
         if time.monotonic() - self.held_since > HOLD or not self.waiting():
             self.flush()
 
 
 class Interpreter:
-    def __init__(self) -> None:
+    def __init__(self, notify=None) -> None:
+        self.notify = notify   # sends a frame at once (the start of a watched call)
         self.functions: dict[str, object] = {}
         self.held: dict[str, object] = {}   # results kept in memory
         self.home = os.getcwd()
         self.base_env = dict(os.environ)
+        self.meter = CallMeter()
+        self.children = Children()
 
     def handle(self, req: dict) -> list | None:
         op = req.get("op", "run")
@@ -159,6 +181,28 @@ class Interpreter:
         return spill.read(paths[ref.name])
 
     def run(self, req: dict) -> list:
+        """Run one call; what it left running ends with it; what it used goes at the reply's end."""
+        tag = req.get("tag")
+        if tag:
+            os.environ[TAG] = tag
+        if req["cwd"] is None:   # an Executor call: no TaskResult is made of it, nothing to meter
+            reply = self._call(req)
+            if self.children.any():
+                end_children()
+            reply.append(None)
+            return reply
+        meter = self.meter
+        meter.start()
+        if req.get("watch"):
+            self.notify(["start", req["id"], meter.start_rss])
+        reply = self._call(req)
+        spawned = meter.ended()
+        if spawned and self.children.any():
+            end_children()
+        reply.append(meter.figures(spawned))
+        return reply
+
+    def _call(self, req: dict) -> list:
         tid = req["id"]
         started = time.time()
         try:
@@ -214,8 +258,8 @@ class Interpreter:
 
 
 def serve(sock: socket.socket) -> None:
-    interpreter = Interpreter()
     channel = Channel(sock)
+    interpreter = Interpreter(notify=channel.send_now)
     try:
         while True:
             reply = interpreter.handle(channel.receive())
@@ -227,6 +271,7 @@ def serve(sock: socket.socket) -> None:
 
 
 def main() -> None:
+    become_subreaper()
     sock = socket.socket(fileno=int(sys.argv[1]))
     try:
         serve(sock)

@@ -36,8 +36,11 @@ from .cache import Cache
 from ..core.model import RunningMean
 from .interpreters import InterpreterPool
 from .janitor import Janitor
+from .limits import Limits
+from .reaper import REAPER
 from .runner import ShellProcess
 from .sandbox import Sandboxes, tail
+from .usage import MARKS, sandbox_bytes
 from .state import Fetch, Reject, Remove, Start, WorkerState, WorkTask
 
 log = logging.getLogger("tether.worker")
@@ -280,6 +283,7 @@ class Worker:
         for proc in self.shells.values():
             proc.kill()
         self.pool.close()
+        REAPER.end_all()   # whatever tasks left behind, tagged or not
         for job in self.jobs:
             job.cancel()
         self.client.close()
@@ -390,10 +394,12 @@ class Worker:
         spec = t.spec
         sandbox = None
         try:
-            if not spec.get("scratch") or t.inputs or t.outputs:
+            if not spec.get("scratch") or t.inputs or t.outputs or t.disk:
                 # an Executor call (which names no files) runs in its interpreter's scratch directory,
-                # as a call to a process pool runs in the pool's working directory
+                # as a call to a process pool runs in the pool's working directory; with a disk limit,
+                # in a sandbox of its own, where what it writes can be measured
                 sandbox = self.sandboxes.acquire(t.inputs, self.cache)
+                MARKS.mark(sandbox, t.inputs)
             self._launch(t, spec, sandbox, after)
         except Exception as e:
             self.shells.pop(t.id, None)
@@ -404,14 +410,18 @@ class Worker:
                                   "message": f"could not {what}: {type(e).__name__}: {e}"}, sandbox)
 
     def _launch(self, t: WorkTask, spec: dict[str, Any], sandbox: str | None, after: int | None) -> None:
+        limits = Limits.of(t.memory, t.disk, t.inputs)
         if spec["kind"] == "sh":
             out, err = self.sandboxes.log_paths(sandbox)
             self.shells[t.id] = ShellProcess(spec["cmd"], sandbox, out, err, spec.get("env") or None,
-                                             partial(self._shell_exited, t, sandbox), spec.get("timeout"))
+                                             partial(self._shell_exited, t, sandbox), spec.get("timeout"),
+                                             task=t.id, limits=limits)
         else:
             self.python[t.id] = (t, sandbox)
             request = {"id": t.id, "fn": self.cache.str_path(spec["fn"]), "args": spec["args"],
                        "cwd": sandbox, "env": spec.get("env") or None}
+            if limits is not None:
+                request["limits"] = limits
             if "result" in spec:
                 request.update(result=spec["result"], path=self.cache.str_path(spec["result"]),
                                spill=spec.get("spill", 1 << 62), inline=spec.get("inline", False))
@@ -455,9 +465,11 @@ class Worker:
 
     def _shell_exited(self, t: WorkTask, sandbox: str, code: int, started: float, finished: float) -> None:
         proc = self.shells.pop(t.id)
-        report = {"exit": code, "started": started, "finished": finished, "logs": True}
-        if proc.timed_out:
-            report.update(reason="timeout", message=f"killed after its timeout of {t.spec['timeout']} s")
+        usage = None if proc.cpu_time is None else [   # None: the worker is stopping
+            proc.peak_memory, proc.cpu_time, sandbox_bytes(sandbox, t.inputs, self.sandboxes.log_paths(sandbox))]
+        report = {"exit": code, "started": started, "finished": finished, "logs": True, "usage": usage}
+        if proc.ended_by is not None:   # its timeout, or a limit
+            report.update(reason=proc.ended_by[0], message=proc.ended_by[1])
         elif code != 0:
             _, err = self.sandboxes.log_paths(sandbox)
             if self._disk_full(tail(err)):
@@ -478,13 +490,14 @@ class Worker:
 
     def _python_replied(self, task_id: int, reply: list) -> None:
         t, sandbox = self.python.pop(task_id)
-        _, ok, payload, text, started, finished, size, spilled = reply
+        _, ok, payload, text, started, finished, size, spilled, used = reply
         if ok is None:   # it did not run: an input it reads is not here (its producer failed)
             self._finish(t, sandbox, {"reason": "input", "message": text, "file": payload})
             return
         self.python_time.add(finished - started)
         self.state.python_depth = python_depth(self.python_time.value)
-        report: dict[str, Any] = {"started": started, "finished": finished, "exit": 0 if ok else 1}
+        report: dict[str, Any] = {"started": started, "finished": finished, "exit": 0 if ok else 1, "usage":
+                                  None if used is None else [used[0], used[1], sandbox_bytes(sandbox, t.inputs)]}
         if ok:
             if payload is not None:
                 report["value"] = payload
@@ -499,11 +512,10 @@ class Worker:
             report.update(reason=reason, message=last, error=payload, stderr=text)
         self._finish(t, sandbox, report)
 
-    def _python_died(self, task_id: int, message: str, timed_out: bool) -> None:
+    def _python_died(self, task_id: int, message: str, reason: str | None) -> None:
+        """reason: "timeout", "memory" or "disk" when the pool killed it for that, else None."""
         t, sandbox = self.python.pop(task_id)
-        if timed_out:
-            message = f"killed after its timeout of {t.spec['timeout']} s"
-        self._finish(t, sandbox, {"reason": "timeout" if timed_out else "interpreter", "message": message})
+        self._finish(t, sandbox, {"reason": reason or "interpreter", "message": message})
 
     def _finish(self, t: WorkTask, sandbox: str | None, report: dict[str, Any]) -> None:
         """Move outputs into the cache, start what they made ready, then tell the manager."""
