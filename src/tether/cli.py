@@ -1,4 +1,4 @@
-"""The `tether` command: worker, demo, bench."""
+"""The `tether` command: worker, demo, report, bench."""
 from __future__ import annotations
 
 import asyncio
@@ -131,6 +131,21 @@ def demo(chains, length, workers, no_groups):
     from .demo import run_demo
 
     run_demo(chains=chains, length=length, workers=workers, group_tasks=not no_groups)
+
+
+@main.command()
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("report.html"),
+              show_default=True, help="The HTML report to write (one file, opens without a network).")
+@click.option("--png", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also draw the timeline and cache use as a PNG (needs matplotlib).")
+@click.option("--serve", metavar="[HOST:]PORT", default=None,
+              help="Serve the live page and /metrics instead, following the log as the run writes it.")
+def report(run, output, png, serve):
+    """A run's report: RUN is a run directory (its transactions file) or a transaction log."""
+    from .report.command import report_command
+
+    sys.exit(report_command(run, output, png, serve))
 
 
 # ---------------------------------------------------------------- benchmarks

@@ -75,7 +75,18 @@ class RemoteError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class TaskResult:
-    """What a finished task reports. Times are seconds since the epoch."""
+    """What a finished task reports. Times are seconds since the epoch.
+
+    What it used, as its worker measured it (None when it sent no figures):
+    peak_memory, bytes: for a shell command, its largest process (with
+    memory= set, the highest sum over its processes seen); for a Python
+    task, how far its call raised the RSS of the warm interpreter it ran in
+    (shared with other tasks, so not charged to each), plus, with memory=
+    set, its child processes. cpu_time, seconds of user plus system time of
+    the task and the children it waited for. disk, bytes: its outputs and
+    whatever else it left in its sandbox (and a command's stdout and
+    stderr). A task's memory= and disk= limits apply to the same figures.
+    """
 
     task_id: int
     exit_code: int
@@ -86,6 +97,9 @@ class TaskResult:
     finished: float
     hop_latency: float | None
     attempts: int = 1
+    peak_memory: int | None = None
+    cpu_time: float | None = None
+    disk: int | None = None
 
     @property
     def duration(self) -> float:

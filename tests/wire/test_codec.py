@@ -39,8 +39,10 @@ SAMPLES = [
     m.Call(8, "/cache/buf-abc", b"args", "/sandbox/s1", {"X": "y"}, {"res-a-7": None}, "res-a-8",
            "/cache/res-a-8", 1 << 20, False, b"s"),
     m.Call(9, "/cache/buf-abc", b"args"),
+    m.Call(9, "/cache/buf-abc", b"args", "/sandbox/s2", tag="123-9-1", watch=True),
     m.Export("res-a-8", "/cache/res-a-8"), m.Drop(("res-a-8",)),
-    m.CallReply(8, True, b"value", "", 1.0, 2.0, 5, False, (1 << 20, 0.1, 0)),
+    m.CallReply(8, True, b"value", "", 1.0, 2.0, 5, False, (1 << 20, 0.1)),
+    m.Started(8, 1 << 24),
     m.CallReply(8, None, "res-a-7", "its input res-a-7 is not here", 1.0, 1.0),
     m.Exported("res-a-8", 5),
 ]

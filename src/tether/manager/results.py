@@ -12,9 +12,10 @@ from ..wire.messages import Report
 
 
 def task_result(task_id: int, report: Report, worker: str, hop: float | None, attempts: int) -> TaskResult:
+    peak, cpu, disk = report.usage or (None, None, None)
     return TaskResult(task_id=task_id, exit_code=report.exit or 0, stdout=report.stdout, stderr=report.stderr,
                       worker=worker, started=report.started, finished=report.finished, hop_latency=hop,
-                      attempts=attempts)
+                      attempts=attempts, peak_memory=peak, cpu_time=cpu, disk=disk)
 
 
 def python_value(report: Report) -> Any:

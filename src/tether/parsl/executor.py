@@ -32,6 +32,7 @@ from parsl.data_provider.zip import ZipFileStaging
 from parsl.dataflow.errors import DependencyError
 from parsl.executors.status_handling import BlockProviderExecutor
 from parsl.launchers import SimpleLauncher
+from parsl.monitoring.radios.filesystem import FilesystemRadio
 from parsl.providers import LocalProvider
 from parsl.utils import RepresentationMixin
 
@@ -87,7 +88,10 @@ class TetherExecutor(BlockProviderExecutor, RepresentationMixin):
       lose to the system (workers lost, interpreters dead, full disks) before
       it fails; see the README's fault model.
     block_error_handler, remote_monitoring_radio, working_dir: as for
-      Parsl's own executors (no monitoring radio unless one is given).
+      Parsl's own executors. With a MonitoringHub in the Config and no radio
+      given, tasks report through Parsl's FilesystemRadio (as TaskVine's
+      executor does): monitoring works with no extra option where the
+      workers share the run directory's file system.
     """
 
     def __init__(self, label: str = "tether", provider: Any = None, cores_per_worker: int | None = None,
@@ -119,7 +123,8 @@ class TetherExecutor(BlockProviderExecutor, RepresentationMixin):
         self.shared_fs = shared_fs
         self.storage_access = storage_access if storage_access is not None else [
             TetherStaging(), HTTPInTaskStaging(), FTPInTaskStaging(), ZipFileStaging()]
-        self.remote_monitoring_radio = remote_monitoring_radio
+        self.remote_monitoring_radio = (remote_monitoring_radio if remote_monitoring_radio is not None
+                                        else FilesystemRadio())
         self.working_dir = working_dir
 
         self.manager: Manager | None = None

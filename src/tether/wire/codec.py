@@ -340,11 +340,13 @@ SCHEMAS: dict[str, tuple] = {
     "welcome": _message(m.Welcome, _bytes),
     # interpreter link
     "call": _message(m.Call, _count, _name, _bytes, _optional(_name), _optional(_env), _optional(_refs),
-                     _optional(_cache_name), _optional(_name), _count, _bool, _optional(_bytes), rest=8),
+                     _optional(_cache_name), _optional(_name), _count, _bool, _optional(_bytes), _optional(_name),
+                     _bool, rest=10),
+    "started": _message(m.Started, _count, _count),
     "export": _message(m.Export, _cache_name, _name),
     "drop": _message(m.Drop, _names),
     "reply": _message(m.CallReply, _count, _optional(_bool), _any, _text, _number, _number, _count, _bool,
-                      _optional(_triple(_count, _number, _count)), rest=3),
+                      _optional(_pair(_count, _number)), rest=3),
     "exported": _message(m.Exported, _cache_name, _count),
 }
 OPS: dict[type, str] = {cls: op for op, (cls, _, _) in SCHEMAS.items()}

@@ -14,7 +14,7 @@ Links and what crosses them:
                                    Done, Failed, Have, Retracted, Lost, Ping, Probe, Pong
     fetch (anyone -> a file server) Get, then Found (and the raw bytes) or Absent
     handshake (every connection)    Challenge, StartTls, Auth, Welcome
-    interpreter (worker <-> child)  Call, Export, Drop; CallReply, Exported
+    interpreter (worker <-> child)  Call, Export, Drop; Started, CallReply, Exported
 """
 from __future__ import annotations
 
@@ -228,6 +228,15 @@ class Call(NamedTuple):
     spill: int = 1 << 62
     inline: bool = False
     summary: bytes | None = None
+    tag: str | None = None                   # TETHER_TASK for whatever the call starts (worker/reaper.py)
+    watch: bool = False                      # its limits are watched: say when it starts (Started)
+
+
+class Started(NamedTuple):
+    """A watched call began, in an interpreter whose RSS was then `rss` bytes."""
+
+    id: int
+    rss: int
 
 
 class Export(NamedTuple):
@@ -250,7 +259,7 @@ class CallReply(NamedTuple):
     finished: float
     size: int = 0
     spilled: bool = False
-    usage: tuple[int, float, int] | None = None
+    usage: tuple[int, float] | None = None   # peak memory (bytes), CPU seconds; None: not metered
 
 
 class Exported(NamedTuple):

@@ -1,16 +1,15 @@
 """A warm Python interpreter: the child process that runs Python tasks.
 
 The worker keeps one per core and talks to each over a socket pair with
-length-prefixed msgpack frames. Requests may arrive several at a time; they
-run one after another, in order, and each but "drop" gets one reply.
+the wire's messages in frames (wire/messages.py). Requests may arrive
+several at a time; they run one after another, in order, and each but Drop
+gets one reply:
 
-    run     {"id", "fn": cache path, "args": pickled (args, kwargs), "cwd", "env",
-             "refs": {result name: spill path or None}, "result": name or None,
-             "inline": bool, "spill": bytes, "summary": pickled function or absent}
-            -> [id, ok, payload, traceback text, started, finished, size, spilled]
-               (ok None: not run, an input it reads is not here; payload names it)
-    export  {"op": "export", "name", "path"} -> ["export", name, size]   (spill a held result)
-    drop    {"op": "drop", "names"}                                       (forget held results)
+    Call    -> CallReply (ok None: not run, an input it reads is not here; payload
+               names it), and first, for a watched call (it has limits), at once
+               as it begins: Started(id, RSS in bytes)
+    Export  -> Exported(name, size)        (spill a held result to a file)
+    Drop                                    (forget held results)
 
 A call runs with its sandbox as working directory ("cwd"), or, for an
 Executor call (cwd None), in the interpreter's own, a scratch directory of
@@ -26,6 +25,16 @@ here); otherwise ("inline", as for Manager tasks and Executor.map) the
 value itself is the payload. payload is the pickled exception when ok is false
 (None when it cannot be pickled: the traceback text says what happened).
 
+Each call runs with the tag of its attempt in the environment (reaper.TAG),
+which its child processes inherit. The interpreter is a child subreaper:
+orphans of the processes a call started come to it, and when the call
+returns, every child it has (the call's leftovers) is killed with its tree
+and waited for, before the reply; a metered call that never blocked nor
+forked cannot have started one, and is not looked after. What a task's
+call used is measured around it (usage.CallMeter), for three system
+calls; an Executor call (no sandbox: cwd None) makes no TaskResult and is
+not metered.
+
 Replies are written together when more requests are already waiting, so a
 stream of short tasks costs one write per batch, not per task; a reply is
 never held back for longer than HOLD seconds.
@@ -38,18 +47,20 @@ import os
 import pickle
 import select
 import socket
-import struct
 import sys
 import time
 import traceback
 
 import cloudpickle
-import msgpack
 
 from .. import spill
 from ..refs import ResultRef, replace
+from ..wire import codec
+from ..wire import messages as m
+from ..wire.framing import LENGTH, FrameBuffer
+from .reaper import TAG, Children, become_subreaper, end_children
+from .usage import CallMeter
 
-_LEN = struct.Struct("!I")
 HOLD = 0.001
 
 
@@ -62,60 +73,50 @@ def dumps(value) -> bytes:
 
 
 class Channel:
-    """Frames in and out over the socket pair, buffered both ways."""
+    """Messages in and out over the socket pair, in frames, buffered both ways."""
 
     def __init__(self, sock: socket.socket):
         self.sock = sock
-        self.inbox = bytearray()
+        self.frames = FrameBuffer()
+        self.inbox: list[bytes] = []
         self.outbox: list[bytes] = []
         self.held_since = 0.0
 
-    def _frame(self):
-        if len(self.inbox) < 4:
-            return None
-        (size,) = _LEN.unpack_from(self.inbox)
-        if len(self.inbox) < 4 + size:
-            return None
-        body = bytes(self.inbox[4:4 + size])
-        del self.inbox[:4 + size]
-        return msgpack.unpackb(body, raw=False)
-
     def waiting(self) -> bool:
         """Is a whole request here already, or on the socket now?"""
-        if self._frame_ready():
+        if self.inbox:
             return True
         if select.select([self.sock], [], [], 0)[0]:
-            return self._fill()
+            self._fill()
+            return bool(self.inbox)
         return False
 
-    def _frame_ready(self) -> bool:
-        return len(self.inbox) >= 4 and len(self.inbox) >= 4 + _LEN.unpack_from(self.inbox)[0]
-
-    def _fill(self) -> bool:
+    def _fill(self) -> None:
         data = self.sock.recv(1 << 20)
         if not data:
             raise EOFError
-        self.inbox += data
-        return self._frame_ready()
+        self.inbox.extend(self.frames.feed(data))
 
     def receive(self):
-        while True:
-            msg = self._frame()
-            if msg is not None:
-                return msg
+        while not self.inbox:
             self.flush()
             self._fill()
+        return codec.decode(self.inbox.pop(0))
 
     def reply(self, msg) -> None:
-        body = msgpack.packb(msg, use_bin_type=True)
+        body = codec.encode(msg)
         if not self.outbox:
             self.held_since = time.monotonic()
-        self.outbox.append(_LEN.pack(len(body)) + body)
+        self.outbox.append(LENGTH.pack(len(body)) + body)
 
     def flush(self) -> None:
         if self.outbox:
             self.sock.sendall(b"".join(self.outbox))
             self.outbox.clear()
+
+    def send_now(self, msg) -> None:
+        self.reply(msg)
+        self.flush()
 
     def maybe_flush(self) -> None:
         if time.monotonic() - self.held_since > HOLD or not self.waiting():
@@ -123,23 +124,26 @@ class Channel:
 
 
 class Interpreter:
-    def __init__(self) -> None:
+    def __init__(self, notify=None) -> None:
+        self.notify = notify   # sends a frame at once (the start of a watched call)
         self.functions: dict[str, object] = {}
         self.held: dict[str, object] = {}   # results kept in memory
         self.home = os.getcwd()
         self.base_env = dict(os.environ)
+        self.meter = CallMeter()
+        self.children = Children()
 
-    def handle(self, req: dict) -> list | None:
-        op = req.get("op", "run")
-        if op == "run":
+    def handle(self, req):
+        kind = type(req)
+        if kind is m.Call:
             return self.run(req)
-        if op == "export":
-            return ["export", req["name"], spill.write(req["path"], spill.dump(self.held[req["name"]]))]
-        if op == "drop":
-            for name in req["names"]:
+        if kind is m.Export:
+            return m.Exported(req.name, spill.write(req.path, spill.dump(self.held[req.name])))
+        if kind is m.Drop:
+            for name in req.names:
                 self.held.pop(name, None)
             return None
-        raise ValueError(f"unknown request {op!r}")
+        raise ValueError(f"the worker sent {kind.__name__}, which it does not send here")
 
     def _summary_function(self, pickled: bytes):
         fn = self.functions.get(pickled)
@@ -158,42 +162,63 @@ class Interpreter:
             return self.held[ref.name]
         return spill.read(paths[ref.name])
 
-    def run(self, req: dict) -> list:
-        tid = req["id"]
+    def run(self, req: m.Call) -> m.CallReply:
+        """Run one call; what it left running ends with it; what it used goes with the reply."""
+        if req.tag:
+            os.environ[TAG] = req.tag
+        if req.cwd is None:   # an Executor call: no TaskResult is made of it, nothing to meter
+            reply = self._call(req)
+            if self.children.any():
+                end_children()
+            return m.CallReply(*reply)
+        meter = self.meter
+        meter.start()
+        if req.watch:
+            self.notify(m.Started(req.id, meter.start_rss))
+        reply = self._call(req)
+        spawned = meter.ended()
+        if spawned and self.children.any():
+            end_children()
+        figures = meter.figures(spawned)
+        return m.CallReply(*reply, None if figures is None else tuple(figures))
+
+    def _call(self, req: m.Call) -> tuple:
+        """(id, ok, payload, text, started, finished, size, spilled): a CallReply but its usage."""
+        tid = req.id
         started = time.time()
         try:
-            fn = self.functions.get(req["fn"])
+            fn = self.functions.get(req.fn)
             if fn is None:
-                with open(req["fn"], "rb") as f:
-                    fn = self.functions[req["fn"]] = cloudpickle.load(f)
-            args, kwargs = pickle.loads(req["args"])
-            refs = req.get("refs")
+                with open(req.fn, "rb") as f:
+                    fn = self.functions[req.fn] = cloudpickle.load(f)
+            args, kwargs = pickle.loads(req.args)
+            refs = req.refs
             if refs:
                 absent = self._absent(refs)
                 if absent is not None:   # not run: what it reads was not made (its producer failed)
-                    return [tid, None, absent, f"its input {absent} is not here", started, started, 0, False]
+                    return tid, None, absent, f"its input {absent} is not here", started, started, 0, False
                 swap = lambda v: self._value_of(v, refs) if type(v) is ResultRef else None  # noqa: E731
                 args, kwargs = replace(args, swap), replace(kwargs, swap)
-            if req.get("env"):
-                os.environ.update(req["env"])
-            if req["cwd"]:
-                os.chdir(req["cwd"])
+            if req.env:
+                os.environ.update(req.env)
+            if req.cwd:
+                os.chdir(req.cwd)
             started = time.time()
             value = fn(*args, **kwargs)
             finished = time.time()
-            name = req.get("result")
+            name = req.result
             if name is None:
-                return [tid, True, dumps(value), "", started, finished, 0, False]
-            summary = req.get("summary")
+                return tid, True, dumps(value), "", started, finished, 0, False
+            summary = req.summary
             payload = None if summary is None else dumps(self._summary_function(summary)(value))
             size, parts = spill.measure(value)
-            if size > req.get("spill", 1 << 62):
-                size = spill.write(req["path"], parts or spill.dump(value))
-                return [tid, True, payload, "", started, finished, size, True]
+            if size > req.spill:
+                size = spill.write(req.path, parts or spill.dump(value))
+                return tid, True, payload, "", started, finished, size, True
             self.held[name] = value
-            if req.get("inline"):
+            if req.inline:
                 payload = spill.to_bytes(parts or spill.dump(value))
-            return [tid, True, payload, "", started, finished, size, False]
+            return tid, True, payload, "", started, finished, size, False
         except BaseException as e:  # the task's failure, reported, never the interpreter's
             finished = time.time()
             text = traceback.format_exc()
@@ -204,18 +229,18 @@ class Interpreter:
                 payload = None
             if isinstance(e, KeyboardInterrupt):
                 raise
-            return [tid, False, payload, text, started, finished, 0, False]
+            return tid, False, payload, text, started, finished, 0, False
         finally:
-            if req["cwd"]:
+            if req.cwd:
                 os.chdir(self.home)
-            if req.get("env"):
+            if req.env:
                 os.environ.clear()
                 os.environ.update(self.base_env)
 
 
 def serve(sock: socket.socket) -> None:
-    interpreter = Interpreter()
     channel = Channel(sock)
+    interpreter = Interpreter(notify=channel.send_now)
     try:
         while True:
             reply = interpreter.handle(channel.receive())
@@ -227,6 +252,7 @@ def serve(sock: socket.socket) -> None:
 
 
 def main() -> None:
+    become_subreaper()
     sock = socket.socket(fileno=int(sys.argv[1]))
     try:
         serve(sock)

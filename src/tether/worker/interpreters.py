@@ -12,28 +12,32 @@ interpreter that made them (held); a task that needs one goes preferably
 to that interpreter, and elsewhere it is first exported to a spill file.
 
 When an interpreter dies (the task called os._exit, crashed, or was killed
-for its timeout), the task it was running fails, the ones queued behind it
-are sent to another interpreter, and the results it held are reported lost.
+for its timeout or a limit), the task it was running fails, the ones queued
+behind it are sent to another interpreter, and the results it held are
+reported lost. Killing an interpreter kills its whole tree; each request
+carries the tag of its attempt, which the interpreter puts in its
+environment for whatever the call starts (see reaper.py). A call that
+declares memory or disk limits is watched (see limits.py) from the moment
+its interpreter says it began, with the interpreter's RSS then.
 """
 from __future__ import annotations
 
 import asyncio
-import signal
 import socket
-import struct
 import subprocess
 import sys
 from collections import deque
 from typing import Any, Callable
 
-import msgpack
-
+from ..wire import codec
+from ..wire import messages as m
+from ..wire.framing import FrameBuffer
 from ..wire.stream import Outbox
+from .limits import Limits, Watch
+from .reaper import REAPER, kill_tree
 
-_LEN = struct.Struct("!I")
-
-OnReply = Callable[[int, list], None]        # (task id, reply)
-OnDied = Callable[[int, str, bool], None]    # (task id, message, timed out)
+OnReply = Callable[[int, m.CallReply], None]   # (task id, reply)
+OnDied = Callable[[int, str, str | None], None]   # (task id, message, reason: timeout, memory, disk or None)
 OnLost = Callable[[list[str]], None]         # results held by an interpreter that died
 
 
@@ -41,11 +45,11 @@ class Interpreter(asyncio.Protocol):
     def __init__(self, pool: "InterpreterPool", proc: subprocess.Popen):
         self.pool = pool
         self.proc = proc
-        self.queue: deque[tuple[Any, dict]] = deque()   # sent, not answered, in order
+        self.queue: deque[tuple[Any, m.Call | m.Export]] = deque()   # sent, not answered, in order
         self.held: set[str] = set()                      # results kept in its memory
         self.transport: asyncio.Transport | None = None
-        self._inbox = bytearray()
-        self.timed_out: int | None = None
+        self._frames = FrameBuffer()
+        self.ended_by: tuple[int, str, str] | None = None   # (task id, reason, message) it was killed for
 
     # -- asyncio.Protocol
     def connection_made(self, transport) -> None:
@@ -53,46 +57,42 @@ class Interpreter(asyncio.Protocol):
         self._sender = Outbox(transport)
 
     def data_received(self, data: bytes) -> None:
-        self._inbox += data
-        inbox = self._inbox
-        pos = 0
-        replies = []
-        while len(inbox) - pos >= 4:
-            (size,) = _LEN.unpack_from(inbox, pos)
-            if len(inbox) - pos - 4 < size:
-                break
-            replies.append(msgpack.unpackb(inbox[pos + 4:pos + 4 + size], raw=False))
-            pos += 4 + size
-        del inbox[:pos]
-        for reply in replies:
-            key, request = self.queue.popleft()
-            if type(key) is tuple:   # ("export", name)
-                self.pool.exported(key[1], reply[2])
+        for body in self._frames.feed(data):
+            reply = codec.decode(body)
+            kind = type(reply)
+            if kind is m.Started:   # a watched call began
+                self.pool.started(self, reply.id, reply.rss)
                 continue
-            name = request.get("result")
-            if name is not None and reply[1] and not reply[7]:
+            key, request = self.queue.popleft()
+            if kind is m.Exported:
+                self.pool.exported(reply.name, reply.size)
+                continue
+            name = request.result
+            if name is not None and reply.ok and not reply.spilled:
                 self.held.add(name)
-            self.pool.answered(self, key, reply)
+            self.pool.answered(self, key, reply, name)
 
     def connection_lost(self, exc) -> None:
         self.pool.died(self)
 
     # -- sending
-    def send(self, key: Any, request: dict | None, body: dict | None = None) -> None:
-        """Queue a request; key None means no reply is expected (a drop)."""
+    def send(self, key: Any, request) -> None:
+        """Queue a request; key None means no reply is expected (a Drop)."""
         if key is not None:
             self.queue.append((key, request))
-        body = msgpack.packb(request if body is None else body, use_bin_type=True)
-        self._sender.add(_LEN.pack(len(body)), body)
+        self._sender.add_frame(codec.encode(request))
 
     def resume_writing(self) -> None:
         self._sender.resume()
 
     def kill(self) -> None:
-        try:
-            self.proc.send_signal(signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        """Kill the interpreter and everything below it."""
+        if self.proc.returncode is None:
+            kill_tree(self.proc.pid)
+
+    def runs(self, task_id: int) -> bool:
+        """Is this task the one running now (the head of the queue)?"""
+        return bool(self.queue) and self.queue[0][0] == task_id
 
 
 class InterpreterPool:
@@ -107,8 +107,10 @@ class InterpreterPool:
         self._exports: dict[str, asyncio.Future] = {}
         self.interpreters: list[Interpreter] = []
         self._starting = 0
-        self._waiting: deque[tuple[int, dict, float | None]] = deque()  # until an interpreter exists
+        self._waiting: deque[tuple[int, m.Call, float | None]] = deque()  # until an interpreter exists
         self._timers: dict[int, asyncio.TimerHandle] = {}
+        self._limits: dict[int, Limits] = {}   # of calls that declared some, until they end
+        self._watches: dict[int, Watch] = {}
         self._closed = False
 
     def holder(self, name: str) -> Interpreter | None:
@@ -128,7 +130,7 @@ class InterpreterPool:
             fut.set_exception(KeyError(name))
             return fut
         self._exports[name] = fut
-        interp.send(("export", name), {"op": "export", "name": name, "path": path})
+        interp.send(("export", name), m.Export(name, path))
         return fut
 
     def exported(self, name: str, size: int) -> None:
@@ -140,7 +142,7 @@ class InterpreterPool:
         interp = self.holder(name)
         if interp is not None:
             interp.held.discard(name)
-            interp.send(None, None, {"op": "drop", "names": [name]})
+            interp.send(None, m.Drop((name,)))
 
     def running(self, task_id: int) -> Interpreter | None:
         """The interpreter a task was sent to, while it has not answered."""
@@ -149,10 +151,13 @@ class InterpreterPool:
                 return interp
         return None
 
-    def submit(self, task_id: int, request: dict, timeout: float | None = None,
-               prefer: Interpreter | None = None, pin: bool = False) -> None:
+    def submit(self, task_id: int, request: m.Call, timeout: float | None = None,
+               prefer: Interpreter | None = None, pin: bool = False, limits: Limits | None = None) -> None:
+        """Run a call; limits (a limits.Limits) are watched here, not sent."""
         if self._closed:
             return
+        if limits is not None:
+            self._limits[task_id] = limits
         target = min(self.interpreters, key=lambda i: len(i.queue), default=None)
         if prefer is not None and prefer in self.interpreters and (
                 pin or target is None or len(prefer.queue) <= len(target.queue) + 1):
@@ -166,13 +171,31 @@ class InterpreterPool:
             return
         self._send(target, task_id, request, timeout)
 
-    def _send(self, interp: Interpreter, task_id: int, request: dict, timeout: float | None) -> None:
-        interp.send(task_id, request)
+    def _send(self, interp: Interpreter, task_id: int, request: m.Call, timeout: float | None) -> None:
+        tag = REAPER.tag(task_id)
         if timeout:
             self._timers[task_id] = asyncio.get_running_loop().call_later(
                 timeout, self._timeout, interp, task_id, timeout)
+        limits = self._limits.get(task_id)
+        if limits is not None:
+            self._watches[task_id] = Watch(limits, tag, request.cwd, (),
+                                           lambda reason, message: self._end(interp, task_id, reason, message))
+        interp.send(task_id, request._replace(tag=tag, watch=limits is not None))
+
+    def started(self, interp: Interpreter, task_id: int, rss: int) -> None:
+        """A watched call began: its memory is what it adds to the interpreter's RSS now, and its children's."""
+        watch = self._watches.get(task_id)
+        if watch is not None:
+            watch.begin(interp.proc.pid, rss)
+
+    def _end(self, interp: Interpreter, task_id: int, reason: str, message: str) -> None:
+        """Kill the interpreter running task_id, for a reason its failure will give."""
+        if interp.ended_by is None:
+            interp.ended_by = (task_id, reason, message)
+        interp.kill()
 
     async def _start(self) -> None:
+        REAPER.enable()
         try:
             parent, child = socket.socketpair()
             try:
@@ -181,13 +204,14 @@ class InterpreterPool:
                                         cwd=self.cwd)
             finally:
                 child.close()
+            REAPER.own.add(proc.pid)
             loop = asyncio.get_running_loop()
             _, interp = await loop.create_unix_connection(lambda: Interpreter(self, proc), sock=parent)
         except OSError as e:
             self._starting -= 1
             if not self.interpreters and not self._starting:
                 while self._waiting:
-                    self.on_died(self._waiting.popleft()[0], f"could not start a Python interpreter: {e}", False)
+                    self.on_died(self._waiting.popleft()[0], f"could not start a Python interpreter: {e}", None)
             return
         self._starting -= 1
         if self._closed:
@@ -199,17 +223,42 @@ class InterpreterPool:
             task_id, request, timeout = self._waiting.popleft()
             self.submit(task_id, request, timeout)
 
-    def answered(self, interp: Interpreter, task_id: int, reply: list) -> None:
+    def answered(self, interp: Interpreter, task_id: int, reply: m.CallReply, result: str | None = None) -> None:
         timer = self._timers.pop(task_id, None)
         if timer is not None:
             timer.cancel()
+        if self._limits:
+            reply = self._at_end(task_id, reply)
+            if reply is None:
+                if result is not None and result in interp.held:
+                    self.drop(result)   # made by a call that failed: not kept
+                return
         self.on_reply(task_id, reply)
+
+    def _at_end(self, task_id: int, reply: m.CallReply) -> m.CallReply | None:
+        """A watched call answered: None if it was over a limit all the same (it fails for that);
+        else the reply, its peak memory raised to what the watch saw."""
+        self._limits.pop(task_id, None)
+        watch = self._watches.pop(task_id, None)
+        if watch is None or reply.ok is None or reply.usage is None:
+            return reply
+        peak, cpu = reply.usage
+        over = watch.final(peak)
+        if over is not None:
+            self.on_died(task_id, over[1], over[0])
+            return None
+        return reply._replace(usage=(max(peak or 0, watch.peak), cpu))
+
+    def _forget_limits(self, task_id: int) -> None:
+        self._limits.pop(task_id, None)
+        watch = self._watches.pop(task_id, None)
+        if watch is not None:
+            watch.stop()
 
     def _timeout(self, interp: Interpreter, task_id: int, timeout: float) -> None:
         self._timers.pop(task_id, None)
-        if interp.queue and interp.queue[0][0] == task_id:
-            interp.timed_out = task_id
-            interp.kill()
+        if interp.runs(task_id):
+            self._end(interp, task_id, "timeout", f"killed after its timeout of {timeout} s")
         elif any(tid == task_id for tid, _ in interp.queue):   # still queued: its time has not begun
             self._timers[task_id] = asyncio.get_running_loop().call_later(
                 timeout, self._timeout, interp, task_id, timeout)
@@ -217,7 +266,10 @@ class InterpreterPool:
     def died(self, interp: Interpreter) -> None:
         if interp in self.interpreters:
             self.interpreters.remove(interp)
+        kill_tree(interp.proc.pid)   # what the call it ran left behind, not yet adopted by the worker
         code = interp.proc.wait()
+        REAPER.own.discard(interp.proc.pid)
+        REAPER.end()                 # ... and what was
         if self._closed:
             return
         if interp.held and self.on_lost is not None:
@@ -234,20 +286,27 @@ class InterpreterPool:
             timer = self._timers.pop(running_id, None)
             if timer is not None:
                 timer.cancel()
-            timed_out = interp.timed_out == running_id
-            message = ("killed after its timeout" if timed_out
-                       else f"the Python interpreter running the task died (exit code {code})")
-            self.on_died(running_id, message, timed_out)
+            self._forget_limits(running_id)
+            if interp.ended_by is not None and interp.ended_by[0] == running_id:
+                _, reason, message = interp.ended_by
+            else:
+                reason, message = None, f"the Python interpreter running the task died (exit code {code})"
+            self.on_died(running_id, message, reason)
             for task_id, request in queued[1:]:   # innocent bystanders: run them elsewhere
                 timer = self._timers.pop(task_id, None)
                 if timer is not None:
                     timer.cancel()
+                watch = self._watches.pop(task_id, None)
+                if watch is not None:
+                    watch.stop()
                 self.submit(task_id, request, None)
 
     def close(self) -> None:
         self._closed = True
         for timer in self._timers.values():
             timer.cancel()
+        for watch in self._watches.values():
+            watch.stop()
         for interp in self.interpreters:
             interp.kill()
             if interp.transport is not None:

@@ -40,8 +40,11 @@ from .cache import Cache
 from ..core.model import RunningMean
 from .interpreters import InterpreterPool
 from .janitor import Janitor
+from .limits import Limits
+from .reaper import REAPER
 from .runner import ShellProcess
 from .sandbox import Sandboxes, tail
+from .usage import MARKS, sandbox_bytes
 from .state import Fetch, Reject, Remove, Start, WorkerState, WorkTask
 
 log = logging.getLogger("tether.worker")
@@ -283,6 +286,7 @@ class Worker:
         for proc in self.shells.values():
             proc.kill()
         self.pool.close()
+        REAPER.end_all()   # whatever tasks left behind, tagged or not
         for job in self.jobs:
             job.cancel()
         self.client.close()
@@ -392,10 +396,12 @@ class Worker:
         spec = t.spec
         sandbox = None
         try:
-            if not spec.scratch or t.inputs or t.outputs:
+            if not spec.scratch or t.inputs or t.outputs or t.disk:
                 # an Executor call (which names no files) runs in its interpreter's scratch directory,
-                # as a call to a process pool runs in the pool's working directory
+                # as a call to a process pool runs in the pool's working directory; with a disk limit,
+                # in a sandbox of its own, where what it writes can be measured
                 sandbox = self.sandboxes.acquire(t.inputs, self.cache)
+                MARKS.mark(sandbox, t.inputs)
             self._launch(t, spec, sandbox, after)
         except Exception as e:
             self.shells.pop(t.id, None)
@@ -406,40 +412,39 @@ class Worker:
                                   "message": f"could not {what}: {type(e).__name__}: {e}"}, sandbox)
 
     def _launch(self, t: WorkTask, spec: m.TaskSpec, sandbox: str | None, after: int | None) -> None:
+        limits = Limits.of(t.memory, t.disk, t.inputs)
         if spec.kind == "sh":
             out, err = self.sandboxes.log_paths(sandbox)
             self.shells[t.id] = ShellProcess(spec.command, sandbox, out, err, spec.env,
-                                             partial(self._shell_exited, t, sandbox), spec.timeout)
+                                             partial(self._shell_exited, t, sandbox), spec.timeout,
+                                             task=t.id, limits=limits)
         else:
             self.python[t.id] = (t, sandbox)
-            request = {"id": t.id, "fn": self.cache.str_path(spec.fn), "args": spec.args,
-                       "cwd": sandbox, "env": spec.env}
-            if spec.result is not None:
-                request.update(result=spec.result, path=self.cache.str_path(spec.result),
-                               spill=spec.spill if spec.spill is not None else 1 << 62, inline=False)
-                if spec.summary is not None:
-                    request["summary"] = spec.summary
+            result = spec.result
+            request = m.Call(t.id, self.cache.str_path(spec.fn), spec.args, sandbox, spec.env, None, result,
+                             None if result is None else self.cache.str_path(result),
+                             spec.spill if spec.spill is not None else 1 << 62, False, spec.summary)
             refs = spec.refs
             if after is not None:   # behind the call making its input, in the same interpreter
-                request["refs"] = {n: self.cache.str_path(n) for n in refs}
-                self.pool.submit(t.id, request, None, self.pool.running(after), pin=True)
+                request = request._replace(refs={n: self.cache.str_path(n) for n in refs})
+                self.pool.submit(t.id, request, None, self.pool.running(after), pin=True, limits=limits)
             elif not refs:
-                self.pool.submit(t.id, request, spec.timeout)
+                self.pool.submit(t.id, request, spec.timeout, limits=limits)
             else:
-                self._submit_with_refs(t, request, refs)
+                self._submit_with_refs(t, request, refs, limits)
 
-    def _submit_with_refs(self, t: WorkTask, request: dict, refs: list[str]) -> None:
+    def _submit_with_refs(self, t: WorkTask, request: m.Call, refs: tuple[str, ...], limits) -> None:
         """Run where the biggest result it reads is held; others come from spill files."""
         holders = {name: self.pool.holder(name) for name in refs}
         held = [n for n in refs if holders[n] is not None]
         prefer = holders[max(held, key=lambda n: self.state.present.get(n, 0))] if held else None
         paths = {n: (None if holders[n] is prefer and prefer is not None else self.cache.str_path(n))
                  for n in refs}
-        request["refs"] = paths
+        request = request._replace(refs=paths)
         exports = [self.pool.export(n, self.cache.str_path(n)) for n in refs
                    if holders[n] is not None and holders[n] is not prefer and n not in self.cache.sizes]
         if not exports:
-            self.pool.submit(t.id, request, t.spec.timeout, prefer)
+            self.pool.submit(t.id, request, t.spec.timeout, prefer, limits=limits)
             return
 
         async def after_exports() -> None:
@@ -451,15 +456,17 @@ class Worker:
                 self._finish(t, self.python.pop(t.id)[1], {"reason": "input",
                                                            "message": f"a result it reads was lost: {e}"})
                 return
-            self.pool.submit(t.id, request, t.spec.timeout, prefer)
+            self.pool.submit(t.id, request, t.spec.timeout, prefer, limits=limits)
 
         self._spawn(after_exports())
 
     def _shell_exited(self, t: WorkTask, sandbox: str, code: int, started: float, finished: float) -> None:
         proc = self.shells.pop(t.id)
-        report = {"exit": code, "started": started, "finished": finished, "logs": True}
-        if proc.timed_out:
-            report.update(reason="timeout", message=f"killed after its timeout of {t.spec.timeout} s")
+        usage = None if proc.cpu_time is None else (   # None: the worker is stopping
+            proc.peak_memory, proc.cpu_time, sandbox_bytes(sandbox, t.inputs, self.sandboxes.log_paths(sandbox)))
+        report = {"exit": code, "started": started, "finished": finished, "logs": True, "usage": usage}
+        if proc.ended_by is not None:   # its timeout, or a limit
+            report.update(reason=proc.ended_by[0], message=proc.ended_by[1])
         elif code != 0:
             _, err = self.sandboxes.log_paths(sandbox)
             if self._disk_full(tail(err)):
@@ -478,15 +485,16 @@ class Worker:
             return False
         return st.f_bavail * st.f_frsize < (1 << 20)
 
-    def _python_replied(self, task_id: int, reply: list) -> None:
+    def _python_replied(self, task_id: int, reply: m.CallReply) -> None:
         t, sandbox = self.python.pop(task_id)
-        _, ok, payload, text, started, finished, size, spilled = reply
+        _, ok, payload, text, started, finished, size, spilled, used = reply
         if ok is None:   # it did not run: an input it reads is not here (its producer failed)
             self._finish(t, sandbox, {"reason": "input", "message": text, "file": payload})
             return
         self.python_time.add(finished - started)
         self.state.python_depth = python_depth(self.python_time.value)
-        report: dict[str, Any] = {"started": started, "finished": finished, "exit": 0 if ok else 1}
+        report: dict[str, Any] = {"started": started, "finished": finished, "exit": 0 if ok else 1, "usage":
+                                  None if used is None else (used[0], used[1], sandbox_bytes(sandbox, t.inputs))}
         if ok:
             if payload is not None:
                 report["value"] = payload
@@ -501,11 +509,10 @@ class Worker:
             report.update(reason=reason, message=last, error=payload, stderr=text)
         self._finish(t, sandbox, report)
 
-    def _python_died(self, task_id: int, message: str, timed_out: bool) -> None:
+    def _python_died(self, task_id: int, message: str, reason: str | None) -> None:
+        """reason: "timeout", "memory" or "disk" when the pool killed it for that, else None."""
         t, sandbox = self.python.pop(task_id)
-        if timed_out:
-            message = f"killed after its timeout of {t.spec.timeout} s"
-        self._finish(t, sandbox, {"reason": "timeout" if timed_out else "interpreter", "message": message})
+        self._finish(t, sandbox, {"reason": reason or "interpreter", "message": message})
 
     def _finish(self, t: WorkTask, sandbox: str | None, report: dict[str, Any]) -> None:
         """Move outputs into the cache, start what they made ready, then tell the manager."""

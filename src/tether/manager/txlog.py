@@ -1,0 +1,129 @@
+"""The transaction log: one line for each thing that happened in a run, appended as it goes.
+
+A run's `transactions` file (in its run directory) is text, one event a
+line, fields separated by tabs, the first field the time in seconds since
+the epoch. It starts with a header line naming the format's version:
+
+    #tether-transactions 1 <run> <pid>
+
+and continues with lines of these kinds (FIELDS after the time):
+
+    TASK <id> SUBMITTED <kind: sh|py> <cores> <memory MB> <disk MB> <what: the command or function>
+    TASK <id> ASSIGNED <worker> <attempt> <group or ->
+    TASK <id> RAN <worker> <started> <finished> <peak memory B or -> <cpu s or -> <disk B or -> <exit>
+    TASK <id> ATTEMPT-FAILED <worker> <reason> <started> <finished> <message>
+    TASK <id> DONE <attempts> <hop latency s or ->
+    TASK <id> FAILED <reason> <attempts> <message>
+    TASK <id> CANCELLED
+    GROUP <id> FORMED <worker> <member,member,...>
+    TRANSFER <file> <from: manager|worker> <to: manager|worker> <bytes>
+    CACHE <worker> INSERT <file> <bytes>
+    CACHE <worker> EVICT <file>
+    WORKER <id> JOINED <host> <cores> <memory MB> <disk MB>
+    WORKER <id> LEFT <reason>
+    WORKER <id> BLOCKLISTED <until>
+    MANAGER <event> <details>
+
+Lines are only ever added, and a field never holds a tab or a newline
+(they are replaced by spaces). Fields may be added at the end of a kind in
+a later version; readers must ignore fields they do not know. `read`
+below is the reference reader.
+
+Writing costs the manager's loop an append of a tuple: a thread of the
+log's own formats and writes the lines in batches.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Iterator, NamedTuple
+
+VERSION = 1
+FLUSH_EVERY = 0.2   # seconds
+
+
+class Event(NamedTuple):
+    time: float
+    kind: str        # TASK, GROUP, TRANSFER, CACHE, WORKER, MANAGER
+    subject: str     # the task id, group id, file, worker ...
+    event: str       # SUBMITTED, RAN, ...
+    fields: tuple[str, ...]
+
+
+def _clean(value) -> str:
+    if value is None:
+        return "-"
+    if type(value) is float:
+        return f"{value:.6f}"
+    text = str(value)
+    if "\t" in text or "\n" in text or "\r" in text:
+        text = text.replace("\t", " ").replace("\n", " ").replace("\r", " ")
+    return text
+
+
+class TxLog:
+    """Appends events to `path`; `add` may be called from the manager's loop only."""
+
+    def __init__(self, path: Path, run: str):
+        self.path = path
+        self._pending: deque[tuple] = deque()   # append and popleft are atomic: no lock on the loop's side
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closed = False
+        self._file = open(path, "a", encoding="utf-8", buffering=1 << 16)
+        self._file.write(f"#tether-transactions {VERSION} {run} {os.getpid()}\n")
+        self._thread = threading.Thread(target=self._run, name="tether-txlog", daemon=True)
+        self._thread.start()
+
+    def add(self, kind: str, subject, event: str, *fields) -> None:
+        self._pending.append((time.time(), kind, subject, event, fields))
+
+    def _run(self) -> None:
+        while not self._closed:
+            self._wake.wait(FLUSH_EVERY)
+            self._wake.clear()
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            pending = self._pending
+            batch = [pending.popleft() for _ in range(len(pending))]
+            if not batch or self._file.closed:
+                return
+            lines = [f"{t:.6f}\t{kind}\t{_clean(subject)}\t{event}" +
+                     ("\t" + "\t".join(map(_clean, fields)) if fields else "") + "\n"
+                     for t, kind, subject, event, fields in batch]
+            self._file.write("".join(lines))
+            self._file.flush()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._wake.set()
+        self._thread.join(5)
+        self.flush()
+        with self._lock:
+            self._file.close()
+
+
+def read(path: str | os.PathLike) -> Iterator[Event]:
+    """The events of a transaction log, in order; the header is checked, unknown lines skipped."""
+    with open(path, encoding="utf-8") as f:
+        header = f.readline().split()
+        if len(header) < 2 or header[0] != "#tether-transactions":
+            raise ValueError(f"{path} is not a tether transaction log")
+        if int(header[1]) > VERSION:
+            raise ValueError(f"{path} is of version {header[1]}; this reader knows version {VERSION}")
+        for line in f:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) < 4 or line.startswith("#"):
+                continue
+            try:
+                t = float(parts[0])
+            except ValueError:
+                continue
+            yield Event(t, parts[1], parts[2], parts[3], tuple(parts[4:]))
