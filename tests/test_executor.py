@@ -216,3 +216,24 @@ def test_large_arguments_arrive_intact_and_are_counted(ex):
         assert np.array_equal(f.result(60), a)
     sent = ex.stats()["bytes_arguments_to_worker"] - before["bytes_arguments_to_worker"]
     assert 40 * 1_000_000 <= sent < 40 * 1_010_000
+
+
+def _loaded(name):
+    import sys
+    return name in sys.modules
+
+
+def test_preloaded_modules_are_in_every_interpreter_a_successor_too(tmp_path):
+    from tether import Manager, PythonTask, SystemFailure
+
+    def die():
+        import os
+        os._exit(3)
+
+    with Manager(workers=1, preload=("colorsys",), system_retries=0) as m:
+        assert m.submit(PythonTask(_loaded, args=("colorsys",))).result(60) is True
+        with pytest.raises(SystemFailure):
+            m.submit(PythonTask(die)).result(60)
+        assert m.submit(PythonTask(_loaded, args=("colorsys",))).result(60) is True
+    with pytest.raises(ValueError, match="preload"):
+        Manager(workers=0, preload=("not a module",))

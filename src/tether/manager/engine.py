@@ -90,6 +90,7 @@ class Engine:
         self.gate = Gate(secret, self.tls, "the manager")
         self.on_worker_lost = on_worker_lost
         self.heartbeat = heartbeat
+        self.preload: tuple[str, ...] = ()   # modules every worker's interpreters import as they start
         self.broken: InternalError | None = None   # set when the core failed: nothing runs any more
         self._home_errors: dict[int, BaseException] = {}   # task -> why its output could not be written home
         self._last_tick = 0.0
@@ -418,7 +419,7 @@ class Engine:
         link = WorkerLink(wid, stream, hello.host, hello.port, hello.pid, max(1, hello.cores), beat,
                           asyncio.get_running_loop().time())
         self.links[wid] = link
-        stream.send(m.Joined(wid, self.heartbeat))
+        stream.send(m.Joined(wid, self.heartbeat, self.preload))
         self.worker_count_changed.set()
         log.info("worker %s joined: %s cores at %s:%s", wid, link.cores, link.host, link.port)
         return link

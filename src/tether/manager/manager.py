@@ -116,7 +116,7 @@ class Manager:
                  run_dir: str | os.PathLike | None = None, bandwidth: float = 125e6,
                  queue_time: float = 0.02, restart_local_workers: bool = True,
                  heartbeat: float = DEFAULT_HEARTBEAT, system_retries: int = 3, tls: str = "auto",
-                 tls_files: tuple[str, str, str] | None = None):
+                 tls_files: tuple[str, str, str] | None = None, preload: tuple[str, ...] = ()):
         if workers is None:
             workers = os.cpu_count() or 1
         if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
@@ -125,6 +125,9 @@ class Manager:
             raise ValueError(f"heartbeat must be a number of seconds from 0.2 on, got {heartbeat!r}")
         if isinstance(system_retries, bool) or not isinstance(system_retries, int) or system_retries < 0:
             raise ValueError(f"system_retries must be a non-negative integer, got {system_retries!r}")
+        if isinstance(preload, str) or not all(isinstance(p, str) and p and all(
+                part.isidentifier() for part in p.split(".")) for p in preload):
+            raise ValueError(f"preload must be a list of module names, got {preload!r}")
         self.run = f"{secrets.token_hex(4)}"
         self._serial = itertools.count(1)
         self._lock = threading.Lock()
@@ -153,6 +156,7 @@ class Manager:
             self.tls = TlsConfig(self._secret, tls, cert, key, ca)
             self.engine = Engine(self.core, self._secret, on_worker_lost=self._worker_lost,
                                  heartbeat=self.heartbeat, tls=self.tls)
+            self.engine.preload = tuple(preload)
             bind = host or ("127.0.0.1" if workers else "0.0.0.0")
             bound_host, bound_port = self._loop.run(self.engine.start(bind, port))
             shown = bound_host if bound_host not in ("0.0.0.0", "::") else socket.getfqdn()

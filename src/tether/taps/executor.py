@@ -96,7 +96,8 @@ class TapsExecutor(concurrent.futures.Executor):
 
     def __init__(self, workers: int | None = None, *, warm_modules: tuple[str, ...] = ("taps.engine",),
                  wait_for_workers: int | None = None, **options: Any):
-        self.executor = Executor(workers, summarize=execution_info, **options)
+        # every interpreter imports them as it starts, a successor of one that died too
+        self.executor = Executor(workers, summarize=execution_info, preload=tuple(warm_modules), **options)
         self.last_stats: dict[str, Any] | None = None
         self.on_shutdown: Callable[[dict[str, Any]], None] | None = None   # given the run's figures
         self._pending: set[TapsFuture] = set()

@@ -156,6 +156,13 @@ def _refs(v):
     return v
 
 
+def _module(v):
+    v = _name(v)
+    if not all(part.isidentifier() for part in v.split(".")):
+        raise _Bad(f"not a module name: {v!r}")
+    return v
+
+
 def _one_of(*allowed: str) -> Check:
     def one_of(v):
         if v not in allowed:
@@ -316,7 +323,7 @@ SCHEMAS: dict[str, tuple] = {
     # control link
     "hello": _message(m.Hello, _name, _count, _count, _count, _name, _count, _count, _number,
                       _list(_pair(_cache_name, _count)), rest=1),
-    "joined": _message(m.Joined, _name, _number),
+    "joined": _message(m.Joined, _name, _number, _list(_module), rest=1),
     "assign": _message(m.Assign, _list(_assigned)),
     "delete": _message(m.Delete, _names),
     "retract": _message(m.Retract, _list(_count)),

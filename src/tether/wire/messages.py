@@ -120,6 +120,7 @@ class Hello(NamedTuple):
 class Joined(NamedTuple):
     id: str
     heartbeat: float
+    preload: tuple[str, ...] = ()   # modules every warm interpreter imports as it starts
 
 
 class Assign(NamedTuple):

@@ -251,9 +251,21 @@ def serve(sock: socket.socket) -> None:
         return
 
 
+def preload(modules: list[str]) -> None:
+    """Import what the worker was told every interpreter needs, before the first call arrives."""
+    import importlib
+
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception as e:   # the calls that need it will say so themselves
+            print(f"tether interpreter: could not preload {name}: {type(e).__name__}: {e}", file=sys.stderr)
+
+
 def main() -> None:
     become_subreaper()
     sock = socket.socket(fileno=int(sys.argv[1]))
+    preload([m for m in sys.argv[2:3] and sys.argv[2].split(",") if m])
     try:
         serve(sock)
     finally:

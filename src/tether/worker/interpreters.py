@@ -112,6 +112,7 @@ class InterpreterPool:
         self._limits: dict[int, Limits] = {}   # of calls that declared some, until they end
         self._watches: dict[int, Watch] = {}
         self._closed = False
+        self.preload: tuple[str, ...] = ()   # modules each interpreter imports as it starts
 
     def holder(self, name: str) -> Interpreter | None:
         for interp in self.interpreters:
@@ -199,7 +200,8 @@ class InterpreterPool:
         try:
             parent, child = socket.socketpair()
             try:
-                proc = subprocess.Popen([sys.executable, "-m", "tether.worker.interpreter", str(child.fileno())],
+                proc = subprocess.Popen([sys.executable, "-m", "tether.worker.interpreter", str(child.fileno()),
+                                         ",".join(self.preload)],
                                         pass_fds=[child.fileno()], stdin=subprocess.DEVNULL, env=self.env,
                                         cwd=self.cwd)
             finally:
@@ -300,6 +302,11 @@ class InterpreterPool:
                 if watch is not None:
                     watch.stop()
                 self.submit(task_id, request, None)
+        if len(self.interpreters) + self._starting < self.size:
+            # a successor now, not when the next call comes: its start (and its preloads) are off
+            # the path of the work that follows
+            self._starting += 1
+            asyncio.ensure_future(self._start())
 
     def close(self) -> None:
         self._closed = True

@@ -324,6 +324,7 @@ class Worker:
         elif kind is m.Joined:
             self.manager_heartbeat = msg.heartbeat
             self.name = msg.id
+            self.pool.preload = msg.preload
             os.environ["TETHER_WORKER"] = self.name   # tasks (and interpreters) started from now on see it
         elif kind is m.Delete:
             self._do(self.state.delete(msg.names))
