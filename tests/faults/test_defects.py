@@ -22,6 +22,7 @@ from ..conftest import alive, descendants_of, start_worker, stop, wait_until
 
 def test_1_a_command_the_worker_cannot_start_fails_that_task_only():
     with Manager(workers=2) as m:
+        m.wait_for_workers()
         bad = Task("echo a")
         bad.command = "echo a\x00b"   # past Task()'s own check, as a corrupted spec would be
         worse = Task("echo b", env={"OK": "1"})
