@@ -297,6 +297,24 @@ def taps(apps, systems, **common):
 
 
 @bench.command()
+@click.option("--count", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Faults injected in each row, one after another.")
+@click.option("--heartbeat", type=click.FloatRange(min=0.2), default=None,
+              help="Seconds of silence after which a worker is declared lost [5; 2 with --quick].")
+@click.option("--seed", type=int, default=1, show_default=True, help="Seed of the choice of workers to hit.")
+@_bench_options
+def faults(count, heartbeat, seed, **common):
+    """A workload fault-free, then with each fault injected for real: signals, a dying interpreter,
+    a cut link and a full disk (the last two as root)."""
+    from .bench import faults as bench_faults
+
+    _bench_run("faults", lambda o: bench_faults.plans(o, count, heartbeat, seed), reference=None,
+               check_targets=bench_faults.check_targets, plot_figures=("makespan_s", "time_to_notice_s"),
+               columns=bench_faults.COLUMNS, **common)
+
+
+
+@bench.command()
 @click.argument("reports", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def markdown(reports):
     """Print reports written with --json as Markdown tables (as in BENCHMARKS.md)."""

@@ -113,7 +113,8 @@ def run_benchmark(name: str, parameters: dict[str, Any], plans: list[RowPlan], *
                   check_targets: Callable[[Report], list[dict]] | None = None,
                   plot_figures: tuple[str, ...] = ("makespan_s", "bytes_moved", "hop_latency_median_s"),
                   json_path: Path | None = None, plot_path: Path | None = None,
-                  work_root: Path | None = None, repeat: int = 1) -> Report:
+                  work_root: Path | None = None, repeat: int = 1,
+                  columns: tuple[str, ...] | None = None) -> Report:
     """Run the rows with a progress display, then print the table and write the JSON and the plot."""
     from .display import print_summary
     from .plot import plot
@@ -123,7 +124,7 @@ def run_benchmark(name: str, parameters: dict[str, Any], plans: list[RowPlan], *
         run_rows(report, plans, display, work_root, repeat)
     if check_targets is not None:
         report.targets = check_targets(report)
-    print_summary(report, reference, display.console)
+    print_summary(report, reference, display.console, columns)
     if json_path is not None:
         report.write_json(json_path)
         display.note(f"wrote {json_path}")
