@@ -280,9 +280,9 @@ def scale(**common):
 
 @bench.command()
 @click.option("--apps", default="", help="Only these TaPS apps, comma-separated [all]: synthetic-sequential, "
-              "synthetic-diamond, synthetic-reduce, cholesky, mapreduce.")
+              "synthetic-diamond, synthetic-reduce, cholesky, mapreduce, failures-cholesky (tether, Dask and Ray only).")
 @click.option("--systems", default="", help="Only these systems, comma-separated [all]: tether, process-pool, "
-              "dask, ray, tether-cold.")
+              "dask, ray, tether-cold, tether-spill (results kept in the workers' caches; failures-cholesky only by default).")
 @_bench_options
 def taps(apps, systems, **common):
     """TaPS applications on tether, a process pool, Dask and Ray (TaPS must be installed)."""
