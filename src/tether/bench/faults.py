@@ -294,9 +294,10 @@ class DiskFull(Fault):
 
     def inject(self, st: Setting) -> Injection | None:
         pid = st.extra[0].proc.pid
-        wid = next((w for w, p in st.links().items() if p == pid), None)
-        if wid is None:
+        hit = st.busy_first({w: p for w, p in st.links().items() if p == pid})
+        if hit is None:
             return None
+        wid = hit[0]
         before = st.m.core.counters.system_failures
         full = fill(st.disk / "filler")
         return Injection(self.name, full, wid, pid, before=before)
