@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 import subprocess
 
+import psutil
+
 from tether.bench.faults import FAULTS
 
 from .helpers import check_png, check_ran, check_report, run_bench
@@ -44,8 +46,15 @@ def test_faults_quick(tmp_path):
             assert exit_codes == [4]      # the cut-off worker knew it had lost its manager
     targets = {t["target"]: t for t in report["targets"]}
     assert targets["every row: every Future ended, every output right"]["met"] is True
-    assert _namespaces() == namespaces   # the cut links' namespaces are gone
+    # the cut links' namespaces are gone (others' runs on this machine may have made some meanwhile)
+    assert [n for n in _namespaces() - namespaces if not _owner_alive(n)] == []
     check_png(tmp_path / "report.png")
+
+
+def _owner_alive(namespace: str) -> bool:
+    """Is the process that made an emulated cluster's namespace (tether-PID-...) still running?"""
+    parts = namespace.split("-")
+    return len(parts) > 1 and parts[1].isdigit() and psutil.pid_exists(int(parts[1]))
 
 
 def _namespaces() -> set[str]:

@@ -427,8 +427,6 @@ def run_row(workload, fault: Fault, settings: dict, work_dir: Path, advance) -> 
         if injector.ident is not None:
             injector.join(4 * st.heartbeat + 60)
         stats = m.stats()
-        stats.update(in_loop(m, lambda: {"system_failures": m.core.counters.system_failures,
-                                         "blocklisted": m.core.counters.blocklisted}))
     futures = sub.futures
     ended = sum(f.done() for f in futures)
     failures: dict[str, int] = {}
