@@ -10,8 +10,10 @@ leaves read by Python reducers), and meanwhile SIGKILLs a random connected
 worker, with every process of its session, every `--kill-every` seconds;
 a worker that ended is replaced at once by a new one. Every Future must
 end, with its right value, or with SystemFailure naming its cause (or
-DependencyFailed, for a task whose input's producer failed so); a run in
-which no Future ended for `--bound` seconds is a hang: what was pending is
+DependencyFailed, for a task whose input's producer failed so: a
+DependencyFailed naming a producer whose own Future succeeded, which failed
+when it ran again to remake a lost temp, names no cause and counts as
+wrong); a run in which no Future ended for `--bound` seconds is a hang: what was pending is
 printed (the core's tasks by state, the pending tasks, a py-spy dump of
 this process when py-spy is installed) and the run counts as failed.
 
@@ -30,6 +32,7 @@ import json
 import logging
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -68,7 +71,8 @@ class Pool:
         name = f"w{self.started}"
         cmd = [sys.executable, "-m", "tether", "worker", f"127.0.0.1:{self.port}", "--cores", "1",
                "--cache-dir", str(self.work_dir / name), "--secret-file", str(self.m.secret_file),
-               "--name", name, "--clean", "--heartbeat", f"{self.heartbeat:g}", "--connect-timeout", "30"]
+               "--name", name, "--clean", "--heartbeat", f"{self.heartbeat:g}", "--connect-timeout", "30",
+               "--owner-pid", str(os.getpid())]   # it leaves at once if this process ends
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, env=self.env, start_new_session=True)
         with self.lock:
@@ -233,6 +237,7 @@ def one_run(index: int, args, rng: random.Random) -> dict:
         reasons: collections.Counter = collections.Counter()
         wrong = []
         attempts = 0
+        by_id = {f.task_id: f for f in futures}
         for f, label in zip(futures, labels):
             if not f.done():
                 continue
@@ -245,11 +250,18 @@ def one_run(index: int, args, rng: random.Random) -> dict:
                 if e.reason not in SYSTEM_REASONS or "attempts" not in str(e) and e.reason != "no-workers":
                     wrong.append(f"{label}: SystemFailure without its cause: {e}")
             elif isinstance(e, DependencyFailed):
-                reasons["dependency"] += 1
+                # its cause is named if the producer it names failed itself; a producer whose own
+                # Future succeeded failed when it ran again (to make a lost temp), and nothing says why
+                found = re.search(r"task (\d+) did not succeed", str(e))
+                producer = by_id.get(int(found.group(1))) if found else None
+                if producer is not None and producer.done() and producer.exception() is None:
+                    reasons["dependency on a producer that had succeeded"] += 1
+                    wrong.append(f"{label}: DependencyFailed names no cause (task {producer.task_id}'s Future "
+                                 f"succeeded; it failed when it ran again): {e}")
+                else:
+                    reasons["dependency"] += 1
             else:
                 wrong.append(f"{label}: {type(e).__name__}: {str(e)[:300]}")
-        if reasons["dependency"] and not sum(v for k, v in reasons.items() if k != "dependency"):
-            wrong.append("Futures failed on a dependency without any SystemFailure")
         for f, check in checks:
             if f.done() and f.exception() is None and not check():
                 wrong.append(f"wrong value or output for task {f.task_id}")
@@ -282,6 +294,7 @@ def main(argv=None) -> int:
     p.add_argument("--log", type=Path, default=None,
                    help="the manager's log, warnings included [errors only, on stderr]")
     args = p.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))   # stop the workers too
     if args.log is not None:
         logging.basicConfig(filename=args.log, level=logging.WARNING,
                             format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -302,8 +315,8 @@ def main(argv=None) -> int:
         if r["hang"]:
             print(r["pending"], flush=True)
         if args.json is not None:
-            args.json.write_text(json.dumps({"parameters": vars(args) | {"json": str(args.json)}, "runs": rows},
-                                            indent=2, default=str) + "\n")
+            parameters = {k: v for k, v in vars(args).items() if k not in ("json", "log")}
+            args.json.write_text(json.dumps({"parameters": parameters, "runs": rows}, indent=2) + "\n")
     bad = [r["run"] for r in rows if r["hang"] or r["wrong"]]
     spans = sorted(r["makespan_s"] for r in rows)
     print(f"{len(rows)} runs: makespan median {spans[len(spans) // 2]:.2f} s (min {spans[0]:.2f}, max "

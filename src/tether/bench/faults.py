@@ -13,7 +13,8 @@ taken down, a disk filled), none is simulated:
                  one goes down; once it is declared lost the link comes back and a new
                  worker is started in that namespace
     disk-full    (root) one worker's cache is a small tmpfs, which another process fills
-                 while it works; it stays full to the end
+                 while it works; the filler stays to the end (what the worker frees by
+                 deleting files it can use again)
 
 Faults are injected one after another, the k-th of n once k/(n+1) of the
 tasks have ended, each into a worker then running a task where there is
