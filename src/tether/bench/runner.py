@@ -72,6 +72,11 @@ def median_row(runs: list[dict[str, Any]]) -> dict[str, Any]:
     failure is hidden behind a median.
     """
     bad = [r for r in runs if r.get("skipped") or r.get("error") or r.get("correct") is False]
+    if bad and len(runs) > 1 and not bad[0].get("skipped"):
+        chosen = dict(bad[0])   # with what every run gave (None for a run that gave no makespan)
+        chosen["makespan_runs_s"] = [r.get("makespan_s") for r in runs]
+        chosen["failed_runs"] = len(bad)
+        return chosen
     if bad or len(runs) == 1:
         return bad[0] if bad else runs[0]
     ordered = sorted(runs, key=lambda r: r["makespan_s"])
