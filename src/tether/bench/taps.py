@@ -151,7 +151,8 @@ def run_one(app: str, app_args: list[str], system: str, workers: int, work_dir: 
     failed = [r for r in records if not r.get("success")]
     if proc.returncode != 0 or elapsed is None or failed:
         row.setdefault("error", f"exit code {proc.returncode}, {len(failed)} failed task(s)")
-        row["output_tail"] = (output or log)[-2000:]
+        # the environment's own path says nothing about the run, and does not belong in a report
+        row["output_tail"] = (output or log)[-2000:].replace(sys.prefix, "<python prefix>")
     row["correct"] = "error" not in row
     stats_path = run_dir / "tether-stats.json"
     if stats_path.exists():
