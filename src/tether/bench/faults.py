@@ -13,8 +13,8 @@ taken down, a disk filled), none is simulated:
                  one goes down; once it is declared lost the link comes back and a new
                  worker is started in that namespace
     disk-full    (root) one worker's cache is a small tmpfs, which another process fills
-                 while it works; the filler stays to the end (what the worker frees by
-                 deleting files it can use again)
+                 while it works, and keeps full to the end: whatever the worker frees,
+                 the filler takes
 
 Faults are injected one after another, the k-th of n once k/(n+1) of the
 tasks have ended, each into a worker then running a task where there is
@@ -93,6 +93,7 @@ class Setting:
     cluster_pids: dict[int, int] = field(default_factory=dict)   # worker pid -> namespace index
     extra: list[LocalWorker] = field(default_factory=list)       # workers started here, not by the manager
     disk: Path | None = None                              # the tmpfs that fills (disk-full)
+    helpers: list[threading.Thread] = field(default_factory=list)   # threads a fault left running
     ended: threading.Event = field(default_factory=threading.Event)
     done: list = field(default_factory=list)
     total: int = 0
@@ -110,14 +111,20 @@ class Setting:
                 time.sleep(POLL)
         return {}
 
-    def busy_first(self, candidates: dict[str, int], patience: float = 0.5) -> tuple[str, int] | None:
-        """A worker among candidates running a task now, if one is within `patience` seconds, else any of them."""
+    def busy_first(self, candidates: dict[str, int], patience: float = 0.5,
+                   queued: int = 0) -> tuple[str, int] | None:
+        """A worker among candidates running a task now (with at least `queued` more assigned to it),
+        if one is within `patience` seconds, else any of them."""
         if not candidates:
             return None
         workers = self.m.core.workers
         deadline = time.monotonic() + patience
+
+        def is_busy(w) -> bool:
+            return w is not None and w.used_cores > 0 and len(w.tasks) > queued
+
         while True:
-            busy = [wid for wid in candidates if getattr(workers.get(wid), "used_cores", 0) > 0]
+            busy = [wid for wid in candidates if is_busy(workers.get(wid))]
             if busy or time.monotonic() > deadline or self.ended.is_set():
                 break
             time.sleep(POLL)
@@ -295,16 +302,35 @@ class DiskFull(Fault):
 
     def inject(self, st: Setting) -> Injection | None:
         pid = st.extra[0].proc.pid
-        hit = st.busy_first({w: p for w, p in st.links().items() if p == pid})
+        # a full disk shows only when a task there next writes: fill it while tasks wait there
+        hit = st.busy_first({w: p for w, p in st.links().items() if p == pid}, patience=2.0, queued=1)
         if hit is None:
             return None
         wid = hit[0]
         before = st.m.core.counters.system_failures
         full = fill(st.disk / "filler")
+        # like a log that keeps growing: whatever the worker frees, the filler takes
+        keeper = threading.Thread(target=keep_full, args=(st.disk / "filler", st.ended), name="disk-filler",
+                                  daemon=True)
+        keeper.start()
+        st.helpers.append(keeper)
         return Injection(self.name, full, wid, pid, before=before)
 
     def noticed(self, st: Setting, inj: Injection) -> bool:
         return st.m.core.counters.system_failures > inj.before
+
+
+def keep_full(path: Path, stop: threading.Event) -> None:
+    """Go on writing to path, taking every block the file system frees, until stop is set."""
+    chunk = bytes(1 << 12)
+    with open(path, "ab", buffering=0) as f:
+        while not stop.is_set():
+            try:
+                f.write(chunk)
+            except OSError as e:
+                if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                time.sleep(0.0005)
 
 
 def fill(path: Path) -> float:
@@ -427,6 +453,8 @@ def run_row(workload, fault: Fault, settings: dict, work_dir: Path, advance) -> 
         st.ended.set()
         if injector.ident is not None:
             injector.join(4 * st.heartbeat + 60)
+        for helper in st.helpers:
+            helper.join(10)
         stats = m.stats()
     futures = sub.futures
     ended = sum(f.done() for f in futures)
