@@ -397,6 +397,8 @@ def inject_all(fault: Fault, st: Setting, count: int, injections: list[Injection
             injections.append(inj)
             limit = time.monotonic() + 3 * st.heartbeat + 30
             while not fault.noticed(st, inj) and time.monotonic() < limit:
+                if st.ended.is_set():   # the run is over: whatever would notice it now is not part of it
+                    limit = min(limit, time.monotonic() + 1.0)
                 time.sleep(POLL)
             if fault.noticed(st, inj):
                 inj.noticed = time.time()
