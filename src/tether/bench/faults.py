@@ -302,8 +302,8 @@ class DiskFull(Fault):
 
     def inject(self, st: Setting) -> Injection | None:
         pid = st.extra[0].proc.pid
-        # a full disk shows only when a task there next writes: fill it while tasks wait there
-        hit = st.busy_first({w: p for w, p in st.links().items() if p == pid}, patience=2.0, queued=1)
+        # a full disk shows only when a task there writes: fill it while one runs there
+        hit = st.busy_first({w: p for w, p in st.links().items() if p == pid}, patience=2.0)
         if hit is None:
             return None
         wid = hit[0]
