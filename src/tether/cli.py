@@ -324,9 +324,9 @@ def scale(**common):
 
 @bench.command()
 @click.option("--apps", default="", help="Only these TaPS apps, comma-separated [all]: synthetic-sequential, "
-              "synthetic-diamond, synthetic-reduce, cholesky, mapreduce.")
+              "synthetic-diamond, synthetic-reduce, cholesky, mapreduce, failures-cholesky (tether, Dask and Ray only).")
 @click.option("--systems", default="", help="Only these systems, comma-separated [all]: tether, process-pool, "
-              "dask, ray, tether-cold.")
+              "dask, ray, tether-cold, tether-spill (results kept in the workers' caches; failures-cholesky only by default).")
 @_bench_options
 def taps(apps, systems, **common):
     """TaPS applications on tether, a process pool, Dask and Ray (TaPS must be installed)."""
@@ -337,6 +337,24 @@ def taps(apps, systems, **common):
 
     _bench_run("taps", lambda o: bench_taps.plans(o, split(apps), split(systems)), reference=None,
                check_targets=bench_taps.check_targets, **common)
+
+
+
+@bench.command()
+@click.option("--count", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Faults injected in each row, one after another.")
+@click.option("--heartbeat", type=click.FloatRange(min=0.2), default=None,
+              help="Seconds of silence after which a worker is declared lost [5; 2 with --quick].")
+@click.option("--seed", type=int, default=1, show_default=True, help="Seed of the choice of workers to hit.")
+@_bench_options
+def faults(count, heartbeat, seed, **common):
+    """A workload fault-free, then with each fault injected for real: signals, a dying interpreter,
+    a cut link and a full disk (the last two as root)."""
+    from .bench import faults as bench_faults
+
+    _bench_run("faults", lambda o: bench_faults.plans(o, count, heartbeat, seed), reference=None,
+               check_targets=bench_faults.check_targets, plot_figures=("makespan_s", "time_to_notice_s"),
+               columns=bench_faults.COLUMNS, **common)
 
 
 

@@ -44,3 +44,20 @@ def test_targets_from_rows():
                        "cholesky: tether faster than dask": True,
                        "cholesky: tether faster than ray": False}
     assert report.rows[0]["vs_process_pool"] == 1.3
+
+
+def test_the_failures_app_runs_on_the_systems_that_recover_and_must_finish_on_tether():
+    _, plans = bench.plans(Options(), apps=["failures-cholesky"])
+    assert [p.name for p in plans] == ["failures-cholesky/tether", "failures-cholesky/tether-spill",
+                                       "failures-cholesky/dask", "failures-cholesky/ray"]
+    with pytest.raises(ValueError, match="process-pool run none of the apps"):
+        bench.plans(Options(), apps=["failures-cholesky"], systems=["process-pool"])
+    report = Report("taps", machine={})
+    app = "failures-cholesky"
+    report.rows = [dict(row(app, "tether", 6.0), correct=True), dict(row(app, "tether-spill", None), correct=False,
+                                                                       error="did not finish within 900 s"),
+                   row(app, "dask", 8.0), row(app, "ray", 5.0)]
+    targets = {t["target"]: t["met"] for t in bench.check_targets(report)}
+    assert targets == {f"{app}: finishes on tether": True, f"{app}: tether faster than dask": True,
+                       f"{app}: tether faster than ray": False, f"{app}: finishes on tether-spill": False,
+                       f"{app}: tether-spill faster than dask": None, f"{app}: tether-spill faster than ray": None}

@@ -29,7 +29,9 @@ def _bytes(v: int | None) -> str:
 
 HEADERS = {"makespan_s": "makespan", "bytes_manager_to_worker": "mgr→wkr", "bytes_worker_to_manager": "wkr→mgr",
            "bytes_worker_to_worker": "wkr→wkr", "hop_latency_median_s": "hop p50", "peak_cache_bytes": "cache peak",
-           "vs_process_pool": "× pool", "tasks_per_s": "tasks/s", "cpu_s": "cpu", "seconds_per_task": "s/task", "bytes_per_task": "B/task", "correct": "ok"}
+           "vs_process_pool": "× pool", "vs_fault_free": "× no fault", "faults_injected": "faults",
+           "time_to_notice_s": "notice", "attempts_beyond_first": "attempts+", "system_failures": "lost",
+           "tasks_per_s": "tasks/s", "cpu_s": "cpu", "seconds_per_task": "s/task", "bytes_per_task": "B/task", "correct": "ok"}
 
 
 class Display:
@@ -64,16 +66,23 @@ class Display:
         self.console.print(text)
 
 
-def print_summary(report: Report, reference: str | None, console: Console | None = None) -> None:
-    """The rows as a table, with each makespan as a ratio to the reference row, then the targets."""
+def print_summary(report: Report, reference: str | None, console: Console | None = None,
+                  columns: tuple[str, ...] | None = None) -> None:
+    """The rows as a table, with each makespan as a ratio to the reference row, then the targets.
+
+    columns: the figures to show, in order (default: makespan, the extra figures rows have, bytes,
+    hop latency, cache peak)."""
     console = console or Console()
     table = Table(title=f"tether bench {report.benchmark}", pad_edge=False, collapse_padding=True)
     table.add_column("row")
-    extra = [k for k in ("vs_process_pool", "tasks_per_s", "cpu_s", "tasks", "seconds_per_task", "bytes_per_task")
-             if any(r.get(k) is not None for r in report.rows)]
-    columns = ["makespan_s"] + extra + ["ratio", "bytes_manager_to_worker", "bytes_worker_to_manager",
-                                        "bytes_worker_to_worker", "hop_latency_median_s", "peak_cache_bytes",
-                                        "correct"]
+    if columns is not None:
+        columns = [*columns, "correct"]
+    else:
+        extra = [k for k in ("vs_process_pool", "tasks_per_s", "cpu_s", "tasks", "seconds_per_task",
+                             "bytes_per_task") if any(r.get(k) is not None for r in report.rows)]
+        columns = ["makespan_s"] + extra + ["ratio", "bytes_manager_to_worker", "bytes_worker_to_manager",
+                                            "bytes_worker_to_worker", "hop_latency_median_s", "peak_cache_bytes",
+                                            "correct"]
     shown = [r for r in report.rows if not r.get("skipped") and not r.get("error")]
     columns = [c for c in columns if c == "ratio" and reference or c != "ratio"
                and any(r.get(c) is not None for r in shown)]
@@ -91,11 +100,13 @@ def print_summary(report: Report, reference: str | None, console: Console | None
             if c == "ratio":
                 ok = ref is not None and ref.get("makespan_s") and r.get("makespan_s") is not None
                 cells.append(f"{r['makespan_s'] / ref['makespan_s']:.2f}x" if ok else "-")
+            elif c == "vs_fault_free":
+                cells.append("-" if v is None else f"{v:.2f}x")
             elif c == "correct":
                 cells.append("-" if v is None else ("yes" if v else "[red]NO[/]"))
             elif c.startswith("bytes") or c == "peak_cache_bytes":
                 cells.append(_bytes(v))
-            elif c in ("makespan_s", "hop_latency_median_s", "seconds_per_task", "cpu_s"):
+            elif c in ("makespan_s", "hop_latency_median_s", "seconds_per_task", "cpu_s", "time_to_notice_s"):
                 cells.append(_seconds(v))
             elif isinstance(v, float):
                 cells.append(f"{v:,.0f}" if v >= 100 else f"{v:.3g}")

@@ -11,19 +11,28 @@ COLUMNS = [("makespan_s", "makespan"), ("ratio", "× floor"), ("vs_process_pool"
            ("peak_cache_bytes", "cache peak"), ("correct", "right")]
 
 
+# benchmarks whose table shows figures of their own instead of COLUMNS
+COLUMNS_BY_BENCHMARK = {
+    "faults": [("makespan_s", "makespan"), ("vs_fault_free", "× fault-free"), ("faults_injected", "faults"),
+               ("time_to_notice_s", "time to notice"), ("attempts_beyond_first", "attempts beyond the first"),
+               ("system_failures", "attempts lost"), ("reruns", "reruns"), ("blocklisted", "blocklisted"),
+               ("correct", "right")],
+}
+
+
 def _cell(key: str, v: Any) -> str:
     if v is None:
         return "–"
     if key == "correct":
         return "yes" if v else "**NO**"
-    if key in ("makespan_s", "hop_latency_median_s", "seconds_per_task", "cpu_s"):
+    if key in ("makespan_s", "hop_latency_median_s", "seconds_per_task", "cpu_s", "time_to_notice_s"):
         return f"{v * 1e3:.2f} ms" if v < 0.1 else f"{v:.2f} s"
     if key.startswith("bytes") or key == "peak_cache_bytes":
         for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
             if v >= size:
                 return f"{v / size:.1f} {unit}"
         return f"{v:.0f} B"
-    if key == "vs_process_pool":
+    if key in ("vs_process_pool", "vs_fault_free"):
         return f"{v:.2f}×"
     if key == "tasks_per_s":
         return f"{v:,.0f}"
@@ -35,7 +44,7 @@ def table(report: dict[str, Any]) -> str:
     ref_name = REFERENCE.get(report["benchmark"])
     ref = next((r for r in rows if r["name"] == ref_name and r.get("makespan_s")), None)
     ran = [r for r in rows if not r.get("skipped") and not r.get("error")]
-    keys = [(k, h) for k, h in COLUMNS
+    keys = [(k, h) for k, h in COLUMNS_BY_BENCHMARK.get(report["benchmark"], COLUMNS)
             if (k == "ratio" and ref is not None) or any(r.get(k) is not None for r in ran)]
     lines = ["| row | " + " | ".join(h for _, h in keys) + " |",
              "| --- | " + " | ".join("---:" for _ in keys) + " |"]

@@ -12,6 +12,7 @@ LABELS = {
     "bytes_moved": "bytes moved (MB)",
     "seconds_per_task": "time per task (µs)",
     "bytes_per_task": "manager memory per task (bytes)",
+    "time_to_notice_s": "time to notice (s)",
 }
 SCALE = {"hop_latency_median_s": 1e3, "bytes_moved": 1e-6, "seconds_per_task": 1e6}
 

@@ -72,6 +72,11 @@ def median_row(runs: list[dict[str, Any]]) -> dict[str, Any]:
     failure is hidden behind a median.
     """
     bad = [r for r in runs if r.get("skipped") or r.get("error") or r.get("correct") is False]
+    if bad and len(runs) > 1 and not bad[0].get("skipped"):
+        chosen = dict(bad[0])   # with what every run gave (None for a run that gave no makespan)
+        chosen["makespan_runs_s"] = [r.get("makespan_s") for r in runs]
+        chosen["failed_runs"] = len(bad)
+        return chosen
     if bad or len(runs) == 1:
         return bad[0] if bad else runs[0]
     ordered = sorted(runs, key=lambda r: r["makespan_s"])
@@ -113,7 +118,8 @@ def run_benchmark(name: str, parameters: dict[str, Any], plans: list[RowPlan], *
                   check_targets: Callable[[Report], list[dict]] | None = None,
                   plot_figures: tuple[str, ...] = ("makespan_s", "bytes_moved", "hop_latency_median_s"),
                   json_path: Path | None = None, plot_path: Path | None = None,
-                  work_root: Path | None = None, repeat: int = 1) -> Report:
+                  work_root: Path | None = None, repeat: int = 1,
+                  columns: tuple[str, ...] | None = None) -> Report:
     """Run the rows with a progress display, then print the table and write the JSON and the plot."""
     from .display import print_summary
     from .plot import plot
@@ -123,7 +129,7 @@ def run_benchmark(name: str, parameters: dict[str, Any], plans: list[RowPlan], *
         run_rows(report, plans, display, work_root, repeat)
     if check_targets is not None:
         report.targets = check_targets(report)
-    print_summary(report, reference, display.console)
+    print_summary(report, reference, display.console, columns)
     if json_path is not None:
         report.write_json(json_path)
         display.note(f"wrote {json_path}")

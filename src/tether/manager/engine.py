@@ -534,6 +534,8 @@ class Engine:
             "attempts_failed": c.attempts_failed,
             "reruns": c.reruns,
             "moves": c.moves,
+            "system_failures": c.system_failures,
+            "blocklisted": c.blocklisted,
             "workers": len(self.links),
             "bytes_manager_to_worker": self.bytes_manager_to_worker,
             "bytes_arguments_to_worker": self.bytes_arguments_to_worker,
