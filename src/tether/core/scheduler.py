@@ -566,7 +566,7 @@ class Scheduler:
         if f.state is not F.ABSENT:
             return
         move_file(f, F.MADE)
-        for c in f.consumers:
+        for c in _by_ids(f.consumers):
             c.missing -= 1
             if c.missing == 0:
                 if c.state is T.WAITING:
@@ -584,7 +584,7 @@ class Scheduler:
         if f.state is not F.MADE or f.replicas:
             return
         move_file(f, F.ABSENT)
-        for c in f.consumers:
+        for c in _by_ids(f.consumers):
             c.missing += 1
             if c.state is T.READY:
                 self._to(c, T.WAITING)
@@ -632,7 +632,7 @@ class Scheduler:
         state = f.state
         if state is not F.HOME and (state is not F.MADE or f.home or not f.had_consumers):
             return
-        for w in f.replicas | f.pending:
+        for w in _by_ids(f.replicas | f.pending):
             self._delete[w].append(f.name)
             w.files.discard(f)
         f.replicas.clear()
@@ -885,6 +885,16 @@ class Scheduler:
 
 def _by_id(t: TaskNode) -> int:
     return t.id
+
+
+def _by_ids(nodes: set) -> set | list:
+    """Tasks or workers in the order of their ids: a set's order follows memory addresses, and the
+    same events must give the same commands (a history replays exactly)."""
+    return nodes if len(nodes) < 2 else sorted(nodes, key=_node_id)
+
+
+def _node_id(node) -> int | str:
+    return node.id
 
 
 def _any(items):
