@@ -181,3 +181,19 @@ def test_every_listed_transition_is_allowed_and_nothing_else():
                 with pytest.raises(IllegalTransition):
                     move_task(t, new)
     assert FILE_TRANSITIONS[FileState.DOOMED] == frozenset()
+
+
+def test_a_worker_that_did_not_find_a_file_in_its_own_cache_no_longer_counts_as_holding_it():
+    h = Harness(group_tasks=False)
+    h.worker("w1")
+    h.submit(1, outputs=[temp("x")])
+    h.succeed(1)
+    h.submit(2, inputs=[temp("x")])
+    assert h.sources[2] == {"temp-x": None}   # w1 is believed to hold it
+    h.fail(2, reason="input", message="temp-x is not in this worker's cache", file="temp-x")
+    assert h.s.workers["w1"] not in h.s.files["temp-x"].replicas
+    assert h.s.tasks[1].state is State.RUNNING   # made again
+    h.succeed(1)
+    h.succeed(2)
+    assert 2 in h.completed and 1 in h.completed and h.s.counters.reruns == 1
+

@@ -317,6 +317,8 @@ class Scheduler:
             peer = self.workers.get(e.source) if e.source else None
             if peer is not None and peer.alive and peer in f.replicas:
                 self._drop_replica(f, peer)  # the peer could not serve it: do not ask it again
+            elif w in f.replicas:
+                self._drop_replica(f, w)     # told it was in its own cache, the worker did not find it
         if e.reason in SYSTEM_REASONS:
             if not self._system_failure(t, w, e.reason, e.message):
                 self._requeue(t)

@@ -1,0 +1,38 @@
+"""Histories the stateful test (test_stateful.py) found, replayed on the simulated cluster.
+
+Each test is one history, cut down to the steps that matter, and named
+after what went wrong; each failed before its fix.
+"""
+from __future__ import annotations
+
+from tether.core import Complete, FileSpec, Scheduler, TaskSubmitted
+from tether.simulate import Cluster
+
+SRC0 = FileSpec("file-0", size=2_000, source=True)
+SRC1 = FileSpec("file-1", size=2_000, source=True)
+
+
+def cluster() -> Cluster:
+    c = Cluster(Scheduler(system_retries=2, blocklist_after=3, blocklist_seconds=2.0), latency=0.01, bandwidth=1e6)
+    c.add_worker(cores=2)
+    c.add_worker(cores=2)
+    return c
+
+
+def settled(c: Cluster) -> dict[int, str]:
+    return {t: type(o[0]).__name__ if len(o) == 1 else f"{len(o)} outcomes" for t, o in c.outcomes.items()}
+
+
+def test_a_task_sent_where_an_input_was_just_lost_does_not_wait_for_it_for_ever():
+    # w1 lost file-0 from its cache and said so; before the news arrived, the core sent task 3 there
+    # naming w1's own cache as file-0's source, and w1 waited for it for ever
+    c = cluster()
+    c.submit(TaskSubmitted(1, (SRC0,), (FileSpec("temp-a"),)), duration=0.05)
+    c.submit(TaskSubmitted(2, (FileSpec("temp-a"),), (FileSpec("temp-b"),)), duration=0.05)
+    c.run()
+    assert c.lose_file("w1", "file-0")
+    c.submit(TaskSubmitted(3, (SRC0, SRC1), (FileSpec("temp-c"),)), duration=0.05)
+    c.run()
+    c.validate()
+    assert settled(c) == {1: "Complete", 2: "Complete", 3: "Complete"}
+    assert c.quiet() and c.core.pending_count() == 0
