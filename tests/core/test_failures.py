@@ -197,3 +197,22 @@ def test_a_worker_that_did_not_find_a_file_in_its_own_cache_no_longer_counts_as_
     h.succeed(2)
     assert 2 in h.completed and 1 in h.completed and h.s.counters.reruns == 1
 
+
+def test_a_cancel_for_a_task_already_settled_does_not_stop_it_remaking_a_file():
+    # found by the stateful test: task 1 ran again to remake a wanted temp, the user's cancel of its
+    # (settled) Future cancelled that run and doomed the temp, and task 2, run again for a later
+    # consumer, then waited for a file that would never be made
+    from tether.core import FileWanted, TaskCancelled
+    h = Harness()
+    h.worker("w1")
+    h.submit(1, outputs=[temp("a")])
+    h.submit(2, inputs=[temp("a")], outputs=[temp("b")])
+    h.run_all()
+    assert h.s.files["temp-a"].state is FileState.GONE
+    h.send(FileWanted("temp-a"))
+    h.send(TaskCancelled(1))
+    assert 1 not in h.failed and h.s.tasks[1].state is State.RUNNING
+    h.submit(3, inputs=[temp("b")])
+    h.run_all()
+    assert set(h.completed) == {1, 2, 3}
+    assert any(f.name == "temp-a" for f in h.fetches)

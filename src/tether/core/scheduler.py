@@ -221,8 +221,8 @@ class Scheduler:
 
     def _on_cancelled(self, e: TaskCancelled) -> None:
         t = self.tasks.get(e.task)
-        if t is None or t.state in FINISHED:
-            return
+        if t is None or t.state in FINISHED or t.reported:
+            return   # settled already: a task running again remakes a lost file for others
         self._fail(t, "cancelled", f"task {t.id} was cancelled", None, state=T.CANCELLED)
 
     def _on_worker_joined(self, e: WorkerJoined) -> None:
