@@ -124,6 +124,8 @@ class Scheduler:
         if old in ON_WORKER and new not in ON_WORKER:
             t.worker.tasks.discard(t)
             t.worker = None
+            if self.moves:
+                self.moves.pop(t.id, None)   # ended or taken back: no longer being moved
         elif new in ON_WORKER and old not in ON_WORKER:
             t.worker = worker
             worker.tasks.add(t)
