@@ -216,3 +216,35 @@ def test_a_cancel_for_a_task_already_settled_does_not_stop_it_remaking_a_file():
     h.run_all()
     assert set(h.completed) == {1, 2, 3}
     assert any(f.name == "temp-a" for f in h.fetches)
+
+
+def test_a_lost_output_of_a_task_failed_for_good_fails_its_consumers_rather_than_keep_them_waiting():
+    # found by the stateful test: task 1's output could not be written home (task 1 failed), task 2
+    # was sent to read the copy on w1, the copy was lost, and task 2 waited for a file never made again
+    h = Harness(group_tasks=False)
+    h.worker("w1")
+    h.submit(1, outputs=[out("r")])
+    h.succeed(1)
+    h.send(FileHomeFailed("out-r", "could not write it"))
+    h.submit(2, inputs=[out("r")], outputs=[temp("s")])
+    assert h.where[2] == "w1" and h.failed[1].reason == "home"
+    h.send(FileLostOn("w1", "out-r"))
+    assert h.failed[2].reason == "dependency" and h.failed[2].cause == 1
+    assert h.s.files["out-r"].state is FileState.DOOMED
+
+
+def test_a_done_task_that_cannot_be_run_again_for_a_lost_temp_fails_what_waits_for_the_temp():
+    # found by the stateful test: task 2 ran again to remake a wanted temp lost with its worker, but
+    # its own input (an output of task 1, which failed writing it home) was lost too
+    from tether.core import FileFailed, FileWanted
+    h = Harness(group_tasks=False)
+    h.worker("w1")
+    h.submit(1, outputs=[out("r")])
+    h.succeed(1)
+    h.send(FileHomeFailed("out-r", "could not write it"))
+    h.submit(2, inputs=[out("r")], outputs=[temp("b")])
+    h.succeed(2)
+    h.send(FileWanted("temp-b"))
+    commands = h.lose("w1")
+    assert FileFailed("temp-b", "task 2 that makes it did not succeed") in commands
+    assert h.s.tasks[2].state is TaskState.FAILED and 2 in h.completed and 2 not in h.failed

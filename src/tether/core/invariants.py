@@ -84,6 +84,9 @@ def _check_file(f) -> None:
         p = f.producer
         _require(p is None or p.state in (T.FAILED, T.CANCELLED), f"{name} is DOOMED but its producer is "
                  f"{p.state.name if p else None}")
+    if f.state is F.ABSENT and f.producer is not None and f.producer.state in (T.FAILED, T.CANCELLED):
+        _require(not f.consumers and not f.wanted, f"{name} is needed, but its producer {f.producer.id} "
+                 f"is {f.producer.state.name}: it is never made again")
     if f.state is F.ABSENT and f.producer is not None:
         _require(f.producer.state not in (T.DONE, T.HOMING) or not (f.consumers or f.home or f.wanted),
                  f"{name} is needed, but its producer {f.producer.id} is {f.producer.state.name} and will "

@@ -613,6 +613,9 @@ class Scheduler:
             if f.state is F.GONE:
                 move_file(f, F.ABSENT)
             p = f.producer
+            if f.state is F.DOOMED or (p is not None and p.state in (T.FAILED, T.CANCELLED)):
+                self._doom(f, p)   # its copies are gone and its producer will not run again
+                continue
             if p is None or p.state not in (T.DONE, T.HOMING):
                 continue
             self._to(p, T.WAITING)
@@ -624,6 +627,16 @@ class Scheduler:
                     p.missing += 1
                     stack.append(g)
             self._revived.append(p)
+
+    def _doom(self, f: FileNode, p: TaskNode | None) -> None:
+        """f will never be made again: its producer failed for good. What needs it fails too."""
+        pid = p.id if p is not None else None
+        if f.state is not F.DOOMED:
+            move_file(f, F.DOOMED)
+            if f.wanted:
+                self._out.append(FileFailed(f.name, f"task {pid} that makes it did not succeed"))
+        for c in sorted(f.consumers, key=_by_id):
+            self._fail(c, "dependency", f"input {f.name} will not be made: task {pid} did not succeed", pid)
 
     def _maybe_collect(self, f: FileNode) -> None:
         """Delete f from worker caches once nothing needs it there.
