@@ -248,3 +248,29 @@ def test_a_done_task_that_cannot_be_run_again_for_a_lost_temp_fails_what_waits_f
     commands = h.lose("w1")
     assert FileFailed("temp-b", "task 2 that makes it did not succeed") in commands
     assert h.s.tasks[2].state is TaskState.FAILED and 2 in h.completed and 2 not in h.failed
+
+
+def test_an_output_on_its_way_home_from_a_lost_worker_is_brought_from_another_copy():
+    # found by the stateful test: the manager was fetching a file from a worker that was lost; another
+    # worker held a copy, so the core planned nothing again, and the file never reached home
+    from tether.core import Fetch, FilesCached, FileWanted
+    h = Harness(group_tasks=False)
+    h.worker("w1")
+    h.worker("w2")
+    h.submit(1, outputs=[out("r")])
+    first = h.where[1]
+    other = "w2" if first == "w1" else "w1"
+    assert Fetch("out-r", first) in h.succeed(1)
+    h.send(FilesCached(other, (("out-r", 10),)))    # a consumer's copy
+    assert Fetch("out-r", other) in h.lose(first)
+    h.send(FileHome("out-r"))
+    assert h.s.tasks[1].state is TaskState.DONE and 1 in h.completed
+    # the same for a wanted temp, and for a copy found missing when fetched
+    h.worker("w3")
+    h.submit(2, outputs=[temp("t")])
+    h.succeed(2, worker=h.where[2])
+    holder = h.where[2]
+    spare = next(w for w in (other, "w3") if w != holder)
+    h.send(FilesCached(spare, (("temp-t", 10),)))
+    assert Fetch("temp-t", holder) in h.send(FileWanted("temp-t"))
+    assert Fetch("temp-t", spare) in h.send(FileLostOn(holder, "temp-t"))

@@ -29,6 +29,10 @@ def check_scheduler(s: "Scheduler") -> None:
     for t in s.tasks.values():
         if t.state is T.READY:
             _require(t.id in ready, f"task {t.id} is READY but in no ready queue")
+    for name, w in s._bringing.items():
+        f = s.files[name]
+        _require(f.state is F.MADE and w in f.replicas, f"file {name} ({f.state.name}) is being brought from "
+                 f"worker {w.id}, which does not hold it")
     for tid in s.moves:
         t = s.tasks[tid]
         _require(t.state in ON_WORKER, f"task {tid} is being moved but is {t.state.name}, not on a worker")

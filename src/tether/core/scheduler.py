@@ -84,6 +84,7 @@ class Scheduler:
         self._retract: dict[WorkerNode, list[int]] = defaultdict(list)
         self._activations = itertools.count(1)
         self.moves: dict[int, WorkerNode | None] = {}  # task being taken back -> where it goes (None: anywhere)
+        self._bringing: dict[str, WorkerNode] = {}     # file asked for at the submitting side -> from where
         self.now = 0.0                                # time of the last Tick
         if rebalance is True:
             rebalance = Rebalancer() if group_tasks else None
@@ -299,7 +300,7 @@ class Scheduler:
         for f in made:
             self._add_replica(f, w)
         for f in homing:
-            self._out.append(Fetch(f.name, w.id))
+            self._bring(f, w)
         for f in made:
             self._maybe_collect(f)   # remade for another output's sake: nobody needs it again
         if t.state is T.DONE:
@@ -356,6 +357,7 @@ class Scheduler:
         f = self.files.get(e.name)
         if f is None or f.state is not F.MADE:
             return   # lost before the news arrived: its producer runs again and brings it again
+        self._bringing.pop(f.name, None)
         move_file(f, F.HOME)
         p = f.producer
         if p is not None and p.state is T.HOMING and all(o.state is F.HOME for o in p.outputs if o.home):
@@ -366,6 +368,7 @@ class Scheduler:
     def _on_home_failed(self, e: FileHomeFailed) -> None:
         f = self.files.get(e.name)
         p = f.producer if f is not None else None
+        self._bringing.pop(e.name, None)
         if p is not None and p.state is T.HOMING:
             self._fail(p, "home", e.message)
 
@@ -377,7 +380,7 @@ class Scheduler:
         if f.source:
             return
         if f.made:
-            self._out.append(Fetch(f.name, _any(f.replicas).id))
+            self._bring(f, _any(f.replicas))
         elif f.state is F.DOOMED or (f.producer is not None and f.producer.state in (T.FAILED, T.CANCELLED)):
             pid = f.producer.id if f.producer is not None else None
             self._out.append(FileFailed(f.name, f"task {pid} that makes it did not succeed"))
@@ -391,6 +394,7 @@ class Scheduler:
         f.keep = False
         f.wanted = False
         f.had_consumers = True  # from now on it goes once nothing needs it
+        self._bringing.pop(f.name, None)
         self._maybe_collect(f)
 
     def _on_retracted(self, e: Retracted) -> None:
@@ -578,13 +582,23 @@ class Scheduler:
                 elif c.state is T.ASSIGNED:
                     self._to(c, T.RUNNING)
         if f.wanted:
-            self._out.append(Fetch(f.name, w.id))
+            self._bring(f, w)
+
+    def _bring(self, f: FileNode, w: WorkerNode) -> None:
+        """Ask the shell to bring f from w to the submitting side (home, or to whoever wants its bytes)."""
+        self._out.append(Fetch(f.name, w.id))
+        self._bringing[f.name] = w
 
     def _drop_replica(self, f: FileNode, w: WorkerNode) -> None:
         """w no longer holds f (lost, or could not serve it)."""
         f.replicas.discard(w)
         f.pending.discard(w)
         w.files.discard(f)
+        if self._bringing.get(f.name) is w:
+            # the copy on its way to the submitting side is gone: bring another (none left: made again)
+            del self._bringing[f.name]
+            if f.state is F.MADE and f.replicas:
+                self._bring(f, _any(f.replicas))
         if f.state is not F.MADE or f.replicas:
             return
         move_file(f, F.ABSENT)
@@ -654,6 +668,7 @@ class Scheduler:
             w.files.discard(f)
         f.replicas.clear()
         f.pending.clear()
+        self._bringing.pop(f.name, None)
         if state is F.MADE:
             move_file(f, F.GONE)
 
