@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .core import (MANAGER, Assign, Command, Complete, Delete, Event, Fail, Fetch, FileFailed, FileHome,
@@ -67,26 +66,36 @@ def work_task(spec: dict[str, Any]) -> WorkTask:
                     cores, memory, disk, light=light, result=spec.get("result") if light else None)
 
 
-@dataclass
 class Job:
-    """What the simulation knows of a task beyond what the core sees: how it runs."""
+    """What the simulation knows of a task beyond what the core sees: how it runs.
 
-    duration: float = 1.0                      # seconds on a worker of speed 1
-    sizes: dict[str, int] = field(default_factory=dict)   # output cache name -> bytes it makes
-    failures: list[str] = field(default_factory=list)     # reasons its next attempts end with
-    spec: dict[str, Any] = field(default_factory=dict)    # what the manager sends, but "in"
-    inputs: list[tuple[str, str]] = field(default_factory=list)   # (sandbox name, cache name)
+    sizes: bytes of each output it makes (the cluster's `size` for the others);
+    failures: the reasons its next attempts end with, in order.
+    """
+
+    __slots__ = ("event", "duration", "sizes", "failures")
+
+    def __init__(self, event: TaskSubmitted, duration: float, sizes: dict[str, int] | None,
+                 failures: list[str] | None):
+        self.event = event
+        self.duration = duration   # seconds on a worker of speed 1
+        self.sizes = sizes
+        self.failures = failures
+
+    def spec(self) -> dict[str, Any]:
+        """What the manager keeps to send (TaskRecord.static): everything but where the inputs are."""
+        e = self.event
+        return {"id": e.task, "cores": e.cores, "memory": e.memory, "disk": e.disk, "kind": "sh", "cmd": "",
+                "out": [[f"out{i}", f.name] for i, f in enumerate(e.outputs)]}
 
 
 class SimWorker:
     """One worker process: its real WorkerState, its link to the manager, its runs."""
 
-    __slots__ = ("id", "cores", "speed", "state", "alive", "connected", "stalled_until", "last_in",
-                 "last_out", "runs")
+    __slots__ = ("id", "speed", "state", "alive", "connected", "stalled_until", "last_in", "last_out", "runs")
 
     def __init__(self, id: str, state: WorkerState, speed: float):
         self.id = id
-        self.cores = state.cores
         self.speed = speed
         self.state: WorkerState | None = state   # None once the worker is lost: its state is gone
         self.alive = True          # the process runs
@@ -105,8 +114,9 @@ class Cluster:
     tick: seconds between the manager's periodic Ticks (as engine.TICK_SECONDS)."""
 
     def __init__(self, core: Scheduler | None = None, *, latency: float = 0.001, bandwidth: float = 125e6,
-                 tick: float = 0.25):
+                 tick: float = 0.25, size: Callable[[str], int] | None = None):
         self.core = core if core is not None else Scheduler()
+        self.size = size or (lambda name: DEFAULT_SIZE)   # bytes of an output, by its cache name
         self.latency = latency
         self.bandwidth = bandwidth
         self.tick = tick
@@ -122,9 +132,9 @@ class Cluster:
         self.settled_at: dict[int, float] = {}
         self.successes: dict[int, list[tuple[str, float, float]]] = {}   # task -> (worker, start, end) runs
         self.made_at: dict[str, float] = {}     # file -> when a run first made it
-        self.counters = dict.fromkeys(("messages", "handles", "runs", "fetches", "bytes_manager_to_worker",
+        self.counters = dict.fromkeys(("messages", "handles", "runs", "fetches", "fetches_failed", "rejected",
+                                       "given_back", "retracted_too_late", "bytes_manager_to_worker",
                                        "bytes_worker_to_worker", "bytes_worker_to_manager"), 0)
-        self.on_settled: Callable[[Complete | Fail], None] | None = None
         self._queue: list[tuple[float, int, Callable, tuple]] = []
         self._seq = itertools.count()
         self._names = itertools.count(1)
@@ -136,14 +146,13 @@ class Cluster:
     def submit(self, event: TaskSubmitted, duration: float = 1.0, sizes: dict[str, int] | None = None,
                failures: list[str] | None = None) -> None:
         """Submit a task (handed to the core at the next flush, as the manager batches submissions)."""
-        inputs = [(f"in{i}", f.name) for i, f in enumerate(event.inputs)]
-        spec = {"id": event.task, "cores": event.cores, "memory": event.memory, "disk": event.disk,
-                "out": [[f"out{i}", f.name] for i, f in enumerate(event.outputs)], "kind": "sh", "cmd": ""}
-        self.jobs[event.task] = Job(duration, dict(sizes or {}), list(failures or ()), spec, inputs)
+        self.jobs[event.task] = Job(event, duration, sizes, list(failures) if failures else None)
         for f in event.inputs:
             if f.source:
                 self.served[f.name] = f.size or 0
-        self.paths.update(f.name for f in event.outputs if f.home)
+        for f in event.outputs:
+            if f.home:
+                self.paths.add(f.name)
         self._inbox.append(event)
 
     def cancel(self, task: int) -> None:
@@ -302,8 +311,6 @@ class Cluster:
     def _settle(self, c: Complete | Fail) -> None:
         self.outcomes.setdefault(c.task, []).append(c)
         self.settled_at.setdefault(c.task, self.now)
-        if self.on_settled is not None:
-            self.on_settled(c)
 
     def _assign(self, c: Assign) -> None:
         """engine._send_assign: one message of specs, each input with the source the core named."""
@@ -314,8 +321,9 @@ class Cluster:
         for a in c.tasks:
             job = self.jobs[a.task]
             sources = dict(a.sources)
-            spec = dict(job.spec)
-            spec["in"] = [[sandbox, name, self._wire_source(sources.get(name))] for sandbox, name in job.inputs]
+            spec = job.spec()
+            spec["in"] = [[f"in{i}", f.name, self._wire_source(sources.get(f.name))]
+                          for i, f in enumerate(job.event.inputs)]
             specs.append(spec)
         self._to_worker(w, ("assign", specs))
 
@@ -393,6 +401,8 @@ class Cluster:
             self._do(w, w.state.delete(list(body)))
         elif kind == "retract":
             returned, started = w.state.retract(list(body))
+            self.counters["given_back"] += len(returned)
+            self.counters["retracted_too_late"] += len(started)
             self._to_manager(w, Retracted(w.id, tuple(returned), tuple(started)))
 
     def _do(self, w: SimWorker, instructions: list) -> None:
@@ -403,6 +413,7 @@ class Cluster:
             elif kind is ws.Fetch:
                 self._fetch(w, i.name, i.source)
             elif kind is ws.Reject:
+                self.counters["rejected"] += 1
                 peer = i.source[0] if isinstance(i.source, (list, tuple)) else None
                 self._to_manager(w, TaskFailedOn(w.id, i.task, i.reason, i.message, i.file, peer))
             # ws.Remove: the cache file goes; WorkerState has forgotten it already
@@ -422,6 +433,7 @@ class Cluster:
         if not w.alive:
             return
         if size is None or (origin is not None and not origin.alive):
+            self.counters["fetches_failed"] += 1
             where = "the manager" if origin is None else f"worker {origin.id}"
             self._do(w, w.state.fetch_failed(name, f"could not fetch {name} from {where}"))
             return
@@ -455,7 +467,8 @@ class Cluster:
             self._to_manager(w, TaskFailedOn(w.id, t.id, reason, message, started=started, finished=self.now))
             return
         job = self.jobs[t.id]
-        made = {name: job.sizes.get(name, DEFAULT_SIZE) for _, name in t.outputs}
+        sizes = job.sizes or {}
+        made = {name: sizes[name] if name in sizes else self.size(name) for _, name in t.outputs}
         for name in made:
             self.made_at.setdefault(name, self.now)
         self.successes.setdefault(t.id, []).append((w.id, started, self.now))

@@ -5,7 +5,7 @@ after what went wrong; each failed before its fix.
 """
 from __future__ import annotations
 
-from tether.core import Complete, FileSpec, Scheduler, TaskSubmitted
+from tether.core import FileSpec, Scheduler, TaskSubmitted
 from tether.simulate import Cluster
 
 SRC0 = FileSpec("file-0", size=2_000, source=True)
