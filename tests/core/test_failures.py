@@ -274,3 +274,21 @@ def test_an_output_on_its_way_home_from_a_lost_worker_is_brought_from_another_co
     h.send(FilesCached(spare, (("temp-t", 10),)))
     assert Fetch("temp-t", holder) in h.send(FileWanted("temp-t"))
     assert Fetch("temp-t", spare) in h.send(FileLostOn(holder, "temp-t"))
+
+
+def test_a_copy_a_peer_could_not_serve_is_deleted_there_as_well_as_forgotten():
+    # found by the stateful test: w2's fetch from w1 failed while w1 had lost the file; w1 made it
+    # again before the (delayed) report arrived, and the core, forgetting w1's new copy, never
+    # deleted it: the worker kept a file for ever that the core did not count
+    from tether.core import Delete
+    h = Harness(group_tasks=False)
+    h.worker("w1", cores=1)
+    h.worker("w2", cores=2)
+    h.submit(1, outputs=[temp("x")])
+    h.succeed(1)
+    h.submit(2, inputs=[temp("x")], outputs=[temp("y")], cores=2)   # only w2 can run it
+    assert h.where[1] == "w1" and h.where[2] == "w2" and h.sources[2] == {"temp-x": "w1"}
+    commands = h.fail(2, reason="input", message="could not fetch temp-x from worker w1", file="temp-x",
+                      source="w1")
+    assert h.s.workers["w1"] not in h.s.files["temp-x"].replicas
+    assert Delete("w1", ("temp-x",)) in commands

@@ -319,7 +319,10 @@ class Scheduler:
             w.files.discard(f)
             peer = self.workers.get(e.source) if e.source else None
             if peer is not None and peer.alive and peer in f.replicas:
-                self._drop_replica(f, peer)  # the peer could not serve it: do not ask it again
+                # the peer could not serve it: do not ask it again, and have it delete what it may
+                # hold (the report can be older than a copy it made since: none is kept uncounted)
+                self._drop_replica(f, peer)
+                self._delete[peer].append(f.name)
             elif w in f.replicas:
                 self._drop_replica(f, w)     # told it was in its own cache, the worker did not find it
         if e.reason in SYSTEM_REASONS:
