@@ -6,10 +6,12 @@ process join them) through random histories: task graphs of every shape
 (chains that form groups, fan-out, fan-in, diamonds, consumers submitted
 before their producers, outputs brought home, kept temps), time passing,
 runs ending with success or with the task's own or a system failure,
-workers lost (noticed at once or late) and added, stalled links, files lost
-from caches, files wanted by the user, outputs that cannot be written home
-and tasks cancelled. Workers differ in speed, so the rebalancer takes group
-members back from slow ones, and its retractions race with starts.
+workers lost (noticed at once or late) and added (some with a user input
+already cached), stalled links, files lost from caches, files wanted by the
+user, outputs that cannot be written home and tasks cancelled. Workers
+differ in speed, so the rebalancer takes group members back from slow ones;
+a rule takes members back as it does, at any moment; retractions race with
+starts.
 
 After every step: Scheduler.validate() and WorkerState.validate() of every
 live worker, and no task settled twice. At the end, with a worker alive and
@@ -35,7 +37,7 @@ from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from tether.core import SYSTEM_REASONS, Complete, FileSpec, Scheduler, TaskSubmitted
+from tether.core import SYSTEM_REASONS, Complete, FileSpec, Scheduler, TaskSubmitted, rebalance
 from tether.simulate import Cluster
 
 MAX_TASKS = 40
@@ -63,8 +65,8 @@ class ClusterHistory(RuleBasedStateMachine):
         self.orphans: list[str] = []       # files read by a task whose producer is not submitted yet
         self.inputs: dict[int, list[str]] = {}
         self.producer: dict[str, int] = {}
-        for _ in range(2):
-            self.sim.add_worker(cores=2)
+        self.sim.add_worker(cores=2)
+        self.sim.add_worker(cores=2, speed=0.25)   # a slow one: the rebalancer moves members off it
 
     # ------------------------------------------------------------ helpers
 
@@ -91,6 +93,11 @@ class ClusterHistory(RuleBasedStateMachine):
         kind = data.draw(st.sampled_from(["temp", "temp", "kept", "home"]), "output")
         name = f"{'out' if kind == 'home' else 'temp'}-{tid_hint}-{len(self.made)}"
         return FileSpec(name, home=kind == "home", keep=kind == "kept")
+
+    def _movable(self) -> list[tuple[str, tuple[int, ...]]]:
+        core = self.sim.core
+        return [(w.id, tuple(m.id for m in suffix)) for w in core.workers.values() if w.alive
+                for g in rebalance._groups_on(w) for suffix in [rebalance._not_started(g, w, core)] if suffix]
 
     def _existing(self, data) -> str:
         pool = [s.name for s in SOURCES] + self.made + self.orphans
@@ -170,9 +177,19 @@ class ClusterHistory(RuleBasedStateMachine):
         self.sim.flush()
 
     @precondition(lambda self: len(self.sim.alive()) < MAX_WORKERS)
-    @rule(cores=st.integers(1, 3), speed=SPEEDS)
-    def add_worker(self, cores, speed):
-        self.sim.add_worker(cores=cores, speed=speed)
+    @rule(cores=st.integers(1, 3), speed=SPEEDS, cached=st.booleans())
+    def add_worker(self, cores, speed, cached):
+        """A worker joins, maybe with a user input in its cache from an earlier run."""
+        self.sim.add_worker(cores=cores, speed=speed, cached={SOURCES[0].name: SOURCES[0].size} if cached else None)
+
+    @precondition(lambda self: self._movable())
+    @rule(data=st.data())
+    def take_back(self, data):
+        """Members not started yet are taken back from their worker, as the rebalancer does (racing starts)."""
+        wid, suffix = data.draw(st.sampled_from(self._movable()), "members")
+        core = self.sim.core
+        core.move([core.tasks[t] for t in suffix], core.workers[wid], None)
+        self.sim.flush()
 
     @precondition(lambda self: self.sim.alive())
     @rule(data=st.data(), noticed_after=st.sampled_from([0.0, 0.0, 0.05, 1.0]))
@@ -223,7 +240,7 @@ class ClusterHistory(RuleBasedStateMachine):
         waiting = [n for n, outcome in sim.wants.items() if outcome is None]
         assert not waiting, f"wanted files never delivered nor refused: {waiting}"
         for wid in sim.alive():
-            held = set(sim.workers[wid].state.present)
+            held = {n for n in sim.workers[wid].state.present if n in sim.core.files}   # cached before: its own
             counted = {f.name for f in sim.core.workers[wid].files if sim.core.workers[wid] in f.replicas}
             assert held == counted, (f"worker {wid} holds {sorted(held - counted)} unknown to the core; the core "
                                      f"counts {sorted(counted - held)} there, which it does not hold")
