@@ -36,3 +36,22 @@ def test_a_task_sent_where_an_input_was_just_lost_does_not_wait_for_it_for_ever(
     c.validate()
     assert settled(c) == {1: "Complete", 2: "Complete", 3: "Complete"}
     assert c.quiet() and c.core.pending_count() == 0
+
+
+def test_a_wanted_file_fetched_from_a_worker_lost_meanwhile_comes_from_another_copy():
+    # the manager was fetching a wanted temp from w1 when w1 was lost; w2 held a copy, so the core
+    # planned nothing again, and the user waited for ever
+    c = Cluster(Scheduler(group_tasks=False), latency=0.01, bandwidth=1e6)
+    c.add_worker(cores=1)
+    c.add_worker(cores=2)
+    kept = FileSpec("temp-a", keep=True)
+    c.submit(TaskSubmitted(1, (SRC0,), (kept,)), duration=0.05)
+    c.submit(TaskSubmitted(2, (FileSpec("temp-a"),), (FileSpec("temp-b"),), cores=2), duration=0.05)
+    c.run()
+    assert {w for w in ("w1", "w2") if "temp-a" in c.workers[w].state.present} == {"w1", "w2"}
+    c.want("temp-a")
+    c.flush()           # the core asks w1 (the first holder)
+    c.lose_worker("w1")
+    c.run()
+    assert c.wants == {"temp-a": "ok"}
+    assert settled(c) == {1: "Complete", 2: "Complete"}
