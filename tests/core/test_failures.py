@@ -292,3 +292,20 @@ def test_a_copy_a_peer_could_not_serve_is_deleted_there_as_well_as_forgotten():
                       source="w1")
     assert h.s.workers["w1"] not in h.s.files["temp-x"].replicas
     assert Delete("w1", ("temp-x",)) in commands
+
+
+def test_a_file_doomed_while_a_copy_is_on_its_way_to_a_worker_is_no_longer_awaited_there():
+    # found by the stateful test: the last copy of an output of a failed task was lost while another
+    # worker fetched it; the file was doomed but still counted as arriving there
+    h = Harness(group_tasks=False)
+    h.worker("w1", cores=1)
+    h.worker("w2", cores=2)
+    h.submit(1, outputs=[out("r")])
+    h.succeed(1)
+    h.send(FileHomeFailed("out-r", "could not write it"))
+    h.submit(2, inputs=[out("r")], outputs=[temp("s")], cores=2)
+    assert h.where[2] == "w2" and h.sources[2] == {"out-r": "w1"}
+    h.lose("w1")   # validated: out-r is DOOMED and on its way nowhere
+    f = h.s.files["out-r"]
+    assert f.state is FileState.DOOMED and not f.pending and f not in h.s.workers["w2"].files
+    assert h.failed[2].reason == "dependency"

@@ -531,12 +531,7 @@ class Scheduler:
             for f in x.outputs:
                 if f.made:
                     continue
-                if f.state is F.GONE:
-                    move_file(f, F.ABSENT)
-                if f.state is F.ABSENT:
-                    move_file(f, F.DOOMED)
-                if f.wanted:
-                    self._out.append(FileFailed(f.name, f"task {x.id} that makes it did not succeed"))
+                self._mark_doomed(f, x)
                 for c in sorted(f.consumers, key=_by_id):
                     stack.append((c, "dependency", f"input {f.name} will not be made: task {x.id} "
                                   f"did not succeed", cause if cause is not None else x.id, T.FAILED))
@@ -647,13 +642,24 @@ class Scheduler:
 
     def _doom(self, f: FileNode, p: TaskNode | None) -> None:
         """f will never be made again: its producer failed for good. What needs it fails too."""
+        self._mark_doomed(f, p)
         pid = p.id if p is not None else None
-        if f.state is not F.DOOMED:
-            move_file(f, F.DOOMED)
-            if f.wanted:
-                self._out.append(FileFailed(f.name, f"task {pid} that makes it did not succeed"))
         for c in sorted(f.consumers, key=_by_id):
             self._fail(c, "dependency", f"input {f.name} will not be made: task {pid} did not succeed", pid)
+
+    def _mark_doomed(self, f: FileNode, p: TaskNode | None) -> None:
+        """f (not available) will never be made: no copy is on its way anywhere; whoever wants it is told."""
+        if f.state is F.DOOMED:
+            return
+        if f.state is F.GONE:
+            move_file(f, F.ABSENT)
+        move_file(f, F.DOOMED)
+        for w in f.pending:
+            w.files.discard(f)   # a copy still arriving is deleted when it does
+        f.pending.clear()
+        if f.wanted:
+            self._out.append(FileFailed(f.name, f"task {p.id if p is not None else None} that makes it did not "
+                                        "succeed"))
 
     def _maybe_collect(self, f: FileNode) -> None:
         """Delete f from worker caches once nothing needs it there.
