@@ -309,3 +309,16 @@ def test_a_file_doomed_while_a_copy_is_on_its_way_to_a_worker_is_no_longer_await
     f = h.s.files["out-r"]
     assert f.state is FileState.DOOMED and not f.pending and f not in h.s.workers["w2"].files
     assert h.failed[2].reason == "dependency"
+
+
+def test_a_file_cached_before_any_task_named_it_and_lost_since_is_not_counted_there():
+    # found by the stateful test: a worker joined with a user input in its cache, lost it and said so
+    # before any task named it; the core later counted the copy it no longer had
+    from tether.core import WorkerJoined
+    from .helpers import src
+    h = Harness(group_tasks=False)
+    h.send(WorkerJoined("w1", 1, cached=(("file-a", 100),)))
+    h.send(FileLostOn("w1", "file-a"))
+    h.submit(1, inputs=[src("a")], outputs=[temp("x")])
+    assert h.s.workers["w1"] not in h.s.files["file-a"].replicas
+    assert h.sources[1] == {"file-a": "@manager"}

@@ -353,6 +353,8 @@ class Scheduler:
     def _on_file_lost(self, e: FileLostOn) -> None:
         f = self.files.get(e.name)
         w = self.workers.get(e.worker)
+        if f is None and w is not None and e.name in self._unknown_cached:
+            self._unknown_cached[e.name].discard(w)   # cached before any task named it: forget it there
         if f is not None and w is not None and (w in f.replicas or w in f.pending):
             self._drop_replica(f, w)
 
