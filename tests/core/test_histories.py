@@ -55,3 +55,30 @@ def test_a_wanted_file_fetched_from_a_worker_lost_meanwhile_comes_from_another_c
     c.run()
     assert c.wants == {"temp-a": "ok"}
     assert settled(c) == {1: "Complete", 2: "Complete"}
+
+
+def test_a_task_run_again_waits_where_its_input_is_made_not_where_its_old_group_ran():
+    # a finished task (3) ran again to remake a lost temp for a new consumer (6); its old group was
+    # still committed to w1, so 3 was sent there at once, waiting for an input made by another group
+    # (1, 2) that w1 was also running; when 1 failed there for a system reason, 1 and 2 moved to w2
+    # and 3 waited on w1 for ever for a file made on w2
+    c = Cluster(latency=0.01, bandwidth=1e6)
+    c.add_worker(cores=2)
+    c.add_worker(cores=2)
+    temp = [FileSpec(f"temp-{n}") for n in "abce"]
+    a, b, cc, e = temp
+    c.submit(TaskSubmitted(1, (SRC0,), (a,)), duration=0.1)
+    c.submit(TaskSubmitted(2, (a,), (b,)), duration=0.1)
+    c.submit(TaskSubmitted(5, (b,), (e,)), duration=0.1)     # continues 1 and 2
+    c.submit(TaskSubmitted(3, (b,), (cc,)), duration=0.1)    # a fan-out: a group of its own
+    c.submit(TaskSubmitted(4, (cc, e), (FileSpec("out-d", home=True),)), duration=0.1)
+    c.run()
+    assert all(c.core.files[f.name].state.name == "GONE" for f in temp)
+    c.submit(TaskSubmitted(6, (cc,), (FileSpec("out-f", home=True),)), duration=0.1)   # 3, 2, 1 run again
+    c.run(until=c.now + 0.05)
+    assert c.running() == [("w1", 1)]
+    c.end_run(1, "worker")
+    c.run()
+    c.validate()
+    assert settled(c) == {t: "Complete" for t in (1, 2, 3, 4, 5, 6)}
+    assert c.quiet() and c.core.pending_count() == 0

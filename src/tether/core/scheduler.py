@@ -866,10 +866,25 @@ class Scheduler:
         self._commit_members(g, w)
 
     def _commit_members(self, g, w: WorkerNode) -> None:
-        """Send every unfinished, unassigned member of g to w, in order."""
+        """Send the unfinished, unassigned members of g to w, in order, while each has its inputs or has
+        them made there by a member before it.
+
+        A member that waits for another group's file (a group committed long
+        ago whose finished head runs again to remake a lost temp) stays here
+        until the file exists; sent now, it would wait on w for a file that
+        may be made elsewhere, and nobody would tell w where to fetch it.
+        """
+        coming: set[FileNode] | None = None   # files members before it make on w
         for m in g.members:
             if m.state in UNSTARTED:
+                if m.missing and any(not f.made and (coming is None or f not in coming) for f in m.inputs):
+                    return   # the members after it wait for it
                 self._assign_to(m, w)
+            elif m.state not in ON_WORKER or m.worker is not w:
+                continue
+            if coming is None:
+                coming = set()
+            coming.update(m.outputs)
 
     def _assign_to(self, t: TaskNode, w: WorkerNode) -> None:
         t.attempts += 1
