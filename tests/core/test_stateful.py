@@ -48,7 +48,7 @@ SPEEDS = st.sampled_from([0.25, 1.0, 1.0, 2.0])
 ENDINGS = st.sampled_from([None, None, None, "exit", "output", *sorted(SYSTEM_REASONS)])
 
 PROFILES = {
-    "default": dict(max_examples=60, stateful_step_count=40),
+    "default": dict(max_examples=200, stateful_step_count=50),
     "long": dict(max_examples=5_000, stateful_step_count=80),
 }
 
