@@ -210,7 +210,7 @@ class Cluster:
         ended = False
         for w in self.workers.values():
             if w.alive and task in w.runs:
-                self._end(w, w.state.tasks[task], reason, message or f"simulated failure: {reason}")
+                self._end(w, w.state.tasks[task], reason, message or f"simulated {reason} failure")
                 ended = True
         return ended
 
@@ -282,7 +282,7 @@ class Cluster:
     # ------------------------------------------------------------ the manager's side (engine.py)
 
     def handle(self, events: list[Event]) -> list[Command]:
-        """The one call into the core (the scale benchmark times it)."""
+        """The one call into the core (the scale benchmark keeps what it is handed, to time a replay)."""
         return self.core.handle(*events)
 
     def _handle(self) -> None:
@@ -457,7 +457,7 @@ class Cluster:
     def _run_ended(self, w: SimWorker, t: WorkTask, token: object, reason: str | None) -> None:
         run = w.runs.get(t.id)
         if w.alive and run is not None and run[0] is token:
-            self._end(w, t, reason, f"simulated failure: {reason}")
+            self._end(w, t, reason, f"simulated {reason} failure")
 
     def _end(self, w: SimWorker, t: WorkTask, reason: str | None, message: str) -> None:
         """process._finish and _ended: outputs into the cache, the next member started, then the report."""
