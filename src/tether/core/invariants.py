@@ -112,6 +112,7 @@ def _check_worker(s: "Scheduler", w) -> None:
     _require(w.used_disk == sum(t.disk for t in running), f"{name} miscounts disk")
     for t in w.tasks:
         _require(t.worker is w and t.state in ON_WORKER, f"{name} lists task {t.id} ({t.state.name})")
+        _require(w.fits(t), f"task {t.id} is on {name}, which could never run it (too few cores, memory or disk)")
     for f in w.files:
         _require(w in f.replicas or w in f.pending, f"{name} lists file {f.name}, which it neither holds "
                  "nor awaits")

@@ -783,8 +783,8 @@ class Scheduler:
                 g.worker = None
             if g.target is not None:
                 target, g.target = g.target, None
-                if target.alive:
-                    return target
+                if target.alive and all(target.fits(m) for m in g.members if m.state not in FINISHED):
+                    return target   # (a member that joined since the move may not fit there)
         per_core = placement.queue_per_core(self.mean_duration.value, self.queue_time)
         if per_core != self._queue_per_core:
             self._queue_per_core = per_core
