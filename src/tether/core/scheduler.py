@@ -866,19 +866,20 @@ class Scheduler:
         self._commit_members(g, w)
 
     def _commit_members(self, g, w: WorkerNode) -> None:
-        """Send the unfinished, unassigned members of g to w, in order, while each has its inputs or has
+        """Send the unfinished, unassigned members of g to w, in order: each that has its inputs, or has
         them made there by a member before it.
 
         A member that waits for another group's file (a group committed long
         ago whose finished head runs again to remake a lost temp) stays here
-        until the file exists; sent now, it would wait on w for a file that
-        may be made elsewhere, and nobody would tell w where to fetch it.
+        until the file exists, and is placed then; sent now, it would wait on
+        w for a file that may be made elsewhere, and nobody would tell w where
+        to fetch it. The members that wait for it stay with it.
         """
         coming: set[FileNode] | None = None   # files members before it make on w
         for m in g.members:
             if m.state in UNSTARTED:
                 if m.missing and any(not f.made and (coming is None or f not in coming) for f in m.inputs):
-                    return   # the members after it wait for it
+                    continue
                 self._assign_to(m, w)
             elif m.state not in ON_WORKER or m.worker is not w:
                 continue
