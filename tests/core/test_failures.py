@@ -322,3 +322,21 @@ def test_a_file_cached_before_any_task_named_it_and_lost_since_is_not_counted_th
     h.submit(1, inputs=[src("a")], outputs=[temp("x")])
     assert h.s.workers["w1"] not in h.s.files["file-a"].replicas
     assert h.sources[1] == {"file-a": "@manager"}
+
+
+def test_a_copy_arriving_after_the_core_gave_it_up_is_deleted_not_counted():
+    # found by the stateful test: a worker fetched an output written home for a task that then
+    # failed; the core had the file deleted there, but the worker's report of the copy crossed the
+    # deletion and the core counted a copy the worker no longer held
+    from tether.core import Delete, FilesCached
+    h = Harness(group_tasks=False)
+    h.worker("w1")
+    h.submit(1, outputs=[out("r")])
+    h.succeed(1)
+    h.send(FileHome("out-r"))
+    h.submit(2, inputs=[out("r")], outputs=[temp("s")])
+    assert h.sources[2] == {"out-r": "@manager"}
+    assert Delete("w1", ("out-r",)) in h.fail(2, reason="exit")   # nothing needs it on w1 any more
+    commands = h.send(FilesCached("w1", (("out-r", 10),)))        # sent before the deletion arrived
+    assert h.s.workers["w1"] not in h.s.files["out-r"].replicas
+    assert Delete("w1", ("out-r",)) in commands

@@ -344,8 +344,11 @@ class Scheduler:
             if f is None:
                 self._unknown_cached.setdefault(name, set()).add(w)
                 continue
-            if f.state in (F.GONE, F.DOOMED) or (f.state is F.ABSENT and w not in f.pending):
-                self._delete[w].append(name)  # collected (or given up) while it travelled
+            if f.state in (F.GONE, F.DOOMED) or (
+                    f.state in (F.ABSENT, F.HOME) and w not in f.pending and w not in f.replicas):
+                # collected or given up while it travelled: the deletion may have reached the worker
+                # before the file did, so it is asked again, and the copy is not counted
+                self._delete[w].append(name)
                 continue
             f.size = f.size or size
             self._add_replica(f, w)
