@@ -88,3 +88,41 @@ def test_a_consumer_of_a_tail_being_moved_reads_it_where_it_is_made():
     assert made_on == "fast"
     # slow+11 either runs where temp-10 is made, or is told to fetch it from there
     assert h.where[slow + 11] == made_on or h.sources[slow + 11][f"temp-{name}10"] == made_on
+
+
+def test_a_member_that_ends_before_the_answer_to_its_move_is_no_longer_being_moved():
+    # found by the stateful test: the slow worker ended member 3 before the retraction reached it;
+    # the core kept 3 among the tasks being moved though it was done (and a cancelled one too)
+    from tether.core import TaskCancelled
+    h, _, slow = setup(step_fast=1.0, step_slow=10.0)
+    h.send(Tick(10.5))
+    finish(h, slow + 2, 10.0, 20.0)
+    finish(h, slow + 3, 20.0, 30.0)        # validated after each step: 3 is DONE, not being moved
+    assert slow + 3 not in h.s.moves
+    h.send(TaskCancelled(slow + 10))
+    assert slow + 10 not in h.s.moves
+    h.send(Retracted("slow", tuple(slow + i for i in range(4, 10)), started=(slow + 3, slow + 10)))
+    h.run_all()
+    assert len(h.completed) == 19 and h.failed[slow + 10].reason == "cancelled"
+
+
+def test_members_moved_to_a_worker_go_elsewhere_if_a_member_joining_since_does_not_fit_there():
+    # found by the stateful test: members were moved to a one-core worker; a two-core consumer joined
+    # their group before its head was placed, and the whole group went to the one-core worker, where
+    # the two-core task could never start
+    h = Harness()
+    h.worker("big", cores=2)
+    h.submit(1, inputs=[src("a")], outputs=[temp("a1")])
+    h.submit(2, inputs=[temp("a1")], outputs=[temp("a2")])
+    h.submit(3, inputs=[temp("a2")], outputs=[temp("a3")])
+    assert h.where[1] == h.where[2] == h.where[3] == "big"
+    h.worker("small", cores=1)
+    s = h.s
+    s.move([s.tasks[2], s.tasks[3]], s.workers["big"], s.workers["small"])
+    h.send(Tick(1.0))
+    h.send(Retracted("big", (2, 3)))
+    h.submit(4, inputs=[temp("a3")], outputs=[temp("a4")], cores=2)   # joins 2 and 3 before they are placed
+    h.succeed(1)
+    assert h.where[4] == "big"           # validated on the way: no task sits where it cannot fit
+    h.run_all()
+    assert set(h.completed) == {1, 2, 3, 4}

@@ -1,38 +1,40 @@
 """The scheduler core alone at scale: does its cost per task stay flat?
 
 No processes or sockets: tether.core.Scheduler is driven with events, as
-the manager's engine drives it, by a discrete-event simulation of many
-workers on a virtual clock. The workflow is shaped like real ones: half
-the tasks form chains that pass temp files (so groups are formed and
-committed), the other half are independent tasks that read a shared input
-and write an output brought home. Each size is run twice:
+the manager's engine drives it, by the simulated cluster of tether.simulate
+(a real WorkerState per worker, on a virtual clock). The workflow is shaped
+like real ones: half the tasks form chains that pass temp files (so groups
+are formed and committed), the other half are independent tasks that read a
+shared input and write an output brought home. Each size is run twice:
 
   timed     submit every task, let the workers join, run the simulation
-            until every task has completed; the time spent inside
-            Scheduler.handle is the core's cost (submit + schedule + complete),
-            counted in CPU time so that other work on a shared machine
-            does not inflate it (the wall time is in the row too)
+            until every task has completed, keeping each batch of events
+            the core was handed; then hand the same batches to a fresh core
+            (it is deterministic: it does the same work) and time each call.
+            The time spent inside Scheduler.handle is the core's cost
+            (submit + schedule + complete), counted in CPU time, and on the
+            replay, so that neither other work on a shared machine nor the
+            simulation's own work between the calls inflates it (the wall
+            time is in the row too)
   memory    submit every task again under tracemalloc, with no worker yet,
             so every task is pending; the bytes the core then holds,
             divided by the tasks, is the manager's memory per pending task
 
 Rows: {"name", "tasks", "seconds_per_task", "bytes_per_task", "makespan_s", ...}
-where makespan_s is the wall time of the size's timed run.
+where makespan_s is the wall time of the size's timed run (simulation and replay).
 """
 from __future__ import annotations
 
 import gc
-import heapq
 import random
 import time
 import tracemalloc
-from collections import deque
 from typing import Iterator
 
 import psutil
 
-from ..core import (LOCAL, Assign, Complete, Delete, Fail, Fetch, FileFailed, FileHome, FilesCached, FileSpec,
-                    Retract, Retracted, Scheduler, TaskSubmitted, TaskSucceeded, Tick, WorkerJoined)
+from ..core import Complete, FileSpec, Scheduler, TaskSubmitted, Tick, WorkerJoined
+from ..simulate import Cluster
 
 SIZES = (10_000, 30_000, 100_000)
 QUICK_SIZES = (1_000, 3_000)
@@ -81,158 +83,83 @@ def workflow(n: int, seed: int = 1) -> Iterator[tuple[TaskSubmitted, float]]:
             yield TaskSubmitted(tid, (rng.choice(sources),), (new("out", home=True),)), rng.uniform(0.5, 1.5)
 
 
-class SimulatedWorker:
-    """A worker's side, as WorkerState plays it: a queue, a cache, cores."""
+class RecordingCluster(Cluster):
+    """The simulated cluster (tether.simulate), keeping every batch of events it hands the core.
 
-    __slots__ = ("id", "cores", "running", "queue", "have")
+    Messages and transfers take no time here (latency 0, unbounded
+    bandwidth), and outputs reach home at once: the virtual clock moves only
+    with the tasks' run times.
+    """
 
-    def __init__(self, id: str, cores: int):
-        self.id = id
-        self.cores = cores
-        self.running = 0
-        self.queue: deque[tuple[int, tuple[str, ...]]] = deque()  # (task, inputs it waits for here)
-        self.have: set[str] = set()
+    def __init__(self, core: Scheduler):
+        super().__init__(core, latency=0.0, bandwidth=float("inf"), tick=TICK,
+                         size=lambda name: OUTPUT_BYTES if name.startswith("out-") else TEMP_BYTES)
+        self.batches: list[list] = []
+
+    def handle(self, events):
+        self.batches.append(events)
+        return self.core.handle(*events)
 
 
-class Simulation:
-    """Workers on a virtual clock, answering the core's commands with the events real workers send."""
+def replay(batches: list[list]) -> tuple[float, float, dict[str, float]]:
+    """Hand the same batches to a fresh core, timed: (CPU seconds, wall seconds, CPU seconds by kind of event).
 
-    def __init__(self, core: Scheduler, durations: dict[int, float], outputs: dict[int, tuple[tuple[str, int], ...]],
-                 workers: int, cores: int):
-        self.core = core
-        self.durations = durations
-        self.outputs = outputs
-        self.workers = {f"w{i}": SimulatedWorker(f"w{i}", cores) for i in range(workers)}
-        self.now = 0.0
-        self.running: list[tuple[float, int, str, float]] = []   # heap of (end, task, worker, start)
-        self.started: set[int] = set()
-        self.reports: list = []                                   # events for the next handle()
-        self.completed = 0
-        self.failed = 0
-        self.core_seconds = 0.0      # CPU time inside Scheduler.handle
-        self.core_wall = 0.0         # wall time inside Scheduler.handle
-        self.by_event: dict[str, float] = {}   # CPU time by the kind of event handled
-
-    def handle(self, *events) -> None:
+    The core is deterministic, so it does exactly the work it did in the
+    simulation; timed alone, the simulation's own work between the calls
+    (a real WorkerState per worker) does not count against it.
+    """
+    core = Scheduler()
+    cpu_total = wall_total = 0.0
+    by_event: dict[str, float] = {}
+    for events in batches:
         t0, c0 = time.perf_counter(), time.process_time()
-        commands = self.core.handle(*events)
+        core.handle(*events)
         cpu = time.process_time() - c0
-        self.core_seconds += cpu
-        self.core_wall += time.perf_counter() - t0
-        kind = PHASES.get(type(events[0]), "complete")
-        self.by_event[kind] = self.by_event.get(kind, 0.0) + cpu
-        touched = set()
-        for c in commands:
-            kind = type(c)
-            if kind is Assign:
-                w = self.workers[c.worker]
-                cached = []
-                for a in c.tasks:
-                    waits = []
-                    for name, source in a.sources:
-                        if source is LOCAL:
-                            waits.append(name)
-                        elif name not in w.have:   # fetched at once: transfers cost no time here
-                            w.have.add(name)
-                            cached.append((name, SOURCE_BYTES if name.startswith("file-") else TEMP_BYTES))
-                    w.queue.append((a.task, tuple(waits)))
-                if cached:
-                    self.reports.append(FilesCached(w.id, tuple(cached)))
-                touched.add(w)
-            elif kind is Complete:
-                self.completed += 1
-            elif kind is Fail or kind is FileFailed:
-                self.failed += 1
-            elif kind is Fetch:
-                self.reports.append(FileHome(c.name))
-            elif kind is Delete:
-                self.workers[c.worker].have.difference_update(c.names)
-            elif kind is Retract:
-                self._retract(c)
-        for w in touched:
-            self._start(w)
-
-    def _retract(self, c: Retract) -> None:
-        w = self.workers[c.worker]
-        wanted = set(c.tasks)
-        returned = tuple(tid for tid, _ in w.queue if tid in wanted)
-        w.queue = deque(item for item in w.queue if item[0] not in wanted)
-        started = tuple(tid for tid in c.tasks if tid in self.started)
-        self.reports.append(Retracted(w.id, returned, started))
-
-    def _start(self, w: SimulatedWorker) -> None:
-        if w.running >= w.cores or not w.queue:
-            return
-        kept = deque()
-        while w.queue:
-            tid, waits = w.queue.popleft()
-            if w.running < w.cores and all(name in w.have for name in waits):
-                w.running += 1
-                self.started.add(tid)
-                heapq.heappush(self.running, (self.now + self.durations[tid], tid, w.id, self.now))
-            else:
-                kept.append((tid, waits))
-        w.queue = kept
-
-    def run(self) -> None:
-        next_tick = TICK
-        while self.running or self.reports:
-            if self.reports:   # what workers answer at once goes before the next completion
-                reports, self.reports = self.reports, []
-                self.handle(*reports)
-                continue
-            if next_tick <= self.running[0][0]:
-                self.now = next_tick
-                next_tick += TICK
-                self.handle(Tick(self.now))
-                continue
-            end, tid, wid, start = heapq.heappop(self.running)
-            self.now = end
-            w = self.workers[wid]
-            w.running -= 1
-            outs = self.outputs[tid]
-            w.have.update(name for name, _ in outs)
-            self.handle(TaskSucceeded(wid, tid, outs, start, end))
-            self._start(w)
+        wall_total += time.perf_counter() - t0
+        cpu_total += cpu
+        kind = PHASES.get(type(events[1]), "complete") if len(events) > 1 else "tick"   # each behind a Tick
+        by_event[kind] = by_event.get(kind, 0.0) + cpu
+    return cpu_total, wall_total, by_event
 
 
-def submit_all(core: Scheduler, tasks: Iterator[TaskSubmitted], timer: Simulation | None = None) -> None:
+def submit_all(core: Scheduler, tasks: Iterator[TaskSubmitted]) -> None:
     batch = []
     for event in tasks:
         batch.append(event)
         if len(batch) == SUBMIT_BATCH:
-            timer.handle(*batch) if timer is not None else core.handle(*batch)
+            core.handle(*batch)
             batch = []
     if batch:
-        timer.handle(*batch) if timer is not None else core.handle(*batch)
+        core.handle(*batch)
 
 
 def timed_run(n: int, workers: int = WORKERS, cores: int = CORES) -> dict:
-    """Submit n tasks, then let the workers join and run them all; the core's time and the wall time."""
-    durations: dict[int, float] = {}
-    outputs: dict[int, tuple[tuple[str, int], ...]] = {}
-
-    def tasks() -> Iterator[TaskSubmitted]:
-        for event, duration in workflow(n):
-            durations[event.task] = duration
-            outputs[event.task] = tuple((f.name, OUTPUT_BYTES if f.home else TEMP_BYTES) for f in event.outputs)
-            yield event
-
+    """Submit n tasks, let the workers join and run them all, then time the core on the same events."""
     gc.collect()
     rss0 = psutil.Process().memory_info().rss
     wall0 = time.perf_counter()
-    core = Scheduler()
-    sim = Simulation(core, durations, outputs, workers, cores)
-    submit_all(core, tasks(), sim)
-    pending = core.pending_count()
+    sim = RecordingCluster(Scheduler())
+    for i, (event, duration) in enumerate(workflow(n), 1):
+        sim.submit(event, duration)
+        if i % SUBMIT_BATCH == 0:
+            sim.flush()     # as the manager's loop hands submissions over, in batches
+    sim.flush()
+    pending = sim.core.pending_count()
     rss_pending = psutil.Process().memory_info().rss - rss0
-    sim.handle(*(WorkerJoined(w.id, w.cores, memory=64_000, disk=1_000_000) for w in sim.workers.values()))
+    for _ in range(workers):
+        sim.add_worker(cores, memory=64_000, disk=1_000_000)
     sim.run()
+    outcomes = [type(o[0]) for o in sim.outcomes.values()]
+    batches, simulated = sim.batches, sim.now
+    del sim
+    gc.collect()
+    core_s, core_wall, by_event = replay(batches)
     wall = time.perf_counter() - wall0
-    return {"tasks": n, "pending": pending, "completed": sim.completed, "failed": sim.failed,
-            "core_s": sim.core_seconds, "core_wall_s": sim.core_wall, "makespan_s": wall,
-            **{f"{kind}_s": sim.by_event.get(kind, 0.0) for kind in ("submit", "join", "tick", "complete")}, "simulated_s": sim.now,
-            "rss_bytes_per_task": rss_pending / n}
+    return {"tasks": n, "pending": pending, "completed": outcomes.count(Complete),
+            "failed": len(outcomes) - outcomes.count(Complete),
+            "core_s": core_s, "core_wall_s": core_wall, "makespan_s": wall,
+            **{f"{kind}_s": by_event.get(kind, 0.0) for kind in ("submit", "join", "tick", "complete")},
+            "simulated_s": simulated, "rss_bytes_per_task": rss_pending / n}
 
 
 def pending_bytes(n: int) -> int:

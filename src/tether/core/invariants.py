@@ -29,6 +29,10 @@ def check_scheduler(s: "Scheduler") -> None:
     for t in s.tasks.values():
         if t.state is T.READY:
             _require(t.id in ready, f"task {t.id} is READY but in no ready queue")
+    for name, w in s._bringing.items():
+        f = s.files[name]
+        _require(f.state is F.MADE and w in f.replicas, f"file {name} ({f.state.name}) is being brought from "
+                 f"worker {w.id}, which does not hold it")
     for tid in s.moves:
         t = s.tasks[tid]
         _require(t.state in ON_WORKER, f"task {tid} is being moved but is {t.state.name}, not on a worker")
@@ -84,6 +88,9 @@ def _check_file(f) -> None:
         p = f.producer
         _require(p is None or p.state in (T.FAILED, T.CANCELLED), f"{name} is DOOMED but its producer is "
                  f"{p.state.name if p else None}")
+    if f.state is F.ABSENT and f.producer is not None and f.producer.state in (T.FAILED, T.CANCELLED):
+        _require(not f.consumers and not f.wanted, f"{name} is needed, but its producer {f.producer.id} "
+                 f"is {f.producer.state.name}: it is never made again")
     if f.state is F.ABSENT and f.producer is not None:
         _require(f.producer.state not in (T.DONE, T.HOMING) or not (f.consumers or f.home or f.wanted),
                  f"{name} is needed, but its producer {f.producer.id} is {f.producer.state.name} and will "
@@ -105,6 +112,7 @@ def _check_worker(s: "Scheduler", w) -> None:
     _require(w.used_disk == sum(t.disk for t in running), f"{name} miscounts disk")
     for t in w.tasks:
         _require(t.worker is w and t.state in ON_WORKER, f"{name} lists task {t.id} ({t.state.name})")
+        _require(w.fits(t), f"task {t.id} is on {name}, which could never run it (too few cores, memory or disk)")
     for f in w.files:
         _require(w in f.replicas or w in f.pending, f"{name} lists file {f.name}, which it neither holds "
                  "nor awaits")

@@ -67,13 +67,15 @@ def choose(task: TaskNode, candidates: Iterable[WorkerNode], mean_duration: floa
     """The candidate where the task is expected to start first.
 
     Ties go to the worker holding more of the input bytes, then to the one
-    with more free cores.
+    with more free cores, then to the first by id (candidates come from sets,
+    whose order follows memory addresses: the same events must give the same
+    placements).
     """
     best: WorkerNode | None = None
-    best_key: tuple[float, int, float] | None = None
+    best_key: tuple[float, int, float, str] | None = None
     for w in candidates:
         key = (expected_start(w, task, mean_duration, bandwidth), -local_bytes(w, task),
-               w.used_cores / w.cores)
+               w.used_cores / w.cores, w.id)
         if best_key is None or key < best_key:
             best, best_key = w, key
     return best

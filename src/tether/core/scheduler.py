@@ -84,6 +84,7 @@ class Scheduler:
         self._retract: dict[WorkerNode, list[int]] = defaultdict(list)
         self._activations = itertools.count(1)
         self.moves: dict[int, WorkerNode | None] = {}  # task being taken back -> where it goes (None: anywhere)
+        self._bringing: dict[str, WorkerNode] = {}     # file asked for at the submitting side -> from where
         self.now = 0.0                                # time of the last Tick
         if rebalance is True:
             rebalance = Rebalancer() if group_tasks else None
@@ -124,6 +125,8 @@ class Scheduler:
         if old in ON_WORKER and new not in ON_WORKER:
             t.worker.tasks.discard(t)
             t.worker = None
+            if self.moves:
+                self.moves.pop(t.id, None)   # ended or taken back: no longer being moved
         elif new in ON_WORKER and old not in ON_WORKER:
             t.worker = worker
             worker.tasks.add(t)
@@ -221,8 +224,8 @@ class Scheduler:
 
     def _on_cancelled(self, e: TaskCancelled) -> None:
         t = self.tasks.get(e.task)
-        if t is None or t.state in FINISHED:
-            return
+        if t is None or t.state in FINISHED or t.reported:
+            return   # settled already: a task running again remakes a lost file for others
         self._fail(t, "cancelled", f"task {t.id} was cancelled", None, state=T.CANCELLED)
 
     def _on_worker_joined(self, e: WorkerJoined) -> None:
@@ -297,7 +300,7 @@ class Scheduler:
         for f in made:
             self._add_replica(f, w)
         for f in homing:
-            self._out.append(Fetch(f.name, w.id))
+            self._bring(f, w)
         for f in made:
             self._maybe_collect(f)   # remade for another output's sake: nobody needs it again
         if t.state is T.DONE:
@@ -316,7 +319,12 @@ class Scheduler:
             w.files.discard(f)
             peer = self.workers.get(e.source) if e.source else None
             if peer is not None and peer.alive and peer in f.replicas:
-                self._drop_replica(f, peer)  # the peer could not serve it: do not ask it again
+                # the peer could not serve it: do not ask it again, and have it delete what it may
+                # hold (the report can be older than a copy it made since: none is kept uncounted)
+                self._drop_replica(f, peer)
+                self._delete[peer].append(f.name)
+            elif w in f.replicas:
+                self._drop_replica(f, w)     # told it was in its own cache, the worker did not find it
         if e.reason in SYSTEM_REASONS:
             if not self._system_failure(t, w, e.reason, e.message):
                 self._requeue(t)
@@ -336,8 +344,11 @@ class Scheduler:
             if f is None:
                 self._unknown_cached.setdefault(name, set()).add(w)
                 continue
-            if f.state in (F.GONE, F.DOOMED) or (f.state is F.ABSENT and w not in f.pending):
-                self._delete[w].append(name)  # collected (or given up) while it travelled
+            if f.state in (F.GONE, F.DOOMED) or (
+                    f.state in (F.ABSENT, F.HOME) and w not in f.pending and w not in f.replicas):
+                # collected or given up while it travelled: the deletion may have reached the worker
+                # before the file did, so it is asked again, and the copy is not counted
+                self._delete[w].append(name)
                 continue
             f.size = f.size or size
             self._add_replica(f, w)
@@ -345,6 +356,8 @@ class Scheduler:
     def _on_file_lost(self, e: FileLostOn) -> None:
         f = self.files.get(e.name)
         w = self.workers.get(e.worker)
+        if f is None and w is not None and e.name in self._unknown_cached:
+            self._unknown_cached[e.name].discard(w)   # cached before any task named it: forget it there
         if f is not None and w is not None and (w in f.replicas or w in f.pending):
             self._drop_replica(f, w)
 
@@ -352,6 +365,7 @@ class Scheduler:
         f = self.files.get(e.name)
         if f is None or f.state is not F.MADE:
             return   # lost before the news arrived: its producer runs again and brings it again
+        self._bringing.pop(f.name, None)
         move_file(f, F.HOME)
         p = f.producer
         if p is not None and p.state is T.HOMING and all(o.state is F.HOME for o in p.outputs if o.home):
@@ -362,6 +376,7 @@ class Scheduler:
     def _on_home_failed(self, e: FileHomeFailed) -> None:
         f = self.files.get(e.name)
         p = f.producer if f is not None else None
+        self._bringing.pop(e.name, None)
         if p is not None and p.state is T.HOMING:
             self._fail(p, "home", e.message)
 
@@ -373,7 +388,7 @@ class Scheduler:
         if f.source:
             return
         if f.made:
-            self._out.append(Fetch(f.name, _any(f.replicas).id))
+            self._bring(f, _any(f.replicas))
         elif f.state is F.DOOMED or (f.producer is not None and f.producer.state in (T.FAILED, T.CANCELLED)):
             pid = f.producer.id if f.producer is not None else None
             self._out.append(FileFailed(f.name, f"task {pid} that makes it did not succeed"))
@@ -387,6 +402,7 @@ class Scheduler:
         f.keep = False
         f.wanted = False
         f.had_consumers = True  # from now on it goes once nothing needs it
+        self._bringing.pop(f.name, None)
         self._maybe_collect(f)
 
     def _on_retracted(self, e: Retracted) -> None:
@@ -520,12 +536,7 @@ class Scheduler:
             for f in x.outputs:
                 if f.made:
                     continue
-                if f.state is F.GONE:
-                    move_file(f, F.ABSENT)
-                if f.state is F.ABSENT:
-                    move_file(f, F.DOOMED)
-                if f.wanted:
-                    self._out.append(FileFailed(f.name, f"task {x.id} that makes it did not succeed"))
+                self._mark_doomed(f, x)
                 for c in sorted(f.consumers, key=_by_id):
                     stack.append((c, "dependency", f"input {f.name} will not be made: task {x.id} "
                                   f"did not succeed", cause if cause is not None else x.id, T.FAILED))
@@ -566,7 +577,7 @@ class Scheduler:
         if f.state is not F.ABSENT:
             return
         move_file(f, F.MADE)
-        for c in f.consumers:
+        for c in _by_ids(f.consumers):
             c.missing -= 1
             if c.missing == 0:
                 if c.state is T.WAITING:
@@ -574,17 +585,27 @@ class Scheduler:
                 elif c.state is T.ASSIGNED:
                     self._to(c, T.RUNNING)
         if f.wanted:
-            self._out.append(Fetch(f.name, w.id))
+            self._bring(f, w)
+
+    def _bring(self, f: FileNode, w: WorkerNode) -> None:
+        """Ask the shell to bring f from w to the submitting side (home, or to whoever wants its bytes)."""
+        self._out.append(Fetch(f.name, w.id))
+        self._bringing[f.name] = w
 
     def _drop_replica(self, f: FileNode, w: WorkerNode) -> None:
         """w no longer holds f (lost, or could not serve it)."""
         f.replicas.discard(w)
         f.pending.discard(w)
         w.files.discard(f)
+        if self._bringing.get(f.name) is w:
+            # the copy on its way to the submitting side is gone: bring another (none left: made again)
+            del self._bringing[f.name]
+            if f.state is F.MADE and f.replicas:
+                self._bring(f, _any(f.replicas))
         if f.state is not F.MADE or f.replicas:
             return
         move_file(f, F.ABSENT)
-        for c in f.consumers:
+        for c in _by_ids(f.consumers):
             c.missing += 1
             if c.state is T.READY:
                 self._to(c, T.WAITING)
@@ -609,6 +630,9 @@ class Scheduler:
             if f.state is F.GONE:
                 move_file(f, F.ABSENT)
             p = f.producer
+            if f.state is F.DOOMED or (p is not None and p.state in (T.FAILED, T.CANCELLED)):
+                self._doom(f, p)   # its copies are gone and its producer will not run again
+                continue
             if p is None or p.state not in (T.DONE, T.HOMING):
                 continue
             self._to(p, T.WAITING)
@@ -621,6 +645,27 @@ class Scheduler:
                     stack.append(g)
             self._revived.append(p)
 
+    def _doom(self, f: FileNode, p: TaskNode | None) -> None:
+        """f will never be made again: its producer failed for good. What needs it fails too."""
+        self._mark_doomed(f, p)
+        pid = p.id if p is not None else None
+        for c in sorted(f.consumers, key=_by_id):
+            self._fail(c, "dependency", f"input {f.name} will not be made: task {pid} did not succeed", pid)
+
+    def _mark_doomed(self, f: FileNode, p: TaskNode | None) -> None:
+        """f (not available) will never be made: no copy is on its way anywhere; whoever wants it is told."""
+        if f.state is F.DOOMED:
+            return
+        if f.state is F.GONE:
+            move_file(f, F.ABSENT)
+        move_file(f, F.DOOMED)
+        for w in f.pending:
+            w.files.discard(f)   # a copy still arriving is deleted when it does
+        f.pending.clear()
+        if f.wanted:
+            self._out.append(FileFailed(f.name, f"task {p.id if p is not None else None} that makes it did not "
+                                        "succeed"))
+
     def _maybe_collect(self, f: FileNode) -> None:
         """Delete f from worker caches once nothing needs it there.
 
@@ -632,11 +677,12 @@ class Scheduler:
         state = f.state
         if state is not F.HOME and (state is not F.MADE or f.home or not f.had_consumers):
             return
-        for w in f.replicas | f.pending:
+        for w in _by_ids(f.replicas | f.pending):
             self._delete[w].append(f.name)
             w.files.discard(f)
         f.replicas.clear()
         f.pending.clear()
+        self._bringing.pop(f.name, None)
         if state is F.MADE:
             move_file(f, F.GONE)
 
@@ -740,8 +786,8 @@ class Scheduler:
                 g.worker = None
             if g.target is not None:
                 target, g.target = g.target, None
-                if target.alive:
-                    return target
+                if target.alive and all(target.fits(m) for m in g.members if m.state not in FINISHED):
+                    return target   # (a member that joined since the move may not fit there)
         per_core = placement.queue_per_core(self.mean_duration.value, self.queue_time)
         if per_core != self._queue_per_core:
             self._queue_per_core = per_core
@@ -823,10 +869,26 @@ class Scheduler:
         self._commit_members(g, w)
 
     def _commit_members(self, g, w: WorkerNode) -> None:
-        """Send every unfinished, unassigned member of g to w, in order."""
+        """Send the unfinished, unassigned members of g to w, in order: each that has its inputs, or has
+        them made there by a member before it.
+
+        A member that waits for another group's file (a group committed long
+        ago whose finished head runs again to remake a lost temp) stays here
+        until the file exists, and is placed then; sent now, it would wait on
+        w for a file that may be made elsewhere, and nobody would tell w where
+        to fetch it. The members that wait for it stay with it.
+        """
+        coming: set[FileNode] | None = None   # files members before it make on w
         for m in g.members:
             if m.state in UNSTARTED:
+                if m.missing and any(not f.made and (coming is None or f not in coming) for f in m.inputs):
+                    continue
                 self._assign_to(m, w)
+            elif m.state not in ON_WORKER or m.worker is not w:
+                continue
+            if coming is None:
+                coming = set()
+            coming.update(m.outputs)
 
     def _assign_to(self, t: TaskNode, w: WorkerNode) -> None:
         t.attempts += 1
@@ -885,6 +947,16 @@ class Scheduler:
 
 def _by_id(t: TaskNode) -> int:
     return t.id
+
+
+def _by_ids(nodes: set) -> set | list:
+    """Tasks or workers in the order of their ids: a set's order follows memory addresses, and the
+    same events must give the same commands (a history replays exactly)."""
+    return nodes if len(nodes) < 2 else sorted(nodes, key=_node_id)
+
+
+def _node_id(node) -> int | str:
+    return node.id
 
 
 def _any(items):

@@ -117,10 +117,12 @@ class WorkerState:
 
     def assign(self, tasks: list[WorkTask]) -> list[Instruction]:
         out: list[Instruction] = []
+        added = []
         for t in tasks:
             if t.id in self.tasks:
                 continue  # already here (a duplicate send): keep the first
             self.tasks[t.id] = t
+            added.append(t)
             for name, source in t.sources.items():
                 if name in self.present:
                     continue
@@ -129,6 +131,10 @@ class WorkerState:
                 if source is not None and name not in self.fetching:
                     self.fetching[name] = source
                     out.append(Fetch(name, source))
+        out.extend(self._reject_unmade(added))
+        for t in added:
+            if t.state is not W.WAITING:
+                continue   # rejected
             if not t.missing:
                 move(t, W.READY)
                 self.ready.append(t)
@@ -215,6 +221,29 @@ class WorkerState:
         if t.state is W.READY:
             self.ready.remove(t)
         move(t, W.GONE)
+
+    def _reject_unmade(self, tasks: list[WorkTask]) -> list[Instruction]:
+        """Reject tasks told an input is here (source None) when it is not, nor on its way, nor made by a task here.
+
+        The manager names this worker as the source when it believes the file
+        is in the cache, or that a task before it here makes it. Its belief can
+        be stale (the file vanished and the news is on its way); waiting would
+        wait for ever, so the task goes back at once, naming the file.
+        """
+        out: list[Instruction] = []
+        made = None
+        for t in tasks:
+            for name in t.missing:
+                if t.sources[name] is not None or name in self.fetching:
+                    continue
+                if made is None:
+                    made = {o for task in self.tasks.values() for _, o in task.outputs}
+                    made.update(task.spec["result"] for task in self.tasks.values() if "result" in task.spec)
+                if name not in made:
+                    self._forget(t)
+                    out.append(Reject(t.id, "input", f"{name} is not in this worker's cache", name, None))
+                    break
+        return out
 
     def _fits(self, t: WorkTask) -> bool:
         return (self.used_cores + t.cores <= self.cores
