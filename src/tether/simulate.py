@@ -46,24 +46,12 @@ from .core import (MANAGER, Assign, Command, Complete, Delete, Event, Fail, Fetc
                    FileHomeFailed, FileLostOn, FilesCached, FileWanted, Retract, Retracted, Scheduler,
                    TaskCancelled, TaskFailedOn, TaskSubmitted, TaskSucceeded, Tick, WorkerJoined, WorkerLost)
 from .worker import state as ws
-from .worker.state import WorkerState, WorkTask
+from .wire import messages as m
+from .worker.state import WorkerState, WorkTask, from_assignment
 
 HOST = "sim"          # the address of every simulated fetch server: peers are found by their id
 QUIET_TICKS = 4       # ticks with nothing in flight after which the cluster is quiescent
 DEFAULT_SIZE = 1_000  # bytes of an output whose size the job does not give
-
-
-def work_task(spec: dict[str, Any]) -> WorkTask:
-    """An assignment as the worker process builds it from the manager's message (process.py, _work_task)."""
-    inputs, sources = [], {}
-    for sandbox_name, cache_name, source in spec["in"]:
-        if sandbox_name is not None:
-            inputs.append((sandbox_name, cache_name))
-        sources[cache_name] = source
-    cores, memory, disk = spec.get("cores", 1), spec.get("memory", 0), spec.get("disk", 0)
-    light = spec["kind"] == "py" and cores == 1 and not memory and not disk and not spec.get("timeout")
-    return WorkTask(spec["id"], spec, inputs, [tuple(o) for o in spec["out"]], sources,
-                    cores, memory, disk, light=light, result=spec.get("result") if light else None)
 
 
 class Job:
@@ -82,11 +70,11 @@ class Job:
         self.sizes = sizes
         self.failures = failures
 
-    def spec(self) -> dict[str, Any]:
-        """What the manager keeps to send (TaskRecord.static): everything but where the inputs are."""
+    def spec(self) -> m.TaskSpec:
+        """What the manager keeps to send (TaskRecord.spec): everything but where the inputs are."""
         e = self.event
-        return {"id": e.task, "cores": e.cores, "memory": e.memory, "disk": e.disk, "kind": "sh", "cmd": "",
-                "out": [[f"out{i}", f.name] for i, f in enumerate(e.outputs)]}
+        return m.TaskSpec(e.task, "sh", e.cores, e.memory, e.disk,
+                          tuple((f"out{i}", f.name) for i, f in enumerate(e.outputs)), "true")
 
 
 class SimWorker:
@@ -317,15 +305,14 @@ class Cluster:
         w = self.workers[c.worker]
         if not w.connected:
             raise AssertionError(f"the core assigned tasks to worker {w.id} after it was lost")
-        specs = []
+        tasks = []
         for a in c.tasks:
             job = self.jobs[a.task]
             sources = dict(a.sources)
-            spec = job.spec()
-            spec["in"] = [[f"in{i}", f.name, self._wire_source(sources.get(f.name))]
-                          for i, f in enumerate(job.event.inputs)]
-            specs.append(spec)
-        self._to_worker(w, ("assign", specs))
+            inputs = tuple(m.Input(f"in{i}", f.name, self._wire_source(sources.get(f.name)))
+                           for i, f in enumerate(job.event.inputs))
+            tasks.append(m.AssignedTask(job.spec(), inputs))
+        self._to_worker(w, ("assign", tasks))
 
     def _wire_source(self, source: str | None) -> Any:
         if source is None or source == MANAGER:
@@ -333,7 +320,7 @@ class Cluster:
         peer = self.workers.get(source)
         if peer is None or not peer.connected:
             raise AssertionError(f"the core named worker {source} as a source after it was lost")
-        return [peer.id, HOST, 0]
+        return m.Peer(peer.id, HOST, 0)
 
     def _bring_home(self, name: str, wid: str) -> None:
         """engine._bring_home: fetch an output (or a wanted file) from the worker's fetch server."""
@@ -396,7 +383,7 @@ class Cluster:
             return
         kind, body = message
         if kind == "assign":
-            self._do(w, w.state.assign([work_task(spec) for spec in body]))
+            self._do(w, w.state.assign([from_assignment(a) for a in body]))
         elif kind == "delete":
             self._do(w, w.state.delete(list(body)))
         elif kind == "retract":
@@ -414,7 +401,7 @@ class Cluster:
                 self._fetch(w, i.name, i.source)
             elif kind is ws.Reject:
                 self.counters["rejected"] += 1
-                peer = i.source[0] if isinstance(i.source, (list, tuple)) else None
+                peer = i.source.id if type(i.source) is m.Peer else None
                 self._to_manager(w, TaskFailedOn(w.id, i.task, i.reason, i.message, i.file, peer))
             # ws.Remove: the cache file goes; WorkerState has forgotten it already
 
@@ -423,7 +410,7 @@ class Cluster:
         if source == MANAGER:
             origin, size = None, self.served.get(name)
         else:
-            origin = self.workers.get(source[0])
+            origin = self.workers.get(source.id)
             size = origin.state.present.get(name) if origin is not None and origin.alive else None
         start = max(self.now, origin.stalled_until) if origin is not None else self.now
         self.counters["fetches"] += 1

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from tether.core import Complete, Fail, FileSpec, Scheduler, TaskSubmitted
-from tether.simulate import Cluster, work_task
+from tether.simulate import Cluster
+from tether.wire import messages as m
+from tether.worker.state import from_assignment
 from tether.worker.process import Worker
 
 SRC = FileSpec("file-s", size=1000, source=True)
@@ -22,16 +24,17 @@ def completed(c: Cluster) -> set[int]:
     return {t for t, o in c.outcomes.items() if [type(x) for x in o] == [Complete]}
 
 
-def test_an_assignment_becomes_the_task_the_worker_process_would_build():
-    for spec in ({"id": 3, "kind": "sh", "cmd": "cat a > b", "cores": 2, "memory": 0, "disk": 0,
-                  "in": [["a", "file-a", "@manager"], ["t", "temp-t", ["w2", "sim", 0]], ["l", "temp-l", None]],
-                  "out": [["b", "out-b"]]},
-                 {"id": 4, "kind": "py", "fn": "fn-1", "args": b"", "result": "res-4",
-                  "in": [[None, "fn-1", "@manager"]], "out": []}):
-        ours, theirs = work_task(spec), Worker._work_task(spec)
-        assert ours == theirs or (ours.id, ours.inputs, ours.outputs, ours.sources, ours.cores, ours.light,
-                                  ours.result) == (theirs.id, theirs.inputs, theirs.outputs, theirs.sources,
-                                                   theirs.cores, theirs.light, theirs.result)
+def test_an_assignment_becomes_the_task_the_worker_keeps():
+    sh = m.AssignedTask(m.TaskSpec(3, "sh", 2, outputs=(("b", "out-b"),), command="cat a > b"),
+                        (m.Input("a", "file-a", m.MANAGER), m.Input("t", "temp-t", m.Peer("w2", "sim", 0)),
+                         m.Input("l", "temp-l", None)))
+    t = from_assignment(sh)
+    assert (t.id, t.inputs, t.outputs, t.cores, t.light) == (
+        3, [("a", "file-a"), ("t", "temp-t"), ("l", "temp-l")], [("b", "out-b")], 2, False)
+    assert t.sources == {"file-a": m.MANAGER, "temp-t": m.Peer("w2", "sim", 0), "temp-l": None}
+    py = from_assignment(m.AssignedTask(m.TaskSpec(4, "py", fn="fn-1", args=b"", result="res-4"),
+                                        (m.Input(None, "fn-1", m.MANAGER),)))
+    assert (py.inputs, py.light, py.result) == ([], True, "res-4")
 
 
 def test_chains_and_independent_tasks_all_complete_and_groups_hop_on_their_worker():

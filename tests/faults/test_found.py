@@ -1,8 +1,6 @@
-"""Faults found by `tether bench faults` and the TaPS failures app, made for real, not yet mended.
+"""Faults found by `tether bench faults`, the TaPS failures app and the churn runs, made for real.
 
-Each test is a strict xfail: it states what should happen, fails today, and
-will report XPASS (and so fail) once the defect is mended, so that the
-marker is removed with the fix.
+Each failed before its fix (as a strict xfail while it was open).
 """
 from __future__ import annotations
 
@@ -17,8 +15,6 @@ from tether import Manager, PythonTask, SystemFailure, Task, TaskFailed
 from ..conftest import start_worker, stop, wait_until
 
 
-@pytest.mark.xfail(strict=True, reason="Scheduler._avoiding counts a blocklisted worker as one that can run the "
-                   "task, so the task avoids every worker that may take work and waits out the blocklist")
 def test_a_task_that_lost_an_attempt_on_the_only_available_worker_is_not_held_for_a_blocklist(tmp_path):
     def die_on(name: str) -> str:   # (defined here, so that it travels by value to workers started by hand)
         import os
@@ -56,9 +52,6 @@ def test_a_task_that_lost_an_attempt_on_the_only_available_worker_is_not_held_fo
                 stop(p)
 
 
-@pytest.mark.xfail(strict=True, reason="a consumer fails with DependencyFailed('task P did not succeed') when P, "
-                   "whose own Future succeeded, fails for good when run again to remake a lost temp: nothing "
-                   "the user holds names the lost attempts")
 def test_a_consumer_failing_because_a_rerun_producer_failed_is_told_why(tmp_path):
     def produce(flag: str) -> str:   # every run after the first kills its interpreter
         import os

@@ -482,7 +482,8 @@ class Scheduler:
         if t.avoid is None:
             t.avoid = set()
         t.avoid.add(w.id)
-        self._worker_failed(w)
+        if reason != "input":   # an input that could not be had is its holder's failure, not this worker's
+            self._worker_failed(w)
         if t.system_failures > self.system_retries:
             attempts = "; ".join(t.failures[-(self.system_retries + 1):])
             self._fail(t, reason, f"lost {t.system_failures} attempts to system failures, on "
@@ -520,7 +521,13 @@ class Scheduler:
 
     def _fail(self, t: TaskNode, reason: str, message: str, cause: int | None = None,
               state: TaskState = T.FAILED) -> None:
-        """t fails for good, and so does everything that needs what it makes."""
+        """t fails for good, and so does everything that needs what it makes.
+
+        Each task that fails because of t is told what t's failure was (t's
+        own Future may have succeeded long before, when t ran again to remake
+        a temp that was lost and failed then).
+        """
+        why = message if len(message) <= 600 else message[:597] + "..."
         stack = [(t, reason, message, cause, state)]
         while stack:
             x, reason, message, cause, state = stack.pop()
@@ -537,9 +544,13 @@ class Scheduler:
                 if f.made:
                     continue
                 self._mark_doomed(f, x)
+                if x is t:
+                    told = f"input {f.name} will not be made: task {t.id} failed: {why}"
+                else:
+                    told = (f"input {f.name} will not be made: task {x.id} did not run, because task {t.id} "
+                            f"failed: {why}")
                 for c in sorted(f.consumers, key=_by_id):
-                    stack.append((c, "dependency", f"input {f.name} will not be made: task {x.id} "
-                                  f"did not succeed", cause if cause is not None else x.id, T.FAILED))
+                    stack.append((c, "dependency", told, cause if cause is not None else x.id, T.FAILED))
 
     def _invalid(self, t: TaskNode) -> str | None:
         for f in t.outputs:
@@ -834,7 +845,7 @@ class Scheduler:
         avoid = t.avoid
         if not avoid:
             return None
-        if any(w.alive and w.id not in avoid and w.fits(t) for w in self.workers.values()):
+        if any(self._available(w) and w.id not in avoid and w.fits(t) for w in self.workers.values()):
             return avoid
         return None   # only workers it failed on can run it: they may try again
 

@@ -45,7 +45,7 @@ from .reaper import REAPER
 from .runner import ShellProcess
 from .sandbox import Sandboxes, tail
 from .usage import MARKS, sandbox_bytes
-from .state import Fetch, Reject, Remove, Start, WorkerState, WorkTask
+from .state import Fetch, Reject, Remove, Start, WorkerState, WorkTask, from_assignment
 
 log = logging.getLogger("tether.worker")
 
@@ -315,7 +315,7 @@ class Worker:
                     self.stream.send(m.Failed(a.id, m.Report(reason="error",
                                                              message=f"a malformed assignment: {a.problem}")))
                 else:
-                    tasks.append(self._work_task(a))
+                    tasks.append(from_assignment(a))
             self._do(self.state.assign(tasks))
         elif kind is m.Ping:
             pass
@@ -335,18 +335,6 @@ class Worker:
             self.stopping.set()
         else:
             log.error("the manager sent %s, which a manager does not send", kind.__name__)
-
-    @staticmethod
-    def _work_task(a: m.AssignedTask) -> WorkTask:
-        spec = a.spec
-        inputs, sources = [], {}
-        for i in a.inputs:
-            if i.sandbox is not None:
-                inputs.append((i.sandbox, i.name))
-            sources[i.name] = i.source
-        light = spec.kind == "py" and spec.cores == 1 and not spec.memory and not spec.disk and not spec.timeout
-        return WorkTask(spec.id, spec, inputs, list(spec.outputs), sources, spec.cores, spec.memory, spec.disk,
-                        light=light, result=spec.result if light else None)
 
     # ------------------------------------------------------------ instructions
 

@@ -59,6 +59,19 @@ class WorkTask:
     result: str | None = None                  # the result a light call keeps in its interpreter
 
 
+def from_assignment(a) -> WorkTask:
+    """A task as this worker keeps it, from its assignment (a wire.messages.AssignedTask)."""
+    spec = a.spec
+    inputs, sources = [], {}
+    for i in a.inputs:
+        if i.sandbox is not None:
+            inputs.append((i.sandbox, i.name))
+        sources[i.name] = i.source
+    light = spec.kind == "py" and spec.cores == 1 and not spec.memory and not spec.disk and not spec.timeout
+    return WorkTask(spec.id, spec, inputs, list(spec.outputs), sources, spec.cores, spec.memory, spec.disk,
+                    light=light, result=spec.result if light else None)
+
+
 @dataclass(frozen=True, slots=True)
 class Fetch:
     name: str
