@@ -237,3 +237,12 @@ def test_preloaded_modules_are_in_every_interpreter_a_successor_too(tmp_path):
         assert m.submit(PythonTask(_loaded, args=("colorsys",))).result(60) is True
     with pytest.raises(ValueError, match="preload"):
         Manager(workers=0, preload=("not a module",))
+
+
+def test_a_chain_of_futures_loses_no_attempt(ex):
+    before = ex.manager.core.counters.system_failures
+    f = ex.submit(inc, 0)
+    for _ in range(19):
+        f = ex.submit(inc, f)
+    assert f.result(60) == 20
+    assert ex.manager.core.counters.system_failures == before   # each call found its input in its worker

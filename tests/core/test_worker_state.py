@@ -1,11 +1,12 @@
 """The worker's own decisions (WorkerState), driven directly: no process, no sockets."""
 from __future__ import annotations
 
+from tether.wire.messages import TaskSpec
 from tether.worker.state import Fetch, Reject, Start, WorkerState, WorkTask, WorkState
 
 
-def task(tid: int, sources: dict, outputs=(), **spec) -> WorkTask:
-    return WorkTask(tid, {"id": tid, **spec}, [(f"in{i}", n) for i, n in enumerate(sources)],
+def task(tid: int, sources: dict, outputs=(), kind: str = "sh", **spec) -> WorkTask:
+    return WorkTask(tid, TaskSpec(tid, kind, **spec), [(f"in{i}", n) for i, n in enumerate(sources)],
                     [(f"out{i}", n) for i, n in enumerate(outputs)], dict(sources))
 
 

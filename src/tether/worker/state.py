@@ -251,7 +251,7 @@ class WorkerState:
                     continue
                 if made is None:
                     made = {o for task in self.tasks.values() for _, o in task.outputs}
-                    made.update(task.spec["result"] for task in self.tasks.values() if "result" in task.spec)
+                    made.update(task.spec.result for task in self.tasks.values() if task.spec.result is not None)
                 if name not in made:
                     self._forget(t)
                     out.append(Reject(t.id, "input", f"{name} is not in this worker's cache", name, None))
