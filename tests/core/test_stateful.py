@@ -18,16 +18,18 @@ live worker, and no task settled twice. At the end, with a worker alive and
 every fault stopped, the cluster runs until nothing more happens; then every
 submitted task has exactly one Complete or one Fail (every Future ends),
 nothing is pending in the core, nothing is in flight, every wanted file was
-delivered or refused, and a task completed only after each of its inputs
-had been made.
+delivered or refused, a task completed only after each of its inputs had
+been made, each live worker holds exactly the files the core counts there,
+and no temp that nothing needs is left in a cache.
 
-The default profile is short, for CI. For a long search:
+The default profile is short, for CI (200 histories, about 12 s). For a
+long search (5,000 histories of up to 80 steps, about 7 minutes):
 
     HYPOTHESIS_PROFILE=long pytest tests/core/test_stateful.py
 
-(HYPOTHESIS_PROFILE=long runs 5,000 histories of up to 80 steps; add
-HYPOTHESIS_SEED=n to vary the search, and see the failing history that
-hypothesis prints, step by step, to write a regression test from it.)
+Add --hypothesis-seed=N to search elsewhere. A failing history is printed
+step by step, with each value drawn; tests/core/test_histories.py replays
+the ones found so far, cut down to what matters.
 """
 from __future__ import annotations
 
