@@ -244,10 +244,19 @@ class FileFailed:
     message: str
 
 
+@dataclass(frozen=True, slots=True)
+class Blocked:
+    """A worker is given no new work until `until` (the core's clock): too many system failures
+    in a row there. Only for the record: the core itself keeps it from new work."""
+
+    worker: str
+    until: float
+
+
 Event = (TaskSubmitted | TaskCancelled | WorkerJoined | WorkerLost | TaskSucceeded | TaskFailedOn
          | FilesCached | FileLostOn | FileHome | FileHomeFailed | FileWanted | FileReleased | Retracted | Tick
          | NoWorkers)
-Command = Assign | Delete | Retract | Fetch | Running | Complete | Fail | FileFailed
+Command = Assign | Delete | Retract | Fetch | Running | Complete | Fail | FileFailed | Blocked
 
 
 @dataclass(slots=True)

@@ -19,8 +19,11 @@ F = FileState
 
 
 def check_scheduler(s: "Scheduler") -> None:
+    counted = dict.fromkeys(s.by_state, 0)
     for t in s.tasks.values():
         _check_task(s, t)
+        counted[t.state] += 1
+    assert counted == s.by_state, f"tasks by state are counted as {s.by_state}, but are {counted}"
     for f in s.files.values():
         _check_file(f)
     for w in s.workers.values():

@@ -35,7 +35,7 @@ from collections import defaultdict
 from typing import Callable
 
 from . import placement
-from .events import (LOCAL, MANAGER, SYSTEM_REASONS, TASK_REASONS, Assign, Assignment, Command, Complete,
+from .events import (LOCAL, MANAGER, SYSTEM_REASONS, TASK_REASONS, Assign, Assignment, Blocked, Command, Complete,
                      Counters, Delete, Event, Fail, Fetch, FileFailed, FileHome, FileHomeFailed, FileLostOn,
                      FileReleased, FilesCached, FileSpec, FileWanted, NoWorkers, Retract, Retracted, Running,
                      TaskCancelled, TaskFailedOn, TaskSubmitted, TaskSucceeded, Tick, WorkerJoined, WorkerLost)
@@ -65,6 +65,7 @@ class Scheduler:
         self.blocklist_after = blocklist_after
         self.blocklist_seconds = blocklist_seconds
         self.tasks: dict[int, TaskNode] = {}
+        self.by_state: dict[TaskState, int] = dict.fromkeys(TaskState, 0)   # tasks in each state, kept by _to
         self.files: dict[str, FileNode] = {}
         self.workers: dict[str, WorkerNode] = {}
         self.counters = Counters()
@@ -120,6 +121,9 @@ class Scheduler:
     def _to(self, t: TaskNode, new: TaskState, worker: WorkerNode | None = None) -> None:
         """The one place a task's state changes, with what the change means for its worker."""
         old = move_task(t, new)
+        by_state = self.by_state
+        by_state[old] -= 1
+        by_state[new] += 1
         if old is T.RUNNING:
             self._release(t)
         if old in ON_WORKER and new not in ON_WORKER:
@@ -185,6 +189,7 @@ class Scheduler:
         outputs = tuple(self._file(s) for s in _unique(e.outputs))
         t = TaskNode(e.task, inputs, outputs, e.cores, e.memory, e.disk, e.priority, e.retries)
         self.tasks[t.id] = t
+        self.by_state[t.state] += 1
         self.counters.tasks_submitted += 1
         if outputs:
             problem = self._invalid(t)
@@ -511,6 +516,7 @@ class Scheduler:
         w.blocks += 1
         w.blocked_until = self.now + min(MAX_BLOCK_SECONDS, self.blocklist_seconds * 2 ** (w.blocks - 1))
         self.counters.blocklisted += 1
+        self._out.append(Blocked(w.id, w.blocked_until))
         self._blocked.add(w)
         self._idle.discard(w)
         self._not_full.discard(w)
@@ -947,13 +953,11 @@ class Scheduler:
     # ------------------------------------------------------------ queries
 
     def pending_count(self) -> int:
-        return sum(1 for t in self.tasks.values() if t.state not in TERMINAL)
+        by_state = self.by_state
+        return sum(by_state[state] for state in TaskState if state not in TERMINAL)
 
     def counts_by_state(self) -> dict[str, int]:
-        counts = dict.fromkeys((s.name.lower() for s in TaskState), 0)
-        for t in self.tasks.values():
-            counts[t.state.name.lower()] += 1
-        return counts
+        return {s.name.lower(): n for s, n in self.by_state.items()}
 
 
 def _by_id(t: TaskNode) -> int:
