@@ -144,6 +144,10 @@ class Worker:
             self.stream.send(m.Hello(self.name, self.state.cores, self.state.memory, self.state.disk, local_host,
                                      port, os.getpid(), self.heartbeat, tuple(cached.items())))
             self.last_heard = self.last_tick = time.monotonic()
+            log.info("connected to the manager at %s:%s as %s: %s cores, %s MB memory, %s MB disk, cache %s "
+                     "(%d files), serving peers on %s:%s", self.manager_addr[0], self.manager_addr[1], self.name,
+                     self.state.cores, self.state.memory, self.state.disk, self.cache.root, len(cached),
+                     local_host, port)
             beating = asyncio.ensure_future(self._beat())
             receiving = asyncio.ensure_future(self._receive())
             stopping = asyncio.ensure_future(self.stopping.wait())
@@ -164,6 +168,7 @@ class Worker:
         if self.exit_reason is not None:
             log.error("leaving: %s", self.exit_reason)
             return EXIT_MANAGER_LOST
+        log.info("stopped")
         return 0
 
     def _watch_owner(self) -> int | None:
@@ -326,12 +331,14 @@ class Worker:
             self.name = msg.id
             self.pool.preload = msg.preload
             os.environ["TETHER_WORKER"] = self.name   # tasks (and interpreters) started from now on see it
+            log.info("joined as %s (manager heartbeat %g s)", msg.id, msg.heartbeat)
         elif kind is m.Delete:
             self._do(self.state.delete(msg.names))
         elif kind is m.Retract:
             returned, started = self.state.retract(msg.tasks)
             self.stream.send(m.Retracted(tuple(returned), tuple(started)))
         elif kind is m.Shutdown:
+            log.info("the manager sent it away: stopping")
             self.stopping.set()
         else:
             log.error("the manager sent %s, which a manager does not send", kind.__name__)
