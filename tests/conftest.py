@@ -13,6 +13,13 @@ import pytest
 from tether import Manager
 
 
+def pytest_configure(config):
+    """Runs' directories (logs, transaction logs) go to a temporary directory, not the checkout."""
+    if "TETHER_RUN_DIR" not in os.environ:
+        import tempfile
+        os.environ["TETHER_RUN_DIR"] = tempfile.mkdtemp(prefix="tether-test-runs-")
+
+
 @pytest.fixture(scope="module")
 def shared_manager():
     """Two local workers, shared by the tests of a module that do not disturb them."""

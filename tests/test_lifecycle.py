@@ -35,8 +35,9 @@ def test_shutdown_leaves_no_processes_and_no_files(tmp_path):
     run_dir = m.run_dir
     m.close()
     assert alive(pids) == set()
-    assert not run_dir.exists()
-    assert os.listdir(tmp_path) == []
+    # the run's record stays (logs, transactions); the secret and the caches do not
+    assert os.listdir(tmp_path) == [run_dir.name]
+    assert sorted(os.listdir(run_dir)) == ["manager.log", "transactions", "worker-1.log", "worker-2.log"]
 
 
 def test_close_fails_unfinished_futures_with_a_clear_error():

@@ -175,7 +175,7 @@ def test_7_a_task_failing_on_a_full_disk_is_retried_on_a_worker_with_room(tmp_pa
         subprocess.run(["umount", "-l", str(small)], check=False)
 
 
-def test_9_a_killed_program_leaves_no_run_directory_and_no_worker(tmp_path):
+def test_9_a_killed_program_leaves_no_cache_no_secret_and_no_worker(tmp_path):
     script = textwrap.dedent(f"""
         import sys, time
         from tether import Manager, Task
@@ -190,11 +190,13 @@ def test_9_a_killed_program_leaves_no_run_directory_and_no_worker(tmp_path):
         family = descendants_of([int(x) for x in pids])
         p.kill()
         p.wait()
-        wait_until(lambda: not os.path.exists(run_dir), timeout=10)
+        wait_until(lambda: not os.path.exists(os.path.join(run_dir, "work")), timeout=10)
         wait_until(lambda: not alive(family), timeout=10)
     finally:
         p.kill()
-    assert os.listdir(tmp_path) == []
+    # only the run's record is left: its logs and transaction log
+    assert os.listdir(tmp_path) == [os.path.basename(run_dir)]
+    assert "work" not in os.listdir(run_dir) and "transactions" in os.listdir(run_dir)
 
 
 def test_9_a_worker_without_cache_dir_removes_the_one_it_made(tmp_path):

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..core import (MANAGER, Assign, Complete, Delete, Fail, Fetch, FileFailed, FileHome, FileHomeFailed, FileState,
+from ..core import (MANAGER, Assign, Blocked, Complete, Delete, Fail, Fetch, FileFailed, FileHome, FileHomeFailed, FileState,
                     FileLostOn, FilesCached, FileWanted, Retract, Retracted, Running, Scheduler, TaskCancelled,
                     TaskFailedOn, TaskSucceeded, Tick, WorkerJoined, WorkerLost)
 from ..task import InternalError
@@ -28,6 +28,7 @@ from ..wire.handshake import Gate
 from ..wire.stream import MessageStream
 from ..wire.tls import TlsConfig
 from . import results
+from .txlog import TxLog
 
 log = logging.getLogger("tether.manager")
 
@@ -45,11 +46,11 @@ class TaskRecord:
     the engine (the Executor does it from a thread of its own).
     """
 
-    __slots__ = ("id", "future", "is_python", "spec", "inputs", "worker", "report", "deliver",
+    __slots__ = ("id", "future", "is_python", "spec", "inputs", "worker", "report", "deliver", "label",
                  "__weakref__")
 
     def __init__(self, id: int, future: Future | None, is_python: bool, spec: m.TaskSpec,
-                 inputs: list[tuple[str | None, str]], deliver: Callable | None = None):
+                 inputs: list[tuple[str | None, str]], deliver: Callable | None = None, label: str | None = None):
         self.id = id
         self.future = future
         self.is_python = is_python
@@ -58,6 +59,7 @@ class TaskRecord:
         self.worker: str | None = None
         self.report: m.Report | None = None   # the last attempt's, once it has ended
         self.deliver = deliver
+        self.label = label              # what the transaction log calls it: a function's name
 
 
 @dataclass
@@ -91,6 +93,8 @@ class Engine:
         self.on_worker_lost = on_worker_lost
         self.heartbeat = heartbeat
         self.preload: tuple[str, ...] = ()   # modules every worker's interpreters import as they start
+        self.txlog: TxLog | None = None      # the run's transaction log, when it keeps one
+        self._groups_seen: dict[int, str] = {}   # group -> the worker it was last logged on
         self.broken: InternalError | None = None   # set when the core failed: nothing runs any more
         self._home_errors: dict[int, BaseException] = {}   # task -> why its output could not be written home
         self._last_tick = 0.0
@@ -125,6 +129,8 @@ class Engine:
         if self._ticker is not None:
             self._ticker.cancel()
         for link in list(self.links.values()):
+            if self.txlog is not None:
+                self.txlog.add("WORKER", link.id, "LEFT", "the manager closed and sent it away")
             link.stream.send(m.Shutdown())
             await link.stream.drain()
             link.stream.close()
@@ -217,6 +223,9 @@ class Engine:
                 link = self.links.get(c.worker)
                 if link is not None:
                     link.stream.send(m.Delete(c.names))
+                    if self.txlog is not None:
+                        for name in c.names:
+                            self.txlog.add("CACHE", c.worker, "EVICT", name)
             elif kind is Retract:
                 link = self.links.get(c.worker)
                 if link is not None:
@@ -225,6 +234,11 @@ class Engine:
                 self._spawn(self._bring_home(c.name, c.worker))
             elif kind is FileFailed:
                 self._resolve_waiters(c.name, error=RuntimeError(f"{c.name} cannot be fetched: {c.message}"))
+            elif kind is Blocked:
+                log.warning("worker %s is given no new work for %.0f s: too many system failures in a row there",
+                            c.worker, c.until - time.time())
+                if self.txlog is not None:
+                    self.txlog.add("WORKER", c.worker, "BLOCKLISTED", c.until)
 
     def _break(self, error: Exception, events: tuple) -> None:
         kinds = sorted({type(e).__name__ for e in events})
@@ -251,6 +265,8 @@ class Engine:
     def add_tasks(self, records: list[TaskRecord], events: list) -> None:
         for r in records:
             self.records[r.id] = r
+        if self.txlog is not None:
+            self._log_submitted(records)
         if self.broken is not None:
             for r in records:
                 if r.future is not None:
@@ -283,6 +299,28 @@ class Engine:
                 self.bytes_arguments_to_worker += len(args)
             tasks.append(m.AssignedTask(rec.spec, inputs))
         link.stream.send(m.Assign(tuple(tasks)))
+        if self.txlog is not None:
+            self._log_assigned(c.worker, c.tasks)
+
+    def _log_submitted(self, records: list[TaskRecord]) -> None:
+        add = self.txlog.add
+        for r in records:
+            s = r.spec
+            what = r.label if r.label is not None else (s.command or "")[:200]
+            add("TASK", r.id, "SUBMITTED", s.kind, s.cores, s.memory, s.disk, what)
+
+    def _log_assigned(self, worker: str, tasks: tuple) -> None:
+        add = self.txlog.add
+        nodes = self.core.tasks
+        for a in tasks:
+            node = nodes.get(a.task)
+            g = node.group if node is not None else None
+            if g is not None and self._groups_seen.get(g.id) != worker:
+                moved = g.id in self._groups_seen
+                self._groups_seen[g.id] = worker
+                add("GROUP", g.id, "MOVED" if moved else "FORMED", worker, ",".join(str(t.id) for t in g.members))
+            add("TASK", a.task, "ASSIGNED", worker, node.attempts if node is not None else None,
+                g.id if g is not None else None)
 
     def _source(self, source: str | None) -> m.Source:
         if source is None or source == MANAGER:
@@ -312,6 +350,8 @@ class Engine:
         return None if future.done() else (rec, future)
 
     def _complete(self, c: Complete) -> None:
+        if self.txlog is not None:
+            self.txlog.add("TASK", c.task, "DONE", c.attempts, c.hop_latency)
         settling = self._settling(c)
         if settling is None:
             return
@@ -331,6 +371,11 @@ class Engine:
             future.set_result(info)
 
     def _fail(self, c: Fail) -> None:
+        if self.txlog is not None:
+            if c.reason == "cancelled":
+                self.txlog.add("TASK", c.task, "CANCELLED")
+            else:
+                self.txlog.add("TASK", c.task, "FAILED", c.reason, c.attempts, c.message[:500])
         home_error = self._home_errors.pop(c.task, None)
         settling = self._settling(c)
         if settling is not None:
@@ -382,6 +427,8 @@ class Engine:
                         if type(msg) is not m.Hello:
                             raise ProtocolError(f"expected Hello, got {type(msg).__name__}")
                         link = self._hello(stream, msg)
+                        if self.txlog is not None:
+                            self.txlog.add("WORKER", link.id, "JOINED", link.host, link.cores, msg.memory, msg.disk)
                         events.append(WorkerJoined(link.id, link.cores, msg.memory, msg.disk, msg.cached))
                     else:
                         ev = self._worker_message(link, msg)
@@ -405,6 +452,8 @@ class Engine:
                 if not self.closing:
                     reason = link.lost_reason or reason
                     log.info("worker %s left: %s", link.id, reason)
+                    if self.txlog is not None:
+                        self.txlog.add("WORKER", link.id, "LEFT", reason)
                     self.handle(WorkerLost(link.id, reason))
                     if self.on_worker_lost is not None:
                         self.on_worker_lost(link.id, link.pid, link.lost_reason is not None)
@@ -437,6 +486,8 @@ class Engine:
                 self.cache_peaks[link.id] = peak
             if report.value is not None:
                 self.bytes_worker_to_manager += len(report.value)
+            if self.txlog is not None:
+                self._log_ended(link.id, tid, kind is m.Done, report)
             if kind is m.Done:
                 return TaskSucceeded(link.id, tid, report.outputs, report.started, report.finished)
             return TaskFailedOn(link.id, tid, report.reason or "exit", report.message, report.file, report.source,
@@ -445,6 +496,9 @@ class Engine:
             for name, size, peer in msg.files:
                 if peer is not None:
                     self.bytes_worker_to_worker += size
+                if self.txlog is not None:
+                    self.txlog.add("TRANSFER", name, peer or "manager", link.id, size)
+                    self.txlog.add("CACHE", link.id, "INSERT", name, size)
             return FilesCached(link.id, tuple((n, s) for n, s, _ in msg.files))
         if kind is m.Retracted:
             return Retracted(link.id, msg.returned, msg.started)
@@ -456,6 +510,17 @@ class Engine:
             link.stream.send(m.Pong(msg.n))
             return None
         raise ProtocolError(f"worker {link.id} sent {kind.__name__}, which a worker does not send")
+
+    def _log_ended(self, worker: str, task: int, done: bool, report: m.Report) -> None:
+        add = self.txlog.add
+        if done:
+            peak, cpu, disk = report.usage or (None, None, None)
+            add("TASK", task, "RAN", worker, report.started, report.finished, peak, cpu, disk, report.exit)
+            for name, size in report.outputs:
+                add("CACHE", worker, "INSERT", name, size)
+        else:
+            add("TASK", task, "ATTEMPT-FAILED", worker, report.reason or "exit", report.started, report.finished,
+                report.message[:500])
 
     # ------------------------------------------------------------ files home
 
@@ -473,6 +538,8 @@ class Engine:
             if home is not None:
                 size = await self.client.fetch(link.host, link.port, name, home)
                 self.bytes_worker_to_manager += size
+                if self.txlog is not None:
+                    self.txlog.add("TRANSFER", name, worker, "manager", size)
                 self.served[name] = home
                 self.handle(FileHome(name))
                 if name in self.waiters:
@@ -480,6 +547,8 @@ class Engine:
             elif name in self.waiters:
                 data = await self.client.fetch(link.host, link.port, name)
                 self.bytes_worker_to_manager += len(data)
+                if self.txlog is not None:
+                    self.txlog.add("TRANSFER", name, worker, "manager", len(data))
                 self._resolve_waiters(name, data=data)
         except FileMissing:
             self.handle(FileLostOn(worker, name))

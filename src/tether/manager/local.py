@@ -58,26 +58,27 @@ class LocalWorker:
             return ""
 
 
-def start_worker(index: int, address: str, secret_file: Path, size: WorkerSize, run_dir: Path,
+def start_worker(index: int, address: str, secret_file: Path, size: WorkerSize, work_dir: Path, log_dir: Path,
                  python_path: list[str], heartbeat: float, tls: "TlsConfig | None" = None) -> LocalWorker:
-    """Start `tether worker` for this process's manager. It removes run_dir when this
-    process dies without closing the manager (the manager would have removed it)."""
-    work_dir = run_dir / f"worker-{index}"
-    work_dir.mkdir(parents=True, exist_ok=True)
-    log_path = run_dir / f"worker-{index}.log"
+    """Start `tether worker` for this process's manager, its cache in work_dir, its log in log_dir.
+    It removes work_dir when this process dies without closing the manager (the manager would
+    have removed it)."""
+    cache_dir = work_dir / f"worker-{index}"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"worker-{index}.log"
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(python_path)
-    cmd = [sys.executable, "-m", "tether", "worker", address, "--cores", str(size.cores),
-           "--memory", str(size.memory), "--disk", str(size.disk), "--cache-dir", str(work_dir),
+    cmd = [sys.executable, "-m", "tether", "-v", "worker", address, "--cores", str(size.cores),
+           "--memory", str(size.memory), "--disk", str(size.disk), "--cache-dir", str(cache_dir),
            "--secret-file", str(secret_file), "--name", f"local-{index}", "--clean",
            "--connect-timeout", "30", "--heartbeat", f"{heartbeat:g}",
-           "--owner-pid", str(os.getpid()), "--owner-dir", str(run_dir)]
+           "--owner-pid", str(os.getpid()), "--owner-dir", str(work_dir)]
     if tls is not None:
         cmd += tls_options(tls)
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
                                 start_new_session=True)
-    return LocalWorker(index, proc, work_dir, log_path)
+    return LocalWorker(index, proc, cache_dir, log_path)
 
 
 def stop_workers(workers: list[LocalWorker], grace: float = 5.0) -> None:

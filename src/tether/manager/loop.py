@@ -25,6 +25,10 @@ class LoopThread:
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
         self._thread.start()
 
+    @property
+    def thread(self) -> threading.Thread:
+        return self._thread
+
     def _main(self) -> None:
         asyncio.set_event_loop(self.loop)
         self.loop.run_forever()

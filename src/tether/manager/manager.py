@@ -15,9 +15,7 @@ import logging
 import os
 import pickle
 import secrets
-import shutil
 import socket
-import tempfile
 import threading
 import time
 import weakref
@@ -36,6 +34,8 @@ from .engine import DEFAULT_HEARTBEAT, Engine, TaskRecord
 from .results import task_result
 from .local import LocalWorker, WorkerSize, kill_sessions, python_path, start_worker, stop_workers
 from .loop import LoopThread
+from . import rundir
+from .txlog import TxLog
 
 log = logging.getLogger("tether.manager")
 
@@ -106,7 +106,10 @@ class Manager:
     """Holds the task graph and the workers; see the README for the whole API.
 
     workers: local worker processes to start (0: none; remote workers connect
-    to `address` with the secret in `secret_file`).
+    to `address` with the secret in `secret_file`). run_dir: the directory
+    under which this run's directory is made (see rundir.py; `self.run_dir`
+    names the run's own, which stays after close). transactions: keep the
+    transaction log.
     """
 
     def __init__(self, workers: int | None = None, *, cores_per_worker: int | None = None,
@@ -116,7 +119,8 @@ class Manager:
                  run_dir: str | os.PathLike | None = None, bandwidth: float = 125e6,
                  queue_time: float = 0.02, restart_local_workers: bool = True,
                  heartbeat: float = DEFAULT_HEARTBEAT, system_retries: int = 3, tls: str = "auto",
-                 tls_files: tuple[str, str, str] | None = None, preload: tuple[str, ...] = ()):
+                 tls_files: tuple[str, str, str] | None = None, preload: tuple[str, ...] = (),
+                 transactions: bool = True):
         if workers is None:
             workers = os.cpu_count() or 1
         if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
@@ -140,11 +144,15 @@ class Manager:
         self._restarts: collections.deque[float] = collections.deque()   # times of recent restarts
         self._max_restarts = max(4, 2 * workers)   # in any RESTART_WINDOW seconds: more is a crash loop
         self.heartbeat = float(heartbeat)
-        self.run_dir = Path(tempfile.mkdtemp(prefix=f"tether-{self.run}-", dir=run_dir))
+        self._final_stats: dict[str, Any] | None = None
+        self._manager_log: rundir.ManagerLog | None = None
+        self._txlog: TxLog | None = None
+        self.run_dir = rundir.make(run_dir, self.run)
+        self._work = self.run_dir / "work"   # the secret and local workers' caches: gone at close
         _GcThreshold.acquire()   # released by close(), which the except below calls too
         try:
             self._secret = self._load_secret(secret, secret_file)
-            self.secret_file = Path(secret_file) if secret_file else self.run_dir / "secret"
+            self.secret_file = Path(secret_file) if secret_file else self._work / "secret"
             if not secret_file:
                 fd = os.open(self.secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                 with os.fdopen(fd, "wb") as f:
@@ -152,17 +160,24 @@ class Manager:
             self.core = Scheduler(group_tasks=group_tasks, bandwidth=bandwidth, queue_time=queue_time,
                                   system_retries=system_retries)
             self._loop = LoopThread()
+            self._manager_log = rundir.ManagerLog(self.run_dir / "manager.log", self._loop.thread, self.run)
             cert, key, ca = tls_files if tls_files is not None else (None, None, None)
             self.tls = TlsConfig(self._secret, tls, cert, key, ca)
             self.engine = Engine(self.core, self._secret, on_worker_lost=self._worker_lost,
                                  heartbeat=self.heartbeat, tls=self.tls)
             self.engine.preload = tuple(preload)
+            if transactions:
+                self._txlog = self.engine.txlog = TxLog(self.run_dir / "transactions", self.run)
             bind = host or ("127.0.0.1" if workers else "0.0.0.0")
             bound_host, bound_port = self._loop.run(self.engine.start(bind, port))
             shown = bound_host if bound_host not in ("0.0.0.0", "::") else socket.getfqdn()
             self.address = f"{shown}:{bound_port}"
+            if self._txlog is not None:
+                self._txlog.add("MANAGER", "STARTED", f"address={self.address} workers={workers} tls={tls}")
+            log.info("manager %s listening at %s; run directory %s", self.run, self.address, self.run_dir,
+                     extra={"run": self.run})
             self._local_address = f"127.0.0.1:{bound_port}" if bind in ("0.0.0.0", "127.0.0.1") else self.address
-            self.worker_size = WorkerSize.share_of_machine(workers, self.run_dir, cores_per_worker,
+            self.worker_size = WorkerSize.share_of_machine(workers, self._work, cores_per_worker,
                                                            memory_per_worker, disk_per_worker)
             self._embedded = workers > 0
             self._max_cores = self.worker_size.cores if workers > 0 else 1 << 30
@@ -190,7 +205,7 @@ class Manager:
 
     def _start_local(self, index: int) -> None:
         self._local.append(start_worker(index, self._local_address, self.secret_file, self.worker_size,
-                                        self.run_dir, self._path, self.heartbeat, self.tls))
+                                        self._work, self.run_dir, self._path, self.heartbeat, self.tls))
 
     def _worker_lost(self, worker_id: str, pid: int, given_up: bool) -> None:
         """Called in the loop thread when a worker's link ends: a local one is stopped for good
@@ -408,12 +423,15 @@ class Manager:
     # ------------------------------------------------------------ state
 
     def stats(self) -> dict[str, Any]:
-        """Counts and figures of this run. Bytes: bytes_manager_to_worker (files and buffers sent
-        out), bytes_arguments_to_worker (Python calls' pickled arguments, inside their tasks),
-        bytes_worker_to_manager (outputs and values brought back), bytes_worker_to_worker (peer
-        transfers); hop_latency_*; cache_bytes_peak per worker."""
+        """Counts and figures of this run (after close: as they were at close). Bytes:
+        bytes_manager_to_worker (files and buffers sent out), bytes_arguments_to_worker (Python
+        calls' pickled arguments, inside their tasks), bytes_worker_to_manager (outputs and values
+        brought back), bytes_worker_to_worker (peer transfers); hop_latency_*; cache_bytes_peak
+        per worker. The README lists every key."""
         if self._closed:
-            raise RuntimeError("this manager is closed")
+            if self._final_stats is None:
+                raise RuntimeError("this manager is closed, and closed before it could take its figures")
+            return dict(self._final_stats)
 
         async def get():
             return self.engine.stats()
@@ -443,14 +461,24 @@ class Manager:
         loop = getattr(self, "_loop", None)
         if loop is not None and hasattr(self, "engine"):
             try:
-                loop.run(self.engine.stop(), timeout=10)
+                self._final_stats = loop.run(self._stop_engine(), timeout=10)
             except Exception:
-                log.exception("error while stopping the manager")
+                log.exception("error while stopping the manager", extra={"run": self.run})
         stop_workers(self._local)
         if loop is not None:
             loop.stop()
-        shutil.rmtree(self.run_dir, ignore_errors=True)
+        if self._txlog is not None:
+            self._txlog.add("MANAGER", "CLOSED", "")
+            self._txlog.close()
+        if self._manager_log is not None:
+            self._manager_log.close()
+        rundir.remove_work(self.run_dir)
         _GcThreshold.release()
+
+    async def _stop_engine(self) -> dict[str, Any]:
+        figures = self.engine.stats()
+        await self.engine.stop()
+        return figures
 
     def __enter__(self) -> "Manager":
         return self

@@ -16,13 +16,21 @@ and continues with lines of these kinds (FIELDS after the time):
     TASK <id> FAILED <reason> <attempts> <message>
     TASK <id> CANCELLED
     GROUP <id> FORMED <worker> <member,member,...>
+    GROUP <id> MOVED <worker> <member,member,...>     (members taken from a slow worker to another)
     TRANSFER <file> <from: manager|worker> <to: manager|worker> <bytes>
     CACHE <worker> INSERT <file> <bytes>
     CACHE <worker> EVICT <file>
     WORKER <id> JOINED <host> <cores> <memory MB> <disk MB>
     WORKER <id> LEFT <reason>
-    WORKER <id> BLOCKLISTED <until>
-    MANAGER <event> <details>
+    WORKER <id> BLOCKLISTED <until: seconds since the epoch>
+    MANAGER <event: STARTED|CLOSED> <details>
+
+A group's id is the id of its first task. A TRANSFER line is written when
+the file has arrived (a worker reports it cached, or the manager has
+written it home); times of RAN and ATTEMPT-FAILED are the worker's clock.
+A task is retried when an ATTEMPT-FAILED is followed by another ASSIGNED
+with a higher attempt. Message fields are cut to 500 characters, commands
+to 200.
 
 Lines are only ever added, and a field never holds a tab or a newline
 (they are replaced by spaces). Fields may be added at the end of a kind in

@@ -472,6 +472,7 @@ _HANDLERS = {
     ("TASK", "FAILED"): Model._task_failed,
     ("TASK", "CANCELLED"): Model._task_cancelled,
     ("GROUP", "FORMED"): Model._group_formed,
+    ("GROUP", "MOVED"): Model._group_formed,   # taken back from a slow worker: its members now go elsewhere
     ("TRANSFER", None): Model._transfer,
     ("CACHE", "INSERT"): Model._cache_insert,
     ("CACHE", "EVICT"): Model._cache_evict,
