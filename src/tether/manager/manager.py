@@ -157,6 +157,7 @@ class Manager:
             self.engine = Engine(self.core, self._secret, on_worker_lost=self._worker_lost,
                                  heartbeat=self.heartbeat, tls=self.tls)
             self.engine.preload = tuple(preload)
+            self.engine.run = self.run
             bind = host or ("127.0.0.1" if workers else "0.0.0.0")
             bound_host, bound_port = self._loop.run(self.engine.start(bind, port))
             shown = bound_host if bound_host not in ("0.0.0.0", "::") else socket.getfqdn()
