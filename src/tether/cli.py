@@ -1,4 +1,4 @@
-"""The `tether` command: worker, demo, report, bench."""
+"""The `tether` command: worker, status, demo, report, bench."""
 from __future__ import annotations
 
 import asyncio
@@ -119,6 +119,54 @@ def worker(address, cores, memory, disk, cache_dir, secret_file, name, clean, co
     if status == 4:
         click.echo(f"tether worker: {w.exit_reason}", err=True)
     sys.exit(status)
+
+
+@main.command()
+@click.argument("address")
+@click.option("--secret-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="File holding the manager's secret.")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON (fields: see the README).")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+              help="Seconds to wait for the manager's answer.")
+@click.option("--tls", "tls_mode", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
+              help="TLS on the link to the manager: auto uses it unless ADDRESS is a loopback address.")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A certificate (PEM) the manager's CA signed, with --tls-key and --tls-ca [TLS keyed by the "
+              "secret].")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="The private key of --tls-cert (PEM).")
+@click.option("--tls-ca", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="The CA that signed the manager's certificate (PEM).")
+def status(address, secret_file, as_json, timeout, tls_mode, tls_cert, tls_key, tls_ca):
+    """Show the run of the manager at ADDRESS (HOST:PORT): workers, cores, tasks by state, groups,
+    bytes moved, cache use.
+
+    Exit status: 0 with the status printed, 1 when it could not be had.
+    """
+    import json
+
+    from .status import StatusError, as_dict, query, render
+    from .wire.handshake import read_secret_file
+    from .wire.tls import TlsConfig
+
+    _address(address)
+    try:
+        secret = read_secret_file(secret_file)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--secret-file")
+    try:
+        tls = TlsConfig(secret, tls_mode, tls_cert, tls_key, tls_ca)
+    except ValueError as e:
+        raise click.UsageError(str(e))
+    try:
+        snapshot = query(address, secret, tls, timeout)
+    except StatusError as e:
+        click.echo(f"tether status: {e}", err=True)
+        sys.exit(1)
+    if as_json:
+        click.echo(json.dumps(as_dict(snapshot), indent=2))
+    else:
+        render(snapshot, address)
 
 
 @main.command()

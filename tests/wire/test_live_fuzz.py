@@ -155,6 +155,15 @@ def test_frames_to_the_managers_file_server(live):
     still_serving(live)
 
 
+def test_frames_on_a_status_link(live):
+    @FEW
+    @given(_frames())
+    def fuzz(frames):
+        asyncio.run(_after_handshake("127.0.0.1", manager_port(live), live._secret, "status", frames))
+    fuzz()
+    still_serving(live)
+
+
 def test_frames_and_bytes_to_a_workers_file_server(live):
     host, port = worker_server(live)
 

@@ -1,7 +1,8 @@
 """The manager's asyncio shell around the scheduler core.
 
 Runs in the manager's loop thread. It accepts connections (workers in the
-"control" role, fetches in the "fetch" role), turns worker messages into core
+"control" role, fetches in the "fetch" role, `tether status` in the "status"
+role, answered by manager/status.py), turns worker messages into core
 events, and carries out the core's commands: assignments and deletions go
 out as messages, fetches bring files home, completions and failures resolve
 the user's Futures.
@@ -29,6 +30,7 @@ from ..wire.stream import MessageStream
 from ..wire.tls import TlsConfig
 from . import results
 from .txlog import TxLog
+from .status import serve_status
 
 log = logging.getLogger("tether.manager")
 
@@ -115,6 +117,8 @@ class Engine:
         self._connections: set[asyncio.Task] = set()   # one task per accepted connection
         self._ticker: asyncio.Task | None = None
         self.closing = False
+        self.run = ""                      # the run's id, as the Manager names it (for `tether status`)
+        self.started = time.time()
 
     # ------------------------------------------------------------ start and stop
 
@@ -409,6 +413,8 @@ class Engine:
             await serve_fetches(reader, writer, self.served.get, self._sent)
         elif role == "control":
             await self._serve_worker(MessageStream(reader, writer))
+        elif role == "status":
+            await serve_status(reader, writer, self)
         else:
             writer.close()
 

@@ -168,6 +168,7 @@ class Manager:
             self.engine.preload = tuple(preload)
             if transactions:
                 self._txlog = self.engine.txlog = TxLog(self.run_dir / "transactions", self.run)
+            self.engine.run = self.run
             bind = host or ("127.0.0.1" if workers else "0.0.0.0")
             bound_host, bound_port = self._loop.run(self.engine.start(bind, port))
             shown = bound_host if bound_host not in ("0.0.0.0", "::") else socket.getfqdn()

@@ -340,6 +340,13 @@ SCHEMAS: dict[str, tuple] = {
     "get": _message(m.Get, _cache_name),
     "found": _message(m.Found, _count),
     "absent": _message(m.Absent, _cache_name),
+    # status link
+    "status_request": _message(m.StatusRequest),
+    "status": _message(m.Status, _text, _number, _number,
+                       _list(_nested(m.WorkerStatus, _name, _name, _count, _count, _count, _count, _count, _count,
+                                     _count, _number)),
+                       _list(_pair(_name, _count)), _count, _count, _count, _count, _count, _count,
+                       _optional(_text), rest=1),
     # handshake
     "challenge": _message(m.Challenge, _count, _bytes, _bool, rest=1),
     "starttls": _message(m.StartTls),

@@ -37,7 +37,7 @@ NONCE_BYTES = 32
 HANDSHAKE_TIMEOUT = 10.0      # seconds for the whole handshake
 MAX_PENDING = 64              # connections in their handshake at once, per server
 SUMMARY_EVERY = 60.0          # seconds between summaries of refused connections
-ROLES = ("control", "fetch")
+ROLES = ("control", "fetch", "status")
 
 
 def new_secret() -> bytes:

@@ -13,6 +13,7 @@ Links and what crosses them:
     control (worker <-> manager)   Hello, Joined, Assign, Delete, Retract, Shutdown,
                                    Done, Failed, Have, Retracted, Lost, Ping, Probe, Pong
     fetch (anyone -> a file server) Get, then Found (and the raw bytes) or Absent
+    status (anyone -> the manager)  StatusRequest, then one Status (holding WorkerStatus)
     handshake (every connection)    Challenge, StartTls, Auth, Welcome
     interpreter (worker <-> child)  Call, Export, Drop; Started, CallReply, Exported
 """
@@ -187,6 +188,45 @@ class Found(NamedTuple):
 
 class Absent(NamedTuple):
     name: str
+
+
+# ---------------------------------------------------------------- status link
+
+
+class StatusRequest(NamedTuple):
+    """A client holding the secret asks the manager how its run stands (`tether status`)."""
+
+
+class WorkerStatus(NamedTuple):
+    """One connected worker, as the manager sees it."""
+
+    id: str
+    host: str
+    cores: int
+    cores_used: int       # cores its running tasks hold (at most cores)
+    running: int          # tasks running there: the first to get there that fill its cores
+    queued: int           # tasks next in line there, every input made, behind those running
+    assigned: int         # tasks sent there that wait for an input (group members), holding no cores
+    cache: int            # bytes of this run's files and results it holds
+    cache_peak: int       # the most its cache held, as it last reported
+    joined: float         # when it joined (the manager's clock, seconds since the epoch)
+
+
+class Status(NamedTuple):
+    """A snapshot of the manager's run (see manager/status.py)."""
+
+    run: str
+    started: float        # when the manager started (its clock, seconds since the epoch)
+    now: float            # when the snapshot was taken (same clock)
+    workers: tuple[WorkerStatus, ...]
+    tasks: tuple[tuple[str, int], ...]    # (state, tasks in it) for every task state
+    groups: int           # groups of two or more tasks committed to one worker
+    grouped: int          # tasks in those groups
+    bytes_manager_to_worker: int
+    bytes_worker_to_manager: int
+    bytes_worker_to_worker: int
+    bytes_arguments: int  # Python calls' pickled arguments, sent inside their tasks
+    broken: str | None = None             # why the manager runs nothing more, when its core failed
 
 
 # ---------------------------------------------------------------- handshake
