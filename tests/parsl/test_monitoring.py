@@ -30,3 +30,18 @@ def test_a_monitoring_hub_with_no_other_option_fills_the_database(tmp_path):
     assert tasks == 3
     assert tries == 3   # the tries' running times came back from the workers through the radio
     assert "exec_done" in statuses
+
+
+def test_tethers_log_and_run_directory_are_in_parsls_run_directory(tmp_path):
+    """tether's records reach runinfo/NNN/parsl.log, and the manager's run directory (its own log and
+    transaction log) is made inside Parsl's run directory and stays there."""
+    runinfo = tmp_path / "runinfo"
+    with parsl_on_tether(runinfo) as ex:
+        assert double(21).result(60) == 42
+        run_dir = ex.manager.run_dir
+    parsl_logs = list(runinfo.rglob("parsl.log"))
+    assert len(parsl_logs) == 1
+    text = parsl_logs[0].read_text()
+    assert "tether.manager" in text and "joined" in text   # a worker joining, as tether logged it
+    assert run_dir.is_relative_to(parsl_logs[0].parent)
+    assert "SUBMITTED" in (run_dir / "transactions").read_text()

@@ -131,3 +131,56 @@ def test_the_live_page_follows_a_log_being_written(tmp_path, browser):
             page.wait_for(f"document.querySelectorAll('#timeline-svg rect[data-task=t{i}]').length === 1")
         log.close()
         assert page.eval("document.title") == "tether run growing"
+
+
+def test_a_managers_own_live_page_and_its_report(tmp_path, browser):
+    """A real run with Manager(dashboard=0): the page shows the workers, then each task as it runs;
+    after the run, `tether report` of its run directory shows every task, each chain in one lane."""
+    import subprocess
+    import sys
+    import urllib.request
+
+    from tether import Manager, Task
+
+    gate = tmp_path / "gate"
+    with Manager(workers=2, cores_per_worker=1, run_dir=tmp_path / "runs", dashboard=0) as m:
+        assert m.dashboard_url.startswith("http://127.0.0.1:")
+        page = browser.open(m.dashboard_url)
+        m.wait_for_workers()
+        page.wait_for("document.querySelectorAll('#timeline-svg g.lane[data-worker]').length === 2")
+        first = m.submit(Task("true")).task_id
+        page.wait_for(f"document.querySelectorAll('#timeline-svg rect[data-task=\"{first}\"]').length === 1")
+        chains = []
+        for c in range(2):
+            prev, ids = None, []
+            for i in range(4):
+                made = m.declare_temp()
+                wait = f"while [ ! -e {gate} ]; do sleep 0.05; done; " if i == 3 else ""
+                cmd = wait + ("cat in > out; " if prev else "") + f"echo {c}{i} >> out"
+                ids.append(m.submit(Task(cmd, inputs={"in": prev} if prev else {}, outputs={"out": made})))
+                prev = made
+            chains.append(ids)
+        # while the chains' last tasks wait at the gate, the page already shows the tasks before them
+        for ids in chains:
+            for f in ids[:3]:
+                page.wait_for(f"document.querySelectorAll('#timeline-svg rect[data-task=\"{f.task_id}\"]').length"
+                              " === 1")
+        assert "tether_tasks" in urllib.request.urlopen(m.dashboard_url + "metrics", timeout=30).read().decode()
+        gate.touch()
+        for ids in chains:
+            for f in ids:
+                f.result(60)
+        page.wait_for("document.getElementById('live-status').textContent.includes('9 tasks')")
+    report = tmp_path / "report.html"
+    subprocess.run([sys.executable, "-m", "tether", "report", str(m.run_dir), "-o", str(report)], check=True,
+                   timeout=120)
+    els = parse(dump_dom(report.as_uri()))
+    lanes, bars = _lanes_and_bars(els)
+    assert sorted(lanes) == ["local-1", "local-2"]
+    shown = {b.attrs["data-task"] for b in bars}
+    assert shown == {str(first)} | {str(f.task_id) for ids in chains for f in ids}
+    for ids in chains:   # a chain is a group: its tasks share a lane
+        members = {str(f.task_id) for f in ids}
+        assert len({b.lane for b in bars if b.attrs["data-task"] in members}) == 1
+        groups = {b.attrs.get("data-group") for b in bars if b.attrs["data-task"] in members}
+        assert len(groups) == 1 and None not in groups

@@ -35,6 +35,8 @@ from .results import task_result
 from .local import LocalWorker, WorkerSize, kill_sessions, python_path, start_worker, stop_workers
 from .loop import LoopThread
 from . import rundir
+from .progress import ProgressBar
+from .progress import wanted as progress_wanted
 from .txlog import TxLog
 
 log = logging.getLogger("tether.manager")
@@ -109,7 +111,10 @@ class Manager:
     to `address` with the secret in `secret_file`). run_dir: the directory
     under which this run's directory is made (see rundir.py; `self.run_dir`
     names the run's own, which stays after close). transactions: keep the
-    transaction log.
+    transaction log. dashboard: serve a live page of the run (and Prometheus
+    metrics) on this port of localhost, or at "HOST:PORT" (0: any free port;
+    `dashboard_url` names it). progress: a progress bar on stderr (None: when
+    stderr is a terminal).
     """
 
     def __init__(self, workers: int | None = None, *, cores_per_worker: int | None = None,
@@ -120,7 +125,7 @@ class Manager:
                  queue_time: float = 0.02, restart_local_workers: bool = True,
                  heartbeat: float = DEFAULT_HEARTBEAT, system_retries: int = 3, tls: str = "auto",
                  tls_files: tuple[str, str, str] | None = None, preload: tuple[str, ...] = (),
-                 transactions: bool = True):
+                 transactions: bool = True, dashboard: int | str | None = None, progress: bool | None = None):
         if workers is None:
             workers = os.cpu_count() or 1
         if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
@@ -147,6 +152,11 @@ class Manager:
         self._final_stats: dict[str, Any] | None = None
         self._manager_log: rundir.ManagerLog | None = None
         self._txlog: TxLog | None = None
+        self._page = None
+        self._progress = None
+        self.dashboard_url: str | None = None
+        page_at = _dashboard_address(dashboard, transactions)
+        show_progress = progress_wanted(progress)
         self.run_dir = rundir.make(run_dir, self.run)
         self._work = self.run_dir / "work"   # the secret and local workers' caches: gone at close
         _GcThreshold.acquire()   # released by close(), which the except below calls too
@@ -175,6 +185,14 @@ class Manager:
             self.address = f"{shown}:{bound_port}"
             if self._txlog is not None:
                 self._txlog.add("MANAGER", "STARTED", f"address={self.address} workers={workers} tls={tls}")
+            if page_at is not None:
+                from ..report.live import LivePage
+                self._page = LivePage(*page_at, source=self.run_dir / "transactions",
+                                      title=f"tether run {self.run}").start()
+                self.dashboard_url = self._page.url
+                log.info("live page of run %s at %s", self.run, self.dashboard_url, extra={"run": self.run})
+            if show_progress:
+                self._progress = ProgressBar(self.engine, self.run)
             log.info("manager %s listening at %s; run directory %s", self.run, self.address, self.run_dir,
                      extra={"run": self.run})
             self._local_address = f"127.0.0.1:{bound_port}" if bind in ("0.0.0.0", "127.0.0.1") else self.address
@@ -465,9 +483,13 @@ class Manager:
                 self._final_stats = loop.run(self._stop_engine(), timeout=10)
             except Exception:
                 log.exception("error while stopping the manager", extra={"run": self.run})
+        if self._progress is not None:
+            self._progress.close()
         stop_workers(self._local)
         if loop is not None:
             loop.stop()
+        if self._page is not None:
+            self._page.stop()
         if self._txlog is not None:
             self._txlog.add("MANAGER", "CLOSED", "")
             self._txlog.close()
@@ -493,6 +515,25 @@ class Manager:
                 self.close()
         except Exception:
             pass
+
+
+def _dashboard_address(dashboard, transactions: bool) -> tuple[str, int] | None:
+    """(host, port) of the live page, from a port (on localhost) or "HOST:PORT"; None for none."""
+    if dashboard is None or dashboard is False:
+        return None
+    if not transactions:
+        raise ValueError("the live page follows the transaction log: dashboard needs transactions=True")
+    host, port = "127.0.0.1", dashboard
+    if isinstance(dashboard, str):
+        host, _, port = dashboard.rpartition(":")
+        host = host.strip("[]") or "127.0.0.1"
+        try:
+            port = int(port)
+        except ValueError:
+            port = None
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port < 65536:
+        raise ValueError(f"dashboard must be a port (0-65535) or \"HOST:PORT\", got {dashboard!r}")
+    return host, port
 
 
 def _dumps(value) -> bytes:

@@ -92,6 +92,10 @@ class TetherExecutor(BlockProviderExecutor, RepresentationMixin):
       given, tasks report through Parsl's FilesystemRadio (as TaskVine's
       executor does): monitoring works with no extra option where the
       workers share the run directory's file system.
+    dashboard: a live page of the run, as for Manager (a port of localhost,
+      or "HOST:PORT"). tether's log records go to Parsl's own log file too,
+      and the manager's run directory (its log and transaction log) is made
+      inside Parsl's run directory.
     """
 
     def __init__(self, label: str = "tether", provider: Any = None, cores_per_worker: int | None = None,
@@ -100,7 +104,8 @@ class TetherExecutor(BlockProviderExecutor, RepresentationMixin):
                  worker_options: str = "", launch_cmd: str | None = None, group_tasks: bool = True,
                  shared_fs: bool = False, storage_access: list | None = None,
                  block_error_handler: Any = True, remote_monitoring_radio: Any = None,
-                 working_dir: str | None = None, heartbeat: float = 30.0, system_retries: int = 3):
+                 working_dir: str | None = None, heartbeat: float = 30.0, system_retries: int = 3,
+                 dashboard: int | str | None = None):
         if provider is None:
             provider = LocalProvider(init_blocks=1, min_blocks=0, max_blocks=1, launcher=SimpleLauncher())
         BlockProviderExecutor.__init__(self, provider=provider, block_error_handler=block_error_handler)
@@ -126,6 +131,8 @@ class TetherExecutor(BlockProviderExecutor, RepresentationMixin):
         self.remote_monitoring_radio = (remote_monitoring_radio if remote_monitoring_radio is not None
                                         else FilesystemRadio())
         self.working_dir = working_dir
+        self.dashboard = dashboard
+        self._parsl_log_handlers: list[logging.Handler] = []
 
         self.manager: Manager | None = None
         self.dfk: Any = None                   # set by TetherStaging, to name tasks in errors
@@ -152,7 +159,8 @@ class TetherExecutor(BlockProviderExecutor, RepresentationMixin):
         os.makedirs(self.run_dir, exist_ok=True)
         self.manager = Manager(workers=0, host=bind, port=self.port, secret_file=self.secret_file,
                                run_dir=self.run_dir, group_tasks=self.group_tasks, heartbeat=self.heartbeat,
-                               system_retries=self.system_retries)
+                               system_retries=self.system_retries, dashboard=self.dashboard, progress=False)
+        self._share_parsl_log()
         host, port = self.manager.address.rsplit(":", 1)
         self.worker_address = f"{self.address or ('127.0.0.1' if self.is_local else host)}:{port}"
         self._worker_command = self._compose_worker_command()
@@ -226,7 +234,19 @@ class TetherExecutor(BlockProviderExecutor, RepresentationMixin):
         for job in self._book.unfinished():
             _settle(job.data.future, exc=RuntimeError(f"executor {self.label} shut down before the task ended"))
         self._wait_for_local_workers()
+        tether_log = logging.getLogger("tether")
+        for handler in self._parsl_log_handlers:
+            tether_log.removeHandler(handler)
+        self._parsl_log_handlers = []
         super().shutdown()
+
+    def _share_parsl_log(self) -> None:
+        """tether's records go to the files Parsl logs to (runinfo/NNN/parsl.log), beside Parsl's own."""
+        tether_log = logging.getLogger("tether")
+        for handler in logging.getLogger("parsl").handlers:
+            if isinstance(handler, logging.FileHandler) and handler not in tether_log.handlers:
+                tether_log.addHandler(handler)
+                self._parsl_log_handlers.append(handler)
 
     # ------------------------------------------------------------ temps (called by TetherStaging)
 
