@@ -23,7 +23,9 @@ from .display import wait_with_progress
 from .report import Report, make_row, tether_figures, tree_cpu_seconds
 from .runner import Options, RowPlan
 
-THROUGHPUT_ROWS = ["tether-native", "tether-executor", "tether-parsl", "parsl-htex", "dask"]
+# the -notx rows keep no transaction log: beside the rows that do, they show what writing it costs
+THROUGHPUT_ROWS = ["tether-native", "tether-native-notx", "tether-executor", "tether-executor-notx", "tether-parsl",
+                   "parsl-htex", "dask"]
 CHAIN_ROWS = ["tether-native-chain", "tether-executor-chain", "tether-parsl-chain", "parsl-htex-chain", "dask-chain"]
 
 
@@ -72,11 +74,11 @@ def chain_row(name: str, results: list, elapsed: float, length: int) -> dict:
 # ------------------------------------------------------------------ tether, natively
 
 
-def native_throughput(tasks: int, workers: int, work_dir: Path, progress) -> dict:
+def native_throughput(tasks: int, workers: int, work_dir: Path, progress, transactions: bool = True) -> dict:
     from ..manager.manager import Manager
     from ..task import PythonTask
 
-    with Manager(workers=workers, cores_per_worker=1, run_dir=work_dir) as m:
+    with Manager(workers=workers, cores_per_worker=1, run_dir=work_dir, transactions=transactions) as m:
         m.wait_for_workers()
         wait([m.submit(PythonTask(noop)) for _ in range(4 * workers)])
         cpu = tree_cpu_seconds()
@@ -88,7 +90,8 @@ def native_throughput(tasks: int, workers: int, work_dir: Path, progress) -> dic
         cpu = tree_cpu_seconds() - cpu
         errors = [f.exception() for f in futures if f.exception() is not None]
         stats = m.stats()
-    return rate_row("tether-native", tasks, elapsed, cpu, submit_s=submitted - started, correct=not errors,
+    name = "tether-native" if transactions else "tether-native-notx"
+    return rate_row(name, tasks, elapsed, cpu, submit_s=submitted - started, correct=not errors,
                     problems=[str(e) for e in errors[:3]], **tether_figures(stats))
 
 
@@ -122,11 +125,11 @@ def native_chain(length: int, workers: int, work_dir: Path, progress) -> dict:
 # ------------------------------------------------------------------ tether.Executor
 
 
-def executor_throughput(tasks: int, workers: int, work_dir: Path, progress) -> dict:
+def executor_throughput(tasks: int, workers: int, work_dir: Path, progress, transactions: bool = True) -> dict:
     """`list(ex.map(noop_arg, range(N)))`, as a user of concurrent.futures writes it."""
     from ..executor import Executor
 
-    with Executor(workers=workers, cores_per_worker=1, run_dir=work_dir) as ex:
+    with Executor(workers=workers, cores_per_worker=1, run_dir=work_dir, transactions=transactions) as ex:
         ex.manager.wait_for_workers()
         list(ex.map(noop_arg, range(4 * workers)))
         cpu = tree_cpu_seconds()
@@ -137,7 +140,8 @@ def executor_throughput(tasks: int, workers: int, work_dir: Path, progress) -> d
         progress(tasks)
         stats = ex.stats()
     ok = values == [None] * tasks
-    return rate_row("tether-executor", tasks, elapsed, cpu, correct=ok, **tether_figures(stats))
+    name = "tether-executor" if transactions else "tether-executor-notx"
+    return rate_row(name, tasks, elapsed, cpu, correct=ok, **tether_figures(stats))
 
 
 def executor_chain(length: int, workers: int, work_dir: Path, progress) -> dict:
@@ -274,7 +278,9 @@ def plans(options: Options, tasks: int = 10_000, length: int = 200,
     w = options.workers
     runners = {
         "tether-native": (tasks, partial(native_throughput, tasks, w)),
+        "tether-native-notx": (tasks, partial(native_throughput, tasks, w, transactions=False)),
         "tether-executor": (tasks, partial(executor_throughput, tasks, w)),
+        "tether-executor-notx": (tasks, partial(executor_throughput, tasks, w, transactions=False)),
         "tether-parsl": (tasks, partial(parsl_throughput, "tether-parsl", tasks, w, options.parsl_logging)),
         "parsl-htex": (tasks, partial(parsl_throughput, "parsl-htex", tasks, w, options.parsl_logging)),
         "dask": (tasks, partial(dask_throughput, tasks, w)),
@@ -296,4 +302,6 @@ def check_targets(report: Report) -> list[dict]:
             t.faster_than(report, "tether-parsl-chain", "parsl-htex-chain", "hop_latency_median_s"),
             t.figure_at_most(report, "tether-native-chain", "hop_latency_median_s", 1e-3, "{:.2e} s"),
             t.figure_at_least(report, "tether-executor", "tasks_per_s", 10_000, "{:,.0f}/s"),
+            t.ratio_at_least(report, "tether-native", "tether-native-notx", 0.95, "tasks_per_s"),
+            t.ratio_at_least(report, "tether-executor", "tether-executor-notx", 0.95, "tasks_per_s"),
             t.figure_at_most(report, "tether-executor-chain", "hop_latency_median_s", 0.5e-3, "{:.2e} s")]
