@@ -69,7 +69,7 @@ def test_following_a_log_as_it_is_written(tmp_path):
     path = tmp_path / "transactions"
     with LivePage(port=0, source=path, min_redraw=0) as page:
         assert json.loads(get(page.url + "state.json")[2])["tasks"] == 0      # no log yet: nothing, no error
-        log = TxLog(path, run="followed")
+        log = TxLog(path, run="followed", separate_process=False)
         log.add("WORKER", "w1", "JOINED", "h", 2, 100, 100)
         log.add("TASK", "t1", "SUBMITTED", "sh", 1, 0, 0, "true")
         log.flush()

@@ -129,7 +129,7 @@ def test_a_growing_log_read_in_pieces(tmp_path):
     path = tmp_path / "transactions"
     tail = Tail(path)
     assert tail.read() == []                                 # not written yet
-    log = TxLog(path, run="growing")
+    log = TxLog(path, run="growing", separate_process=False)   # flush() writes at once
     model = Model()
     for i in range(5):
         log.add("TASK", f"t{i}", "SUBMITTED", "sh", 1, 0, 0, f"step {i}")

@@ -38,16 +38,27 @@ a later version; readers must ignore fields they do not know. `read`
 below is the reference reader.
 
 Writing costs the manager's loop an append of a tuple: a thread of the
-log's own formats and writes the lines in batches.
+log's own packs them in batches for a process of its own that writes the
+lines (see txwriter.py), so that the manager's GIL is not spent on text.
 """
 from __future__ import annotations
 
+import logging
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections import deque
 from pathlib import Path
 from typing import Iterator, NamedTuple
+
+import msgpack
+
+from . import txwriter
+from .txwriter import ERRORS, format_lines
+
+log = logging.getLogger("tether.manager")
 
 VERSION = 1
 FLUSH_EVERY = 0.2   # seconds
@@ -61,28 +72,35 @@ class Event(NamedTuple):
     fields: tuple[str, ...]
 
 
-def _clean(value) -> str:
-    if value is None:
-        return "-"
-    if type(value) is float:
-        return f"{value:.6f}"
-    text = str(value)
-    if "\t" in text or "\n" in text or "\r" in text:
-        text = text.replace("\t", " ").replace("\n", " ").replace("\r", " ")
-    return text
-
-
 class TxLog:
-    """Appends events to `path`; `add` may be called from the manager's loop only."""
+    """Appends events to `path`; `add` may be called from the manager's loop only.
 
-    def __init__(self, path: Path, run: str):
+    A thread of the log's own takes what was added every FLUSH_EVERY seconds
+    and hands it, packed, to the writer process (txwriter.py), or, with
+    separate_process=False or where that process cannot run, formats and
+    writes it itself.
+    """
+
+    def __init__(self, path: Path, run: str, separate_process: bool = True):
         self.path = path
         self._pending: deque[tuple] = deque()   # append and popleft are atomic: no lock on the loop's side
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._closed = False
-        self._file = open(path, "a", encoding="utf-8", buffering=1 << 16)
-        self._file.write(f"#tether-transactions {VERSION} {run} {os.getpid()}\n")
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(f"#tether-transactions {VERSION} {run} {os.getpid()}\n")
+        self._file = None
+        self._writer: subprocess.Popen | None = None
+        if separate_process:
+            try:
+                # a session of its own: a Ctrl-C meant for the program must not cut the log short
+                self._writer = subprocess.Popen([sys.executable, txwriter.__file__, str(path)], stdin=subprocess.PIPE,
+                                                stdout=subprocess.DEVNULL, start_new_session=True)
+                self._packer = msgpack.Packer(default=str, unicode_errors="surrogatepass")
+            except OSError as e:
+                log.warning("the transaction log's writer process could not start (%s); writing it here", e)
+        if self._writer is None:
+            self._file = open(path, "a", encoding="utf-8", errors=ERRORS, buffering=1 << 16)
         self._thread = threading.Thread(target=self._run, name="tether-txlog", daemon=True)
         self._thread.start()
 
@@ -93,21 +111,45 @@ class TxLog:
         while not self._closed:
             self._wake.wait(FLUSH_EVERY)
             self._wake.clear()
-            self.flush()
+            try:
+                self.flush()
+            except Exception:   # a bug here must not stop the log for the rest of the run
+                log.exception("could not write to the transaction log %s", self.path)
 
     def flush(self) -> None:
+        """Hand on what was added (to the writer process, which writes it a moment later)."""
         with self._lock:
             pending = self._pending
             batch = [pending.popleft() for _ in range(len(pending))]
-            if not batch or self._file.closed:
+            if not batch:
                 return
-            lines = [f"{t:.6f}\t{kind}\t{_clean(subject)}\t{event}" +
-                     ("\t" + "\t".join(map(_clean, fields)) if fields else "") + "\n"
-                     for t, kind, subject, event, fields in batch]
-            self._file.write("".join(lines))
-            self._file.flush()
+            if self._writer is not None:
+                try:
+                    self._writer.stdin.write(self._packer.pack(batch))
+                    self._writer.stdin.flush()
+                    return
+                except (OSError, ValueError) as e:
+                    log.warning("the transaction log's writer process failed (%s); writing it here", e)
+                    self._end_writer()
+                    self._file = open(self.path, "a", encoding="utf-8", errors=ERRORS, buffering=1 << 16)
+            if self._file is not None and not self._file.closed:
+                self._file.write(format_lines(batch))
+                self._file.flush()
+
+    def _end_writer(self) -> None:
+        writer, self._writer = self._writer, None
+        try:
+            writer.stdin.close()
+        except OSError:
+            pass
+        try:
+            writer.wait(30)
+        except subprocess.TimeoutExpired:
+            writer.kill()
+            writer.wait()
 
     def close(self) -> None:
+        """Write everything added, and wait until it is in the file."""
         if self._closed:
             return
         self._closed = True
@@ -115,7 +157,10 @@ class TxLog:
         self._thread.join(5)
         self.flush()
         with self._lock:
-            self._file.close()
+            if self._writer is not None:
+                self._end_writer()
+            if self._file is not None:
+                self._file.close()
 
 
 def read(path: str | os.PathLike) -> Iterator[Event]:
