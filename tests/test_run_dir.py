@@ -153,3 +153,11 @@ def test_the_manager_log_leaves_a_configured_logger_alone(tmp_path):
         assert "listening" not in (m.run_dir / "manager.log").read_text()
     finally:
         tether.setLevel(logging.NOTSET)
+
+
+def test_python_tasks_are_named_by_their_function(finished_run):
+    m, _, ids, _ = finished_run
+    submitted = {e.subject: e.fields for e in txlog.read(m.run_dir / "transactions")
+                 if e.kind == "TASK" and e.event == "SUBMITTED"}
+    assert submitted[str(ids["calls"][0])][0] == "py" and submitted[str(ids["calls"][0])][-1] == "_square"
+    assert submitted[str(ids["failing"])][-1] == "echo no >&2; exit 4"

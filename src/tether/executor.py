@@ -166,7 +166,7 @@ class Executor(concurrent.futures.Executor):
         inputs.append((None, fn_name))
         in_specs.append(fn_spec)
         future = ExecutorFuture(self, task_id, result_name)
-        record = TaskRecord(task_id, future, True, spec, inputs, deliver=self._deliver)
+        record = TaskRecord(task_id, future, True, spec, inputs, deliver=self._deliver, label=_name_of(fn))
         event = TaskSubmitted(task_id, tuple(in_specs), out_specs)
         with self._pending_lock:
             self._pending.add(future)
@@ -279,3 +279,8 @@ class Executor(concurrent.futures.Executor):
 
 
 __all__ = ["Executor", "ExecutorFuture"]
+
+
+def _name_of(fn) -> str:
+    """What the transaction log calls a function."""
+    return getattr(fn, "__qualname__", None) or type(fn).__name__

@@ -387,7 +387,8 @@ class Manager:
         else:
             spec = TaskSpec(task.id, "sh", task.cores, task.memory, task.disk, outputs, task.command,
                             task.env or None, task.timeout)
-        record = TaskRecord(task.id, TaskFuture(task.id, self._cancel), is_python, spec, inputs)
+        record = TaskRecord(task.id, TaskFuture(task.id, self._cancel), is_python, spec, inputs,
+                            label=(getattr(task.fn, "__qualname__", None) or type(task.fn).__name__) if is_python else None)
         event = TaskSubmitted(task.id, tuple(in_specs), tuple(out_specs), task.cores, task.memory,
                               task.disk, task.retries, task.priority)
         return record, event
