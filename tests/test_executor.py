@@ -141,19 +141,9 @@ def test_map_and_shutdown_semantics():
             ex.submit(inc, 1)
 
 
-def interpreter_processes(ex: Executor) -> list[psutil.Process]:
-    procs = []
-    for w in ex.manager._local:
-        for child in psutil.Process(w.proc.pid).children(recursive=True):
-            if "tether.worker.interpreter" in " ".join(child.cmdline()):
-                procs.append(child)
-    return procs
-
-
 def test_result_freed_from_memory_when_its_future_is_dropped():
-    with Executor(workers=1, spill_threshold=1 << 30) as ex:
-        ex.submit(inc, 1).result(30)
-        (interp,) = interpreter_processes(ex)
+    with Executor(workers=1, cores_per_worker=1, spill_threshold=1 << 30) as ex:
+        interp = psutil.Process(ex.submit(_pid).result(30))   # the one working interpreter (a spare waits)
         base = interp.memory_info().rss
         f = ex.submit(blob, 200_000_000)
         wait_until(f.done, timeout=60)
@@ -246,3 +236,34 @@ def test_a_chain_of_futures_loses_no_attempt(ex):
         f = ex.submit(inc, f)
     assert f.result(60) == 20
     assert ex.manager.core.counters.system_failures == before   # each call found its input in its worker
+
+
+def _pid():
+    import os
+    return os.getpid()
+
+
+def test_a_spare_interpreter_takes_a_dead_ones_place_at_once():
+    """A one-core worker keeps a warm spare: after its interpreter dies, the next call runs in the spare
+    (an interpreter that was already running), not in one started after the death."""
+    import os
+
+    import psutil
+
+    from tether import Manager, PythonTask, SystemFailure
+
+    def die():
+        import os
+        os._exit(3)
+
+    with Manager(workers=1, cores_per_worker=1, system_retries=0) as m:
+        first = m.submit(PythonTask(_pid)).result(60)
+        worker = psutil.Process(m._local[0].proc.pid)
+        wait_until = __import__("tests.conftest", fromlist=["wait_until"]).wait_until
+        spares = wait_until(lambda: [p.pid for p in worker.children() if p.pid != first
+                                     and "tether.worker.interpreter" in " ".join(p.cmdline())] or None, timeout=30)
+        with pytest.raises(SystemFailure):
+            m.submit(PythonTask(die)).result(60)
+        assert not psutil.pid_exists(first) or psutil.Process(first).status() == psutil.STATUS_ZOMBIE
+        assert m.submit(PythonTask(_pid)).result(60) in spares
+        assert os.getpid() not in spares

@@ -14,7 +14,10 @@ to that interpreter, and elsewhere it is first exported to a spill file.
 When an interpreter dies (the task called os._exit, crashed, or was killed
 for its timeout or a limit), the task it was running fails, the ones queued
 behind it are sent to another interpreter, and the results it held are
-reported lost. Killing an interpreter kills its whole tree; each request
+reported lost. Once Python tasks run here, the pool keeps a spare
+interpreter started (with the preloaded modules imported) that takes the
+dead one's place at once: starting one and importing what the tasks need
+can take seconds, during which a one-core worker would run nothing. Killing an interpreter kills its whole tree; each request
 carries the tag of its attempt, which the interpreter puts in its
 environment for whatever the call starts (see reaper.py). A call that
 declares memory or disk limits is watched (see limits.py) from the moment
@@ -97,8 +100,10 @@ class Interpreter(asyncio.Protocol):
 
 class InterpreterPool:
     def __init__(self, size: int, on_reply: OnReply, on_died: OnDied, on_lost: OnLost | None = None,
-                 env: dict[str, str] | None = None, cwd=None):
+                 env: dict[str, str] | None = None, cwd=None, spares: int = 1):
         self.size = size
+        self.spares = spares               # 0 or 1: an idle interpreter kept ready to replace one that dies
+        self.spare: Interpreter | None = None
         self.cwd = cwd
         self.on_reply = on_reply
         self.on_died = on_died
@@ -164,7 +169,11 @@ class InterpreterPool:
                 pin or target is None or len(prefer.queue) <= len(target.queue) + 1):
             self._send(prefer, task_id, request, timeout)
             return
-        if target is None or (target.queue and len(self.interpreters) + self._starting < self.size):
+        if self.spare is not None and (target is None or target.queue) and len(self.interpreters) < self.size:
+            target, self.spare = self.spare, None   # one more is needed: the spare, warm, and another spare
+            self.interpreters.append(target)
+            self._keep_spare()
+        elif target is None or (target.queue and len(self.interpreters) + self._starting < self.size):
             self._waiting.append((task_id, request, timeout))
             if len(self.interpreters) + self._starting < self.size:
                 self._starting += 1
@@ -220,10 +229,27 @@ class InterpreterPool:
             interp.kill()
             interp.transport.close()
             return
+        if not self._waiting and self.interpreters and self.spare is None and self.spares:
+            self.spare = interp   # kept idle, for the next one that dies or the next that is needed
+            return
+        if not self._waiting and len(self.interpreters) >= self.size:
+            interp.kill()
+            interp.transport.close()
+            return
+        self._enlist(interp)
+
+    def _enlist(self, interp: Interpreter) -> None:
+        """Put an interpreter to work, give it what waits, and see that a spare is on its way."""
         self.interpreters.append(interp)
         while self._waiting:
             task_id, request, timeout = self._waiting.popleft()
             self.submit(task_id, request, timeout)
+        self._keep_spare()
+
+    def _keep_spare(self) -> None:
+        if self.spares and self.spare is None and not self._starting and not self._closed:
+            self._starting += 1
+            asyncio.ensure_future(self._start())
 
     def answered(self, interp: Interpreter, task_id: int, reply: m.CallReply, result: str | None = None) -> None:
         timer = self._timers.pop(task_id, None)
@@ -266,8 +292,19 @@ class InterpreterPool:
                 timeout, self._timeout, interp, task_id, timeout)
 
     def died(self, interp: Interpreter) -> None:
+        if interp is self.spare:   # it had nothing to do: another is started in its place
+            self.spare = None
+            kill_tree(interp.proc.pid)
+            interp.proc.wait()
+            REAPER.own.discard(interp.proc.pid)
+            if not self._closed:
+                self._keep_spare()
+            return
         if interp in self.interpreters:
             self.interpreters.remove(interp)
+        if self.spare is not None and not self._closed:   # the spare takes its place now
+            spare, self.spare = self.spare, None
+            self.interpreters.append(spare)
         kill_tree(interp.proc.pid)   # what the call it ran left behind, not yet adopted by the worker
         code = interp.proc.wait()
         REAPER.own.discard(interp.proc.pid)
@@ -307,6 +344,8 @@ class InterpreterPool:
             # the path of the work that follows
             self._starting += 1
             asyncio.ensure_future(self._start())
+        else:
+            self._keep_spare()
 
     def close(self) -> None:
         self._closed = True
@@ -314,13 +353,15 @@ class InterpreterPool:
             timer.cancel()
         for watch in self._watches.values():
             watch.stop()
-        for interp in self.interpreters:
+        everyone = self.interpreters + ([self.spare] if self.spare is not None else [])
+        for interp in everyone:
             interp.kill()
             if interp.transport is not None:
                 interp.transport.close()
-        for interp in self.interpreters:
+        for interp in everyone:
             try:
                 interp.proc.wait(timeout=2)
             except subprocess.TimeoutExpired:
                 pass
         self.interpreters.clear()
+        self.spare = None

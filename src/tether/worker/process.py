@@ -77,7 +77,7 @@ class Worker:
                  work_dir: Path, name: str | None = None, clean: bool = False,
                  connect_timeout: float = 60.0, listen_host: str | None = None,
                  heartbeat: float = DEFAULT_HEARTBEAT, owner_pid: int | None = None,
-                 owner_dir: Path | None = None, tls: TlsConfig | None = None):
+                 owner_dir: Path | None = None, tls: TlsConfig | None = None, spare_interpreters: int = 1):
         self.manager_addr = (host, port)
         self.tls = tls if tls is not None else TlsConfig(secret)
         self.heartbeat = heartbeat
@@ -106,7 +106,7 @@ class Worker:
         self.gate = Gate(secret, self.tls, "the worker's file server")
         self.scratch = work_dir / "scratch"
         self.pool = InterpreterPool(cores, self._python_replied, self._python_died, self._results_lost,
-                                    cwd=self.scratch)
+                                    cwd=self.scratch, spares=spare_interpreters)
         self.python: dict[int, tuple[WorkTask, str]] = {}   # handed to an interpreter
         self.python_time = RunningMean()
         self.shells: dict[int, ShellProcess] = {}
