@@ -32,7 +32,7 @@ def test_the_writer_process_and_the_thread_write_the_same_lines(tmp_path):
     apart, here = written(tmp_path / "apart", True), written(tmp_path / "here", False)
     assert apart == here and len(here) == len(EVENTS)
     assert here[0].fields[-1] == "printf 'a b c'" and here[1].fields == ("w1", "1", "-")
-    assert here[2].fields[1:3] == ("10.500000", "11.250000")
+    assert here[2].fields[1:3] == ("10.5", "11.25") and here[2].fields[3] == str(1 << 40)
 
 
 def test_a_killed_manager_leaves_whole_lines_and_no_writer(tmp_path):

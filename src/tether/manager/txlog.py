@@ -105,7 +105,7 @@ class TxLog:
         self._thread.start()
 
     def add(self, kind: str, subject, event: str, *fields) -> None:
-        self._pending.append((time.time(), kind, subject, event, fields))
+        self._pending.append((time.time(), kind, subject, event) + fields)
 
     def _run(self) -> None:
         while not self._closed:
