@@ -238,6 +238,9 @@ def _bench_run(name: str, build, *, json_path, plot_path, quick, workers, rows, 
     from .bench import runner
     from .bench.plugins import PluginMissing
 
+    if repeat % 2 == 0:
+        raise click.UsageError(f"--repeat {repeat}: give an odd number of runs, so that each row's median is "
+                               "one of its runs")
     options = runner.Options(workers=workers, quick=quick, work_root=work_dir, manager=manager, repeat=repeat,
                              parsl_logging=parsl_logging,
                              rows=tuple(r.strip() for r in rows.split(",") if r.strip()))

@@ -85,3 +85,39 @@ def test_a_stalled_run_fails_its_row_instead_of_hanging_the_benchmark():
     with pytest.raises(TimeoutError, match="1 of 2 tasks still unfinished"):
         wait_with_progress([done, stuck], seen.append, poll=0.01, timeout=0.2)
     assert seen == [1]
+
+
+def _rows_of(run, work_root):
+    from tether.bench.display import Display
+    from tether.bench.runner import RowPlan, run_rows
+
+    report = Report("x")
+    with Display() as display:
+        run_rows(report, [RowPlan("a", None, lambda work_dir, advance: run(work_dir))], display, work_root)
+    return report.rows
+
+
+def test_a_row_with_a_task_missing_is_a_failed_row(tmp_path):
+    (row,) = _rows_of(lambda _: make_row("a", makespan_s=1.0, tasks=10, tasks_done=9, correct=True), tmp_path)
+    assert row["correct"] is False and "only 9 of 10 tasks done" in row["problems"]
+
+
+def test_a_front_end_of_the_tree_that_does_not_import_fails_its_row(monkeypatch, tmp_path):
+    """Where Parsl imports, tether.parsl must: its failure is a failed row, never a skipped one."""
+    import sys
+
+    from tether.bench.systems import tether_parsl
+
+    monkeypatch.setitem(sys.modules, "tether.parsl", None)   # Python's own way to make an import fail
+    (row,) = _rows_of(lambda _: tether_parsl.executor_class(), tmp_path)
+    assert not row.get("skipped") and "tether.parsl does not import" in row["error"]
+
+
+def test_an_even_number_of_runs_is_refused():
+    import pytest
+
+    from tether.bench.display import Display
+    from tether.bench.runner import run_rows
+
+    with Display() as display, pytest.raises(ValueError, match="odd"):
+        run_rows(Report("x"), [], display, None, repeat=2)

@@ -75,14 +75,17 @@ def machine_info() -> dict[str, Any]:
 
 
 def _source_commit() -> str | None:
-    """The git commit tether runs from, when it runs from a clone (with '+dirty' if changed)."""
+    """The git commit tether runs from, when it runs from a clone, with '+dirty' if anything but
+    benchmark results (benchmarks/results/, BENCHMARKS.md) differs from it: the figures must be
+    those of the commit named."""
     import subprocess
 
     here = Path(__file__).resolve().parent
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True,
                               timeout=5)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ":/",
+                                ":(exclude,top)benchmarks/results", ":(exclude,top)BENCHMARKS.md"], cwd=here,
                                capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.TimeoutExpired):
         return None

@@ -29,6 +29,8 @@ def run_rows(report: Report, plans: list[RowPlan], display: Display, work_root: 
              repeat: int = 1) -> None:
     """Run every plan `repeat` times, in rounds (all rows, then all rows again), so that a
     disturbance of the machine falls on every row alike; each row keeps its median run."""
+    if repeat % 2 == 0:
+        raise ValueError(f"repeat={repeat}: an odd number of runs, so that each row's median is one of them")
     runs: dict[str, list[dict[str, Any]]] = {}
     order: list[str] = []
     skipped: set[str] = set()
@@ -60,13 +62,18 @@ def _run_one(plan: RowPlan, label: str, display: Display, work_root: Path | None
             row = make_row(plan.name, error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc(limit=8))
     rows = row if isinstance(row, list) else [row]
     for r in rows:
+        done, submitted = r.get("tasks_done"), r.get("tasks")
+        if done is not None and submitted and done < submitted and r.get("correct") is not False:
+            r["correct"] = False   # a task that never ended is a wrong result, whatever else came back
+            r["problems"] = [*(r.get("problems") or []), f"only {done} of {submitted} tasks done"]
         if r.get("correct") is False:
             display.failed(r["name"], f"wrong results: {r.get('problems')}")
     return rows
 
 
 def median_row(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The run with the median makespan (the faster middle one for an even count), with every run's makespan beside it.
+    """The run with the median makespan, with every run's makespan beside it (the command line
+    takes only an odd number of runs, so the median is one of them).
 
     A run that failed or was skipped wins over the others, so that no
     failure is hidden behind a median.

@@ -12,7 +12,6 @@ from pathlib import Path
 
 from ..report import make_row, tether_figures
 from ..workflow import Workflow
-from . import Unavailable
 from .parsl_apps import import_parsl, run_dir, run_workflow, wait_until, warm_up
 
 
@@ -20,9 +19,8 @@ def executor_class():
     import_parsl()
     try:
         from ...parsl import TetherExecutor
-    except ImportError as e:
-        raise Unavailable(f"tether.parsl is not available in this build ({e}); "
-                          "the tether-parsl rows need the Parsl front end") from None
+    except ImportError as e:   # Parsl is here, so the front end must be: a broken one fails its rows
+        raise RuntimeError(f"tether.parsl does not import, though parsl does: {e}") from e
     return TetherExecutor
 
 
