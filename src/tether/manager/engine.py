@@ -508,7 +508,10 @@ class Engine:
             return FilesCached(link.id, tuple((n, s) for n, s, _ in msg.files))
         if kind is m.Retracted:
             return Retracted(link.id, msg.returned, msg.started)
-        if kind is m.Lost:   # results that died with an interpreter
+        if kind is m.Lost:   # results that died with an interpreter, inputs evicted from a full cache
+            if self.txlog is not None:
+                for name in msg.names:
+                    self.txlog.add("CACHE", link.id, "EVICT", name)
             return [FileLostOn(link.id, name) for name in msg.names]
         if kind is m.Ping:
             return None
