@@ -271,4 +271,18 @@ class Counters:
     system_failures: int = 0   # attempts lost to workers, interpreters, disks or transfers
     blocklisted: int = 0    # times a worker was kept from new work after repeated system failures
     moves: int = 0          # tasks taken back from a slow worker and placed again
-    hops: list[float] = field(default_factory=list)
+    hops: list[float] = field(default_factory=list)   # a sample: every hop_stride-th hop latency
+    hop_count: int = 0
+    hop_stride: int = 1
+
+    def add_hop(self, hop: float, keep: int = 1 << 16) -> None:
+        """Keep a bounded, evenly spread sample of the hop latencies: past `keep` of them,
+        every other one goes and only every other later one is taken (deterministic, so a
+        history replays the same)."""
+        self.hop_count += 1
+        if self.hop_count % self.hop_stride:
+            return
+        self.hops.append(hop)
+        if len(self.hops) > keep:
+            del self.hops[1::2]
+            self.hop_stride *= 2

@@ -66,6 +66,8 @@ class Scheduler:
         self.blocklist_seconds = blocklist_seconds
         self.tasks: dict[int, TaskNode] = {}
         self.by_state: dict[TaskState, int] = dict.fromkeys(TaskState, 0)   # tasks in each state, kept by _to
+        self.forgotten: dict[TaskState, int] = dict.fromkeys(TaskState, 0)  # ... and those let go of
+        self._finished_leaves: list[TaskNode] = []   # reported, making nothing: nothing can need them again
         self.files: dict[str, FileNode] = {}
         self.workers: dict[str, WorkerNode] = {}
         self.counters = Counters()
@@ -109,7 +111,20 @@ class Scheduler:
             self._replan(self._revived)
             self._revived = []
         self._schedule()
+        if self._finished_leaves:
+            self._forget_finished()
         return self._flush()
+
+    def _forget_finished(self) -> None:
+        """Let go of finished tasks that make nothing: no lost file can ever need them to run
+        again, so a run of a million such tasks holds only those still pending."""
+        tasks, by_state, forgotten = self.tasks, self.by_state, self.forgotten
+        for t in self._finished_leaves:
+            if t.state in TERMINAL and tasks.get(t.id) is t and t.group is None:
+                del tasks[t.id]
+                by_state[t.state] -= 1
+                forgotten[t.state] += 1
+        self._finished_leaves = []
 
     def validate(self) -> None:
         """Check every invariant of the graph; raises AssertionError naming the first broken one."""
@@ -170,8 +185,10 @@ class Scheduler:
         made_by = [f.producer.finished for f in t.inputs if not f.source and f.producer is not None]
         hop = max(0.0, t.started - max(made_by)) if made_by else None
         if hop is not None:
-            self.counters.hops.append(hop)
+            self.counters.add_hop(hop)
         self._out.append(Complete(t.id, hop, t.attempts))
+        if not t.outputs and t.group is None:
+            self._finished_leaves.append(t)
 
     def _report_failed(self, t: TaskNode, fail: Fail) -> None:
         if t.reported:
@@ -179,6 +196,8 @@ class Scheduler:
         t.reported = True
         self.counters.tasks_failed += 1
         self._out.append(fail)
+        if not t.outputs and t.group is None:
+            self._finished_leaves.append(t)
 
     # ------------------------------------------------------------ events
 
@@ -762,8 +781,8 @@ class Scheduler:
             _, tid = heapq.heappop(heap)
             if not heap:
                 del self._ready[shape]
-            t = self.tasks[tid]
-            if t.state is not T.READY:
+            t = self.tasks.get(tid)
+            if t is None or t.state is not T.READY:
                 continue
             w = self._place(t)
             if w is None:
@@ -957,7 +976,8 @@ class Scheduler:
         return sum(by_state[state] for state in TaskState if state not in TERMINAL)
 
     def counts_by_state(self) -> dict[str, int]:
-        return {s.name.lower(): n for s, n in self.by_state.items()}
+        """Every task submitted, by state, those let go of included."""
+        return {s.name.lower(): n + self.forgotten[s] for s, n in self.by_state.items()}
 
 
 def _by_id(t: TaskNode) -> int:

@@ -221,8 +221,12 @@ class Engine:
                 self._running(c.task)
             elif kind is Complete:
                 self._complete(c)
+                if c.task not in self.core.tasks:   # the core let go of it: nothing will send it again
+                    self.records.pop(c.task, None)
             elif kind is Fail:
                 self._fail(c)
+                if c.task not in self.core.tasks:
+                    self.records.pop(c.task, None)
             elif kind is Delete:
                 link = self.links.get(c.worker)
                 if link is not None:
@@ -604,7 +608,7 @@ class Engine:
 
     def stats(self) -> dict[str, Any]:
         c = self.core.counters
-        hops = sorted(c.hops)
+        hops = sorted(c.hops)   # a bounded sample (Counters.add_hop)
         return {
             "tasks_submitted": c.tasks_submitted,
             "tasks_done": c.tasks_done,
@@ -619,7 +623,7 @@ class Engine:
             "bytes_arguments_to_worker": self.bytes_arguments_to_worker,
             "bytes_worker_to_manager": self.bytes_worker_to_manager,
             "bytes_worker_to_worker": self.bytes_worker_to_worker,
-            "hops": len(hops),
+            "hops": c.hop_count,
             "hop_latency_median_s": statistics.median(hops) if hops else None,
             "hop_latency_p95_s": hops[min(len(hops) - 1, int(0.95 * len(hops)))] if hops else None,
             "cache_bytes_peak": dict(self.cache_peaks),
