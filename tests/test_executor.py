@@ -293,3 +293,21 @@ def test_a_spare_interpreter_takes_a_dead_ones_place_at_once():
         assert not psutil.pid_exists(first) or psutil.Process(first).status() == psutil.STATUS_ZOMBIE
         assert m.submit(PythonTask(_pid)).result(60) in spares
         assert os.getpid() not in spares
+
+
+def test_calls_whose_futures_are_gone_leave_nothing_behind_but_a_chains_lineage_stays():
+    with Executor(workers=1) as ex:
+        for i in range(300):
+            assert ex.submit(inc, i).result(30) == i + 1      # each Future dropped at once
+        gc.collect()
+        m = ex.manager
+        wait_until(lambda: not m.core.tasks and not m.engine.records, timeout=10)
+        assert not [name for name in m.core.files if name.startswith("res-")]
+        first = ex.submit(inc, 0)
+        last = ex.submit(inc, first)
+        assert last.result(30) == 2
+        del first
+        gc.collect()
+        time.sleep(0.5)
+        # the first call's result was read by the second: its lineage stays while the second's value may be needed
+        assert len(m.core.tasks) == 2

@@ -16,6 +16,8 @@ from typing import NamedTuple
 # A source for one input of an assigned task: where the worker gets it.
 LOCAL = None          # already in the worker's cache, or made there by an earlier group member
 MANAGER = "@manager"  # a user file or buffer, fetched from the manager
+# an Executor call's result: released only when its Future is gone, after which no new task can name it
+RESULT_PREFIX = "res-"
 # any other string: the id of a peer worker that holds a replica
 
 
@@ -253,10 +255,18 @@ class Blocked:
     until: float
 
 
+@dataclass(frozen=True, slots=True)
+class Forget:
+    """The core has let go of these finished tasks (nothing can need them again): the shell may
+    let go of what it keeps for them too."""
+
+    tasks: tuple[int, ...]
+
+
 Event = (TaskSubmitted | TaskCancelled | WorkerJoined | WorkerLost | TaskSucceeded | TaskFailedOn
          | FilesCached | FileLostOn | FileHome | FileHomeFailed | FileWanted | FileReleased | Retracted | Tick
          | NoWorkers)
-Command = Assign | Delete | Retract | Fetch | Running | Complete | Fail | FileFailed | Blocked
+Command = Assign | Delete | Retract | Fetch | Running | Complete | Fail | FileFailed | Blocked | Forget
 
 
 @dataclass(slots=True)

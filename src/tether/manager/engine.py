@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..core import (MANAGER, Assign, Blocked, Complete, Delete, Fail, Fetch, FileFailed, FileHome, FileHomeFailed, FileState,
-                    FileLostOn, FilesCached, FileWanted, Retract, Retracted, Running, Scheduler, TaskCancelled,
+from ..core import (MANAGER, Assign, Blocked, Complete, Delete, Fail, Fetch, FileFailed, FileHome, FileHomeFailed,
+                    FileState, FileLostOn, Forget, FilesCached, FileWanted, Retract, Retracted, Running, Scheduler, TaskCancelled,
                     TaskFailedOn, TaskSucceeded, Tick, WorkerJoined, WorkerLost)
 from ..task import InternalError
 from ..transfer import DestinationError, FileMissing, TransferClient, serve_fetches
@@ -221,12 +221,12 @@ class Engine:
                 self._running(c.task)
             elif kind is Complete:
                 self._complete(c)
-                if c.task not in self.core.tasks:   # the core let go of it: nothing will send it again
-                    self.records.pop(c.task, None)
             elif kind is Fail:
                 self._fail(c)
-                if c.task not in self.core.tasks:
-                    self.records.pop(c.task, None)
+            elif kind is Forget:   # nothing will send these again, nor ask about them
+                records = self.records
+                for tid in c.tasks:
+                    records.pop(tid, None)
             elif kind is Delete:
                 link = self.links.get(c.worker)
                 if link is not None:
