@@ -13,11 +13,22 @@ import pytest
 from tether import Manager
 
 
+_MADE_RUN_DIR: list[str] = []
+
+
 def pytest_configure(config):
     """Runs' directories (logs, transaction logs) go to a temporary directory, not the checkout."""
     if "TETHER_RUN_DIR" not in os.environ:
         import tempfile
         os.environ["TETHER_RUN_DIR"] = tempfile.mkdtemp(prefix="tether-test-runs-")
+        _MADE_RUN_DIR.append(os.environ["TETHER_RUN_DIR"])
+
+
+def pytest_unconfigure(config):
+    """... and that directory goes when the tests end."""
+    import shutil
+    for path in _MADE_RUN_DIR:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
