@@ -48,7 +48,11 @@ def fuzz(target: str, seconds: float) -> dict:
         interrupted = False
     except subprocess.TimeoutExpired:
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate()
+        try:
+            out, _ = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:   # an interrupt caught inside asyncio.run: end it
+            proc.terminate()
+            out, _ = proc.communicate()
         interrupted = True
     elapsed = time.monotonic() - started
     # interrupted: it ran the whole time and found nothing; otherwise pytest's own verdict
