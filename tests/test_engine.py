@@ -161,3 +161,22 @@ def test_remote_worker_reuses_its_cache_across_runs(tmp_path):
 def test_many_small_tasks_all_finish(shared_manager):
     futures = [shared_manager.submit(Task(f"echo {i}")) for i in range(300)]
     assert [f.result(60).stdout.strip() for f in futures] == [str(i) for i in range(300)]
+
+
+def _nothing():
+    return None
+
+
+def test_finished_tasks_that_make_nothing_leave_no_record_behind():
+    """A long run must not grow with the tasks it has finished: those that make nothing are let go."""
+    from concurrent.futures import wait
+
+    with Manager(workers=1) as m:
+        futures = [m.submit(PythonTask(_nothing)) for _ in range(2000)]
+        futures.append(m.submit(Task("exit 2")))
+        wait(futures, timeout=120)
+        assert all(f.done() for f in futures) and futures[-1].exception() is not None
+        wait_until(lambda: not m.core.tasks and not m.engine.records, timeout=10)
+        stats = m.stats()
+        assert stats["tasks_done"] == 2000 and stats["tasks_failed"] == 1
+        assert m.core.counts_by_state()["done"] == 2000

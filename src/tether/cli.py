@@ -60,10 +60,12 @@ def main(verbose: int) -> None:
               help="A local worker's manager process: leave as soon as it ends.")
 @click.option("--owner-dir", type=click.Path(file_okay=False, path_type=Path), default=None, hidden=True,
               help="The manager's run directory, removed if the manager's process ended without closing.")
+@click.option("--cache-budget", type=click.IntRange(min=1), default=None, metavar="MB",
+              help="MB the cache may hold before its least recently used inputs go [--disk].")
 @click.option("--spare-interpreter/--no-spare-interpreter", "spare", default=True, show_default=True,
               help="Once Python tasks run, keep one more warm interpreter ready to replace one that dies.")
 def worker(address, cores, memory, disk, cache_dir, secret_file, name, clean, connect_timeout, listen_host,
-           profile_path, heartbeat, tls_mode, tls_cert, tls_key, tls_ca, owner_pid, owner_dir, spare):
+           profile_path, heartbeat, tls_mode, tls_cert, tls_key, tls_ca, owner_pid, owner_dir, cache_budget, spare):
     """Run a worker for the manager at ADDRESS (HOST:PORT).
 
     Exit status: 0 when the manager sent it away, 2 when it could not reach the
@@ -100,7 +102,7 @@ def worker(address, cores, memory, disk, cache_dir, secret_file, name, clean, co
                    disk=disk if disk is not None else shutil.disk_usage(cache_dir).free // (1 << 20),
                    work_dir=cache_dir, name=name, clean=clean, connect_timeout=connect_timeout,
                    listen_host=listen_host, heartbeat=heartbeat, owner_pid=owner_pid, owner_dir=owner_dir,
-                   tls=tls, spare_interpreters=1 if spare else 0)
+                   tls=tls, spare_interpreters=1 if spare else 0, cache_budget=cache_budget)
         if profile_path is not None:
             import cProfile
             profiler = cProfile.Profile()

@@ -19,7 +19,7 @@ def run_demo(chains: int = 20, length: int = 30, workers: int = 4, group_tasks: 
     console.print(f"[bold]tether demo[/]: {chains} chains of {length} tasks passing temp files, "
                   f"{workers} local workers, groups {'on' if group_tasks else 'off'}")
     with tempfile.TemporaryDirectory(prefix="tether-demo-") as tmp, \
-            Manager(workers=workers, cores_per_worker=1, group_tasks=group_tasks) as m:
+            Manager(workers=workers, cores_per_worker=1, group_tasks=group_tasks, progress=False) as m:
         m.wait_for_workers()
         started = time.perf_counter()
         run = submit_chains(m, chains, length, Path(tmp))
@@ -56,6 +56,7 @@ def run_demo(chains: int = 20, length: int = 30, workers: int = 4, group_tasks: 
     peaks = stats["cache_bytes_peak"]
     table.add_row("peak cache per worker", ", ".join(f"{w}: {b:,} B" for w, b in sorted(peaks.items())))
     console.print(table)
+    console.print(f"run directory: {m.run_dir} (a report of the run: tether report {m.run_dir} -o report.html)")
     if failed:
         console.print(f"[red]first failure:[/] {failed[0].exception()}")
     stats["makespan_s"] = makespan

@@ -21,8 +21,13 @@ Calls run in their interpreter's working directory on the worker (a scratch
 directory of the worker's), as calls to a process pool do, not in a sandbox
 of their own.
 
+A small result (its pickle at most `small_result` bytes, 64 KiB by
+default) also comes back with the call's completion, so that `result()`
+needs no round trip, and works after shutdown; it stays on its worker all
+the same, for the calls that read it there. 0 keeps every value away.
+
 `summarize`, when given, is called on the worker with each result that
-stays there; its return, which should be small, comes back with the call's
+stays there (and then no value comes back with the completion); its return, which should be small, comes back with the call's
 completion as `future.summary`. A front end that must see a little of every
 result (TaPS reads each result's execution record) gets it without the
 value leaving its worker.
@@ -51,6 +56,7 @@ _REMOTE = object()   # the value is on a worker: fetched by result()
 _PLAIN = frozenset({int, float, str, bytes, bool, type(None)})
 
 DEFAULT_SPILL = 1 << 20   # results larger than this (pickled) go to the worker's cache, not memory
+DEFAULT_SMALL = 64 << 10  # results up to this size (pickled) also come back with the completion
 
 
 class ExecutorFuture(concurrent.futures.Future):
@@ -88,12 +94,16 @@ class ExecutorFuture(concurrent.futures.Future):
 
 
 class Executor(concurrent.futures.Executor):
-    """Takes the options of Manager (workers, group_tasks, ...), plus spill_threshold in bytes
-    and summarize (see the module's docstring)."""
+    """Takes the options of Manager (workers, group_tasks, ...), plus spill_threshold and
+    small_result in bytes, and summarize (see the module's docstring)."""
 
     def __init__(self, workers: int | None = None, *, spill_threshold: int = DEFAULT_SPILL,
-                 summarize: Callable[[Any], Any] | None = None, **manager_options: Any):
+                 small_result: int = DEFAULT_SMALL, summarize: Callable[[Any], Any] | None = None,
+                 **manager_options: Any):
+        if isinstance(small_result, bool) or not isinstance(small_result, int) or small_result < 0:
+            raise ValueError(f"small_result must be a number of bytes, 0 or more, got {small_result!r}")
         self._summary = None if summarize is None else cloudpickle.dumps(summarize, protocol=5)
+        self._small = small_result if summarize is None else 0
         self.manager = Manager(workers, **manager_options)
         self.spill_threshold = spill_threshold
         self._run = self.manager.run
@@ -157,7 +167,8 @@ class Executor(concurrent.futures.Executor):
         fn_name, fn_spec = m._function_file(fn)
         spec = TaskSpec(task_id, "py", fn=fn_name, args=_dumps((args, kwargs)), refs=tuple(deps), scratch=True,
                         result=result_name, spill=None if result_name is None else self.spill_threshold,
-                        summary=None if result_name is None else self._summary)
+                        summary=None if result_name is None else self._summary,
+                        inline=0 if result_name is None else self._small)
         inputs: list[tuple[str | None, str]] = [(None, name) for name in deps]
         in_specs = [FileSpec(name) for name in deps]
         out_specs: tuple[FileSpec, ...] = ()
@@ -203,10 +214,13 @@ class Executor(concurrent.futures.Executor):
             try:
                 if future.result_name is None:
                     value = results.python_value(report)
-                else:
+                elif report.value is None:
                     value = _REMOTE
-                    if report.value is not None:   # what summarize made of it
-                        future.summary = results.python_value(report)
+                elif self._summary is not None:   # what summarize made of it
+                    value = _REMOTE
+                    future.summary = results.python_value(report)
+                else:                             # small: it came back with the completion
+                    value = spill.loads(report.value)
             except Exception as e:  # the value (or its summary) could not be unpickled here
                 future.set_exception(e)
                 return

@@ -165,7 +165,7 @@ class Cluster:
         """Start a worker; it says hello over its link, naming the files already in its cache."""
         wid = f"w{next(self._names)}"
         state = WorkerState(cores, memory, disk)
-        state.present.update(cached or {})
+        state.adopt_cached(cached or {})
         w = self.workers[wid] = SimWorker(wid, state, speed)
         self._to_manager(w, WorkerJoined(wid, cores, memory, disk, tuple((cached or {}).items())))
         return wid
@@ -188,8 +188,9 @@ class Cluster:
     def lose_file(self, wid: str, name: str) -> bool:
         """A file vanishes from a worker's cache; the worker tells the manager (process.py, _results_lost)."""
         w = self.workers[wid]
-        if not w.alive or w.state.present.pop(name, None) is None:
+        if not w.alive or name not in w.state.present:
             return False
+        w.state.gone(name)
         self._to_manager(w, FileLostOn(wid, name))
         return True
 

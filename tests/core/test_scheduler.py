@@ -196,3 +196,22 @@ def test_hop_latency_is_from_producer_end_to_consumer_start():
     h.succeed(2)                 # starts at 1.25
     assert abs(h.completed[2].hop_latency - 0.25) < 1e-9
     assert h.completed[1].hop_latency is None
+
+
+def test_finished_tasks_that_make_nothing_are_let_go_and_still_counted():
+    """A run of many tasks holds only the pending ones: a finished task that makes nothing can never
+    be needed again (only producers of lost files run again). Members of a group stay with it."""
+    for grouped in (True, False):
+        h = Harness(group_tasks=grouped)
+        h.worker("w1", cores=2)
+        h.submit(1, outputs=[temp("a")])
+        h.submit(2, inputs=[temp("a")])             # reads a, makes nothing: a group's last member
+        h.submit(3, inputs=[src("x")])              # makes nothing
+        h.submit(4)                                 # fails: makes nothing either
+        h.fail(4, message="boom")
+        h.run_all()
+        assert set(h.completed) == {1, 2, 3} and set(h.failed) == {4}
+        assert set(h.s.tasks) == ({1, 2} if grouped else {1})   # 1 stays: what it made may be needed
+        counts = h.s.counts_by_state()
+        assert counts["done"] == 3 and counts["failed"] == 1 and h.s.pending_count() == 0
+        h.s.validate()

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from tether.wire.messages import TaskSpec
-from tether.worker.state import Fetch, Reject, Start, WorkerState, WorkTask, WorkState
+from tether.worker.state import Evict, Fetch, Reject, Start, WorkerState, WorkTask, WorkState
 
 
 def task(tid: int, sources: dict, outputs=(), kind: str = "sh", **spec) -> WorkTask:
@@ -11,12 +11,43 @@ def task(tid: int, sources: dict, outputs=(), kind: str = "sh", **spec) -> WorkT
 
 
 def test_a_task_told_an_input_is_here_when_it_is_not_goes_back_naming_the_file():
-    # the manager still believed file-x was here (its loss was on the way): waiting would be for ever
+    # the manager still believed temp-x was here (its loss was on the way): waiting would be for ever
     ws = WorkerState(cores=2)
-    ws.present["file-y"] = 10
-    out = ws.assign([task(1, {"file-x": None, "file-y": None})])
-    assert out == [Reject(1, "input", "file-x is not in this worker's cache", "file-x", None)]
-    assert ws.tasks == {} and ws.waiters.get("file-x", []) == []
+    ws.adopt_cached({"file-y": 10})
+    out = ws.assign([task(1, {"temp-x": None, "file-y": None})])
+    assert out == [Reject(1, "input", "temp-x is not in this worker's cache", "temp-x", None)]
+    assert ws.tasks == {} and ws.waiters.get("temp-x", []) == []
+    ws.validate()
+
+
+def test_a_content_named_input_gone_from_here_is_fetched_from_the_manager_again():
+    ws = WorkerState(cores=1)
+    out = ws.assign([task(1, {"file-x": None})])   # evicted just before the assignment came
+    assert out == [Fetch("file-x", "@manager")]
+    assert ws.file_present("file-x", 10) == [Start(ws.tasks[1])]
+    ws.validate()
+
+
+def _evicted(out) -> list[str]:
+    return [i.name for i in out if isinstance(i, Evict)]
+
+
+def test_the_cache_keeps_to_its_budget_least_recently_used_first_never_what_a_task_reads():
+    ws = WorkerState(cores=1, cache_budget=30)
+    ws.adopt_cached({"file-old": 10})
+    for tid, name in ((10, "file-a"), (11, "file-b")):
+        ws.assign([task(tid, {name: "@manager"})])
+        assert ws.file_present(name, 10) == [Start(ws.tasks[tid])]
+        ws.task_ended(tid)
+    ws.assign([task(99, {"file-old": None})])          # read again: now the most recently used
+    ws.task_ended(99)
+    ws.assign([task(100, {"file-c": "@manager"})])
+    out = ws.file_present("file-c", 10)                # 40 bytes: the least recently used goes
+    assert _evicted(out) == ["file-a"] and ws.present_bytes == 30
+    ws.validate()
+    out = ws.file_present("temp-t", 25)                # made here: temps are the manager's to collect
+    assert _evicted(out) == ["file-b", "file-old"]     # not file-c: task 100 reads it
+    assert set(ws.present) == {"file-c", "temp-t"}
     ws.validate()
 
 

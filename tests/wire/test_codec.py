@@ -42,7 +42,7 @@ SAMPLES = [
     m.Status("", 1.7e9, 1.7e9, (), (), 0, 0, 0, 0, 0, 0),
     m.Challenge(2, b"n" * 32, True), m.StartTls(), m.Auth("control", b"c" * 32, b"p" * 32), m.Welcome(b"p" * 32),
     m.Call(8, "/cache/buf-abc", b"args", "/sandbox/s1", {"X": "y"}, {"res-a-7": None}, "res-a-8",
-           "/cache/res-a-8", 1 << 20, False, b"s"),
+           "/cache/res-a-8", 1 << 20, 65536, b"s"),
     m.Call(9, "/cache/buf-abc", b"args"),
     m.Call(9, "/cache/buf-abc", b"args", "/sandbox/s2", tag="123-9-1", watch=True),
     m.Export("res-a-8", "/cache/res-a-8"), m.Drop(("res-a-8",)),

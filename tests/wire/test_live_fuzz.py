@@ -9,6 +9,7 @@ target for as long as it is given (see conftest.py).
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 
 import msgpack
@@ -24,7 +25,9 @@ from tether.wire.tls import TlsConfig
 
 from ..conftest import start_worker, stop
 
-FEW = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+# a few examples a target in CI; under the "fuzz" profile, as many as the time given allows
+FEW = settings(max_examples=40 if os.environ.get("HYPOTHESIS_PROFILE", "ci") == "ci" else 10_000_000,
+               deadline=None, suppress_health_check=list(HealthCheck))
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,8 @@ from typing import NamedTuple
 # A source for one input of an assigned task: where the worker gets it.
 LOCAL = None          # already in the worker's cache, or made there by an earlier group member
 MANAGER = "@manager"  # a user file or buffer, fetched from the manager
+# an Executor call's result: released only when its Future is gone, after which no new task can name it
+RESULT_PREFIX = "res-"
 # any other string: the id of a peer worker that holds a replica
 
 
@@ -253,10 +255,18 @@ class Blocked:
     until: float
 
 
+@dataclass(frozen=True, slots=True)
+class Forget:
+    """The core has let go of these finished tasks (nothing can need them again): the shell may
+    let go of what it keeps for them too."""
+
+    tasks: tuple[int, ...]
+
+
 Event = (TaskSubmitted | TaskCancelled | WorkerJoined | WorkerLost | TaskSucceeded | TaskFailedOn
          | FilesCached | FileLostOn | FileHome | FileHomeFailed | FileWanted | FileReleased | Retracted | Tick
          | NoWorkers)
-Command = Assign | Delete | Retract | Fetch | Running | Complete | Fail | FileFailed | Blocked
+Command = Assign | Delete | Retract | Fetch | Running | Complete | Fail | FileFailed | Blocked | Forget
 
 
 @dataclass(slots=True)
@@ -271,4 +281,18 @@ class Counters:
     system_failures: int = 0   # attempts lost to workers, interpreters, disks or transfers
     blocklisted: int = 0    # times a worker was kept from new work after repeated system failures
     moves: int = 0          # tasks taken back from a slow worker and placed again
-    hops: list[float] = field(default_factory=list)
+    hops: list[float] = field(default_factory=list)   # a sample: every hop_stride-th hop latency
+    hop_count: int = 0
+    hop_stride: int = 1
+
+    def add_hop(self, hop: float, keep: int = 1 << 16) -> None:
+        """Keep a bounded, evenly spread sample of the hop latencies: past `keep` of them,
+        every other one goes and only every other later one is taken (deterministic, so a
+        history replays the same)."""
+        self.hop_count += 1
+        if self.hop_count % self.hop_stride:
+            return
+        self.hops.append(hop)
+        if len(self.hops) > keep:
+            del self.hops[1::2]
+            self.hop_stride *= 2

@@ -45,7 +45,7 @@ class TaskNode:
 
 class FileNode:
     __slots__ = ("name", "size", "home", "keep", "wanted", "producer", "consumers",
-                 "replicas", "pending", "state", "had_consumers")
+                 "replicas", "pending", "state", "had_consumers", "read")
 
     def __init__(self, name: str, size: int | None, source: bool, home: bool, keep: bool):
         self.name = name
@@ -59,6 +59,7 @@ class FileNode:
         self.pending: set[WorkerNode] = set()   # workers it is on its way to
         self.state = FileState.SOURCE if source else FileState.ABSENT   # changed by lifecycle.move_file
         self.had_consumers = False
+        self.read = False                # a task has named it as an input
 
     @property
     def made(self) -> bool:

@@ -35,9 +35,9 @@ from collections import defaultdict
 from typing import Callable
 
 from . import placement
-from .events import (LOCAL, MANAGER, SYSTEM_REASONS, TASK_REASONS, Assign, Assignment, Blocked, Command, Complete,
-                     Counters, Delete, Event, Fail, Fetch, FileFailed, FileHome, FileHomeFailed, FileLostOn,
-                     FileReleased, FilesCached, FileSpec, FileWanted, NoWorkers, Retract, Retracted, Running,
+from .events import (LOCAL, MANAGER, RESULT_PREFIX, SYSTEM_REASONS, TASK_REASONS, Assign, Assignment, Blocked,
+                     Command, Complete, Counters, Delete, Event, Fail, Fetch, FileFailed, FileHome, FileHomeFailed, FileLostOn,
+                     FileReleased, Forget, FilesCached, FileSpec, FileWanted, NoWorkers, Retract, Retracted, Running,
                      TaskCancelled, TaskFailedOn, TaskSubmitted, TaskSucceeded, Tick, WorkerJoined, WorkerLost)
 from .groups import Grouper
 from .lifecycle import (FINISHED, ON_WORKER, TERMINAL, UNSTARTED, FileState, TaskState, move_file, move_task)
@@ -66,6 +66,8 @@ class Scheduler:
         self.blocklist_seconds = blocklist_seconds
         self.tasks: dict[int, TaskNode] = {}
         self.by_state: dict[TaskState, int] = dict.fromkeys(TaskState, 0)   # tasks in each state, kept by _to
+        self.forgotten: dict[TaskState, int] = dict.fromkeys(TaskState, 0)  # ... and those let go of
+        self._finished_leaves: list[TaskNode] = []   # reported, making nothing: nothing can need them again
         self.files: dict[str, FileNode] = {}
         self.workers: dict[str, WorkerNode] = {}
         self.counters = Counters()
@@ -109,7 +111,33 @@ class Scheduler:
             self._replan(self._revived)
             self._revived = []
         self._schedule()
+        if self._finished_leaves:
+            self._forget_finished()
         return self._flush()
+
+    def _forget_finished(self) -> None:
+        """Let go of finished tasks that nothing can need again, so that a run of a million of them
+        holds only those still pending: a task that makes nothing (only producers of lost files run
+        again), or an Executor call whose result was released unread (its Future is gone, so no
+        task can name it again). Producers of files that tasks read stay: the lineage that remakes
+        a lost file."""
+        tasks, files, by_state, forgotten = self.tasks, self.files, self.by_state, self.forgotten
+        gone: list[int] = []
+        for t in self._finished_leaves:
+            if t.state not in TERMINAL or tasks.get(t.id) is not t or not _alone(t):
+                continue
+            if not all(_released_unread(f) for f in t.outputs):
+                continue
+            del tasks[t.id]
+            by_state[t.state] -= 1
+            forgotten[t.state] += 1
+            for f in t.outputs:
+                if files.get(f.name) is f:
+                    del files[f.name]
+            gone.append(t.id)
+        self._finished_leaves = []
+        if gone:
+            self._out.append(Forget(tuple(gone)))
 
     def validate(self) -> None:
         """Check every invariant of the graph; raises AssertionError naming the first broken one."""
@@ -170,8 +198,10 @@ class Scheduler:
         made_by = [f.producer.finished for f in t.inputs if not f.source and f.producer is not None]
         hop = max(0.0, t.started - max(made_by)) if made_by else None
         if hop is not None:
-            self.counters.hops.append(hop)
+            self.counters.add_hop(hop)
         self._out.append(Complete(t.id, hop, t.attempts))
+        if _alone(t):
+            self._finished_leaves.append(t)
 
     def _report_failed(self, t: TaskNode, fail: Fail) -> None:
         if t.reported:
@@ -179,6 +209,8 @@ class Scheduler:
         t.reported = True
         self.counters.tasks_failed += 1
         self._out.append(fail)
+        if _alone(t):
+            self._finished_leaves.append(t)
 
     # ------------------------------------------------------------ events
 
@@ -204,6 +236,7 @@ class Scheduler:
         for f in inputs:
             f.consumers.add(t)
             f.had_consumers = True
+            f.read = True
             if not f.made:
                 missing += 1
                 p = f.producer
@@ -409,6 +442,8 @@ class Scheduler:
         f.had_consumers = True  # from now on it goes once nothing needs it
         self._bringing.pop(f.name, None)
         self._maybe_collect(f)
+        if f.producer is not None and f.producer.reported:
+            self._finished_leaves.append(f.producer)
 
     def _on_retracted(self, e: Retracted) -> None:
         """The worker's answer to a move: what it gave back goes to the move's target."""
@@ -762,8 +797,8 @@ class Scheduler:
             _, tid = heapq.heappop(heap)
             if not heap:
                 del self._ready[shape]
-            t = self.tasks[tid]
-            if t.state is not T.READY:
+            t = self.tasks.get(tid)
+            if t is None or t.state is not T.READY:
                 continue
             w = self._place(t)
             if w is None:
@@ -957,7 +992,20 @@ class Scheduler:
         return sum(by_state[state] for state in TaskState if state not in TERMINAL)
 
     def counts_by_state(self) -> dict[str, int]:
-        return {s.name.lower(): n for s, n in self.by_state.items()}
+        """Every task submitted, by state, those let go of included."""
+        return {s.name.lower(): n + self.forgotten[s] for s, n in self.by_state.items()}
+
+
+def _alone(t: TaskNode) -> bool:
+    """In no group of others (a group of one is a call committed with nothing after it yet)."""
+    g = t.group
+    return g is None or (len(g.members) == 1 and g.members[0] is t)
+
+
+def _released_unread(f: FileNode) -> bool:
+    """An Executor result gone for good: released, never read by a task, no copy left anywhere."""
+    return (f.name.startswith(RESULT_PREFIX) and not f.read and not f.keep and not f.wanted
+            and (f.state is F.GONE or f.state is F.DOOMED) and not f.replicas and not f.pending)
 
 
 def _by_id(t: TaskNode) -> int:

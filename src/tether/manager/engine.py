@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..core import (MANAGER, Assign, Blocked, Complete, Delete, Fail, Fetch, FileFailed, FileHome, FileHomeFailed, FileState,
-                    FileLostOn, FilesCached, FileWanted, Retract, Retracted, Running, Scheduler, TaskCancelled,
+from ..core import (MANAGER, Assign, Blocked, Complete, Delete, Fail, Fetch, FileFailed, FileHome, FileHomeFailed,
+                    FileState, FileLostOn, Forget, FilesCached, FileWanted, Retract, Retracted, Running, Scheduler, TaskCancelled,
                     TaskFailedOn, TaskSucceeded, Tick, WorkerJoined, WorkerLost)
 from ..task import InternalError
 from ..transfer import DestinationError, FileMissing, TransferClient, serve_fetches
@@ -223,6 +223,10 @@ class Engine:
                 self._complete(c)
             elif kind is Fail:
                 self._fail(c)
+            elif kind is Forget:   # nothing will send these again, nor ask about them
+                records = self.records
+                for tid in c.tasks:
+                    records.pop(tid, None)
             elif kind is Delete:
                 link = self.links.get(c.worker)
                 if link is not None:
@@ -508,7 +512,10 @@ class Engine:
             return FilesCached(link.id, tuple((n, s) for n, s, _ in msg.files))
         if kind is m.Retracted:
             return Retracted(link.id, msg.returned, msg.started)
-        if kind is m.Lost:   # results that died with an interpreter
+        if kind is m.Lost:   # results that died with an interpreter, inputs evicted from a full cache
+            if self.txlog is not None:
+                for name in msg.names:
+                    self.txlog.add("CACHE", link.id, "EVICT", name)
             return [FileLostOn(link.id, name) for name in msg.names]
         if kind is m.Ping:
             return None
@@ -601,7 +608,7 @@ class Engine:
 
     def stats(self) -> dict[str, Any]:
         c = self.core.counters
-        hops = sorted(c.hops)
+        hops = sorted(c.hops)   # a bounded sample (Counters.add_hop)
         return {
             "tasks_submitted": c.tasks_submitted,
             "tasks_done": c.tasks_done,
@@ -616,7 +623,7 @@ class Engine:
             "bytes_arguments_to_worker": self.bytes_arguments_to_worker,
             "bytes_worker_to_manager": self.bytes_worker_to_manager,
             "bytes_worker_to_worker": self.bytes_worker_to_worker,
-            "hops": len(hops),
+            "hops": c.hop_count,
             "hop_latency_median_s": statistics.median(hops) if hops else None,
             "hop_latency_p95_s": hops[min(len(hops) - 1, int(0.95 * len(hops)))] if hops else None,
             "cache_bytes_peak": dict(self.cache_peaks),

@@ -29,10 +29,9 @@ REQUEST_TIMEOUT = 10.0  # seconds a client may take to send its request after th
 def snapshot(engine: "Engine") -> m.Status:
     """The run as it stands: workers, tasks by state, groups, bytes moved."""
     core = engine.core
-    by_state = [0] * len(TaskState)
+    by_state = core.counts_by_state()   # finished tasks the core let go of included
     groups: dict[int, int] = {}     # id(group) -> its size
     for t in core.tasks.values():
-        by_state[t.state] += 1
         g = t.group
         if g is not None and len(g.members) > 1:
             groups[id(g)] = len(g.members)
@@ -56,7 +55,8 @@ def snapshot(engine: "Engine") -> m.Status:
                                       link.cache_peak, link.joined))
     broken = str(engine.broken) if engine.broken is not None else None
     return m.Status(engine.run, engine.started, time.time(), tuple(workers),
-                    tuple((s.name.lower(), by_state[s]) for s in TaskState), len(groups), sum(groups.values()),
+                    tuple((s.name.lower(), by_state[s.name.lower()]) for s in TaskState), len(groups),
+                    sum(groups.values()),
                     engine.bytes_manager_to_worker, engine.bytes_worker_to_manager, engine.bytes_worker_to_worker,
                     engine.bytes_arguments_to_worker, broken)
 

@@ -64,6 +64,7 @@ class TaskSpec(NamedTuple):
     summary: bytes | None = None
     refs: tuple[str, ...] = ()
     scratch: bool = False
+    inline: int = 0       # a kept result whose pickle is at most this many bytes comes back too
 
 
 class Input(NamedTuple):
@@ -267,7 +268,7 @@ class Call(NamedTuple):
     result: str | None = None
     path: str | None = None                  # where the result spills
     spill: int = 1 << 62
-    inline: bool = False
+    inline: int = 0                          # a kept result up to this size is also the payload
     summary: bytes | None = None
     tag: str | None = None                   # TETHER_TASK for whatever the call starts (worker/reaper.py)
     watch: bool = False                      # its limits are watched: say when it starts (Started)

@@ -21,8 +21,9 @@ path). A call that names a result keeps its value here, or spills it to the
 cache when it is larger than "spill" bytes, and replies only its size
 (and, when the request carries a "summary" function, that function's
 return for the value as the payload: a small part of a result that stays
-here); otherwise ("inline", as for Manager tasks and Executor.map) the
-value itself is the payload. payload is the pickled exception when ok is false
+here); a kept result of at most "inline" bytes, with no summary asked
+for, is the payload too, so that its Future needs no fetch; a call that
+names no result (Manager tasks, Executor.map) has its value as the payload. payload is the pickled exception when ok is false
 (None when it cannot be pickled: the traceback text says what happened).
 
 Each call runs with the tag of its attempt in the environment (reaper.TAG),
@@ -216,7 +217,7 @@ class Interpreter:
                 size = spill.write(req.path, parts or spill.dump(value))
                 return tid, True, payload, "", started, finished, size, True
             self.held[name] = value
-            if req.inline:
+            if payload is None and size <= req.inline:   # small: the manager gets it with the reply
                 payload = spill.to_bytes(parts or spill.dump(value))
             return tid, True, payload, "", started, finished, size, False
         except BaseException as e:  # the task's failure, reported, never the interpreter's

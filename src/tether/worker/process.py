@@ -45,7 +45,7 @@ from .reaper import REAPER
 from .runner import ShellProcess
 from .sandbox import Sandboxes, tail
 from .usage import MARKS, sandbox_bytes
-from .state import Fetch, Reject, Remove, Start, WorkerState, WorkTask, from_assignment
+from .state import Evict, Fetch, Reject, Remove, Start, WorkerState, WorkTask, from_assignment
 
 log = logging.getLogger("tether.worker")
 
@@ -77,7 +77,8 @@ class Worker:
                  work_dir: Path, name: str | None = None, clean: bool = False,
                  connect_timeout: float = 60.0, listen_host: str | None = None,
                  heartbeat: float = DEFAULT_HEARTBEAT, owner_pid: int | None = None,
-                 owner_dir: Path | None = None, tls: TlsConfig | None = None, spare_interpreters: int = 1):
+                 owner_dir: Path | None = None, tls: TlsConfig | None = None, spare_interpreters: int = 1,
+                 cache_budget: int | None = None):
         self.manager_addr = (host, port)
         self.tls = tls if tls is not None else TlsConfig(secret)
         self.heartbeat = heartbeat
@@ -101,7 +102,8 @@ class Worker:
         self.janitor = Janitor()
         self.cache = Cache(work_dir / "cache", self.janitor)
         self.sandboxes = Sandboxes(work_dir / "sandbox", self.janitor)
-        self.state = WorkerState(cores, memory, disk)
+        # the cache may hold this many MB before content-named files go (default: the disk it offers)
+        self.state = WorkerState(cores, memory, disk, cache_budget=(cache_budget or disk) << 20)
         self.client = TransferClient(secret, self.tls)
         self.gate = Gate(secret, self.tls, "the worker's file server")
         self.scratch = work_dir / "scratch"
@@ -124,7 +126,7 @@ class Worker:
         owner = self._watch_owner()
         self.scratch.mkdir(parents=True, exist_ok=True)
         cached = self.cache.scan()
-        self.state.present.update(cached)
+        self.state.adopt_cached(cached)
         server = None
         beating = None
         try:
@@ -362,6 +364,9 @@ class Worker:
             elif isinstance(i, Remove):
                 self.pool.drop(i.name)
                 self.cache.remove(i.name)
+            elif isinstance(i, Evict):   # the manager no longer counts on it here
+                self.cache.remove(i.name)
+                self.stream.send(m.Lost((i.name,)))
 
     def _spawn(self, coro) -> None:
         job = asyncio.ensure_future(coro)
@@ -419,7 +424,7 @@ class Worker:
             result = spec.result
             request = m.Call(t.id, self.cache.str_path(spec.fn), spec.args, sandbox, spec.env, None, result,
                              None if result is None else self.cache.str_path(result),
-                             spec.spill if spec.spill is not None else 1 << 62, False, spec.summary)
+                             spec.spill if spec.spill is not None else 1 << 62, spec.inline, spec.summary)
             refs = spec.refs
             if after is not None:   # behind the call making its input, in the same interpreter
                 request = request._replace(refs={n: self.cache.str_path(n) for n in refs})
@@ -575,7 +580,7 @@ class Worker:
     def _results_lost(self, names: list[str]) -> None:
         """An interpreter died with results in its memory: the manager makes them again."""
         for name in names:
-            self.state.present.pop(name, None)
+            self.state.gone(name)
         self.stream.send(m.Lost(tuple(names)))
 
 

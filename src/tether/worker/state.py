@@ -13,6 +13,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..wire.messages import MANAGER
+
 
 class WorkState(enum.Enum):
     """A task's life on one worker."""
@@ -100,7 +102,19 @@ class Remove:
     name: str
 
 
-Instruction = Fetch | Start | Reject | Remove
+@dataclass(frozen=True, slots=True)
+class Evict:
+    """The cache is over its budget: drop this content-named file and tell the manager it is gone
+    from here (the manager holds it, and sends it again when a task here needs it)."""
+
+    name: str
+
+
+# content-named files (user inputs, buffers, functions): the manager can always send them again
+CONTENT_PREFIXES = ("file-", "buf-")
+
+
+Instruction = Fetch | Start | Reject | Remove | Evict
 
 
 class WorkerState:
@@ -110,8 +124,11 @@ class WorkerState:
     request; each interpreter still runs one task at a time, so the cores in
     use stay within the worker's cores."""
 
-    def __init__(self, cores: int, memory: int = 0, disk: int = 0):
+    def __init__(self, cores: int, memory: int = 0, disk: int = 0, cache_budget: int = 0):
         self.cores = cores
+        self.cache_budget = cache_budget    # bytes the cache may hold before content-named files go (0: no limit)
+        self.present_bytes = 0
+        self.unused: dict[str, None] = {}   # content-named files here, least recently used first
         self.memory = memory
         self.disk = disk
         self.python_depth = 1
@@ -138,6 +155,9 @@ class WorkerState:
             added.append(t)
             for name, source in t.sources.items():
                 if name in self.present:
+                    if name in self.unused:   # used again: the last to go
+                        del self.unused[name]
+                        self.unused[name] = None
                     continue
                 t.missing.add(name)
                 self.waiters.setdefault(name, []).append(t)
@@ -163,7 +183,11 @@ class WorkerState:
         it goes to the front of the queue, so a sequence runs through without
         interleaving with other work and each hop is as short as it can be.
         """
+        self.present_bytes += size - self.present.get(name, 0)
         self.present[name] = size
+        if name.startswith(CONTENT_PREFIXES):
+            self.unused.pop(name, None)
+            self.unused[name] = None
         self.fetching.pop(name, None)
         for t in self.waiters.pop(name, ()):
             t.missing.discard(name)
@@ -173,7 +197,39 @@ class WorkerState:
                     self.ready.appendleft(t)
                 else:
                     self.ready.append(t)
-        return self._start_ready()
+        out = self._start_ready()
+        if self.cache_budget and self.present_bytes > self.cache_budget:
+            out.extend(self._evict())
+        return out
+
+    def adopt_cached(self, files: dict[str, int]) -> None:
+        """Content-named files left in the cache by earlier runs (least recently used: first to go)."""
+        for name, size in files.items():
+            self.present_bytes += size - self.present.get(name, 0)
+            self.present[name] = size
+            if name.startswith(CONTENT_PREFIXES):
+                self.unused[name] = None
+
+    def gone(self, name: str) -> None:
+        """A file is no longer here (a result that died with its interpreter)."""
+        size = self.present.pop(name, None)
+        if size is not None:
+            self.present_bytes -= size
+            self.unused.pop(name, None)
+
+    def _evict(self) -> list[Instruction]:
+        """Least recently used content-named files go until the cache fits its budget; never one
+        that a task here reads. Temps and results are the manager's to collect."""
+        needed = {name for t in self.tasks.values() for name in t.sources}
+        out: list[Instruction] = []
+        for name in list(self.unused):
+            if self.present_bytes <= self.cache_budget:
+                break
+            if name in needed:
+                continue
+            self.gone(name)
+            out.append(Evict(name))
+        return out
 
     def fetch_failed(self, name: str, message: str, reason: str = "input") -> list[Instruction]:
         """An input could not be had: from its source ("input"), or kept here ("disk-full", "worker")."""
@@ -219,7 +275,8 @@ class WorkerState:
     def delete(self, names: list[str]) -> list[Instruction]:
         out: list[Instruction] = []
         for name in names:
-            if self.present.pop(name, None) is not None:
+            if name in self.present:
+                self.gone(name)
                 out.append(Remove(name))
         return out
 
@@ -248,6 +305,11 @@ class WorkerState:
         for t in tasks:
             for name in t.missing:
                 if t.sources[name] is not None or name in self.fetching:
+                    continue
+                if name.startswith(CONTENT_PREFIXES):   # evicted meanwhile: the manager sends it again
+                    t.sources[name] = MANAGER
+                    self.fetching[name] = MANAGER
+                    out.append(Fetch(name, MANAGER))
                     continue
                 if made is None:
                     made = {o for task in self.tasks.values() for _, o in task.outputs}
@@ -344,5 +406,8 @@ class WorkerState:
         assert self.used_disk == sum(t.disk for t in running if not t.light), "disk miscounted"
         for name in self.fetching:
             assert name not in self.present, f"{name} is both here and being fetched"
+        assert self.present_bytes == sum(self.present.values()), "cache bytes miscounted"
+        for name in self.unused:
+            assert name in self.present, f"{name} is listed for eviction but not here"
         for name, t in self.making.items():
             assert t.state is W.RUNNING and t.result == name, f"{name} is made by task {t.id} ({t.state.name})"
