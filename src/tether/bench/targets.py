@@ -64,11 +64,13 @@ def overhead_share_at_most(report: Report, a: str, base: str, other: str, limit:
         return {"target": target, "value": "not measured", "met": None}
     over_a, over_other = values[0] - values[1], values[2] - values[1]
     met = over_a <= limit * over_other
+    unit = " s" if figure.endswith("_s") else ""
     if over_other <= 0:   # no overhead to take a share of: only the sign of a's says anything
-        return {"target": target, "value": f"{other} not above {base}; {a} {over_a:+.3g} above it", "met": met}
+        return {"target": target, "value": f"{other} not above {base}; {a} {over_a:+.3g}{unit} above it",
+                "met": met}
     share = over_a / over_other
-    return {"target": target, "value": f"{share:.2f} ({over_a:+.3g} against {over_other:+.3g})", "met": met,
-            "measured": share, "limit": limit}
+    return {"target": target, "met": met, "measured": share, "limit": limit,
+            "value": f"{share:.2f} of {other}'s ({a} {over_a:+.3g}{unit}, {other} {over_other:+.3g}{unit} above {base})"}
 
 
 def parsl_floor(report: Report, suffix: str = "") -> list[dict]:
