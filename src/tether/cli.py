@@ -354,6 +354,22 @@ def noop(tasks, length, futures_length, **common):
 
 
 @bench.command()
+@click.option("--tasks", type=click.IntRange(min=10), default=1_000_000, show_default=True,
+              help="No-op tasks for each system but Dask [20,000 with --quick].")
+@click.option("--dask-tasks", type=click.IntRange(min=10), default=100_000, show_default=True,
+              help="No-op tasks for Dask, which is slow (at most --tasks) [2,000 with --quick].")
+@_bench_options
+def longrun(tasks, dask_tasks, **common):
+    """A million no-op tasks in waves of 100,000: each wave's time and the submitting process's memory after it,
+    for tether's Manager and Executor, a process pool and Dask."""
+    from .bench import longrun as bench_longrun
+
+    _bench_run("longrun", lambda o: bench_longrun.plans(o, tasks, dask_tasks), reference=None,
+               check_targets=bench_longrun.check_targets, columns=bench_longrun.COLUMNS,
+               plot_figures=("tasks_per_s", "rss_growth_bytes"), **common)
+
+
+@bench.command()
 @click.option("--tasks", type=click.IntRange(min=1), default=10_000, show_default=True,
               help="No-op tasks for the throughput rows.")
 @click.option("--size", type=_size, default="1GB", show_default=True, help="Bytes of the peer transfer.")

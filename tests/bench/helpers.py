@@ -63,5 +63,19 @@ def check_tether_parsl(row: dict) -> None:
         check_ran(row)
 
 
+def check_parsl_threads(rows: dict[str, dict], report: dict, suffix: str = "") -> None:
+    """Parsl's own thread pool ran beside the other Parsl rows, its threads' CPU seen (they are this
+    process tree's), and the targets against it were checked."""
+    row = rows[f"parsl-threads{suffix}"]
+    check_ran(row)
+    if not suffix:
+        assert row["cpu_s"] is not None and row["cpu_s"] > 0
+    named = [t for t in report["targets"] if t["target"].startswith(f"tether-parsl{suffix} ")
+             and f"parsl-threads{suffix} " in t["target"]]
+    assert len(named) == 2, report["targets"]
+    if not rows[f"tether-parsl{suffix}"].get("skipped"):
+        assert all(t["met"] is not None for t in named)
+
+
 def check_png(path: Path) -> None:
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -7,7 +7,7 @@ import pytest
 
 from tether.bench.chains import ROWS
 
-from .helpers import check_png, check_ran, check_report, check_tether_parsl, run_bench
+from .helpers import check_parsl_threads, check_png, check_ran, check_report, check_tether_parsl, run_bench
 
 
 def test_chains_quick(tmp_path):
@@ -24,6 +24,7 @@ def test_chains_quick(tmp_path):
     assert notemp["bytes_worker_to_manager"] > native["bytes_worker_to_manager"]
     assert rows["tether-native-nogroup"]["tasks_done"] == native["tasks_done"]
     assert {t["target"] for t in report["targets"]} >= {"tether-native <= 1.15x floor (makespan_s)"}
+    check_parsl_threads(rows, report)
     check_png(tmp_path / "report.png")
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from tether.bench.noop import CHAIN_ROWS, THROUGHPUT_ROWS
 
-from .helpers import check_png, check_ran, check_report, check_tether_parsl, run_bench
+from .helpers import check_parsl_threads, check_png, check_ran, check_report, check_tether_parsl, run_bench
 
 
 def test_noop_quick(tmp_path):
@@ -24,4 +24,6 @@ def test_noop_quick(tmp_path):
         if not row.get("skipped"):
             assert row["hop_latency_median_s"] is not None
     assert rows["tether-native-chain"]["tasks_done"] >= p["chain_length"]
+    check_parsl_threads(rows, report)
+    check_parsl_threads(rows, report, "-chain")
     check_png(tmp_path / "report.png")

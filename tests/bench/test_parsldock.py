@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from tether.bench.parsldock import ROWS
 
-from .helpers import check_png, check_ran, check_report, check_tether_parsl, run_bench
+from .helpers import check_parsl_threads, check_png, check_ran, check_report, check_tether_parsl, run_bench
 
 
 def test_parsldock_quick(tmp_path):
@@ -17,4 +17,5 @@ def test_parsldock_quick(tmp_path):
     assert native["tasks_done"] == p["batches"] * p["sequences_per_batch"] * 5
     # each batch's receptor reaches a worker at most once, whatever the number of sequences
     assert native["bytes_manager_to_worker"] <= p["batches"] * p["receptor_bytes"] * p["workers"]
+    check_parsl_threads(rows, report)
     check_png(tmp_path / "report.png")

@@ -7,7 +7,7 @@ import pytest
 
 from tether.bench.replay import DEFAULT_ROWS, workflow
 
-from .helpers import WORKFLOWS, check_png, check_ran, check_report, run_bench
+from .helpers import WORKFLOWS, check_parsl_threads, check_png, check_ran, check_report, check_tether_parsl, run_bench
 
 TRACE = WORKFLOWS / "montage-chameleon-dss-05d-001.json"
 needs_trace = pytest.mark.skipif(not TRACE.exists(), reason=f"no workflow traces beside the repository ({TRACE})")
@@ -26,6 +26,19 @@ def test_replay_quick(tmp_path):
     assert rows["tether-native"]["bytes_manager_to_worker"] >= p["input_bytes"] > 0
     assert rows["tether-native"]["bytes_worker_to_manager"] >= p["final_bytes"] > 0
     check_png(tmp_path / "report.png")
+
+
+@needs_trace
+def test_replay_parsl_rows_quick(tmp_path):
+    """The Parsl rows, off by default here, run the trace too, with Parsl's log off."""
+    names = ["floor", "parsl-threads", "parsl-htex", "tether-parsl"]
+    proc, report = run_bench(tmp_path, "replay", str(TRACE), "--quick", "--no-parsl-logging", "--rows", ",".join(names))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = check_report(report, "replay", names)
+    for name, row in rows.items():
+        (check_tether_parsl if name == "tether-parsl" else check_ran)(row)
+    check_parsl_threads(rows, report)
+    assert all(t["target"].endswith("Parsl's log off") for t in report["targets"][1:])
 
 
 @needs_trace

@@ -41,6 +41,31 @@ def test_targets_are_ratios_between_rows_of_one_report():
     assert targets.ratio_at_most(report, "tether-parsl", "floor", 1.3)["met"] is None
 
 
+def test_tether_under_parsl_is_held_to_a_share_of_htex_overhead_above_parsl_threads():
+    import pytest
+
+    def report(tether: float, logging: bool = True) -> Report:
+        return Report("chains", {"parsl_logging": logging},
+                      rows=[make_row("parsl-threads", makespan_s=4.0), make_row("parsl-htex", makespan_s=9.0),
+                            make_row("tether-parsl", makespan_s=tether)])
+
+    # HTEX costs 5 s above Parsl's threads; tether-parsl may cost a fifth of that, 1 s
+    within, over = targets.parsl_floor(report(4.3))
+    assert within["met"] is True and within["value"] == "1.07x"
+    assert over["met"] is True and over["measured"] == pytest.approx(0.3 / 5.0)
+    assert over["target"] == ("tether-parsl - parsl-threads <= 0.2x (parsl-htex - parsl-threads) (makespan_s), "
+                              "Parsl's log on")
+    within, over = targets.parsl_floor(report(5.5, logging=False))
+    assert within["met"] is False and over["met"] is False and over["measured"] == pytest.approx(1.5 / 5.0)
+    assert over["target"].endswith("Parsl's log off")
+    # HTEX no slower than the threads: there is no overhead to take a share of
+    htex_fast = Report("chains", rows=[make_row("parsl-threads", makespan_s=4.0), make_row("parsl-htex", makespan_s=3.0),
+                                       make_row("tether-parsl", makespan_s=4.1)])
+    assert targets.overhead_share_at_most(htex_fast, "tether-parsl", "parsl-threads", "parsl-htex", 0.2)["met"] is False
+    missing = Report("chains", rows=[make_row("tether-parsl", makespan_s=4.1)])
+    assert all(c["met"] is None for c in targets.parsl_floor(missing))
+
+
 def result(task_id: int, worker: str, started: float, finished: float) -> TaskResult:
     return TaskResult(task_id, 0, "", "", worker, started, finished, None)
 

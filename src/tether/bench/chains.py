@@ -16,7 +16,7 @@ from .runner import Options, RowPlan
 from .systems import workflow_runners
 from .workflow import Step, Workflow
 
-ROWS = ["floor", "parsl-htex", "dask", "tether-parsl", "tether-native", "tether-native-nogroup",
+ROWS = ["floor", "parsl-threads", "parsl-htex", "dask", "tether-parsl", "tether-native", "tether-native-nogroup",
         "tether-native-notemp"]
 EMULATED_ROWS = ["floor", "tether-native", "tether-native-nogroup", "tether-native-notemp"]
 
@@ -85,7 +85,8 @@ def check_targets(report: Report) -> list[dict]:
         out += [t.ratio_at_most(report, "tether-parsl", "floor", 1.3),
                 t.ratio_at_most(report, "tether-native", "floor", 1.15),
                 t.ratio_at_least(report, "parsl-htex", "tether-parsl", 2.0),
-                t.figure_at_most(report, "tether-native", "hop_latency_median_s", 1e-3, "{:.2e} s")]
+                t.figure_at_most(report, "tether-native", "hop_latency_median_s", 1e-3, "{:.2e} s"),
+                *t.parsl_floor(report)]
     else:
         out += [t.ratio_at_least(report, "tether-native-notemp", "tether-native", 5.0),
                 t.figure_at_most(report, "tether-native", "bytes_worker_to_worker", 0, "{:.0f} B")]

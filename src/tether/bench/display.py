@@ -31,7 +31,9 @@ HEADERS = {"makespan_s": "makespan", "bytes_manager_to_worker": "mgr→wkr", "by
            "bytes_worker_to_worker": "wkr→wkr", "hop_latency_median_s": "hop p50", "peak_cache_bytes": "cache peak",
            "vs_process_pool": "× pool", "vs_fault_free": "× no fault", "faults_injected": "faults",
            "time_to_notice_s": "notice", "attempts_beyond_first": "attempts+", "system_failures": "lost",
-           "tasks_per_s": "tasks/s", "cpu_s": "cpu", "seconds_per_task": "s/task", "bytes_per_task": "B/task", "correct": "ok"}
+           "tasks_per_s": "tasks/s", "cpu_s": "cpu", "seconds_per_task": "s/task", "bytes_per_task": "B/task", "correct": "ok",
+           "first_wave_s": "first wave", "last_wave_s": "last wave", "rss_first_wave_bytes": "RSS 1st wave",
+           "rss_last_wave_bytes": "RSS last wave"}
 
 
 class Display:
@@ -104,9 +106,10 @@ def print_summary(report: Report, reference: str | None, console: Console | None
                 cells.append("-" if v is None else f"{v:.2f}x")
             elif c == "correct":
                 cells.append("-" if v is None else ("yes" if v else "[red]NO[/]"))
-            elif c.startswith("bytes") or c == "peak_cache_bytes":
+            elif c.startswith("bytes") or c.endswith("_bytes"):
                 cells.append(_bytes(v))
-            elif c in ("makespan_s", "hop_latency_median_s", "seconds_per_task", "cpu_s", "time_to_notice_s"):
+            elif c in ("makespan_s", "hop_latency_median_s", "seconds_per_task", "cpu_s", "time_to_notice_s",
+                       "first_wave_s", "last_wave_s"):
                 cells.append(_seconds(v))
             elif isinstance(v, float):
                 cells.append(f"{v:,.0f}" if v >= 100 else f"{v:.3g}")

@@ -17,6 +17,9 @@ COLUMNS_BY_BENCHMARK = {
                ("time_to_notice_s", "time to notice"), ("attempts_beyond_first", "attempts beyond the first"),
                ("system_failures", "attempts lost"), ("reruns", "reruns"), ("blocklisted", "blocklisted"),
                ("correct", "right")],
+    "longrun": [("makespan_s", "total"), ("tasks", "tasks"), ("tasks_per_s", "tasks/s"), ("first_wave_s", "first wave"),
+                ("last_wave_s", "last wave"), ("rss_first_wave_bytes", "RSS after the first"),
+                ("rss_last_wave_bytes", "RSS after the last"), ("rss_growth_bytes", "growth"), ("correct", "right")],
 }
 
 
@@ -25,9 +28,10 @@ def _cell(key: str, v: Any) -> str:
         return "–"
     if key == "correct":
         return "yes" if v else "**NO**"
-    if key in ("makespan_s", "hop_latency_median_s", "seconds_per_task", "cpu_s", "time_to_notice_s"):
+    if key in ("makespan_s", "hop_latency_median_s", "seconds_per_task", "cpu_s", "time_to_notice_s",
+               "first_wave_s", "last_wave_s"):
         return f"{v * 1e3:.2f} ms" if v < 0.1 else f"{v:.2f} s"
-    if key.startswith("bytes") or key == "peak_cache_bytes":
+    if key.startswith("bytes") or key.endswith("_bytes"):
         for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
             if v >= size:
                 return f"{v / size:.1f} {unit}"
@@ -36,6 +40,8 @@ def _cell(key: str, v: Any) -> str:
         return f"{v:.2f}×"
     if key == "tasks_per_s":
         return f"{v:,.0f}"
+    if isinstance(v, int) and not isinstance(v, bool):
+        return f"{v:,}"
     return str(v)
 
 
@@ -83,8 +89,24 @@ def targets(report: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def waves(report: dict[str, Any]) -> str:
+    """Rows that ran in waves (longrun): each wave's time and the RSS after it, a column per row."""
+    ran = [r for r in report["rows"] if r.get("wave_s")]
+    if not ran:
+        return ""
+    lines = ["| wave | " + " | ".join(f"{r['name']} ({r['wave_tasks'][0]:,} a wave)" for r in ran) + " |",
+             "| ---: | " + " | ".join("---:" for _ in ran) + " |"]
+    for i in range(max(len(r["wave_s"]) for r in ran)):
+        cells = [f"{_cell('makespan_s', r['wave_s'][i])}, {_cell('rss_bytes', r['rss_after_wave_bytes'][i])}"
+                 if i < len(r["wave_s"]) else "" for r in ran]
+        lines.append(f"| {i + 1} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def render(report: dict[str, Any]) -> str:
     parts = [table(report), "", conditions(report)]
+    if waves(report):
+        parts += ["", waves(report)]
     if report.get("targets"):
         parts += ["", targets(report)]
     return "\n".join(parts) + "\n"

@@ -26,7 +26,7 @@ from .runner import Options, RowPlan
 from .systems import workflow_runners
 from .workflow import Step, Workflow
 
-ROWS = ["floor", "parsl-htex", "dask", "tether-parsl", "tether-native", "tether-native-nogroup",
+ROWS = ["floor", "parsl-threads", "parsl-htex", "dask", "tether-parsl", "tether-native", "tether-native-nogroup",
         "tether-native-notemp"]
 # step -> (tag, letters of the earlier steps' outputs it reads; "" for the receptor)
 STEPS = [("prepare", ""), ("ligand", "a"), ("box", "ab"), ("dock", "bc"), ("score", "acd")]
@@ -101,4 +101,5 @@ def check_targets(report: Report) -> list[dict]:
     return [t.ratio_at_most(report, "tether-native", "floor", 1.15),
             t.ratio_at_most(report, "tether-parsl", "floor", 1.3),
             t.figure_at_most(report, "tether-native", "hop_latency_median_s", 1e-3, "{:.2e} s"),
-            t.cache_to_live_temps(report, "tether-native")]
+            t.cache_to_live_temps(report, "tether-native"),
+            *t.parsl_floor(report)]

@@ -13,8 +13,9 @@ LABELS = {
     "seconds_per_task": "time per task (µs)",
     "bytes_per_task": "manager memory per task (bytes)",
     "time_to_notice_s": "time to notice (s)",
+    "rss_growth_bytes": "RSS growth, first wave to last (MB)",
 }
-SCALE = {"hop_latency_median_s": 1e3, "bytes_moved": 1e-6, "seconds_per_task": 1e6}
+SCALE = {"hop_latency_median_s": 1e3, "bytes_moved": 1e-6, "seconds_per_task": 1e6, "rss_growth_bytes": 1e-6}
 
 
 def _value(row: dict, figure: str) -> float | None:

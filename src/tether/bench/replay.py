@@ -19,7 +19,7 @@ from .runner import Options, RowPlan
 from .systems import workflow_runners
 from .workflow import Step, Workflow
 
-ROWS = ["floor", "parsl-htex", "dask", "tether-parsl", "tether-native", "tether-native-nogroup",
+ROWS = ["floor", "parsl-threads", "parsl-htex", "dask", "tether-parsl", "tether-native", "tether-native-nogroup",
         "tether-native-notemp"]
 DEFAULT_ROWS = ["floor", "dask", "tether-native", "tether-native-nogroup"]
 
@@ -110,9 +110,10 @@ def plans(options: Options, path: Path, time_scale: float = 0.01, size_scale: fl
                   "temps": len(wf.temps), "finals": len(wf.finals), "time_scale": time_scale,
                   "size_scale": size_scale, "quick": options.quick, "input_bytes": sum(len(b) for b in wf.inputs.values()),
                   "temp_bytes": sum(wf.sizes[f] for f in wf.temps),
-                  "final_bytes": sum(wf.sizes[f] for f in wf.finals), "workers": w, "cores_per_worker": 1}
+                  "final_bytes": sum(wf.sizes[f] for f in wf.finals), "workers": w, "cores_per_worker": 1,
+                  "parsl_logging": options.parsl_logging}
     return parameters, [RowPlan(n, len(wf), runners[n]) for n in names]
 
 
 def check_targets(report: Report) -> list[dict]:
-    return [t.cache_to_live_temps(report, "tether-native")]
+    return [t.cache_to_live_temps(report, "tether-native"), *t.parsl_floor(report)]

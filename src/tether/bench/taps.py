@@ -34,7 +34,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -42,9 +41,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
-import psutil
-
 from .report import make_row, tether_figures
+from .sessions import end_session
 
 
 def _apps(tasks: int, task_bytes: int, matrix: int, block: int, files: int, words: int,
@@ -136,7 +134,7 @@ def run_one(app: str, app_args: list[str], system: str, workers: int, work_dir: 
         output = ""
         row["error"] = f"did not finish within {timeout:.0f} s"
     finally:
-        _end_session(proc)
+        end_session(proc)
         shutil.rmtree(ray_tmp, ignore_errors=True)
     row["wall_s"] = time.perf_counter() - started
     log = (run_dir / "log.txt").read_text(errors="replace") if (run_dir / "log.txt").exists() else ""
@@ -167,35 +165,6 @@ def _task_records(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def _end_session(proc: subprocess.Popen) -> None:
-    """Stop the run and whatever it started (Dask and Ray leave helpers behind when interrupted)."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    left = []
-    for p in psutil.process_iter(["pid"]):
-        try:
-            if os.getsid(p.pid) == proc.pid:
-                left.append(p)
-        except (ProcessLookupError, PermissionError, psutil.Error):
-            continue
-    for p in left:
-        try:
-            p.terminate()
-        except psutil.Error:
-            pass
-    _, alive = psutil.wait_procs(left, timeout=5)
-    for p in alive:
-        try:
-            p.kill()
-        except psutil.Error:
-            pass
 
 
 def add_ratios(rows: list[dict[str, Any]]) -> None:

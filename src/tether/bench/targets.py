@@ -51,3 +51,37 @@ def cache_to_live_temps(report: Report, row_name: str, limit: float = 2.0) -> di
     ratios = [caches[w] / live[w] for w in caches if live.get(w)]
     return _check(f"{row_name} peak cache per worker <= {limit}x its live temp files",
                   max(ratios) if ratios else None, limit, True, "{:.2f}x")
+
+
+def overhead_share_at_most(report: Report, a: str, base: str, other: str, limit: float,
+                           figure: str = "makespan_s") -> dict:
+    """What a costs above base is at most `limit` of what other costs above it:
+    (a - base) <= limit * (other - base). A share of the overhead, not a ratio of
+    totals, because base holds a cost (Parsl's own, per app) that neither can beat."""
+    target = f"{a} - {base} <= {limit}x ({other} - {base}) ({figure})"
+    values = [(report.row(n) or {}).get(figure) for n in (a, base, other)]
+    if any(v is None for v in values):
+        return {"target": target, "value": "not measured", "met": None}
+    over_a, over_other = values[0] - values[1], values[2] - values[1]
+    met = over_a <= limit * over_other
+    unit = " s" if figure.endswith("_s") else ""
+    if over_other <= 0:   # no overhead to take a share of: only the sign of a's says anything
+        return {"target": target, "value": f"{other} not above {base}; {a} {over_a:+.3g}{unit} above it",
+                "met": met}
+    share = over_a / over_other
+    return {"target": target, "met": met, "measured": share, "limit": limit,
+            "value": f"{share:.2f} of {other}'s ({a} {over_a:+.3g}{unit}, {other} {over_other:+.3g}{unit} above {base})"}
+
+
+def parsl_floor(report: Report, suffix: str = "") -> list[dict]:
+    """Issue 14's targets for tether under Parsl, against Parsl's own thread pool (the floor of
+    every Parsl row: the DataFlowKernel's cost per app) and HTEX, named with the state of Parsl's log.
+
+    suffix: of the rows' names ("-chain" for the noop benchmark's chains).
+    """
+    log = "Parsl's log on" if report.parameters.get("parsl_logging", True) else "Parsl's log off"
+    tp, pt, ph = f"tether-parsl{suffix}", f"parsl-threads{suffix}", f"parsl-htex{suffix}"
+    out = [ratio_at_most(report, tp, pt, 1.1), overhead_share_at_most(report, tp, pt, ph, 0.2)]
+    for check in out:
+        check["target"] += f", {log}"
+    return out

@@ -19,11 +19,12 @@ def workflow_runners(wf, workers: int, options) -> dict:
     """
     from functools import partial
 
-    from . import dask_shared, floor, parsl_htex, tether_native, tether_parsl
+    from . import dask_shared, floor, parsl_htex, parsl_threads, tether_native, tether_parsl
 
     native = partial(tether_native.run, wf, workers, manager=options.manager)
     return {
         "floor": partial(floor.run, wf, workers),
+        "parsl-threads": partial(parsl_threads.run, wf, workers, parsl_logging=options.parsl_logging),
         "parsl-htex": partial(parsl_htex.run, wf, workers, parsl_logging=options.parsl_logging),
         "dask": partial(dask_shared.run, wf, workers),
         "tether-parsl": partial(tether_parsl.run, wf, workers, parsl_logging=options.parsl_logging),

@@ -1,20 +1,21 @@
 """Running a Workflow through Parsl: one bash_app per step, dependencies through Files.
 
-Shared by the HighThroughputExecutor row and the tether-through-Parsl row;
-they differ in the executor, in how files are named (paths in a shared
-directory, or temp files the executor keeps on its workers) and in where
-the command runs.
+Shared by the HighThroughputExecutor row, the ThreadPoolExecutor row and
+the tether-through-Parsl row; they differ in the executor, in how files are
+named (paths in a shared directory, or temp files the executor keeps on its
+workers) and in where the command runs.
 """
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
 from typing import Callable
 
 from ..display import wait_with_progress
-from ..report import tree_cpu_seconds
+from ..report import make_row, tree_cpu_seconds
 from ..workflow import Step, Workflow
 from . import Unavailable
 
@@ -109,3 +110,24 @@ def run_dir(work_dir: Path) -> str:
     path = work_dir / "runinfo"
     path.mkdir(parents=True, exist_ok=True)
     return str(path)
+
+
+def run_in_shared_directory(loaded, workflow: Workflow, work_dir: Path, progress, name: str,
+                            cpu_seen: bool) -> dict:
+    """The workflow through a loaded DataFlowKernel, every file a `file` path in one shared
+    directory (which needs no staging), each command run there.
+
+    loaded: a context manager giving the DataFlowKernel. cpu_seen: whether
+    the executor's workers are in this process tree, so that its CPU counts.
+    """
+    from parsl.data_provider.files import File
+
+    shared = work_dir / "shared"
+    workflow.write_inputs(shared)
+    cd = f"cd {shlex.quote(str(shared))} || exit 1; "
+    with loaded as dfk:
+        makespan, cpu, failures = run_workflow(dfk, workflow, lambda n: File(str(shared / n)),
+                                               lambda s: cd + s.command, progress)
+    problems = [str(e) for e in failures[:3]] or workflow.problems(shared)
+    return make_row(name, makespan_s=makespan, cpu_s=cpu if cpu_seen else None, tasks=len(workflow),
+                    correct=not problems, problems=problems)

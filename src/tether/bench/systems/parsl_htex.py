@@ -7,12 +7,10 @@ bash_apps reading and writing `file` paths, which need no staging.
 from __future__ import annotations
 
 import contextlib
-import shlex
 from pathlib import Path
 
-from ..report import make_row
 from ..workflow import Workflow
-from .parsl_apps import import_parsl, run_dir, run_workflow, wait_until, warm_up
+from .parsl_apps import import_parsl, run_dir, run_in_shared_directory, wait_until, warm_up
 
 
 @contextlib.contextmanager
@@ -40,13 +38,6 @@ def loaded(workers: int, work_dir: Path, parsl_logging: bool = True):
 
 def run(workflow: Workflow, workers: int, work_dir: Path, progress=None, name: str = "parsl-htex",
         parsl_logging: bool = True) -> dict:
-    from parsl.data_provider.files import File
-
-    shared = work_dir / "shared"
-    workflow.write_inputs(shared)
-    cd = f"cd {shlex.quote(str(shared))} || exit 1; "
-    with loaded(workers, work_dir, parsl_logging) as dfk:
-        makespan, _, failures = run_workflow(dfk, workflow, lambda n: File(str(shared / n)),
-                                          lambda s: cd + s.command, progress)
-    problems = [str(e) for e in failures[:3]] or workflow.problems(shared)
-    return make_row(name, makespan_s=makespan, tasks=len(workflow), correct=not problems, problems=problems)
+    # HTEX's workers are started by the LocalProvider in the background, outside this process tree
+    return run_in_shared_directory(loaded(workers, work_dir, parsl_logging), workflow, work_dir, progress, name,
+                                   cpu_seen=False)
