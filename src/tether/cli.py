@@ -17,6 +17,21 @@ def _address(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def _credentials(secret_file, tls_mode, cert, key, ca):
+    """The secret and the TLS settings a link to a manager needs, or a usage error naming the option."""
+    from .wire.handshake import read_secret_file
+    from .wire.tls import TlsConfig
+
+    try:
+        secret = read_secret_file(secret_file)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--secret-file")
+    try:
+        return secret, TlsConfig(secret, tls_mode, cert, key, ca)
+    except ValueError as e:
+        raise click.UsageError(str(e))
+
+
 @click.group()
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
 def main(verbose: int) -> None:
@@ -77,19 +92,10 @@ def worker(address, cores, memory, disk, cache_dir, secret_file, name, clean, co
     import psutil
 
     from .wire.errors import AuthError
-    from .wire.handshake import read_secret_file
-    from .wire.tls import TlsConfig
     from .worker.process import Worker
 
     host, port = _address(address)
-    try:
-        secret = read_secret_file(secret_file)
-    except ValueError as e:
-        raise click.BadParameter(str(e), param_hint="--secret-file")
-    try:
-        tls = TlsConfig(secret, tls_mode, tls_cert, tls_key, tls_ca)
-    except ValueError as e:
-        raise click.UsageError(str(e))
+    secret, tls = _credentials(secret_file, tls_mode, tls_cert, tls_key, tls_ca)
     made_cache_dir = cache_dir is None
     if made_cache_dir:
         cache_dir = Path(tempfile.mkdtemp(prefix="tether-worker-"))
@@ -150,18 +156,9 @@ def status(address, secret_file, as_json, timeout, tls_mode, tls_cert, tls_key, 
     import json
 
     from .status import StatusError, as_dict, query, render
-    from .wire.handshake import read_secret_file
-    from .wire.tls import TlsConfig
 
     _address(address)
-    try:
-        secret = read_secret_file(secret_file)
-    except ValueError as e:
-        raise click.BadParameter(str(e), param_hint="--secret-file")
-    try:
-        tls = TlsConfig(secret, tls_mode, tls_cert, tls_key, tls_ca)
-    except ValueError as e:
-        raise click.UsageError(str(e))
+    secret, tls = _credentials(secret_file, tls_mode, tls_cert, tls_key, tls_ca)
     try:
         snapshot = query(address, secret, tls, timeout)
     except StatusError as e:

@@ -76,11 +76,13 @@ def chain_row(name: str, results: list, elapsed: float, length: int) -> dict:
 # ------------------------------------------------------------------ tether, natively
 
 
-def native_throughput(tasks: int, workers: int, work_dir: Path, progress, transactions: bool = True) -> dict:
+def native_throughput(tasks: int, workers: int, work_dir: Path, progress, name: str = "tether-native",
+                      **manager_options) -> dict:
+    """N no-op PythonTasks after a warm-up; manager_options (transactions, tls, ...) go to the Manager."""
     from ..manager.manager import Manager
     from ..task import PythonTask
 
-    with Manager(workers=workers, cores_per_worker=1, run_dir=work_dir, transactions=transactions) as m:
+    with Manager(workers=workers, cores_per_worker=1, run_dir=work_dir, **manager_options) as m:
         m.wait_for_workers()
         wait([m.submit(PythonTask(noop)) for _ in range(4 * workers)])
         cpu = tree_cpu_seconds()
@@ -92,7 +94,6 @@ def native_throughput(tasks: int, workers: int, work_dir: Path, progress, transa
         cpu = tree_cpu_seconds() - cpu
         errors = [f.exception() for f in futures if f.exception() is not None]
         stats = m.stats()
-    name = "tether-native" if transactions else "tether-native-notx"
     return rate_row(name, tasks, elapsed, cpu, submit_s=submitted - started, correct=not errors,
                     problems=[str(e) for e in errors[:3]], **tether_figures(stats))
 
@@ -286,7 +287,8 @@ def plans(options: Options, tasks: int = 10_000, length: int = 200,
     w = options.workers
     runners = {
         "tether-native": (tasks, partial(native_throughput, tasks, w)),
-        "tether-native-notx": (tasks, partial(native_throughput, tasks, w, transactions=False)),
+        "tether-native-notx": (tasks, partial(native_throughput, tasks, w, name="tether-native-notx",
+                                              transactions=False)),
         "tether-executor": (tasks, partial(executor_throughput, tasks, w)),
         "tether-executor-notx": (tasks, partial(executor_throughput, tasks, w, transactions=False)),
         "tether-parsl": (tasks, partial(parsl_throughput, "tether-parsl", tasks, w, options.parsl_logging)),

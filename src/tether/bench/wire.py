@@ -13,36 +13,14 @@ Two figures, each with TLS off and on (`Manager(tls="never")` against
 from __future__ import annotations
 
 import time
-from concurrent.futures import wait
 from functools import partial
 from pathlib import Path
 
-from .display import wait_with_progress
-from .noop import noop, rate_row
-from .report import Report, make_row, tether_figures, tree_cpu_seconds
+from .noop import native_throughput
+from .report import Report, make_row, tether_figures
 from .runner import Options, RowPlan
 
 MODES = {"plain": "never", "tls": "always"}
-
-
-def noop_rate(tls: str, tasks: int, workers: int, work_dir: Path, progress) -> dict:
-    from ..manager.manager import Manager
-    from ..task import PythonTask
-
-    with Manager(workers=workers, cores_per_worker=1, run_dir=work_dir, tls=tls) as m:
-        m.wait_for_workers()
-        wait([m.submit(PythonTask(noop)) for _ in range(4 * workers)])
-        cpu = tree_cpu_seconds()
-        started = time.perf_counter()
-        futures = [m.submit(PythonTask(noop)) for _ in range(tasks)]
-        wait_with_progress(futures, progress)
-        elapsed = time.perf_counter() - started
-        cpu = tree_cpu_seconds() - cpu
-        errors = [f.exception() for f in futures if f.exception() is not None]
-        stats = m.stats()
-    name = "noop-" + next(k for k, v in MODES.items() if v == tls)
-    return rate_row(name, tasks, elapsed, cpu, correct=not errors, problems=[str(e) for e in errors[:3]],
-                    **tether_figures(stats))
 
 
 def peer_transfer(tls: str, size: int, work_dir: Path, progress) -> dict:
@@ -54,7 +32,7 @@ def peer_transfer(tls: str, size: int, work_dir: Path, progress) -> dict:
     with Manager(workers=0, host="127.0.0.1", run_dir=work_dir, tls=tls) as m:
         # resources force the two tasks apart: only the maker has the memory, only the reader two cores
         sizes = {"maker": WorkerSize(1, 4000, 100_000), "reader": WorkerSize(2, 100, 100_000)}
-        workers = [start_worker(i, m._local_address, m.secret_file, size, m.run_dir, python_path(), 30.0,
+        workers = [start_worker(i, m._local_address, m.secret_file, size, m._work, m.run_dir, python_path(), 30.0,
                                 TlsConfig(m._secret, tls)) for i, size in enumerate(sizes.values(), start=1)]
         try:
             m.wait_for_workers(2)
@@ -84,8 +62,8 @@ def plans(options: Options, tasks: int, size: int) -> tuple[dict, list[RowPlan]]
         tasks, size = min(tasks, 200), min(size, 50_000_000)
     w = options.workers
     runners = {
-        "noop-plain": (tasks, partial(noop_rate, "never", tasks, w)),
-        "noop-tls": (tasks, partial(noop_rate, "always", tasks, w)),
+        "noop-plain": (tasks, partial(native_throughput, tasks, w, name="noop-plain", tls=MODES["plain"])),
+        "noop-tls": (tasks, partial(native_throughput, tasks, w, name="noop-tls", tls=MODES["tls"])),
         "transfer-plain": (1, partial(peer_transfer, "never", size)),
         "transfer-tls": (1, partial(peer_transfer, "always", size)),
     }

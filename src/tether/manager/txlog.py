@@ -172,11 +172,18 @@ def read(path: str | os.PathLike) -> Iterator[Event]:
         if int(header[1]) > VERSION:
             raise ValueError(f"{path} is of version {header[1]}; this reader knows version {VERSION}")
         for line in f:
-            parts = line.rstrip("\n").split("\t")
-            if len(parts) < 4 or line.startswith("#"):
-                continue
-            try:
-                t = float(parts[0])
-            except ValueError:
-                continue
-            yield Event(t, parts[1], parts[2], parts[3], tuple(parts[4:]))
+            event = parse_line(line.rstrip("\n"))
+            if event is not None:
+                yield event
+
+
+def parse_line(line: str) -> Event | None:
+    """The event on one line (without its newline); None for a comment or a line it cannot read."""
+    parts = line.split("\t")
+    if len(parts) < 4 or line.startswith("#"):
+        return None
+    try:
+        t = float(parts[0])
+    except ValueError:
+        return None
+    return Event(t, parts[1], parts[2], parts[3], tuple(parts[4:]))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..manager.txlog import VERSION, Event
+from ..manager.txlog import VERSION, Event, parse_line
 from .load import ReportError
 
 
@@ -38,14 +38,9 @@ class Tail:
             if not self._header:
                 self._check_header(line)
                 continue
-            parts = line.split("\t")
-            if len(parts) < 4 or line.startswith("#"):
-                continue
-            try:
-                t = float(parts[0])
-            except ValueError:
-                continue
-            events.append(Event(t, parts[1], parts[2], parts[3], tuple(parts[4:])))
+            event = parse_line(line)
+            if event is not None:
+                events.append(event)
         return events
 
     def _check_header(self, line: str) -> None:

@@ -183,11 +183,7 @@ class WorkerState:
         it goes to the front of the queue, so a sequence runs through without
         interleaving with other work and each hop is as short as it can be.
         """
-        self.present_bytes += size - self.present.get(name, 0)
-        self.present[name] = size
-        if name.startswith(CONTENT_PREFIXES):
-            self.unused.pop(name, None)
-            self.unused[name] = None
+        self._hold(name, size)
         self.fetching.pop(name, None)
         for t in self.waiters.pop(name, ()):
             t.missing.discard(name)
@@ -198,17 +194,22 @@ class WorkerState:
                 else:
                     self.ready.append(t)
         out = self._start_ready()
-        if self.cache_budget and self.present_bytes > self.cache_budget:
-            out.extend(self._evict())
+        if self.cache_budget and self.present_bytes > self.cache_budget and self.unused:
+            out.extend(self._evict())   # only inputs can go: temps alone over budget cost no scan
         return out
 
     def adopt_cached(self, files: dict[str, int]) -> None:
         """Content-named files left in the cache by earlier runs (least recently used: first to go)."""
         for name, size in files.items():
-            self.present_bytes += size - self.present.get(name, 0)
-            self.present[name] = size
-            if name.startswith(CONTENT_PREFIXES):
-                self.unused[name] = None
+            self._hold(name, size)
+
+    def _hold(self, name: str, size: int) -> None:
+        """name is in the cache, size bytes; a content-named file becomes the most recently used."""
+        self.present_bytes += size - self.present.get(name, 0)
+        self.present[name] = size
+        if name.startswith(CONTENT_PREFIXES):
+            self.unused.pop(name, None)
+            self.unused[name] = None
 
     def gone(self, name: str) -> None:
         """A file is no longer here (a result that died with its interpreter)."""
