@@ -494,8 +494,11 @@ class Worker:
             return
         self.python_time.add(finished - started)
         self.state.python_depth = python_depth(self.python_time.value)
+        # a sandbox without inputs that nothing was added to is empty: neither measured nor read again
+        empty = sandbox is not None and not t.inputs and MARKS.untouched(sandbox, ())
         report: dict[str, Any] = {"started": started, "finished": finished, "exit": 0 if ok else 1, "usage":
-                                  None if used is None else (used[0], used[1], sandbox_bytes(sandbox, t.inputs))}
+                                  None if used is None else
+                                  (used[0], used[1], 0 if empty else sandbox_bytes(sandbox, t.inputs))}
         if ok:
             if payload is not None:
                 report["value"] = payload
@@ -508,14 +511,14 @@ class Worker:
             last = text.strip().splitlines()[-1] if text.strip() else "exception"
             reason = "disk-full" if any(phrase in last for phrase in DISK_FULL_TEXT) else "exit"
             report.update(reason=reason, message=last, error=payload, stderr=text)
-        self._finish(t, sandbox, report)
+        self._finish(t, sandbox, report, empty)
 
     def _python_died(self, task_id: int, message: str, reason: str | None) -> None:
         """reason: "timeout", "memory" or "disk" when the pool killed it for that, else None."""
         t, sandbox = self.python.pop(task_id)
         self._finish(t, sandbox, {"reason": reason or "interpreter", "message": message})
 
-    def _finish(self, t: WorkTask, sandbox: str | None, report: dict[str, Any]) -> None:
+    def _finish(self, t: WorkTask, sandbox: str | None, report: dict[str, Any], empty: bool = False) -> None:
         """Move outputs into the cache, start what they made ready, then tell the manager."""
         made: dict[str, int] = {}
         if "reason" not in report:
@@ -531,16 +534,16 @@ class Worker:
             result = report.pop("result", None)
             if result is not None and "reason" not in report:
                 made[result[0]] = result[1]
-        self._ended(t, made, report, sandbox)
+        self._ended(t, made, report, sandbox, empty)
 
     def _ended(self, t: WorkTask, made: dict[str, int] | None, report: dict[str, Any],
-               sandbox: str | None = None) -> None:
+               sandbox: str | None = None, empty: bool = False) -> None:
         self._do(self.state.task_ended(t.id, made or None))  # the next member starts here
         if report.pop("logs", False):
             out, err = self.sandboxes.log_paths(sandbox)
             report["stdout"], report["stderr"] = tail(out), tail(err)
         if sandbox is not None:
-            self.sandboxes.release(sandbox, t.inputs)
+            self.sandboxes.release(sandbox, t.inputs, empty, logs=t.spec.kind == "sh")
         g = report.get
         end = m.Report(g("started", 0.0), g("finished", 0.0), g("exit"), g("reason"), g("message", ""),
                        g("stdout", ""), g("stderr", ""), g("file"), g("source"), g("value"), g("error"),

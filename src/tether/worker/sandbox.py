@@ -94,21 +94,28 @@ class Sandboxes:
     def log_paths(sandbox: str) -> tuple[str, str]:
         return f"{sandbox}.out", f"{sandbox}.err"
 
-    def release(self, sandbox: str, inputs: list[tuple[str, str]]) -> None:
+    def release(self, sandbox: str, inputs: list[tuple[str, str]], empty: bool = False,
+                logs: bool = True) -> None:
         """Empty the sandbox and put it back in the pool.
 
         When it holds only what was put there (links to the cache at the top,
         empty logs), that takes a few cheap calls and is done now; anything
-        the task left behind is removed by the janitor.
+        the task left behind is removed by the janitor. empty: the caller has
+        just seen it empty (SandboxMarks), so it is not read again; logs:
+        False for a Python call, which never writes the slot's log files.
         """
+        if empty and not inputs and not logs:   # the short Python call's path: no system call
+            self._free.append(sandbox)
+            return
         linked = {name for name, _ in inputs if "/" not in name}
         try:
-            with os.scandir(sandbox) as entries:
-                for e in entries:
-                    if e.name not in linked or e.is_dir(follow_symlinks=False):
-                        raise _Leftovers
-                    os.unlink(e.path)   # a link: the cache keeps the file, no blocks are freed
-            if os.stat(f"{sandbox}.out").st_size or os.stat(f"{sandbox}.err").st_size:
+            if not (empty and not inputs):
+                with os.scandir(sandbox) as entries:
+                    for e in entries:
+                        if e.name not in linked or e.is_dir(follow_symlinks=False):
+                            raise _Leftovers
+                        os.unlink(e.path)   # a link: the cache keeps the file, no blocks are freed
+            if logs and (os.stat(f"{sandbox}.out").st_size or os.stat(f"{sandbox}.err").st_size):
                 raise _Leftovers
         except (_Leftovers, OSError):
             self._janitor.submit(self._empty, sandbox)
