@@ -538,7 +538,16 @@ def _dashboard_address(dashboard, transactions: bool) -> tuple[str, int] | None:
 
 
 def _dumps(value) -> bytes:
+    """Arguments as bytes: pickle when it can, cloudpickle for what pickle cannot send.
+
+    pickle names a function or class by its module; one of the program's
+    own `__main__` would then be looked for in the worker's `__main__`,
+    which is not the program: such values go by value, with cloudpickle.
+    """
     try:
-        return pickle.dumps(value, protocol=5)
+        data = pickle.dumps(value, protocol=5)
     except Exception:
         return cloudpickle.dumps(value, protocol=5)
+    if b"__main__" in data:
+        return cloudpickle.dumps(value, protocol=5)
+    return data
