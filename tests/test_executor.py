@@ -167,6 +167,29 @@ def test_map_and_shutdown_semantics():
             ex.submit(inc, 1)
 
 
+def test_map_in_chunks_runs_each_call_once_in_order():
+    with Executor(workers=2) as ex:
+        assert list(ex.map(add, range(1000), range(1000), chunksize=64)) == [2 * i for i in range(1000)]
+        assert list(ex.map(add, [1], [2], chunksize=64)) == [3]
+        assert list(ex.map(add, [], [], chunksize=8)) == []
+        # a future of this executor inside a chunk is resolved on the worker
+        kept = ex.submit(inc, 9)
+        assert list(ex.map(add, [kept, kept], [1, 2], chunksize=2)) == [11, 12]
+        # an exception fails its chunk: raised when iteration reaches it, after the values before it
+        values = ex.map(fail_on_seven, range(20), chunksize=5)
+        assert [next(values) for _ in range(5)] == list(range(5))
+        with pytest.raises(ZeroDivisionError, match="cannot use 7"):
+            next(values)
+        with pytest.raises(ValueError, match="chunksize"):
+            ex.map(inc, range(3), chunksize=0)
+
+
+def fail_on_seven(x):
+    if x == 7:
+        raise ZeroDivisionError(f"cannot use {x}")
+    return x
+
+
 def test_result_freed_from_memory_when_its_future_is_dropped():
     with Executor(workers=1, cores_per_worker=1, spill_threshold=1 << 30) as ex:
         interp = psutil.Process(ex.submit(_pid).result(30))   # the one working interpreter (a spare waits)
@@ -311,3 +334,32 @@ def test_calls_whose_futures_are_gone_leave_nothing_behind_but_a_chains_lineage_
         time.sleep(0.5)
         # the first call's result was read by the second: its lineage stays while the second's value may be needed
         assert len(m.core.tasks) == 2
+
+
+SCRIPT_WITH_ITS_OWN_FUNCTIONS = """
+from tether import Executor
+
+def double(x):
+    return 2 * x
+
+def apply(fn, x):
+    return fn(x)
+
+if __name__ == "__main__":
+    with Executor(workers=1) as ex:
+        # a function of the script's own __main__, passed as an argument and mapped in chunks
+        print(ex.submit(apply, double, 21).result(60))
+        print(sum(ex.map(double, range(100), chunksize=10)))
+"""
+
+
+def test_functions_of_the_programs_main_travel_as_arguments(tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "program.py"
+    script.write_text(SCRIPT_WITH_ITS_OWN_FUNCTIONS)
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "TETHER_RUN_DIR": str(tmp_path / "runs")})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["42", str(2 * sum(range(100)))]

@@ -125,17 +125,31 @@ class Executor(concurrent.futures.Executor):
         """Like concurrent.futures: every call is submitted now; values come back in order.
 
         The values are wanted here, so each comes back with its call's
-        completion instead of staying on its worker.
+        completion instead of staying on its worker. chunksize > 1 sends the
+        calls in tasks of that many, run one after another on a worker, as
+        ProcessPoolExecutor.map does: far fewer tasks for many short calls
+        (an exception then fails its whole chunk, and is raised when the
+        iteration reaches that chunk's first value).
         """
+        if not isinstance(chunksize, int) or chunksize < 1:
+            raise ValueError(f"chunksize must be a whole number of at least 1, not {chunksize!r}")
         deadline = None if timeout is None else time.monotonic() + timeout
-        futures = [self._submit(fn, args, {}, keep=False) for args in zip(*iterables)]
+        if chunksize == 1:
+            futures = [self._submit(fn, args, {}, keep=False) for args in zip(*iterables)]
+        else:
+            calls = list(zip(*iterables))
+            futures = [self._submit(_call_chunk, (fn, calls[i:i + chunksize]), {}, keep=False)
+                       for i in range(0, len(calls), chunksize)]
 
         def values():
             try:
                 futures.reverse()
                 while futures:
                     left = None if deadline is None else deadline - time.monotonic()
-                    yield futures.pop().result(left)
+                    if chunksize == 1:
+                        yield futures.pop().result(left)
+                    else:
+                        yield from futures.pop().result(left)
             finally:
                 for f in futures:
                     f.cancel()
@@ -177,7 +191,7 @@ class Executor(concurrent.futures.Executor):
         inputs.append((None, fn_name))
         in_specs.append(fn_spec)
         future = ExecutorFuture(self, task_id, result_name)
-        record = TaskRecord(task_id, future, True, spec, inputs, deliver=self._deliver, label=_name_of(fn))
+        record = TaskRecord(task_id, future, True, spec, inputs, deliver=self._deliver, label=_name_of(args[0] if fn is _call_chunk else fn))
         event = TaskSubmitted(task_id, tuple(in_specs), out_specs)
         with self._pending_lock:
             self._pending.add(future)
@@ -293,6 +307,11 @@ class Executor(concurrent.futures.Executor):
 
 
 __all__ = ["Executor", "ExecutorFuture"]
+
+
+def _call_chunk(fn: Callable, calls: list[tuple]) -> list:
+    """Run on a worker: one task's chunk of a map, in order."""
+    return [fn(*args) for args in calls]
 
 
 def _name_of(fn) -> str:
