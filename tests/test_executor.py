@@ -326,6 +326,7 @@ def test_calls_whose_futures_are_gone_leave_nothing_behind_but_a_chains_lineage_
         m = ex.manager
         wait_until(lambda: not m.core.tasks and not m.engine.records, timeout=10)
         assert not [name for name in m.core.files if name.startswith("res-")]
+        assert not m.engine._groups_seen   # each call was a group of one, logged, then let go of
         first = ex.submit(inc, 0)
         last = ex.submit(inc, first)
         assert last.result(30) == 2

@@ -257,10 +257,11 @@ class Blocked:
 
 @dataclass(frozen=True, slots=True)
 class Forget:
-    """The core has let go of these finished tasks (nothing can need them again): the shell may
-    let go of what it keeps for them too."""
+    """The core has let go of these finished tasks (nothing can need them again), and of the
+    groups of one they were: the shell may let go of what it keeps for them too."""
 
     tasks: tuple[int, ...]
+    groups: tuple[int, ...] = ()
 
 
 Event = (TaskSubmitted | TaskCancelled | WorkerJoined | WorkerLost | TaskSucceeded | TaskFailedOn

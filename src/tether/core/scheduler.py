@@ -123,6 +123,7 @@ class Scheduler:
         a lost file."""
         tasks, files, by_state, forgotten = self.tasks, self.files, self.by_state, self.forgotten
         gone: list[int] = []
+        groups: list[int] = []
         for t in self._finished_leaves:
             if t.state not in TERMINAL or tasks.get(t.id) is not t or not _alone(t):
                 continue
@@ -135,9 +136,11 @@ class Scheduler:
                 if files.get(f.name) is f:
                     del files[f.name]
             gone.append(t.id)
+            if t.group is not None:
+                groups.append(t.group.id)
         self._finished_leaves = []
         if gone:
-            self._out.append(Forget(tuple(gone)))
+            self._out.append(Forget(tuple(gone), tuple(groups)))
 
     def validate(self) -> None:
         """Check every invariant of the graph; raises AssertionError naming the first broken one."""

@@ -224,9 +224,11 @@ class Engine:
             elif kind is Fail:
                 self._fail(c)
             elif kind is Forget:   # nothing will send these again, nor ask about them
-                records = self.records
+                records, seen = self.records, self._groups_seen
                 for tid in c.tasks:
                     records.pop(tid, None)
+                for gid in c.groups:
+                    seen.pop(gid, None)
             elif kind is Delete:
                 link = self.links.get(c.worker)
                 if link is not None:
