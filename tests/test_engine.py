@@ -180,3 +180,34 @@ def test_finished_tasks_that_make_nothing_leave_no_record_behind():
         stats = m.stats()
         assert stats["tasks_done"] == 2000 and stats["tasks_failed"] == 1
         assert m.core.counts_by_state()["done"] == 2000
+
+
+def test_finished_chains_whose_files_the_program_dropped_leave_nothing_behind(tmp_path):
+    """Lineage is kept while a file it made may be asked for. Chains built in a loop drop each
+    handle as the loop moves on: once the chains are done, their tasks and files go, and a chain
+    whose temp the program still holds stays whole (its temp can be fetched, remade if lost)."""
+    import gc
+    from concurrent.futures import wait
+
+    with Manager(workers=2, run_dir=tmp_path / "runs") as m:
+        futures = []
+        for c in range(20):
+            prev = None
+            for i in range(10):
+                out = m.declare_file(tmp_path / f"chain-{c}") if i == 9 else m.declare_temp()
+                cmd = f"cat in > out && echo {i} >> out" if prev else "echo 0 > out"
+                futures.append(m.submit(Task(cmd, inputs={"in": prev} if prev else {}, outputs={"out": out})))
+                prev = out
+        held = m.declare_temp()
+        futures.append(m.submit(Task("echo kept > out", outputs={"out": held})))
+        futures.append(m.submit(Task("cat in > out", inputs={"in": held}, outputs={"out": m.declare_temp()})))
+        del out, prev
+        wait(futures, timeout=120)
+        assert all(f.exception() is None for f in futures)
+        assert (tmp_path / "chain-3").read_text().split() == [str(i) for i in range(10)]
+        gc.collect()
+        # what stays: the task that made the temp still held (its consumer made only a dropped temp)
+        wait_until(lambda: len(m.core.tasks) == 1 and len(m.engine.records) == 1, timeout=30)
+        assert sorted(n for n in m.core.files if n.startswith("temp-")) == [held.name]
+        assert m.fetch(held, timeout=60) == b"kept\n"
+        assert m.core.counts_by_state()["done"] == 202

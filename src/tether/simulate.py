@@ -43,7 +43,7 @@ import itertools
 from typing import Any, Callable
 
 from .core import (MANAGER, Assign, Command, Complete, Delete, Event, Fail, Fetch, FileFailed, FileHome,
-                   FileHomeFailed, FileLostOn, FilesCached, FileWanted, Retract, Retracted, Scheduler,
+                   FileHomeFailed, FileLostOn, FileReleased, FilesCached, FileWanted, Retract, Retracted, Scheduler,
                    TaskCancelled, TaskFailedOn, TaskSubmitted, TaskSucceeded, Tick, WorkerJoined, WorkerLost)
 from .worker import state as ws
 from .wire import messages as m
@@ -153,6 +153,10 @@ class Cluster:
             return
         self.wants[name] = None
         self._inbox.append(FileWanted(name))
+
+    def release(self, name: str) -> None:
+        """The user lets go of a file's handle (its File or Future is gone): it can name it no more."""
+        self._inbox.append(FileReleased(name))
 
     def refuse_home(self, name: str) -> None:
         """From now on, writing this output home fails (a directory at its path, a full disk)."""

@@ -186,6 +186,39 @@ def test_second_producer_of_a_file_is_rejected():
     assert h.failed[2].reason == "invalid" and "already made by task 1" in h.failed[2].message
 
 
+def test_a_finished_chain_goes_from_its_end_back_once_its_files_are_released():
+    """Lineage is kept only while a file it made may be asked for: by the user (until the handle is
+    released) or by a task that may run again. Released, the chain goes from its end back to its
+    start, with its files; a chain whose end the user still names stays whole."""
+    from tether.core import FileReleased, Forget
+
+    h = Harness()
+    h.worker("w1")
+    for i in range(1, 4):
+        h.submit(i, inputs=[temp(f"x{i - 1}")] if i > 1 else [src("in")], outputs=[temp(f"x{i}")])
+    h.run_all()
+    assert set(h.s.tasks) == {1, 2, 3}          # every handle is still held
+    h.send(FileReleased("temp-x1"), FileReleased("temp-x2"))
+    assert set(h.s.tasks) == {1, 2, 3}          # the end is still named, so its lineage stays
+    forgets = [c for c in h.send(FileReleased("temp-x3")) if isinstance(c, Forget)]
+    assert not h.s.tasks and [tid for c in forgets for tid in c.tasks] == [3, 2, 1]
+    assert not [n for n in h.s.files if n.startswith("temp-")]
+    assert h.s.counts_by_state()["done"] == 3
+
+    # a released middle file stays while a consumer that may run again reads it
+    h = Harness()
+    h.worker("w1")
+    h.submit(1, inputs=[src("in")], outputs=[temp("a")])
+    h.submit(2, inputs=[temp("a")], outputs=[out("b")])
+    h.send(FileReleased("temp-a"))
+    assert set(h.s.tasks) == {1, 2}
+    h.run_all()
+    h.send(FileHome("out-b"))
+    assert set(h.s.tasks) == {1, 2}             # out-b is still named: a later task may read it from home
+    h.send(FileReleased("out-b"))
+    assert not h.s.tasks
+
+
 def test_hop_latency_is_from_producer_end_to_consumer_start():
     h = Harness()
     h.worker("w1")
@@ -200,7 +233,7 @@ def test_hop_latency_is_from_producer_end_to_consumer_start():
 
 def test_finished_tasks_that_make_nothing_are_let_go_and_still_counted():
     """A run of many tasks holds only the pending ones: a finished task that makes nothing can never
-    be needed again (only producers of lost files run again). Members of a group stay with it."""
+    be needed again (only producers of lost files run again), a group's last member included."""
     for grouped in (True, False):
         h = Harness(group_tasks=grouped)
         h.worker("w1", cores=2)
@@ -211,7 +244,7 @@ def test_finished_tasks_that_make_nothing_are_let_go_and_still_counted():
         h.fail(4, message="boom")
         h.run_all()
         assert set(h.completed) == {1, 2, 3} and set(h.failed) == {4}
-        assert set(h.s.tasks) == ({1, 2} if grouped else {1})   # 1 stays: what it made may be needed
+        assert set(h.s.tasks) == {1}   # 1 stays: the user may still name what it made
         counts = h.s.counts_by_state()
         assert counts["done"] == 3 and counts["failed"] == 1 and h.s.pending_count() == 0
         h.s.validate()

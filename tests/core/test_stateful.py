@@ -67,6 +67,7 @@ class ClusterHistory(RuleBasedStateMachine):
         self.orphans: list[str] = []       # files read by a task whose producer is not submitted yet
         self.inputs: dict[int, list[str]] = {}
         self.producer: dict[str, int] = {}
+        self.released: set[str] = set()    # made files the user can no longer name
         self.sim.add_worker(cores=2)
         self.sim.add_worker(cores=2, speed=0.25)   # a slow one: the rebalancer moves members off it
 
@@ -102,8 +103,16 @@ class ClusterHistory(RuleBasedStateMachine):
                 for g in rebalance._groups_on(w) for suffix in [rebalance._not_started(g, w, core)] if suffix]
 
     def _existing(self, data) -> str:
-        pool = [s.name for s in SOURCES] + self.made + self.orphans
+        pool = [s.name for s in SOURCES] + self._named() + self.orphans
         return data.draw(st.sampled_from(pool), "input")
+
+    def _named(self) -> list[str]:
+        """Made files the user still holds a handle to."""
+        return [n for n in self.made if n not in self.released]
+
+    def _releasable(self) -> list[str]:
+        """Named files no fetch is waiting for (a fetch holds its file's handle)."""
+        return [n for n in self._named() if n not in self.orphans and self.sim.wants.get(n, "") is not None]
 
     # ------------------------------------------------------------ the user
 
@@ -122,7 +131,7 @@ class ClusterHistory(RuleBasedStateMachine):
     @rule(data=st.data(), width=st.integers(2, 3))
     def submit_join(self, data, width):
         """Fan-in; a diamond when the inputs share an ancestor."""
-        pool = sorted(set(self.made + [s.name for s in SOURCES]))
+        pool = sorted(set(self._named() + [s.name for s in SOURCES]))
         inputs = data.draw(st.lists(st.sampled_from(pool), min_size=2, max_size=width, unique=True), "inputs")
         self._submit(inputs, [self._new_output(data, self.tasks + 1)], data)
         self.sim.flush()
@@ -144,10 +153,19 @@ class ClusterHistory(RuleBasedStateMachine):
         self._submit([data.draw(st.sampled_from([s.name for s in SOURCES]), "source")], [FileSpec(name)], data)
         self.sim.flush()
 
-    @precondition(lambda self: self.made)
+    @precondition(lambda self: self._named())
     @rule(data=st.data())
     def want(self, data):
-        self.sim.want(data.draw(st.sampled_from(self.made), "wanted"))
+        self.sim.want(data.draw(st.sampled_from(self._named()), "wanted"))
+        self.sim.flush()
+
+    @precondition(lambda self: self._releasable())
+    @rule(data=st.data())
+    def release(self, data):
+        """The user drops a file's handle: the core may let go of it, and of lineage only it needed."""
+        name = data.draw(st.sampled_from(self._releasable()), "released")
+        self.released.add(name)
+        self.sim.release(name)
         self.sim.flush()
 
     @precondition(lambda self: self.home - self.sim.homes)
@@ -226,6 +244,7 @@ class ClusterHistory(RuleBasedStateMachine):
         for name in list(self.orphans):
             self.tasks += 1
             self.producer[name] = self.tasks
+            self.made.append(name)
             self.inputs[self.tasks] = [SOURCES[0].name]
             sim.submit(TaskSubmitted(self.tasks, (SOURCES[0],), (FileSpec(name),)), duration=0.1)
         self.orphans.clear()
@@ -250,6 +269,21 @@ class ClusterHistory(RuleBasedStateMachine):
             if f.producer is not None and not (f.home or f.keep or f.wanted or f.consumers) and f.had_consumers:
                 assert not f.replicas, f"temp {f.name} is needed by no task but still held by {f.replicas}"
         self._note_coverage()
+        self._check_outcomes()
+        # the user lets go of every file: the core lets go of every task and every file a task made
+        for name in self._named():
+            sim.release(name)
+        sim.run(limit=20_000)
+        sim.validate()
+        assert not sim.core.tasks, f"tasks kept after every file was released: {list(sim.core.tasks.values())}"
+        made = [f for f in sim.core.files.values() if f.producer is not None]
+        assert not made, f"files kept after every file was released: {made}"
+        for wid in sim.alive():
+            left = sorted(n for n in sim.workers[wid].state.present if n in self.producer)
+            assert not left, f"worker {wid} still caches {left} after every file was released"
+
+    def _check_outcomes(self):
+        sim = self.sim
         for tid, (outcome,) in sim.outcomes.items():
             if type(outcome) is not Complete:
                 continue
@@ -262,7 +296,6 @@ class ClusterHistory(RuleBasedStateMachine):
                     assert made is not None and made <= started, (
                         f"task {tid} completed, its run started at {started}, but its input {name} was "
                         f"made at {made}")
-
 
     def _note_coverage(self):
         """What the history went through (pytest --hypothesis-show-statistics lists how often)."""

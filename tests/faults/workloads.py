@@ -18,6 +18,7 @@ class Run:
     futures: list = field(default_factory=list)
     marks: dict[int, Path] = field(default_factory=dict)    # task id -> its side-effect file
     check: Callable[[], None] = lambda: None                 # raises if an output is wrong
+    files: list = field(default_factory=list)   # the handles, held so that the tasks' records stay to be checked
 
 
 def _step(mark: str, previous: str | None, line: str) -> None:
@@ -91,6 +92,7 @@ def fan_in(m: Manager, marks: Path, home: Path, *, width: int = 24, python: bool
         run.marks[task.id] = mark
         parts.append(out)
     result = m.declare_file(home)
+    run.files = [*parts, result]
     inputs = {f"p{i}": p for i, p in enumerate(parts)}
     mark = marks / "gather"
     if python:

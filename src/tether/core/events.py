@@ -16,8 +16,6 @@ from typing import NamedTuple
 # A source for one input of an assigned task: where the worker gets it.
 LOCAL = None          # already in the worker's cache, or made there by an earlier group member
 MANAGER = "@manager"  # a user file or buffer, fetched from the manager
-# an Executor call's result: released only when its Future is gone, after which no new task can name it
-RESULT_PREFIX = "res-"
 # any other string: the id of a peer worker that holds a replica
 
 

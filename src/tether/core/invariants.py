@@ -24,8 +24,20 @@ def check_scheduler(s: "Scheduler") -> None:
         _check_task(s, t)
         counted[t.state] += 1
     assert counted == s.by_state, f"tasks by state are counted as {s.by_state}, but are {counted}"
+    readers: dict[int, int] = {}
+    for t in s.tasks.values():
+        for f in (*t.inputs, *t.outputs):
+            _require(s.files.get(f.name) is f, f"task {t.id} names file {f.name}, which the core has let go of")
+        for f in t.inputs:
+            readers[id(f)] = readers.get(id(f), 0) + 1
     for f in s.files.values():
         _check_file(f)
+        held = (0 if f.released else 1) + readers.get(id(f), 0)
+        _require(f.holds == held, f"file {f.name} counts {f.holds} holds, but the user's handle and the "
+                 f"tasks reading it make {held}")
+        p = f.producer
+        _require(p is None or s.tasks.get(p.id) is p, f"file {f.name} is kept, but its producer {p and p.id} "
+                 "was let go of")
     for w in s.workers.values():
         _check_worker(s, w)
     ready = {tid for heap in s._ready.values() for _, tid in heap}

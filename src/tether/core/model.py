@@ -45,7 +45,7 @@ class TaskNode:
 
 class FileNode:
     __slots__ = ("name", "size", "home", "keep", "wanted", "producer", "consumers",
-                 "replicas", "pending", "state", "had_consumers", "read")
+                 "replicas", "pending", "state", "had_consumers", "read", "holds", "released")
 
     def __init__(self, name: str, size: int | None, source: bool, home: bool, keep: bool):
         self.name = name
@@ -60,6 +60,10 @@ class FileNode:
         self.state = FileState.SOURCE if source else FileState.ABSENT   # changed by lifecycle.move_file
         self.had_consumers = False
         self.read = False                # a task has named it as an input
+        # what may still ask for it: the user's handle (until released) and each task reading it
+        # that the core has not let go of; at 0 (and with no copy left) its producer may go too
+        self.holds = 1
+        self.released = False            # the user can no longer name it (FileReleased)
 
     @property
     def made(self) -> bool:

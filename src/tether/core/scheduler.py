@@ -35,7 +35,7 @@ from collections import defaultdict
 from typing import Callable
 
 from . import placement
-from .events import (LOCAL, MANAGER, RESULT_PREFIX, SYSTEM_REASONS, TASK_REASONS, Assign, Assignment, Blocked,
+from .events import (LOCAL, MANAGER, SYSTEM_REASONS, TASK_REASONS, Assign, Assignment, Blocked,
                      Command, Complete, Counters, Delete, Event, Fail, Fetch, FileFailed, FileHome, FileHomeFailed, FileLostOn,
                      FileReleased, Forget, FilesCached, FileSpec, FileWanted, NoWorkers, Retract, Retracted, Running,
                      TaskCancelled, TaskFailedOn, TaskSubmitted, TaskSucceeded, Tick, WorkerJoined, WorkerLost)
@@ -67,7 +67,7 @@ class Scheduler:
         self.tasks: dict[int, TaskNode] = {}
         self.by_state: dict[TaskState, int] = dict.fromkeys(TaskState, 0)   # tasks in each state, kept by _to
         self.forgotten: dict[TaskState, int] = dict.fromkeys(TaskState, 0)  # ... and those let go of
-        self._finished_leaves: list[TaskNode] = []   # reported, making nothing: nothing can need them again
+        self._settled: list[TaskNode] = []   # reported tasks that nothing may need again: looked at after a batch
         self.files: dict[str, FileNode] = {}
         self.workers: dict[str, WorkerNode] = {}
         self.counters = Counters()
@@ -111,23 +111,27 @@ class Scheduler:
             self._replan(self._revived)
             self._revived = []
         self._schedule()
-        if self._finished_leaves:
-            self._forget_finished()
+        if self._settled:
+            self._forget_settled()
         return self._flush()
 
-    def _forget_finished(self) -> None:
-        """Let go of finished tasks that nothing can need again, so that a run of a million of them
-        holds only those still pending: a task that makes nothing (only producers of lost files run
-        again), or an Executor call whose result was released unread (its Future is gone, so no
-        task can name it again). Producers of files that tasks read stay: the lineage that remakes
-        a lost file."""
+    def _forget_settled(self) -> None:
+        """Let go of settled tasks that nothing can need again, so that a run of a million of them
+        holds only what is pending and the lineage that may still remake a lost file.
+
+        A task may go once its Future is settled and each of its outputs is held by nothing: the
+        user can no longer name it (released: its handle or Future is gone), every task reading it
+        has gone, and no copy of it is left. Letting a task go lets go of its hold on each of its
+        inputs, so a finished chain goes from its end back to its start."""
         tasks, files, by_state, forgotten = self.tasks, self.files, self.by_state, self.forgotten
         gone: list[int] = []
         groups: list[int] = []
-        for t in self._finished_leaves:
-            if t.state not in TERMINAL or tasks.get(t.id) is not t or not _alone(t):
+        stack, self._settled = self._settled, []
+        while stack:
+            t = stack.pop()
+            if not t.reported or t.state not in TERMINAL or tasks.get(t.id) is not t:
                 continue
-            if not all(_released_unread(f) for f in t.outputs):
+            if not all(self._dropped(f) for f in t.outputs):
                 continue
             del tasks[t.id]
             by_state[t.state] -= 1
@@ -136,11 +140,26 @@ class Scheduler:
                 if files.get(f.name) is f:
                     del files[f.name]
             gone.append(t.id)
-            if t.group is not None:
-                groups.append(t.group.id)
-        self._finished_leaves = []
+            g = t.group
+            if g is not None and g.members[0] is t:
+                groups.append(g.id)
+            for f in t.inputs:
+                f.holds -= 1
+                if f.holds == 0 and f.producer is not None:
+                    stack.append(f.producer)
         if gone:
             self._out.append(Forget(tuple(gone), tuple(groups)))
+
+    def _dropped(self, f: FileNode) -> bool:
+        """Nothing can ask for f again and no copy of it is left anywhere."""
+        return (f.holds == 0 and not f.keep and not f.wanted and not f.consumers and not f.replicas
+                and not f.pending and f.state is not F.MADE and f.name not in self._bringing)
+
+    def _may_go(self, f: FileNode) -> None:
+        """f may have just become droppable: look at its producer after this batch."""
+        p = f.producer
+        if f.holds == 0 and p is not None and p.reported:
+            self._settled.append(p)
 
     def validate(self) -> None:
         """Check every invariant of the graph; raises AssertionError naming the first broken one."""
@@ -203,8 +222,7 @@ class Scheduler:
         if hop is not None:
             self.counters.add_hop(hop)
         self._out.append(Complete(t.id, hop, t.attempts))
-        if _alone(t):
-            self._finished_leaves.append(t)
+        self._settled.append(t)
 
     def _report_failed(self, t: TaskNode, fail: Fail) -> None:
         if t.reported:
@@ -212,8 +230,9 @@ class Scheduler:
         t.reported = True
         self.counters.tasks_failed += 1
         self._out.append(fail)
-        if _alone(t):
-            self._finished_leaves.append(t)
+        for f in t.outputs:   # what a failed run left on a worker never goes home: it may go now
+            self._maybe_collect(f)
+        self._settled.append(t)
 
     # ------------------------------------------------------------ events
 
@@ -236,6 +255,8 @@ class Scheduler:
             for f in outputs:
                 f.producer = t
         missing = 0
+        for f in inputs:
+            f.holds += 1   # until the core lets go of t
         for f in inputs:
             f.consumers.add(t)
             f.had_consumers = True
@@ -443,10 +464,12 @@ class Scheduler:
         f.keep = False
         f.wanted = False
         f.had_consumers = True  # from now on it goes once nothing needs it
+        if not f.released:
+            f.released = True
+            f.holds -= 1
         self._bringing.pop(f.name, None)
         self._maybe_collect(f)
-        if f.producer is not None and f.producer.reported:
-            self._finished_leaves.append(f.producer)
+        self._may_go(f)
 
     def _on_retracted(self, e: Retracted) -> None:
         """The worker's answer to a move: what it gave back goes to the move's target."""
@@ -730,7 +753,10 @@ class Scheduler:
         if f.keep or f.wanted or f.consumers:
             return
         state = f.state
-        if state is not F.HOME and (state is not F.MADE or f.home or not f.had_consumers):
+        p = f.producer
+        # an output on its way home waits for it, unless its producer failed: then it never goes home
+        homing = f.home and not (p is not None and p.state in (T.FAILED, T.CANCELLED))
+        if state is not F.HOME and (state is not F.MADE or homing or not f.had_consumers):
             return
         for w in _by_ids(f.replicas | f.pending):
             self._delete[w].append(f.name)
@@ -740,6 +766,7 @@ class Scheduler:
         self._bringing.pop(f.name, None)
         if state is F.MADE:
             move_file(f, F.GONE)
+        self._may_go(f)
 
     def _discard_outputs(self, w: WorkerNode | None, outputs) -> None:
         """Outputs of a run the core no longer counts (a task already moved or done)."""
@@ -997,18 +1024,6 @@ class Scheduler:
     def counts_by_state(self) -> dict[str, int]:
         """Every task submitted, by state, those let go of included."""
         return {s.name.lower(): n + self.forgotten[s] for s, n in self.by_state.items()}
-
-
-def _alone(t: TaskNode) -> bool:
-    """In no group of others (a group of one is a call committed with nothing after it yet)."""
-    g = t.group
-    return g is None or (len(g.members) == 1 and g.members[0] is t)
-
-
-def _released_unread(f: FileNode) -> bool:
-    """An Executor result gone for good: released, never read by a task, no copy left anywhere."""
-    return (f.name.startswith(RESULT_PREFIX) and not f.read and not f.keep and not f.wanted
-            and (f.state is F.GONE or f.state is F.DOOMED) and not f.replicas and not f.pending)
 
 
 def _by_id(t: TaskNode) -> int:

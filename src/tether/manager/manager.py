@@ -318,7 +318,10 @@ class Manager:
         return self._loop.run(self.engine.want(file.name), timeout)
 
     def remove(self, file: File) -> None:
-        """Let a kept or fetched temp go: it is deleted once no consumer needs it."""
+        """Let a kept or fetched temp go: it is deleted once no consumer needs it.
+
+        Dropping every reference to a File does the same (and lets the manager
+        forget the tasks that made it, once nothing else needs them)."""
         self._check_file(file)
         if file.produced:
             self._loop.call(lambda: self.engine.handle(FileReleased(file.name)))
@@ -407,7 +410,18 @@ class Manager:
         for f in task.outputs.values():
             if f.kind == "local":
                 self.engine.homes[f.name] = f.path
+            # once the program can no longer name the file, the core may let go of it and its lineage
+            weakref.finalize(f, self._file_dropped, f.name)
         return tuple((s, f.name) for s, f in task.outputs.items())
+
+    def _file_dropped(self, name: str) -> None:
+        """A made file's handle is gone (called where the garbage collector runs: no lock here)."""
+        self._producers.pop(name, None)
+        if not self._closed:
+            try:
+                self._loop.call(lambda: self.engine.handle(FileReleased(name)))
+            except RuntimeError:   # the loop closed meanwhile: nothing is left to let go of
+                pass
 
     def _function_file(self, fn) -> tuple[str, FileSpec]:
         """A function is pickled once and sent as a content-named buffer, once per worker."""
