@@ -43,9 +43,9 @@ import time
 from pathlib import Path
 
 from tether import DependencyFailed, Manager, SystemFailure
-from tether.bench.fault_workloads import Chains, FanIn, Mixed
 from tether.manager.local import kill_sessions, python_path
 from tether.workloads import expected_tail
+from tether_bench.fault_workloads import Chains, FanIn, Mixed
 
 SYSTEM_REASONS = {"input", "disk-full", "interpreter", "worker", "worker-lost", "output-lost", "no-workers"}
 

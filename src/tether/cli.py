@@ -198,6 +198,8 @@ def report(run, output, png, serve):
 
 
 # ---------------------------------------------------------------- benchmarks
+# The benchmarks live beside the runtime, in the tether_bench package; each command imports it
+# when it runs, so that nothing else here depends on it.
 
 
 def _size(value: str) -> int:
@@ -234,8 +236,8 @@ def _bench_options(f):
 def _bench_run(name: str, build, *, json_path, plot_path, quick, workers, rows, work_dir, repeat, parsl_logging,
                manager=None, **kw) -> None:
     """Plan the rows with `build(options)`, run them, and exit non-zero if any failed."""
-    from .bench import runner
-    from .bench.plugins import PluginMissing
+    from tether_bench import runner
+    from tether_bench.plugins import PluginMissing
 
     if repeat % 2 == 0:
         raise click.UsageError(f"--repeat {repeat}: give an odd number of runs, so that each row's median is "
@@ -278,8 +280,8 @@ def chains(chains, length, size, emulate_cluster, rate, **common):
     """The seed's chains of tasks, each reading its predecessor's file."""
     import contextlib
 
-    from .bench import chains as bench_chains
-    from .bench.plugins import PluginMissing, emulated_cluster
+    from tether_bench import chains as bench_chains
+    from tether_bench.plugins import PluginMissing, emulated_cluster
 
     with contextlib.ExitStack() as stack:
         manager = None
@@ -304,7 +306,7 @@ def chains(chains, length, size, emulate_cluster, rate, **common):
 @_bench_options
 def parsldock(batches, sequences, size, receptor_size, **common):
     """Batches of 5-task sequences in which later steps read several earlier outputs (ParslDock's shape)."""
-    from .bench import parsldock as bench_parsldock
+    from tether_bench import parsldock as bench_parsldock
 
     _bench_run("parsldock", lambda o: bench_parsldock.plans(o, batches, sequences, size, receptor_size),
                reference="floor", check_targets=bench_parsldock.check_targets, **common)
@@ -320,7 +322,7 @@ def parsldock(batches, sequences, size, receptor_size, **common):
 @_bench_options
 def replay(trace, time_scale, size_scale, **common):
     """Replay a real workflow trace (WfFormat JSON, e.g. from ../shared/workflows)."""
-    from .bench import replay as bench_replay
+    from tether_bench import replay as bench_replay
 
     try:
         build = bench_replay.plans
@@ -342,7 +344,7 @@ def replay(trace, time_scale, size_scale, **common):
 @_bench_options
 def noop(tasks, length, futures_length, **common):
     """No-op task throughput (as parsl-perf measures it) and the hop latency of a chain."""
-    from .bench import noop as bench_noop
+    from tether_bench import noop as bench_noop
 
     _bench_run("noop", lambda o: bench_noop.plans(o, tasks, length, futures_length), reference=None,
                check_targets=bench_noop.check_targets,
@@ -359,7 +361,7 @@ def noop(tasks, length, futures_length, **common):
 def longrun(tasks, dask_tasks, **common):
     """A million no-op tasks in waves of 100,000: each wave's time and the submitting process's memory after it,
     for tether's Manager and Executor, a process pool and Dask."""
-    from .bench import longrun as bench_longrun
+    from tether_bench import longrun as bench_longrun
 
     _bench_run("longrun", lambda o: bench_longrun.plans(o, tasks, dask_tasks), reference=None,
                check_targets=bench_longrun.check_targets, columns=bench_longrun.COLUMNS,
@@ -373,7 +375,7 @@ def longrun(tasks, dask_tasks, **common):
 @_bench_options
 def wire(tasks, size, **common):
     """What TLS costs: no-op throughput and a peer transfer, with plain and encrypted links."""
-    from .bench import wire as bench_wire
+    from tether_bench import wire as bench_wire
 
     _bench_run("wire", lambda o: bench_wire.plans(o, tasks, size), reference=None,
                check_targets=bench_wire.check_targets, plot_figures=("tasks_per_s", "transfer_s"), **common)
@@ -383,7 +385,7 @@ def wire(tasks, size, **common):
 @_bench_options
 def scale(**common):
     """The scheduler core alone with simulated workers: time and memory per task as the graph grows."""
-    from .bench import scale_plan
+    from tether_bench import scale_plan
 
     _bench_run("scale", scale_plan.plans, reference=None, check_targets=scale_plan.check_targets,
                plot_figures=("seconds_per_task", "bytes_per_task"), **common)
@@ -398,7 +400,7 @@ def scale(**common):
 @_bench_options
 def taps(apps, systems, **common):
     """TaPS applications on tether, a process pool, Dask and Ray (TaPS must be installed)."""
-    from .bench import taps as bench_taps
+    from tether_bench import taps as bench_taps
 
     def split(text):
         return [x.strip() for x in text.split(",") if x.strip()] or None
@@ -418,7 +420,7 @@ def taps(apps, systems, **common):
 def faults(count, heartbeat, seed, **common):
     """A workload fault-free, then with each fault injected for real: signals, a dying interpreter,
     a cut link and a full disk (the last two as root)."""
-    from .bench import faults as bench_faults
+    from tether_bench import faults as bench_faults
 
     _bench_run("faults", lambda o: bench_faults.plans(o, count, heartbeat, seed), reference=None,
                check_targets=bench_faults.check_targets, plot_figures=("makespan_s", "time_to_notice_s"),
@@ -432,7 +434,7 @@ def markdown(reports):
     """Print reports written with --json as Markdown tables (as in BENCHMARKS.md)."""
     import json
 
-    from .bench.markdown import render
+    from tether_bench.markdown import render
 
     for path in reports:
         report = json.loads(path.read_text())

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from tether.bench.chains import ROWS
+from tether_bench.chains import ROWS
 
 from .helpers import check_parsl_threads, check_png, check_ran, check_report, check_tether_parsl, run_bench
 
@@ -43,7 +43,7 @@ def test_chains_with_size(tmp_path):
 def test_emulated_cluster_says_why_it_cannot_run(tmp_path):
     proc, report = run_bench(tmp_path, "chains", "--quick", "--emulate-cluster")
     try:
-        from tether.bench.cluster import unavailable_reason
+        from tether_bench.cluster import unavailable_reason
     except ImportError:
         assert proc.returncode == 2
         assert "not part of this build" in proc.stderr

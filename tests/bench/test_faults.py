@@ -6,7 +6,7 @@ import subprocess
 
 import psutil
 
-from tether.bench.faults import FAULTS
+from tether_bench.faults import FAULTS
 
 from .helpers import check_png, check_ran, check_report, run_bench
 

@@ -1,7 +1,7 @@
 """`tether bench longrun --quick`: every system runs its no-ops in waves, each wave timed and its memory read."""
 from __future__ import annotations
 
-from tether.bench.longrun import ROWS, TETHER_ROWS, wave_sizes
+from tether_bench.longrun import ROWS, TETHER_ROWS, wave_sizes
 
 from .helpers import check_png, check_ran, check_report, run_bench
 

@@ -1,7 +1,7 @@
 """`tether bench noop --quick`: throughput rows report tasks/s, chain rows a hop latency."""
 from __future__ import annotations
 
-from tether.bench.noop import CHAIN_ROWS, THROUGHPUT_ROWS
+from tether_bench.noop import CHAIN_ROWS, THROUGHPUT_ROWS
 
 from .helpers import check_parsl_threads, check_png, check_ran, check_report, check_tether_parsl, run_bench
 

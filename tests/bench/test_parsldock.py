@@ -1,7 +1,7 @@
 """`tether bench parsldock --quick`: sequences with several temp inputs each, on every system."""
 from __future__ import annotations
 
-from tether.bench.parsldock import ROWS
+from tether_bench.parsldock import ROWS
 
 from .helpers import check_parsl_threads, check_png, check_ran, check_report, check_tether_parsl, run_bench
 

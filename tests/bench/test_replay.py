@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from tether.bench.replay import DEFAULT_ROWS, workflow
+from tether_bench.replay import DEFAULT_ROWS, workflow
 
 from .helpers import WORKFLOWS, check_parsl_threads, check_png, check_ran, check_report, check_tether_parsl, run_bench
 

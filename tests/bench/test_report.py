@@ -1,13 +1,13 @@
 """The pieces of the harness that decide what a report says: rows, medians, live bytes, targets, Markdown."""
 from __future__ import annotations
 
-from tether.bench import targets
-from tether.bench.markdown import render
-from tether.bench.report import FIGURES, Report, make_row
-from tether.bench.runner import median_row
-from tether.bench.systems.tether_native import live_bytes_peaks
-from tether.bench.workflow import Step, Workflow
 from tether.task import TaskResult
+from tether_bench import targets
+from tether_bench.markdown import render
+from tether_bench.report import FIGURES, Report, make_row
+from tether_bench.runner import median_row
+from tether_bench.systems.tether_native import live_bytes_peaks
+from tether_bench.workflow import Step, Workflow
 
 
 def test_a_row_has_every_shared_figure_and_keeps_extra_ones():
@@ -102,7 +102,7 @@ def test_a_stalled_run_fails_its_row_instead_of_hanging_the_benchmark():
 
     import pytest
 
-    from tether.bench.display import wait_with_progress
+    from tether_bench.display import wait_with_progress
 
     done, stuck = Future(), Future()
     done.set_result(None)
@@ -113,8 +113,8 @@ def test_a_stalled_run_fails_its_row_instead_of_hanging_the_benchmark():
 
 
 def _rows_of(run, work_root):
-    from tether.bench.display import Display
-    from tether.bench.runner import RowPlan, run_rows
+    from tether_bench.display import Display
+    from tether_bench.runner import RowPlan, run_rows
 
     report = Report("x")
     with Display() as display:
@@ -131,7 +131,7 @@ def test_a_front_end_of_the_tree_that_does_not_import_fails_its_row(monkeypatch,
     """Where Parsl imports, tether.parsl must: its failure is a failed row, never a skipped one."""
     import sys
 
-    from tether.bench.systems import tether_parsl
+    from tether_bench.systems import tether_parsl
 
     monkeypatch.setitem(sys.modules, "tether.parsl", None)   # Python's own way to make an import fail
     (row,) = _rows_of(lambda _: tether_parsl.executor_class(), tmp_path)
@@ -141,8 +141,8 @@ def test_a_front_end_of_the_tree_that_does_not_import_fails_its_row(monkeypatch,
 def test_an_even_number_of_runs_is_refused():
     import pytest
 
-    from tether.bench.display import Display
-    from tether.bench.runner import run_rows
+    from tether_bench.display import Display
+    from tether_bench.runner import run_rows
 
     with Display() as display, pytest.raises(ValueError, match="odd"):
         run_rows(Report("x"), [], display, None, repeat=2)

@@ -8,7 +8,7 @@ from .helpers import check_report, run_bench
 
 def test_scale_quick(tmp_path):
     proc, report = run_bench(tmp_path, "scale", "--quick")
-    if importlib.util.find_spec("tether.bench.scale") is None:
+    if importlib.util.find_spec("tether_bench.scale") is None:
         assert proc.returncode == 2 and report is None
         assert "not part of this build" in proc.stderr
         return

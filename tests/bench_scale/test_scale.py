@@ -1,7 +1,7 @@
 """The scale benchmark's quick form: the core runs a simulated workflow to the end."""
 from __future__ import annotations
 
-from tether.bench import scale
+from tether_bench import scale
 
 
 def test_quick_run_completes_every_task_at_each_size():

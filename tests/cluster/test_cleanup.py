@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from tether import Manager
-from tether.bench.cluster import EmulatedCluster, remove_stale, unavailable_reason
+from tether_bench.cluster import EmulatedCluster, remove_stale, unavailable_reason
 
 REASON = unavailable_reason()
 pytestmark = [pytest.mark.root, pytest.mark.skipif(REASON is not None, reason=REASON or "")]
@@ -78,7 +78,7 @@ def test_exception_leaves_nothing():
 HOLDER = textwrap.dedent("""
     import json, sys, time
     from tether import Manager
-    from tether.bench.cluster import EmulatedCluster
+    from tether_bench.cluster import EmulatedCluster
     with Manager(workers=0, host="0.0.0.0") as m, EmulatedCluster(2) as cluster:
         cluster.start_workers(m.address, m.secret_file)
         m.wait_for_workers(2)

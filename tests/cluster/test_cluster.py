@@ -7,7 +7,7 @@ import os
 import pytest
 
 from tether import Manager, Task
-from tether.bench.cluster import EmulatedCluster, unavailable_reason
+from tether_bench.cluster import EmulatedCluster, unavailable_reason
 
 REASON = unavailable_reason()
 pytestmark = [pytest.mark.root, pytest.mark.skipif(REASON is not None, reason=REASON or "")]

@@ -87,7 +87,7 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces an
 @pytest.mark.root
 @pytest.mark.parametrize("kind", ["chains", "fan-in"])
 def test_a_worker_cut_off_mid_run(tmp_path, kind):
-    from tether.bench.cluster import EmulatedCluster, unavailable_reason
+    from tether_bench.cluster import EmulatedCluster, unavailable_reason
     reason = unavailable_reason()
     if reason is not None:
         pytest.skip(reason)

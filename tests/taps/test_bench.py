@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from tether.bench import taps as bench
-from tether.bench.report import Report
-from tether.bench.runner import Options
+from tether_bench import taps as bench
+from tether_bench.report import Report
+from tether_bench.runner import Options
 
 from ..bench.helpers import check_ran, check_report, run_bench
 

@@ -131,7 +131,7 @@ def _capture(interface: str, stop_event: threading.Event, seen: bytearray) -> No
 
 
 def _run_captured(tls: str, text: str) -> bytes:
-    from tether.bench.cluster import EmulatedCluster
+    from tether_bench.cluster import EmulatedCluster
     seen = bytearray()
     done = threading.Event()
     with EmulatedCluster(1) as cluster, Manager(workers=0, host=cluster.manager_host, tls=tls) as m:
@@ -152,7 +152,7 @@ def _run_captured(tls: str, text: str) -> bytes:
 @pytest.mark.root
 @pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces and packet capture need root")
 def test_traffic_to_a_worker_on_another_host_is_encrypted_by_default():
-    from tether.bench.cluster import unavailable_reason
+    from tether_bench.cluster import unavailable_reason
     if unavailable_reason() is not None:
         pytest.skip(unavailable_reason())
     text = "COMMAND-TEXT-SEEN-ON-THE-WIRE-4711"

@@ -17,11 +17,11 @@ class PluginMissing(Exception):
 
 def load(module: str, what: str):
     try:
-        return importlib.import_module(f"tether.bench.{module}")
+        return importlib.import_module(f"tether_bench.{module}")
     except ModuleNotFoundError as e:
-        if e.name != f"tether.bench.{module}":
+        if e.name != f"tether_bench.{module}":
             raise
-        raise PluginMissing(f"{what} is not part of this build (no module tether.bench.{module})") from None
+        raise PluginMissing(f"{what} is not part of this build (no module tether_bench.{module})") from None
 
 
 @contextlib.contextmanager
@@ -36,7 +36,7 @@ def emulated_cluster(workers: int, rate: str):
     reason = cluster_module.unavailable_reason()
     if reason is not None:
         raise PluginMissing(reason)
-    from ..manager.manager import Manager
+    from tether.manager.manager import Manager
 
     with cluster_module.EmulatedCluster(workers, rate=rate) as cluster:
         @contextlib.contextmanager

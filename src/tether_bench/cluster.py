@@ -48,9 +48,9 @@ from pathlib import Path
 
 import psutil
 
-from ..manager.local import LocalWorker, python_path, stop_workers
+from tether.manager.local import LocalWorker, python_path, stop_workers
 
-log = logging.getLogger("tether.bench.cluster")
+log = logging.getLogger(__name__)
 
 MAX_WORKERS = 4096
 LOCK_NAME = "owner.lock"   # held by the running cluster; free once its process is gone

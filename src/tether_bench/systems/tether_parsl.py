@@ -18,7 +18,7 @@ from .parsl_apps import import_parsl, run_dir, run_workflow, wait_until, warm_up
 def executor_class():
     import_parsl()
     try:
-        from ...parsl import TetherExecutor
+        from tether.parsl import TetherExecutor
     except ImportError as e:   # Parsl is here, so the front end must be: a broken one fails its rows
         raise RuntimeError(f"tether.parsl does not import, though parsl does: {e}") from e
     return TetherExecutor

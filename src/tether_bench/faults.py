@@ -41,9 +41,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..manager.local import LocalWorker, python_path, stop_workers
-from ..manager.manager import Manager
-from ..task import SystemFailure
+from tether.manager.local import LocalWorker, python_path, stop_workers
+from tether.manager.manager import Manager
+from tether.task import SystemFailure
+
 from .fault_workloads import TRIGGER, Chains, FanIn, deaths
 from .report import Report, make_row, tether_figures
 from .runner import Options, RowPlan

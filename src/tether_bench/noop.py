@@ -79,8 +79,8 @@ def chain_row(name: str, results: list, elapsed: float, length: int) -> dict:
 def native_throughput(tasks: int, workers: int, work_dir: Path, progress, name: str = "tether-native",
                       **manager_options) -> dict:
     """N no-op PythonTasks after a warm-up; manager_options (transactions, tls, ...) go to the Manager."""
-    from ..manager.manager import Manager
-    from ..task import PythonTask
+    from tether.manager.manager import Manager
+    from tether.task import PythonTask
 
     with Manager(workers=workers, cores_per_worker=1, run_dir=work_dir, **manager_options) as m:
         m.wait_for_workers()
@@ -99,8 +99,8 @@ def native_throughput(tasks: int, workers: int, work_dir: Path, progress, name: 
 
 
 def native_chain(length: int, workers: int, work_dir: Path, progress) -> dict:
-    from ..manager.manager import Manager
-    from ..task import PythonTask
+    from tether.manager.manager import Manager
+    from tether.task import PythonTask
 
     home = work_dir / "home"
     home.mkdir()
@@ -130,7 +130,7 @@ def native_chain(length: int, workers: int, work_dir: Path, progress) -> dict:
 
 def executor_throughput(tasks: int, workers: int, work_dir: Path, progress, transactions: bool = True) -> dict:
     """`list(ex.map(noop_arg, range(N)))`, as a user of concurrent.futures writes it."""
-    from ..executor import Executor
+    from tether.executor import Executor
 
     with Executor(workers=workers, cores_per_worker=1, run_dir=work_dir, transactions=transactions) as ex:
         ex.manager.wait_for_workers()
@@ -149,7 +149,7 @@ def executor_throughput(tasks: int, workers: int, work_dir: Path, progress, tran
 
 def executor_chain(length: int, workers: int, work_dir: Path, progress) -> dict:
     """Each call takes the previous call's future; every result stays on its worker until gathered at the end."""
-    from ..executor import Executor
+    from tether.executor import Executor
 
     with Executor(workers=workers, cores_per_worker=1, run_dir=work_dir) as ex:
         ex.manager.wait_for_workers()

@@ -24,10 +24,10 @@ MODES = {"plain": "never", "tls": "always"}
 
 
 def peer_transfer(tls: str, size: int, work_dir: Path, progress) -> dict:
-    from ..manager.local import WorkerSize, python_path, start_worker, stop_workers
-    from ..manager.manager import Manager
-    from ..task import Task
-    from ..wire.tls import TlsConfig
+    from tether.manager.local import WorkerSize, python_path, start_worker, stop_workers
+    from tether.manager.manager import Manager
+    from tether.task import Task
+    from tether.wire.tls import TlsConfig
 
     with Manager(workers=0, host="127.0.0.1", run_dir=work_dir, tls=tls) as m:
         # resources force the two tasks apart: only the maker has the memory, only the reader two cores

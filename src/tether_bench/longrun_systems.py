@@ -1,6 +1,6 @@
 """The systems of `tether bench longrun`, each run in a process of its own:
 
-    python -m tether.bench.longrun_systems ROW WORKERS WAVE,WAVE,... DIRECTORY
+    python -m tether_bench.longrun_systems ROW WORKERS WAVE,WAVE,... DIRECTORY
 
 A process of its own, so that the memory it reports after each wave is
 that system's alone: rows run one after another in one process would
@@ -48,8 +48,8 @@ def run_waves(waves: list[int], run_wave: Callable[[int], int], emit: Callable[[
 
 def tether_native(workers: int, waves: list[int], work_dir: Path, emit) -> dict[str, Any]:
     """PythonTasks of a no-op through the Manager, a wave submitted, then waited for."""
-    from ..manager.manager import Manager
-    from ..task import PythonTask
+    from tether.manager.manager import Manager
+    from tether.task import PythonTask
 
     with Manager(workers=workers, cores_per_worker=1, run_dir=work_dir, progress=False) as m:
         m.wait_for_workers()
@@ -67,7 +67,7 @@ def tether_native(workers: int, waves: list[int], work_dir: Path, emit) -> dict[
 
 def tether_executor(workers: int, waves: list[int], work_dir: Path, emit) -> dict[str, Any]:
     """tether.Executor as concurrent.futures is used: `ex.submit(noop)` for a wave, then each `.result()`."""
-    from ..executor import Executor
+    from tether.executor import Executor
 
     with Executor(workers=workers, cores_per_worker=1, run_dir=work_dir, progress=False) as ex:
         ex.manager.wait_for_workers()

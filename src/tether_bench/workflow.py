@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..task import check_sandbox_name
+from tether.task import check_sandbox_name
 
 
 @dataclass(frozen=True)

@@ -33,8 +33,8 @@ from typing import Iterator
 
 import psutil
 
-from ..core import Complete, FileSpec, Scheduler, TaskSubmitted, Tick, WorkerJoined
-from ..simulate import Cluster
+from tether.core import Complete, FileSpec, Scheduler, TaskSubmitted, Tick, WorkerJoined
+from tether.simulate import Cluster
 
 SIZES = (10_000, 30_000, 100_000)
 QUICK_SIZES = (1_000, 3_000)

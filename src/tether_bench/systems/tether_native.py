@@ -14,8 +14,9 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Callable, ContextManager
 
-from ...manager.manager import Manager
-from ...task import Task
+from tether.manager.manager import Manager
+from tether.task import Task
+
 from ..display import wait_with_progress
 from ..report import make_row, tether_figures, tree_cpu_seconds
 from ..workflow import Workflow

@@ -52,7 +52,7 @@ def run_row(name: str, workers: int, waves: list[int], work_dir: Path, progress:
     stderr_path = work_dir / "stderr"
     lines: queue.Queue = queue.Queue()
     with open(stderr_path, "w") as stderr:
-        proc = subprocess.Popen([sys.executable, "-m", "tether.bench.longrun_systems", name, str(workers),
+        proc = subprocess.Popen([sys.executable, "-m", "tether_bench.longrun_systems", name, str(workers),
                                  ",".join(map(str, waves)), str(work_dir)],
                                 stdout=subprocess.PIPE, stderr=stderr, text=True, cwd=work_dir,
                                 start_new_session=True)

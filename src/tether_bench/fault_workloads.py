@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..manager.manager import Manager
-from ..task import PythonTask, Task
-from ..workloads import expected_tail, first_command, step_command
+from tether.manager.manager import Manager
+from tether.task import PythonTask, Task
+from tether.workloads import expected_tail, first_command, step_command
 
 TRIGGER = "trigger"
 DIED = "died-"

@@ -1,6 +1,6 @@
 """`tether bench scale`: the plan around the scale module, which measures the core alone.
 
-The scale module (tether.bench.scale) runs the scheduler core with
+The scale module (tether_bench.scale) runs the scheduler core with
 simulated workers at growing task counts and returns its rows; this module
 only turns them into a report and checks the issue's targets on them.
 """

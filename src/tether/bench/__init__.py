@@ -1,1 +1,0 @@
-"""Benchmarks of tether, and what they need to run (an emulated cluster, simulated workers)."""
