@@ -357,13 +357,16 @@ def noop(tasks, length, futures_length, **common):
               help="No-op tasks for each system but Dask [20,000 with --quick].")
 @click.option("--dask-tasks", type=click.IntRange(min=10), default=100_000, show_default=True,
               help="No-op tasks for Dask, which is slow (at most --tasks) [2,000 with --quick].")
+@click.option("--chain-tasks", type=click.IntRange(min=10), default=200_000, show_default=True,
+              help="Tasks of the tether-chains row, in chains of 10 passing temps (at most --tasks) "
+                   "[4,000 with --quick].")
 @_bench_options
-def longrun(tasks, dask_tasks, **common):
+def longrun(tasks, dask_tasks, chain_tasks, **common):
     """A million no-op tasks in waves of 100,000: each wave's time and the submitting process's memory after it,
-    for tether's Manager and Executor, a process pool and Dask."""
+    for tether's Manager and Executor, a process pool and Dask; and chains passing temps through the Manager."""
     from tether_bench import longrun as bench_longrun
 
-    _bench_run("longrun", lambda o: bench_longrun.plans(o, tasks, dask_tasks), reference=None,
+    _bench_run("longrun", lambda o: bench_longrun.plans(o, tasks, dask_tasks, chain_tasks), reference=None,
                check_targets=bench_longrun.check_targets, columns=bench_longrun.COLUMNS,
                plot_figures=("tasks_per_s", "rss_growth_bytes"), **common)
 

@@ -3,7 +3,9 @@
 N no-op calls (1,000,000 by default) through tether's Manager
 (PythonTasks) and tether.Executor (`ex.submit`, then `.result()` of each),
 beside concurrent.futures.ProcessPoolExecutor and Dask distributed (given
-fewer, 100,000 by default: it is slow), each with the same workers, in
+fewer, 100,000 by default: it is slow), each with the same workers; and
+tether-chains, chains of 10 PythonTasks passing temp files (200,000 tasks
+by default), whose lineage the Manager must let go of as the chains end; in
 waves of 100,000 (of a tenth of the tasks for fewer than a million): a
 wave is submitted whole and waited for before the next. After every wave:
 its time, and the RSS of the submitting process, where tether's manager
@@ -31,8 +33,8 @@ from .runner import Options, RowPlan
 from .sessions import end_session
 from .systems import Unavailable
 
-ROWS = ["tether-native", "tether-executor", "process-pool", "dask"]
-TETHER_ROWS = ["tether-native", "tether-executor"]
+ROWS = ["tether-native", "tether-executor", "tether-chains", "process-pool", "dask"]
+TETHER_ROWS = ["tether-native", "tether-executor", "tether-chains"]
 WAVE = 100_000
 COLUMNS = ("makespan_s", "tasks", "tasks_per_s", "first_wave_s", "last_wave_s", "rss_first_wave_bytes",
            "rss_last_wave_bytes")
@@ -119,15 +121,19 @@ def waves_row(name: str, waves: list[dict], done: dict[str, Any]) -> dict:
         problems=[] if right == tasks else [f"{tasks - right} of {tasks} calls did not return None"], **done)
 
 
-def plans(options: Options, tasks: int = 1_000_000, dask_tasks: int = 100_000) -> tuple[dict, list[RowPlan]]:
+def plans(options: Options, tasks: int = 1_000_000, dask_tasks: int = 100_000,
+          chain_tasks: int = 200_000) -> tuple[dict, list[RowPlan]]:
     if options.quick:   # the same shape, a fiftieth of the size
-        tasks, dask_tasks = min(tasks, 20_000), min(dask_tasks, 2_000)
-    dask_tasks = min(dask_tasks, tasks)
+        tasks, dask_tasks, chain_tasks = min(tasks, 20_000), min(dask_tasks, 2_000), min(chain_tasks, 4_000)
+    dask_tasks, chain_tasks = min(dask_tasks, tasks), min(chain_tasks, tasks)
     w = options.workers
-    waves = {name: wave_sizes(dask_tasks if name == "dask" else tasks) for name in ROWS}
+    sizes = {"dask": dask_tasks, "tether-chains": chain_tasks}
+    waves = {name: wave_sizes(sizes.get(name, tasks)) for name in ROWS}
     names = options.wanted(ROWS)
-    parameters = {"tasks": tasks, "dask_tasks": dask_tasks, "wave": waves["tether-native"][0],
-                  "dask_wave": waves["dask"][0], "workers": w, "cores_per_worker": 1, "quick": options.quick}
+    parameters = {"tasks": tasks, "dask_tasks": dask_tasks, "chain_tasks": chain_tasks,
+                  "wave": waves["tether-native"][0], "dask_wave": waves["dask"][0],
+                  "chain_wave": waves["tether-chains"][0], "workers": w, "cores_per_worker": 1,
+                  "quick": options.quick}
     return parameters, [RowPlan(n, sum(waves[n]), partial(run_row, n, w, waves[n])) for n in names]
 
 

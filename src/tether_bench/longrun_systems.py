@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 import psutil
 
-from .noop import noop, noop_arg
+from .noop import link_file, noop, noop_arg
 from .report import tether_figures, tree_cpu_seconds
 from .systems import Unavailable
 
@@ -82,6 +82,37 @@ def tether_executor(workers: int, waves: list[int], work_dir: Path, emit) -> dic
     return {**done, **tether_figures(stats)}
 
 
+CHAIN = 10   # tasks in each chain of the tether-chains row
+
+
+def tether_chains(workers: int, waves: list[int], work_dir: Path, emit) -> dict[str, Any]:
+    """Chains of CHAIN PythonTasks, each reading the temp file the one before made, as a program builds them
+    in a loop (each handle dropped as the loop moves on): the lineage the Manager keeps, wave after wave."""
+    from tether.manager.manager import Manager
+    from tether.task import PythonTask
+
+    with Manager(workers=workers, cores_per_worker=1, run_dir=work_dir, progress=False) as m:
+        m.wait_for_workers()
+        wait([m.submit(PythonTask(noop)) for _ in range(4 * workers)])
+
+        def wave(n: int) -> int:
+            futures = []
+            for start in range(0, n, CHAIN):
+                prev = None
+                for _ in range(min(CHAIN, n - start)):
+                    out = m.declare_temp()
+                    futures.append(m.submit(PythonTask(link_file, inputs={"in": prev} if prev else {},
+                                                       outputs={"out": out})))
+                    prev = out
+            del prev, out
+            wait(futures)
+            return sum(f.exception() is None for f in futures)
+
+        done = run_waves(waves, wave, emit, lambda: _held(m))
+        stats = m.stats()
+    return {**done, **tether_figures(stats)}
+
+
 def _held(manager) -> dict[str, int]:
     """Tasks in the scheduler core's graph and task records in the engine, after a wave (a len() from
     this thread: a moment's reading, not a locked one)."""
@@ -118,8 +149,8 @@ def dask(workers: int, waves: list[int], work_dir: Path, emit) -> dict[str, Any]
         cluster.close()
 
 
-SYSTEMS = {"tether-native": tether_native, "tether-executor": tether_executor, "process-pool": process_pool,
-           "dask": dask}
+SYSTEMS = {"tether-native": tether_native, "tether-executor": tether_executor, "tether-chains": tether_chains,
+           "process-pool": process_pool, "dask": dask}
 
 
 def main(argv: list[str]) -> int:
