@@ -136,9 +136,6 @@ class Scheduler:
             del tasks[t.id]
             by_state[t.state] -= 1
             forgotten[t.state] += 1
-            for f in t.outputs:
-                if files.get(f.name) is f:
-                    del files[f.name]
             gone.append(t.id)
             g = t.group
             if g is not None and g.members[0] is t:
@@ -147,6 +144,14 @@ class Scheduler:
                 f.holds -= 1
                 if f.holds == 0 and f.producer is not None:
                     stack.append(f.producer)
+            # the links between a task, its outputs and its group are cycles: cut here, the records go
+            # at once instead of waiting for the cycle collector (a long run would grow meanwhile)
+            for f in t.outputs:
+                if files.get(f.name) is f:
+                    del files[f.name]
+                f.producer = None
+            t.group = None
+            t.inputs = t.outputs = ()
         if gone:
             self._out.append(Forget(tuple(gone), tuple(groups)))
 
