@@ -41,9 +41,21 @@ def run_waves(waves: list[int], run_wave: Callable[[int], int], emit: Callable[[
         started = time.perf_counter()
         right += run_wave(n)
         seconds = time.perf_counter() - started
-        emit({"wave": i + 1, "tasks": n, "seconds": seconds, "rss_bytes": me.memory_info().rss,
-              **(held() if held else {})})
+        line = {"wave": i + 1, "tasks": n, "seconds": seconds, "rss_bytes": me.memory_info().rss,
+                **(held() if held else {})}
+        line["rss_settled_bytes"] = _settled_rss(me, held)
+        emit(line)
     return {"right": right, "cpu_s": tree_cpu_seconds() - cpu, "rss_start_bytes": rss_start}
+
+
+def _settled_rss(me: psutil.Process, held: Callable[[], dict] | None, limit: float = 10.0) -> int:
+    """The RSS once the system has let go of the wave: a wave's Futures, dropped as it ends, are
+    released in the manager's loop a moment later (at most `limit` seconds are waited for that)."""
+    if held is not None:
+        deadline = time.monotonic() + limit
+        while held()["records_held"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+    return me.memory_info().rss
 
 
 def tether_native(workers: int, waves: list[int], work_dir: Path, emit) -> dict[str, Any]:

@@ -19,7 +19,8 @@ COLUMNS_BY_BENCHMARK = {
                ("correct", "right")],
     "longrun": [("makespan_s", "total"), ("tasks", "tasks"), ("tasks_per_s", "tasks/s"), ("first_wave_s", "first wave"),
                 ("last_wave_s", "last wave"), ("rss_first_wave_bytes", "RSS after the first"),
-                ("rss_last_wave_bytes", "RSS after the last"), ("rss_growth_bytes", "growth"), ("correct", "right")],
+                ("rss_last_wave_bytes", "RSS after the last"), ("rss_growth_bytes", "growth"),
+                ("rss_settled_growth_bytes", "growth, settled"), ("correct", "right")],
 }
 
 
@@ -98,6 +99,8 @@ def waves(report: dict[str, Any]) -> str:
              "| ---: | " + " | ".join("---:" for _ in ran) + " |"]
     for i in range(max(len(r["wave_s"]) for r in ran)):
         cells = [f"{_cell('makespan_s', r['wave_s'][i])}, {_cell('rss_bytes', r['rss_after_wave_bytes'][i])}"
+                 + (f" ({_cell('rss_bytes', r['rss_settled_after_wave_bytes'][i])} settled)"
+                    if r.get("rss_settled_after_wave_bytes") else "")
                  if i < len(r["wave_s"]) else "" for r in ran]
         lines.append(f"| {i + 1} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

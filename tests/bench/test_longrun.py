@@ -34,7 +34,10 @@ def test_longrun_quick(tmp_path):
     # release may still be on its way to the manager's loop when the wave's last Future settles
     assert max(rows["tether-chains"]["tasks_held_after_wave"]) <= CHAIN
     targets = {t["target"]: t for t in report["targets"]}
-    assert len(targets) == 7 and all(t["met"] is not None for t in targets.values())
+    assert len(targets) == 10 and all(t["met"] is not None for t in targets.values())
+    for row in rows.values():   # the RSS read again once the system has let go of the wave
+        assert len(row["rss_settled_after_wave_bytes"]) == 10
+        assert row["rss_settled_growth_bytes"] == row["rss_settled_after_wave_bytes"][-1] - row["rss_settled_after_wave_bytes"][0]
     assert "tether-executor <= 2.0x process-pool (seconds_per_task)" in targets
     check_png(tmp_path / "report.png")
 
