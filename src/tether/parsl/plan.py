@@ -107,7 +107,7 @@ def plan_call(args: tuple, kwargs: dict[str, Any], shared_fs: bool, cwd: str | N
     """
     plan = CallPlan(args=(), kwargs={})
     names = _Names()
-    here = _Here(cwd)
+    here = _Here(cwd or None)
 
     def local_name(path: str) -> str:
         rel = posixpath.normpath(path)
