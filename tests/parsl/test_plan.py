@@ -84,6 +84,19 @@ def test_files_another_provider_placed_here_move_like_local_files(tmp_path):
     assert plan.streams[0].path == str(tmp_path / "log.txt")
 
 
+def test_relative_paths_are_taken_from_the_working_directory_when_none_is_given(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in.txt").write_text("x")
+    plan = plan_call((File("in.txt"),), {"outputs": [File("/abs/out.txt"), File("temp://t")], "stdout": "log"},
+                     shared_fs=False)
+    assert plan.file_inputs == {"in.txt": str(tmp_path / "in.txt")}
+    assert plan.file_outputs == {"out.txt": "/abs/out.txt"}
+    assert plan.streams[0].path == str(tmp_path / "log")
+    copy, made = plan.args[0], plan.kwargs["outputs"][1]
+    assert type(copy) is File and copy.url == "in.txt" and str(copy) == "in.txt"
+    assert (made.scheme, made.netloc, str(made)) == ("temp", "t", "t")
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"outputs": [File("temp://../x")]}, "does not name a temp file"),
     ({"inputs": [File("f.txt")], "outputs": [File("f.txt")]}, "both an input and an output"),

@@ -42,7 +42,7 @@ from ..task import DependencyFailed, PythonTask
 from .plan import CallPlan, check_resources, plan_call
 from .remote import AppFailure, run_app
 from .staging import TetherStaging
-from .temps import Failure, Job, Outcome, Slot, TempBook
+from .temps import MADE, Failure, Job, Outcome, Slot, TempBook
 
 log = logging.getLogger("tether.parsl")
 
@@ -186,13 +186,11 @@ class TetherExecutor(BlockProviderExecutor, RepresentationMixin):
         for path in plan.file_outputs.values():
             os.makedirs(os.path.dirname(path), exist_ok=True)
         future: Future = Future()
-        job = Job(next(self._ids),
-                  {name: self._book.slot(temp) for name, temp in plan.temp_inputs.items()},
-                  {name: self._book.slot(temp) for name, temp in plan.temp_outputs.items()},
-                  _Call(func, plan, options, future, kwargs.get("inputs")))
-        future.parsl_executor_task_id = job.id  # type: ignore[attr-defined]
-        self._tasks[job.id] = future
-        self._fail_all(self._book.add(job))
+        job_id = next(self._ids)
+        future.parsl_executor_task_id = job_id  # type: ignore[attr-defined]
+        self._tasks[job_id] = future
+        self._fail_all(self._book.submit(job_id, plan.temp_inputs, plan.temp_outputs,
+                                         _Call(func, plan, options, future, kwargs.get("inputs"))))
         return future
 
     def outstanding(self) -> int:
@@ -253,7 +251,12 @@ class TetherExecutor(BlockProviderExecutor, RepresentationMixin):
     def temp_producer(self, name: str, app_future: Future) -> None:
         """Parsl will run the task behind app_future to make temp `name`."""
         slot = self._book.producer_registered(name, app_future)
-        app_future.add_done_callback(lambda f, slot=slot: self._events.put((_PRODUCER_DONE, slot, f)))
+        app_future.add_done_callback(partial(self._producer_finished, slot))
+
+    def _producer_finished(self, slot: Slot, app_future: Future) -> None:
+        if slot.state == MADE and slot.app_future is app_future:
+            return   # its task made the file (MADE stays): the TempBook would find nothing to do
+        self._events.put((_PRODUCER_DONE, slot, app_future))
 
     def temp_given_up(self, name: str) -> Future | None:
         """The AppFuture of the task that was to make temp `name`, if Parsl gave up on it."""

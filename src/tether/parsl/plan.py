@@ -22,6 +22,7 @@ sandbox name, so `str(file)` in the app gives the name to open.
 """
 from __future__ import annotations
 
+import copy
 import os
 import posixpath
 from dataclasses import dataclass, field
@@ -98,10 +99,15 @@ class _Names:
 
 
 def plan_call(args: tuple, kwargs: dict[str, Any], shared_fs: bool, cwd: str | None = None) -> CallPlan:
-    """Rewrite the call's File arguments for the sandbox and list what must move."""
-    cwd = cwd or os.getcwd()
+    """Rewrite the call's File arguments for the sandbox and list what must move.
+
+    cwd: what relative paths are relative to (default: the working directory,
+    asked for only when a relative path is met, since a call of temp files
+    and absolute paths needs none).
+    """
     plan = CallPlan(args=(), kwargs={})
     names = _Names()
+    here = _Here(cwd or None)
 
     def local_name(path: str) -> str:
         rel = posixpath.normpath(path)
@@ -119,12 +125,11 @@ def plan_call(args: tuple, kwargs: dict[str, Any], shared_fs: bool, cwd: str | N
             return _located(value, name)
         if value.scheme == "file":
             given = value.path
-        elif value.local_path is not None and (role == "output" or os.path.exists(os.path.join(
-                cwd, value.local_path))):
+        elif value.local_path is not None and (role == "output" or os.path.exists(here.join(value.local_path))):
             given = value.local_path  # placed here, or wanted back here, by another staging provider
         else:
             return value  # another staging provider looks after it
-        path = os.path.normpath(os.path.join(cwd, given))
+        path = os.path.normpath(here.join(given))
         if shared_fs:
             return _located(value, path)
         name = names.get(("file", path), local_name(given))
@@ -139,7 +144,7 @@ def plan_call(args: tuple, kwargs: dict[str, Any], shared_fs: bool, cwd: str | N
         elif key == "outputs" and isinstance(value, (list, tuple)):
             new_kwargs[key] = [rewrite(v, "output") for v in value]
         elif key in ("stdout", "stderr"):
-            new_kwargs[key] = _stream(key, value, plan, names, shared_fs, cwd)
+            new_kwargs[key] = _stream(key, value, plan, names, shared_fs, here)
         else:
             new_kwargs[key] = rewrite(value, "input")
     plan.kwargs = new_kwargs
@@ -150,14 +155,35 @@ def plan_call(args: tuple, kwargs: dict[str, Any], shared_fs: bool, cwd: str | N
     return plan
 
 
+class _Here:
+    """Joins paths to the working directory, which is looked up once, and only if a path is relative."""
+
+    __slots__ = ("cwd",)
+
+    def __init__(self, cwd: str | None):
+        self.cwd = cwd
+
+    def join(self, path: str) -> str:
+        if os.path.isabs(path):
+            return path
+        if self.cwd is None:
+            self.cwd = os.getcwd()
+        return os.path.join(self.cwd, path)
+
+
 def _located(f: File, local_path: str) -> File:
-    """A copy of f that resolves to local_path, leaving Parsl's own object untouched."""
-    copy = f.cleancopy()
-    copy.local_path = local_path
-    return copy
+    """A copy of f that resolves to local_path, leaving Parsl's own object untouched.
+
+    A shallow copy, not File.cleancopy(): that parses the URL again, checks
+    its types and writes a debug record to Parsl's log, for every file of
+    every call, on the thread that launches Parsl's tasks.
+    """
+    located = copy.copy(f)
+    located.local_path = local_path
+    return located
 
 
-def _stream(fdname: str, spec: Any, plan: CallPlan, names: _Names, shared_fs: bool, cwd: str) -> Any:
+def _stream(fdname: str, spec: Any, plan: CallPlan, names: _Names, shared_fs: bool, here: _Here) -> Any:
     if spec is None:
         return None
     if isinstance(spec, File):
@@ -172,7 +198,7 @@ def _stream(fdname: str, spec: Any, plan: CallPlan, names: _Names, shared_fs: bo
         path, mode = get_std_fname_mode(fdname, spec)
     if mode not in _STREAM_MODES:
         raise BadStdStreamFile(f"{path} (mode {mode!r}: {fdname} takes one of {', '.join(_STREAM_MODES)})")
-    absolute = os.path.normpath(os.path.join(cwd, path))
+    absolute = os.path.normpath(here.join(path))
     if shared_fs:
         return (absolute, mode)
     same = next((s for s in plan.streams if s.path == absolute), None)

@@ -100,17 +100,18 @@ class TempBook:
 
     def slot(self, name: str) -> Slot:
         with self._lock:
-            s = self.slots.get(name)
-            if s is None:
-                s = self.slots[name] = Slot(name)
-            return s
+            return self._slot(name)
+
+    def _slot(self, name: str) -> Slot:
+        s = self.slots.get(name)
+        if s is None:
+            s = self.slots[name] = Slot(name)
+        return s
 
     def producer_registered(self, name: str, app_future: Any) -> Slot:
         """Parsl will run the task behind app_future to make temp `name`."""
         with self._lock:
-            s = self.slots.get(name)
-            if s is None:
-                s = self.slots[name] = Slot(name)
+            s = self._slot(name)
             s.app_future = app_future
             s.gave_up = False
             return s
@@ -118,10 +119,21 @@ class TempBook:
     def add(self, job: Job) -> Outcome:
         """A new submission: launch it, or hold it until its temp inputs can come."""
         with self._lock:
-            self.jobs[job.id] = job
-            out = Outcome()
-            self._settle([job], out)
-            return out
+            return self._add(job)
+
+    def submit(self, id: int, temp_inputs: dict[str, str], temp_outputs: dict[str, str], data: Any) -> Outcome:
+        """add() of a new Job reading and making these temps ({sandbox name: temp name}), in one
+        hold of the lock (the launching thread takes it once per submission, not once per temp)."""
+        with self._lock:
+            slot = self._slot
+            return self._add(Job(id, {n: slot(t) for n, t in temp_inputs.items()},
+                                 {n: slot(t) for n, t in temp_outputs.items()}, data))
+
+    def _add(self, job: Job) -> Outcome:
+        self.jobs[job.id] = job
+        out = Outcome()
+        self._settle([job], out)
+        return out
 
     def finished(self, job: Job, task: Any, how: str, error: BaseException | None = None) -> Outcome:
         """A launch ended: how is "ok", "failed", or "dependency" (tether never ran it: an input died)."""
