@@ -364,3 +364,25 @@ def test_functions_of_the_programs_main_travel_as_arguments(tmp_path):
                           timeout=120, env={**os.environ, "TETHER_RUN_DIR": str(tmp_path / "runs")})
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["42", str(2 * sum(range(100)))]
+
+
+def _short_or_gated(x, gate):
+    if x:
+        while not os.path.exists(gate):
+            time.sleep(0.01)
+    return x
+
+
+def test_a_short_calls_value_does_not_wait_for_the_long_call_after_it(tmp_path):
+    """An interpreter batches replies while more calls wait; a reply must still go out while the next,
+    long call runs. Here the long call ends only once the short call's value has arrived: a reply held
+    behind it would never arrive (the result() below would time out)."""
+    gate = str(tmp_path / "gate")
+    with Executor(workers=1, cores_per_worker=1) as ex:
+        list(ex.map(_short_or_gated, [0] * 2000, [gate] * 2000))   # short calls: many queued per interpreter
+        for _ in range(20):   # submitted together, the two often reach the interpreter in one batch
+            short, gated = [ex.submit(_short_or_gated, x, gate) for x in (0, 1)]
+            assert short.result(timeout=60) == 0
+            open(gate, "w").close()
+            assert gated.result(timeout=60) == 1
+            os.unlink(gate)

@@ -36,9 +36,10 @@ call used is measured around it (usage.CallMeter), for three system
 calls; an Executor call (no sandbox: cwd None) makes no TaskResult and is
 not metered.
 
-Replies are written together when more requests are already waiting, so a
-stream of short tasks costs one write per batch, not per task; a reply is
-never held back for longer than HOLD seconds.
+Each reply is written as its call ends, before the next call starts: a
+reply held back for a batch would wait for however long the next call runs
+(a short call's value behind a long call, and lost with the interpreter if
+that call kills it). Requests are still read in batches.
 
 Run as `python -m tether.worker.interpreter FD`.
 """
@@ -46,7 +47,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import select
 import socket
 import sys
 import time
@@ -61,8 +61,6 @@ from ..wire import messages as m
 from ..wire.framing import LENGTH, FrameBuffer
 from .reaper import TAG, Children, become_subreaper, end_children
 from .usage import CallMeter
-
-HOLD = 0.001
 
 
 def dumps(value) -> bytes:
@@ -81,16 +79,6 @@ class Channel:
         self.frames = FrameBuffer()
         self.inbox: list[bytes] = []
         self.outbox: list[bytes] = []
-        self.held_since = 0.0
-
-    def waiting(self) -> bool:
-        """Is a whole request here already, or on the socket now?"""
-        if self.inbox:
-            return True
-        if select.select([self.sock], [], [], 0)[0]:
-            self._fill()
-            return bool(self.inbox)
-        return False
 
     def _fill(self) -> None:
         data = self.sock.recv(1 << 20)
@@ -106,8 +94,6 @@ class Channel:
 
     def reply(self, msg) -> None:
         body = codec.encode(msg)
-        if not self.outbox:
-            self.held_since = time.monotonic()
         self.outbox.append(LENGTH.pack(len(body)) + body)
 
     def flush(self) -> None:
@@ -118,10 +104,6 @@ class Channel:
     def send_now(self, msg) -> None:
         self.reply(msg)
         self.flush()
-
-    def maybe_flush(self) -> None:
-        if time.monotonic() - self.held_since > HOLD or not self.waiting():
-            self.flush()
 
 
 class Interpreter:
@@ -246,8 +228,7 @@ def serve(sock: socket.socket) -> None:
         while True:
             reply = interpreter.handle(channel.receive())
             if reply is not None:
-                channel.reply(reply)
-                channel.maybe_flush()
+                channel.send_now(reply)
     except EOFError:
         return
 
