@@ -138,13 +138,7 @@ def executor_throughput(tasks: int, workers: int, work_dir: Path, progress, tran
 
     with Executor(workers=workers, cores_per_worker=1, run_dir=work_dir, transactions=transactions) as ex:
         ex.manager.wait_for_workers()
-        list(ex.map(noop_arg, range(4 * workers)))
-        cpu = tree_cpu_seconds()
-        started = time.perf_counter()
-        values = list(ex.map(noop_arg, range(tasks), chunksize=chunksize))
-        elapsed = time.perf_counter() - started
-        cpu = tree_cpu_seconds() - cpu
-        progress(tasks)
+        values, elapsed, cpu = _timed_map(ex, tasks, workers, chunksize, progress)
         stats = ex.stats()
     ok = values == [None] * tasks
     name = "tether-executor" + ("" if transactions else "-notx") + ("-chunks" if chunksize > 1 else "")
@@ -160,15 +154,21 @@ def process_pool_throughput(tasks: int, workers: int, work_dir: Path, progress, 
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        list(pool.map(noop_arg, range(4 * workers)))
-        cpu = tree_cpu_seconds()
-        started = time.perf_counter()
-        values = list(pool.map(noop_arg, range(tasks), chunksize=chunksize))
-        elapsed = time.perf_counter() - started
-        cpu = tree_cpu_seconds() - cpu
-        progress(tasks)
+        values, elapsed, cpu = _timed_map(pool, tasks, workers, chunksize, progress)
     return rate_row("process-pool" + ("-chunks" if chunksize > 1 else ""), tasks, elapsed, cpu,
                     correct=values == [None] * tasks)
+
+
+def _timed_map(executor, tasks: int, workers: int, chunksize: int, progress) -> tuple[list, float, float]:
+    """A warm-up map, then the timed one: its values, seconds and the CPU of every process of the run."""
+    list(executor.map(noop_arg, range(4 * workers)))
+    cpu = tree_cpu_seconds()
+    started = time.perf_counter()
+    values = list(executor.map(noop_arg, range(tasks), chunksize=chunksize))
+    elapsed = time.perf_counter() - started
+    cpu = tree_cpu_seconds() - cpu
+    progress(tasks)
+    return values, elapsed, cpu
 
 
 def executor_chain(length: int, workers: int, work_dir: Path, progress) -> dict:

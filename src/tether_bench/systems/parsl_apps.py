@@ -7,6 +7,7 @@ workers) and in where the command runs.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import sys
@@ -67,6 +68,25 @@ def warm_up(workers: int) -> None:
 
     app = shell_app()
     wait([app("true") for _ in range(2 * workers)])
+
+
+@contextlib.contextmanager
+def running(executor, workers: int, work_dir: Path, parsl_logging: bool, ready: Callable[[], None] | None = None):
+    """A DataFlowKernel over one executor: loaded, ready (`ready()` waits for its workers), warmed up,
+    and cleaned up at the end."""
+    parsl = import_parsl()
+    from parsl.config import Config
+
+    config = Config(executors=[executor], run_dir=run_dir(work_dir), strategy="none", usage_tracking=0,
+                    initialize_logging=parsl_logging)
+    dfk = parsl.load(config)
+    try:
+        if ready is not None:
+            ready()
+        warm_up(workers)
+        yield dfk
+    finally:
+        dfk.cleanup()
 
 
 def run_workflow(dfk, workflow: Workflow, file_for: Callable[[str], object],

@@ -6,34 +6,27 @@ bash_apps reading and writing `file` paths, which need no staging.
 """
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 from ..workflow import Workflow
-from .parsl_apps import import_parsl, run_dir, run_in_shared_directory, wait_until, warm_up
+from .parsl_apps import import_parsl, run_in_shared_directory, running, wait_until
 
 
-@contextlib.contextmanager
 def loaded(workers: int, work_dir: Path, parsl_logging: bool = True):
     """A DataFlowKernel with one HTEX block whose `workers` workers are all connected."""
-    parsl = import_parsl()
-    from parsl.config import Config
+    import_parsl()
     from parsl.executors import HighThroughputExecutor
     from parsl.providers import LocalProvider
 
     htex = HighThroughputExecutor(label="htex", address="127.0.0.1", max_workers_per_node=workers,
                                   cores_per_worker=1, worker_logdir_root=str(work_dir / "workers"),
                                   provider=LocalProvider(init_blocks=1, min_blocks=1, max_blocks=1))
-    config = Config(executors=[htex], run_dir=run_dir(work_dir), strategy="none", usage_tracking=0,
-                    initialize_logging=parsl_logging)
-    dfk = parsl.load(config)
-    try:
+
+    def connected() -> None:
         wait_until(lambda: sum(m.get("worker_count", 0) for m in htex.connected_managers()) >= workers,
                    120, "HTEX workers")
-        warm_up(workers)
-        yield dfk
-    finally:
-        dfk.cleanup()
+
+    return running(htex, workers, work_dir, parsl_logging, ready=connected)
 
 
 def run(workflow: Workflow, workers: int, work_dir: Path, progress=None, name: str = "parsl-htex",

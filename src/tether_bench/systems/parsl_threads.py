@@ -8,29 +8,18 @@ costs above the machine's floor is what Parsl itself costs per app
 """
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 from ..workflow import Workflow
-from .parsl_apps import import_parsl, run_dir, run_in_shared_directory, warm_up
+from .parsl_apps import import_parsl, run_in_shared_directory, running
 
 
-@contextlib.contextmanager
 def loaded(workers: int, work_dir: Path, parsl_logging: bool = True):
     """A DataFlowKernel with a ThreadPoolExecutor of `workers` threads."""
-    parsl = import_parsl()
-    from parsl.config import Config
+    import_parsl()
     from parsl.executors import ThreadPoolExecutor
 
-    config = Config(executors=[ThreadPoolExecutor(label="threads", max_threads=workers)],
-                    run_dir=run_dir(work_dir), strategy="none", usage_tracking=0,
-                    initialize_logging=parsl_logging)
-    dfk = parsl.load(config)
-    try:
-        warm_up(workers)
-        yield dfk
-    finally:
-        dfk.cleanup()
+    return running(ThreadPoolExecutor(label="threads", max_threads=workers), workers, work_dir, parsl_logging)
 
 
 def run(workflow: Workflow, workers: int, work_dir: Path, progress=None, name: str = "parsl-threads",
