@@ -43,8 +43,9 @@ import itertools
 from typing import Any, Callable
 
 from .core import (MANAGER, Assign, Command, Complete, Delete, Event, Fail, Fetch, FileFailed, FileHome,
-                   FileHomeFailed, FileLostOn, FileReleased, FilesCached, FileWanted, Retract, Retracted, Scheduler,
-                   TaskCancelled, TaskFailedOn, TaskSubmitted, TaskSucceeded, Tick, WorkerJoined, WorkerLost)
+                   FileHomeFailed, FileLostOn, FileReleased, FilesCached, FileWanted, Replicate, Retired, Retract,
+                   Retracted, Scheduler, TaskCancelled, TaskFailedOn, TaskSubmitted, TaskSucceeded, Tick, WorkerJoined,
+                   WorkerLost, WorkerRetiring)
 from .worker import state as ws
 from .wire import messages as m
 from .worker.state import WorkerState, WorkTask, from_assignment
@@ -122,7 +123,8 @@ class Cluster:
         self.made_at: dict[str, float] = {}     # file -> when a run first made it
         self.counters = dict.fromkeys(("messages", "handles", "runs", "fetches", "fetches_failed", "rejected",
                                        "given_back", "retracted_too_late", "bytes_manager_to_worker",
-                                       "bytes_worker_to_worker", "bytes_worker_to_manager"), 0)
+                                       "bytes_worker_to_worker", "bytes_worker_to_manager", "retired"), 0)
+        self.retired: dict[str, Retired] = {}   # worker -> how its retirement ended
         self._queue: list[tuple[float, int, Callable, tuple]] = []
         self._seq = itertools.count()
         self._names = itertools.count(1)
@@ -183,6 +185,10 @@ class Cluster:
         w.state = None
         w.runs.clear()
         self._at(self.now + noticed_after, self._disconnect, w, reason)
+
+    def retire(self, wid: str, reason: str = "scaled in") -> None:
+        """The worker is asked to leave (engine.retire); once the core says Retired it is sent away."""
+        self._inbox.append(WorkerRetiring(wid, reason))
 
     def stall(self, wid: str, seconds: float) -> None:
         """The worker's link is held up: what it sends or is sent, and what it serves, waits until then."""
@@ -291,6 +297,16 @@ class Cluster:
                 w = self.workers[c.worker]
                 if w.connected:
                     self._to_worker(w, ("delete", c.names) if kind is Delete else ("retract", c.tasks))
+            elif kind is Replicate:
+                w = self.workers[c.worker]
+                if w.connected:
+                    self._to_worker(w, ("pull", tuple((name, self._wire_source(peer)) for name, peer in c.files)))
+            elif kind is Retired:
+                self.counters["retired"] += 1
+                self.retired[c.worker] = c
+                w = self.workers[c.worker]
+                if w.connected:
+                    self._to_worker(w, ("shutdown", None))
             elif kind is Fetch:
                 self._bring_home(c.name, c.worker)
             elif kind is FileFailed:
@@ -310,6 +326,8 @@ class Cluster:
         w = self.workers[c.worker]
         if not w.connected:
             raise AssertionError(f"the core assigned tasks to worker {w.id} after it was lost")
+        if self.core.workers[w.id].retiring:
+            raise AssertionError(f"the core assigned tasks to worker {w.id}, which is retiring")
         tasks = []
         for a in c.tasks:
             job = self.jobs[a.task]
@@ -391,6 +409,10 @@ class Cluster:
             self._do(w, w.state.assign([from_assignment(a) for a in body]))
         elif kind == "delete":
             self._do(w, w.state.delete(list(body)))
+        elif kind == "pull":
+            self._do(w, w.state.pull(list(body)))
+        elif kind == "shutdown":   # it leaves at once: its runs end, its link closes
+            self.lose_worker(w.id, reason="the manager sent it away")
         elif kind == "retract":
             returned, started = w.state.retract(list(body))
             self.counters["given_back"] += len(returned)
@@ -404,6 +426,8 @@ class Cluster:
                 self._start(w, i.task)
             elif kind is ws.Fetch:
                 self._fetch(w, i.name, i.source)
+            elif kind is ws.Unfetched:
+                self._to_manager(w, FileLostOn(w.id, i.name))
             elif kind is ws.Reject:
                 self.counters["rejected"] += 1
                 peer = i.source.id if type(i.source) is m.Peer else None

@@ -6,7 +6,7 @@ process join them) through random histories: task graphs of every shape
 (chains that form groups, fan-out, fan-in, diamonds, consumers submitted
 before their producers, outputs brought home, kept temps), time passing,
 runs ending with success or with the task's own or a system failure,
-workers lost (noticed at once or late) and added (some with a user input
+workers lost (noticed at once or late), retired (asked to leave) and added (some with a user input
 already cached), stalled links, files lost from caches, files wanted by the
 user, outputs that cannot be written home and tasks cancelled. Workers
 differ in speed, so the rebalancer takes group members back from slow ones;
@@ -218,6 +218,13 @@ class ClusterHistory(RuleBasedStateMachine):
         self.sim.flush()
 
     @precondition(lambda self: self.sim.alive())
+    @rule(data=st.data())
+    def retire_worker(self, data):
+        """A worker is asked to leave (scale-in, idle timeout): the core sends it away once its temps are safe."""
+        self.sim.retire(data.draw(st.sampled_from(self.sim.alive()), "retiring"))
+        self.sim.flush()
+
+    @precondition(lambda self: self.sim.alive())
     @rule(data=st.data(), seconds=st.sampled_from([0.3, 1.0, 4.0]))
     def stall(self, data, seconds):
         self.sim.stall(data.draw(st.sampled_from(self.sim.alive()), "stalled"), seconds)
@@ -303,7 +310,8 @@ class ClusterHistory(RuleBasedStateMachine):
         for what, count in (("members moved", core.moves), ("temps made again", core.reruns),
                             ("system failures", core.system_failures), ("workers blocklisted", core.blocklisted),
                             ("retractions too late", sim["retracted_too_late"]), ("tasks rejected", sim["rejected"]),
-                            ("fetches failed", sim["fetches_failed"]), ("tasks failed", core.tasks_failed)):
+                            ("fetches failed", sim["fetches_failed"]), ("tasks failed", core.tasks_failed),
+                            ("workers retired", sim["retired"])):
             if count:
                 event(what)
 

@@ -58,6 +58,16 @@ class WorkerJoined:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkerRetiring:
+    """The worker is to leave (scaled in, or idle past its timeout): it takes no new work, its
+    tasks not started yet go elsewhere, and what only it holds that may still be needed is copied
+    to a worker that stays before it is sent away (Retired)."""
+
+    worker: str
+    reason: str = "it was asked to leave"
+
+
+@dataclass(frozen=True, slots=True)
 class WorkerLost:
     worker: str
     reason: str = "its connection closed"
@@ -254,6 +264,25 @@ class Blocked:
 
 
 @dataclass(frozen=True, slots=True)
+class Replicate:
+    """Copy files into a worker's cache from the peers named (the temps of a worker that retires)."""
+
+    worker: str
+    files: tuple[tuple[str, str], ...]   # (cache name, id of the peer to copy from)
+
+
+@dataclass(frozen=True, slots=True)
+class Retired:
+    """A retiring worker runs nothing and holds nothing needed that is not also elsewhere: the shell
+    may send it away. copied: files copied off it; lost: files that may still be needed and could
+    not be copied (no worker stays, or the copy failed): their producers run again if they are."""
+
+    worker: str
+    copied: int = 0
+    lost: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Forget:
     """The core has let go of these finished tasks (nothing can need them again), and of the
     groups of one they were: the shell may let go of what it keeps for them too."""
@@ -262,10 +291,11 @@ class Forget:
     groups: tuple[int, ...] = ()
 
 
-Event = (TaskSubmitted | TaskCancelled | WorkerJoined | WorkerLost | TaskSucceeded | TaskFailedOn
+Event = (TaskSubmitted | TaskCancelled | WorkerJoined | WorkerRetiring | WorkerLost | TaskSucceeded | TaskFailedOn
          | FilesCached | FileLostOn | FileHome | FileHomeFailed | FileWanted | FileReleased | Retracted | Tick
          | NoWorkers)
-Command = Assign | Delete | Retract | Fetch | Running | Complete | Fail | FileFailed | Blocked | Forget
+Command = (Assign | Delete | Retract | Replicate | Retired | Fetch | Running | Complete | Fail | FileFailed
+           | Blocked | Forget)
 
 
 @dataclass(slots=True)

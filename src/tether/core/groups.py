@@ -63,7 +63,7 @@ class Grouper:
             return None
         joining = mine.members if mine is not None else [consumer]
         if theirs is not None and theirs.worker is not None:
-            if not theirs.worker.alive or not all(theirs.worker.fits(m) for m in joining):
+            if not theirs.worker.staying or not all(theirs.worker.fits(m) for m in joining):
                 return None
         theirs = self.group_of(tail)
         theirs.members.extend(joining)
@@ -95,7 +95,7 @@ def _can_continue(tail: TaskNode, consumer: TaskNode) -> bool:
     if tail.state not in FINISHED:
         return True
     g = tail.group
-    if tail.state not in (TaskState.DONE, TaskState.HOMING) or g is None or g.worker is None or not g.worker.alive:
+    if tail.state not in (TaskState.DONE, TaskState.HOMING) or g is None or g.worker is None or not g.worker.staying:
         return False
     w = g.worker
     return all(w in f.replicas for f in consumer.inputs if f.producer is tail)

@@ -131,10 +131,17 @@ def _check_worker(s: "Scheduler", w) -> None:
     for f in w.files:
         _require(w in f.replicas or w in f.pending, f"{name} lists file {f.name}, which it neither holds "
                  "nor awaits")
+    if w.retiring:
+        _require(w not in s._idle and w not in s._not_full, f"retiring {name} is offered work")
+    if w in s._retiring:
+        _require(w.retiring, f"{name} is being retired but takes new work")
+        for f, dest in s._retiring[w].copying.items():
+            _require(f in dest.files or not (dest.alive and dest in f.pending),
+                     f"{f.name} is on its way from retiring {name} to {dest.id}, which does not list it")
     if w.blocked_until is not None:
         _require(w in s._blocked and w not in s._idle and w not in s._not_full,
                  f"blocklisted {name} is offered work")
-    elif w.used_cores < w.cores:
+    elif w.used_cores < w.cores and not w.retiring:
         _require(w in s._idle, f"{name} has a free core but is not in the idle set")
 
 

@@ -81,7 +81,8 @@ class FileNode:
 
 class WorkerNode:
     __slots__ = ("id", "cores", "memory", "disk", "used_cores", "used_memory", "used_disk",
-                 "tasks", "files", "alive", "durations", "failure_streak", "blocked_until", "blocks")
+                 "tasks", "files", "alive", "durations", "failure_streak", "blocked_until", "blocks",
+                 "retiring")
 
     def __init__(self, id: str, cores: int, memory: int, disk: int):
         self.id = id
@@ -98,6 +99,12 @@ class WorkerNode:
         self.failure_streak = 0             # system failures here since the last success
         self.blocked_until: float | None = None   # takes no new work until then
         self.blocks = 0                     # times it was blocklisted (each block lasts longer)
+        self.retiring = False               # to leave: no new work, its needed files copied off first
+
+    @property
+    def staying(self) -> bool:
+        """Alive and not about to leave: new work and copies of files may go to it."""
+        return self.alive and not self.retiring
 
     def fits(self, task: TaskNode) -> bool:
         """Could this worker ever run the task, given its total resources?"""
@@ -106,6 +113,19 @@ class WorkerNode:
 
     def __repr__(self) -> str:
         return f"<worker {self.id}>"
+
+
+class Retirement:
+    """A retiring worker's progress: the copies of its files under way (file -> the worker it goes
+    to) and the files already tried, each copied at most once."""
+
+    __slots__ = ("reason", "copying", "tried", "copied")
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        self.copying: dict[FileNode, WorkerNode] = {}
+        self.tried: set[FileNode] = set()
+        self.copied = 0
 
 
 class Group:

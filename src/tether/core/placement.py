@@ -33,7 +33,7 @@ def queue_allowance(worker: WorkerNode, mean_duration: float, queue_time: float)
 
 
 def has_room(worker: WorkerNode, task: TaskNode, allowance: int) -> bool:
-    if not worker.alive or worker.blocked_until is not None or not worker.fits(task):
+    if not worker.staying or worker.blocked_until is not None or not worker.fits(task):
         return False
     if worker.used_cores + task.cores > worker.cores + allowance:
         return False

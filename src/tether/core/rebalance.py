@@ -44,7 +44,7 @@ class Rebalancer:
         self._last = now
         targets = {w for w in s.moves.values()}
         idle = [w for w in s.workers.values()
-                if w.alive and w.blocked_until is None and w.used_cores < w.cores and w not in targets
+                if w.staying and w.blocked_until is None and w.used_cores < w.cores and w not in targets
                 and not _ready_fits(s, w)]
         if not idle:
             return

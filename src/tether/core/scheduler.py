@@ -26,6 +26,10 @@ What it decides:
               (recursively, and nothing else)
   moves       members stuck behind a slow worker are taken back and placed
               again (rebalance.py)
+  retirement  a worker asked to leave takes no new work, gives back what it
+              has not started, and has the files only it holds that may
+              still be needed copied to workers that stay; then the shell
+              may send it away, and nothing is made again
 """
 from __future__ import annotations
 
@@ -37,16 +41,18 @@ from typing import Callable
 from . import placement
 from .events import (LOCAL, MANAGER, SYSTEM_REASONS, TASK_REASONS, Assign, Assignment, Blocked,
                      Command, Complete, Counters, Delete, Event, Fail, Fetch, FileFailed, FileHome, FileHomeFailed, FileLostOn,
-                     FileReleased, Forget, FilesCached, FileSpec, FileWanted, NoWorkers, Retract, Retracted, Running,
-                     TaskCancelled, TaskFailedOn, TaskSubmitted, TaskSucceeded, Tick, WorkerJoined, WorkerLost)
+                     FileReleased, Forget, FilesCached, FileSpec, FileWanted, NoWorkers, Replicate, Retired, Retract,
+                     Retracted, Running, TaskCancelled, TaskFailedOn, TaskSubmitted, TaskSucceeded, Tick, WorkerJoined,
+                     WorkerLost, WorkerRetiring)
 from .groups import Grouper
 from .lifecycle import (FINISHED, ON_WORKER, TERMINAL, UNSTARTED, FileState, TaskState, move_file, move_task)
-from .model import FileNode, Group, RunningMean, TaskNode, WorkerNode
+from .model import FileNode, Group, Retirement, RunningMean, TaskNode, WorkerNode
 from .rebalance import Rebalancer
 
 T = TaskState
 F = FileState
 MAX_BLOCK_SECONDS = 600.0
+CONTENT_PREFIXES = ("file-", "buf-")   # files named by their content: any run may use them again
 
 
 class Scheduler:
@@ -88,13 +94,14 @@ class Scheduler:
         self._activations = itertools.count(1)
         self.moves: dict[int, WorkerNode | None] = {}  # task being taken back -> where it goes (None: anywhere)
         self._bringing: dict[str, WorkerNode] = {}     # file asked for at the submitting side -> from where
+        self._retiring: dict[WorkerNode, Retirement] = {}   # workers to send away once their files are safe
         self.now = 0.0                                # time of the last Tick
         if rebalance is True:
             rebalance = Rebalancer() if group_tasks else None
         self.rebalancer: Callable[[Scheduler, float], None] | None = rebalance or None
         self._handlers = {
             TaskSubmitted: self._on_submitted, TaskCancelled: self._on_cancelled,
-            WorkerJoined: self._on_worker_joined, WorkerLost: self._on_worker_lost,
+            WorkerJoined: self._on_worker_joined, WorkerRetiring: self._on_retiring, WorkerLost: self._on_worker_lost,
             TaskSucceeded: self._on_succeeded, TaskFailedOn: self._on_failed,
             FilesCached: self._on_files_cached, FileLostOn: self._on_file_lost,
             FileHome: self._on_file_home, FileHomeFailed: self._on_home_failed,
@@ -111,6 +118,8 @@ class Scheduler:
             self._replan(self._revived)
             self._revived = []
         self._schedule()
+        if self._retiring:
+            self._retire()
         if self._settled:
             self._forget_settled()
         return self._flush()
@@ -311,6 +320,79 @@ class Scheduler:
             else:
                 self._unknown_cached.setdefault(name, set()).add(w)
 
+    def _on_retiring(self, e: WorkerRetiring) -> None:
+        """w takes no new work; its tasks not started yet are taken back and placed elsewhere."""
+        w = self.workers.get(e.worker)
+        if w is None or not w.staying:
+            return
+        w.retiring = True
+        self._idle.discard(w)
+        self._not_full.discard(w)
+        for tid, target in self.moves.items():
+            if target is w:
+                self.moves[tid] = None   # moving here: anywhere instead
+        self.move(sorted((t for t in w.tasks if t.id not in self.moves), key=_by_id), w, None)
+        self._retiring[w] = Retirement(e.reason)
+
+    def _retire(self) -> None:
+        """Copy off each retiring worker the files only it holds that may still be needed; once it runs
+        nothing and no copy from it is under way, it may go (Retired)."""
+        stays = sorted((v for v in self.workers.values() if v.staying), key=lambda v: v.id)
+        for w, r in list(self._retiring.items()):
+            if not w.alive:
+                del self._retiring[w]
+                continue
+            for f, dest in list(r.copying.items()):
+                if dest in f.replicas:
+                    r.copied += 1
+                elif dest in f.pending and dest.alive:
+                    continue   # still on its way
+                del r.copying[f]
+            self._copy_off(w, r, stays)
+            if w.tasks or r.copying or any(v is w for v in self._bringing.values()) or any(
+                    f.pending for f in w.files if w in f.replicas and f.state is F.MADE):
+                continue   # it runs a task, or a copy of one of its files is on its way somewhere
+            del self._retiring[w]
+            lost = sum(1 for f in w.files if self._only_here(f, w) and self._may_need(f))
+            self._out.append(Retired(w.id, r.copied, lost))
+
+    def _copy_off(self, w: WorkerNode, r: Retirement, stays: list[WorkerNode]) -> None:
+        if not stays:
+            return
+        load = {v: sum(f.size for f in v.files) for v in stays}
+        batches: dict[WorkerNode, list[tuple[str, str]]] = {}
+        for f in sorted(w.files, key=lambda f: f.name):
+            if f in r.tried or not self._only_here(f, w) or not self._may_need(f) or f.name in self._bringing:
+                continue
+            r.tried.add(f)
+            dest = self._keeper(f, stays, load)
+            load[dest] += f.size
+            f.pending.add(dest)
+            dest.files.add(f)
+            r.copying[f] = dest
+            batches.setdefault(dest, []).append((f.name, w.id))
+        for dest, files in batches.items():
+            self._out.append(Replicate(dest.id, tuple(files)))
+
+    @staticmethod
+    def _only_here(f: FileNode, w: WorkerNode) -> bool:
+        """w holds the only copy of f made by a task (nothing else holds or awaits one)."""
+        return f.state is F.MADE and f.replicas == {w} and not f.pending
+
+    @staticmethod
+    def _may_need(f: FileNode) -> bool:
+        """May f still be read: by a task to run, by the user (a handle, a fetch), or kept?"""
+        return bool(f.consumers) or f.wanted or f.keep or not f.released
+
+    @staticmethod
+    def _keeper(f: FileNode, stays: list[WorkerNode], load: dict[WorkerNode, int]) -> WorkerNode:
+        """Where f goes: where a task reading it is placed, else the worker holding the fewest bytes."""
+        for c in sorted(f.consumers, key=_by_id):
+            for v in (c.worker, c.group.worker if c.group is not None else None):
+                if v is not None and v in load:
+                    return v
+        return min(stays, key=lambda v: (load[v], v.id))
+
     def _on_worker_lost(self, e: WorkerLost) -> None:
         w = self.workers.get(e.worker)
         if w is None or not w.alive:
@@ -409,7 +491,10 @@ class Scheduler:
         for name, size in e.files:
             f = self.files.get(name)
             if f is None:
-                self._unknown_cached.setdefault(name, set()).add(w)
+                if name.startswith(CONTENT_PREFIXES):
+                    self._unknown_cached.setdefault(name, set()).add(w)
+                else:   # a copy that arrived after the file was collected and let go of: it goes too
+                    self._delete[w].append(name)
                 continue
             if f.state in (F.GONE, F.DOOMED) or (
                     f.state in (F.ABSENT, F.HOME) and w not in f.pending and w not in f.replicas):
@@ -488,7 +573,7 @@ class Scheduler:
             if t is None or t.state not in ON_WORKER or t.worker is not w:
                 continue
             self._to(t, T.WAITING)
-            if target is None or not target.alive:
+            if target is None or not target.staying:
                 self._recount(t)
                 self._revived.append(t)   # planned again like any other task
             else:
@@ -525,7 +610,7 @@ class Scheduler:
             for w in [w for w in self._blocked if w.blocked_until <= e.now]:
                 self._blocked.discard(w)
                 w.blocked_until = None
-                if w.used_cores < w.cores:
+                if w.staying and w.used_cores < w.cores:
                     self._idle.add(w)
                 self._note_fullness(w)
         if self.rebalancer is not None:
@@ -589,7 +674,7 @@ class Scheduler:
 
     def _available(self, w: WorkerNode) -> bool:
         """May w be given new work?"""
-        return w.alive and w.blocked_until is None
+        return w.staying and w.blocked_until is None
 
     def _fail(self, t: TaskNode, reason: str, message: str, cause: int | None = None,
               state: TaskState = T.FAILED) -> None:
@@ -640,7 +725,7 @@ class Scheduler:
             f = FileNode(spec.name, spec.size, spec.source, spec.home, spec.keep)
             self.files[spec.name] = f
             for w in self._unknown_cached.pop(spec.name, ()):
-                if w.alive and (f.source or spec.name.startswith(("file-", "buf-"))):
+                if w.alive and (f.source or spec.name.startswith(CONTENT_PREFIXES)):
                     self._add_replica(f, w)
         else:
             f.keep = f.keep or spec.keep
@@ -868,12 +953,12 @@ class Scheduler:
         g = t.group
         if g is not None:
             if g.worker is not None:
-                if g.worker.alive:
+                if g.worker.staying:
                     return g.worker
                 g.worker = None
             if g.target is not None:
                 target, g.target = g.target, None
-                if target.alive and all(target.fits(m) for m in g.members if m.state not in FINISHED):
+                if target.staying and all(target.fits(m) for m in g.members if m.state not in FINISHED):
                     return target   # (a member that joined since the move may not fit there)
         per_core = placement.queue_per_core(self.mean_duration.value, self.queue_time)
         if per_core != self._queue_per_core:
@@ -885,7 +970,7 @@ class Scheduler:
         members = [m for m in g.members if m.state not in FINISHED] if g is not None else None
         w = self._choose(t, members)
         if w is None and members is not None and not any(
-                v.alive and all(v.fits(m) for m in members) for v in self.workers.values()):
+                v.staying and all(v.fits(m) for m in members) for v in self.workers.values()):
             # no worker can run every member: the head goes where it fits, with the members
             # that fit there too; the others form a group of their own
             w = self._choose(t, None)
@@ -908,7 +993,7 @@ class Scheduler:
             # only workers not full can take a task of one core or more: no scan of every worker
             pool = self._not_full if t.cores >= 1 else self.workers.values()
             candidates = [w for w in pool
-                          if w.alive and self._room(w, t) and (members is None or all(w.fits(m) for m in members))
+                          if w.staying and self._room(w, t) and (members is None or all(w.fits(m) for m in members))
                           and (avoid is None or w.id not in avoid)]
             if not candidates:
                 return None

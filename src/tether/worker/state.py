@@ -110,11 +110,19 @@ class Evict:
     name: str
 
 
+@dataclass(frozen=True, slots=True)
+class Unfetched:
+    """A copy the manager asked for (Pull) could not be had: tell it the file is not here."""
+
+    name: str
+    message: str
+
+
 # content-named files (user inputs, buffers, functions): the manager can always send them again
 CONTENT_PREFIXES = ("file-", "buf-")
 
 
-Instruction = Fetch | Start | Reject | Remove | Evict
+Instruction = Fetch | Start | Reject | Remove | Evict | Unfetched
 
 
 class WorkerState:
@@ -140,6 +148,7 @@ class WorkerState:
         self.tasks: dict[int, WorkTask] = {}
         self.present: dict[str, int] = {}          # cache name -> size
         self.fetching: dict[str, Any] = {}         # cache name -> source
+        self.pulled: set[str] = set()               # being fetched because the manager asked (Pull)
         self.waiters: dict[str, list[WorkTask]] = {}
         self.ready: deque[WorkTask] = deque()
 
@@ -176,6 +185,17 @@ class WorkerState:
         out.extend(self._start_ready())
         return out
 
+    def pull(self, files: list[tuple[str, Any]]) -> list[Instruction]:
+        """The manager asks for copies of files (a retiring worker's temps): fetch those not here."""
+        out: list[Instruction] = []
+        for name, source in files:
+            if name in self.present or name in self.fetching:
+                continue
+            self.pulled.add(name)
+            self.fetching[name] = source
+            out.append(Fetch(name, source))
+        return out
+
     def file_present(self, name: str, size: int, made_here: bool = False) -> list[Instruction]:
         """name is in the cache now: fetched, or made by a task here.
 
@@ -185,6 +205,7 @@ class WorkerState:
         """
         self._hold(name, size)
         self.fetching.pop(name, None)
+        self.pulled.discard(name)
         for t in self.waiters.pop(name, ()):
             t.missing.discard(name)
             if not t.missing and t.state is W.WAITING and t.id in self.tasks:
@@ -236,6 +257,9 @@ class WorkerState:
         """An input could not be had: from its source ("input"), or kept here ("disk-full", "worker")."""
         source = self.fetching.pop(name, None)
         out: list[Instruction] = []
+        if name in self.pulled:
+            self.pulled.discard(name)
+            out.append(Unfetched(name, message))
         for t in self.waiters.pop(name, ()):
             if self.tasks.get(t.id) is t and t.state is W.WAITING:
                 self._forget(t)
@@ -407,6 +431,8 @@ class WorkerState:
         assert self.used_disk == sum(t.disk for t in running if not t.light), "disk miscounted"
         for name in self.fetching:
             assert name not in self.present, f"{name} is both here and being fetched"
+        for name in self.pulled:
+            assert name in self.fetching, f"{name} was asked for but is not being fetched"
         assert self.present_bytes == sum(self.present.values()), "cache bytes miscounted"
         for name in self.unused:
             assert name in self.present, f"{name} is listed for eviction but not here"
