@@ -124,6 +124,7 @@ class Worker:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
         owner = self._watch_owner()
+        shutil.rmtree(self.scratch, ignore_errors=True)   # left by a worker that was killed
         self.scratch.mkdir(parents=True, exist_ok=True)
         cached = self.cache.scan()
         self.state.adopt_cached(cached)
