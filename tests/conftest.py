@@ -17,11 +17,21 @@ _MADE_RUN_DIR: list[str] = []
 
 
 def pytest_configure(config):
-    """Runs' directories (logs, transaction logs) go to a temporary directory, not the checkout."""
+    """Runs' directories (logs, transaction logs) go to a temporary directory, not the checkout;
+    workers started without --cache-dir keep their cache in one too, not in the home directory."""
+    import tempfile
     if "TETHER_RUN_DIR" not in os.environ:
-        import tempfile
         os.environ["TETHER_RUN_DIR"] = tempfile.mkdtemp(prefix="tether-test-runs-")
         _MADE_RUN_DIR.append(os.environ["TETHER_RUN_DIR"])
+    os.environ["TETHER_CACHE_DIR"] = tempfile.mkdtemp(prefix="tether-test-cache-")
+    _MADE_RUN_DIR.append(os.environ["TETHER_CACHE_DIR"])
+
+
+@pytest.fixture(autouse=True)
+def _own_node_cache(monkeypatch, tmp_path_factory):
+    """Each test's workers without --cache-dir start from an empty node cache of their own, as
+    they did when each made a fresh directory: what one test sent is not found by the next."""
+    monkeypatch.setenv("TETHER_CACHE_DIR", str(tmp_path_factory.mktemp("node-cache")))
 
 
 def pytest_unconfigure(config):

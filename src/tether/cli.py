@@ -48,12 +48,14 @@ def main(verbose: int) -> None:
 @click.option("--memory", type=click.IntRange(min=0), default=None, help="Memory to offer, MB [all].")
 @click.option("--disk", type=click.IntRange(min=0), default=None, help="Disk to offer, MB [free space].")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Directory for the cache and sandboxes [a new temporary directory].")
+              help="Directory for the cache and sandboxes [a free slot of this node's cache, kept between "
+              "runs: $TETHER_CACHE_DIR, or $XDG_CACHE_HOME/tether/HOST, or ~/.cache/tether/HOST].")
 @click.option("--secret-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
               help="File holding the manager's secret.")
 @click.option("--name", default=None, help="Name to report [host-pid].")
 @click.option("--clean/--keep-cache", default=False,
-              help="Remove the whole cache directory at exit [keep content-named files for the next run].")
+              help="Remove the whole cache directory (without --cache-dir: this worker's slot) at exit "
+              "[keep content-named files for the next run].")
 @click.option("--connect-timeout", type=float, default=60.0, show_default=True,
               help="Seconds to keep trying to reach the manager.")
 @click.option("--listen-host", default=None, help="Address for the peer transfer listener "
@@ -84,22 +86,29 @@ def worker(address, cores, memory, disk, cache_dir, secret_file, name, clean, co
     """Run a worker for the manager at ADDRESS (HOST:PORT).
 
     Exit status: 0 when the manager sent it away, 2 when it could not reach the
-    manager, 3 when the secret was refused, 4 when it lost the manager.
+    manager, 3 when the secret was refused, 4 when it lost the manager, 5 when
+    its cache directory could not be used.
     """
     import shutil
-    import tempfile
 
     import psutil
 
     from .wire.errors import AuthError
     from .worker.process import Worker
+    from .worker.slots import CacheDirError, default_root, take_slot, usable_dir
 
     host, port = _address(address)
     secret, tls = _credentials(secret_file, tls_mode, tls_cert, tls_key, tls_ca)
-    made_cache_dir = cache_dir is None
-    if made_cache_dir:
-        cache_dir = Path(tempfile.mkdtemp(prefix="tether-worker-"))
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    slot = None
+    try:
+        if cache_dir is None:   # the node's cache, so that the next run finds what this one was sent
+            slot = take_slot(default_root())
+            cache_dir = slot.path
+        else:
+            usable_dir(cache_dir)
+    except CacheDirError as e:
+        click.echo(f"tether worker: {e}", err=True)
+        sys.exit(5)
     profiler = None
     status = 0
     try:
@@ -124,8 +133,8 @@ def worker(address, cores, memory, disk, cache_dir, secret_file, name, clean, co
         if profiler is not None:
             profiler.disable()
             profiler.dump_stats(profile_path)
-        if made_cache_dir:   # a directory this command made is this command's to remove
-            shutil.rmtree(cache_dir, ignore_errors=True)
+        if slot is not None:   # the worker has cleaned up: the slot is free for the next
+            slot.release()
     if status == 4:
         click.echo(f"tether worker: {w.exit_reason}", err=True)
     sys.exit(status)

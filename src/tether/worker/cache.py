@@ -11,8 +11,9 @@ import itertools
 import os
 import shutil
 import stat
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterable
 
 if TYPE_CHECKING:
     from .janitor import Janitor
@@ -45,15 +46,34 @@ class Cache:
         return f"{self._root}/{name}"
 
     def scan(self) -> dict[str, int]:
-        """Adopt content-named files left by earlier runs; delete anything else."""
+        """Adopt content-named files left by earlier runs, least recently used first (by the
+        times keep_order gave them); delete anything else."""
         shutil.rmtree(self._trash, ignore_errors=True)
         os.makedirs(self._trash, exist_ok=True)
+        kept = []
         for entry in os.scandir(self.root):
             if entry.is_file() and entry.name.startswith(CONTENT_PREFIXES) and ".part" not in entry.name:
-                self._account(entry.name, entry.stat().st_size)
+                st = entry.stat()
+                kept.append((st.st_mtime_ns, entry.name, st.st_size))
             else:
                 _remove(Path(entry.path))
+        for _, name, size in sorted(kept):
+            self._account(name, size)
         return dict(self.sizes)
+
+    def keep_order(self, names: Iterable[str]) -> None:
+        """Leave the order of use (least recent first) in the files' modification times, a second
+        apart, for the next run's scan: its eviction then starts with what was used longest ago.
+        A file that arrived after the last clean exit (the worker was killed) keeps the time it
+        was written, later than any of these."""
+        names = [n for n in names if n in self.sizes]
+        start = time.time_ns() - len(names) * 1_000_000_000
+        for i, name in enumerate(names):
+            t = start + i * 1_000_000_000
+            try:
+                os.utime(self.str_path(name), ns=(t, t))
+            except OSError:
+                pass   # gone, or not this user's to touch: its own time stands
 
     def adopt(self, name: str) -> int:
         """A file was just renamed or received into the cache under name; returns its size."""

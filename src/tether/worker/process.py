@@ -124,9 +124,12 @@ class Worker:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
         owner = self._watch_owner()
+        shutil.rmtree(self.scratch, ignore_errors=True)   # left by a worker that was killed
         self.scratch.mkdir(parents=True, exist_ok=True)
         cached = self.cache.scan()
-        self.state.adopt_cached(cached)
+        for i in self.state.adopt_cached(cached):   # over the budget already: these go before the manager hears
+            self.cache.remove(i.name)
+            del cached[i.name]
         server = None
         beating = None
         try:
@@ -306,6 +309,7 @@ class Worker:
             shutil.rmtree(self.work_dir, ignore_errors=True)
         else:
             self.cache.remove_run_files()
+            self.cache.keep_order(self.state.unused)
         if self.owner_dir is not None and self.exit_reason is not None and self._owner_gone():
             # the manager died without closing: remove what its close() would have removed
             shutil.rmtree(self.owner_dir, ignore_errors=True)

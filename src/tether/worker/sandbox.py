@@ -36,6 +36,7 @@ class Sandboxes:
         self._janitor = janitor
         self._free: deque[str] = deque()
         self._count = 0
+        shutil.rmtree(root, ignore_errors=True)   # slots left by a worker that was killed: their names are reused
         root.mkdir(parents=True, exist_ok=True)
 
     def acquire(self, inputs: list[tuple[str, str]], cache: Cache) -> str:

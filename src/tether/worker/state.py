@@ -219,10 +219,14 @@ class WorkerState:
             out.extend(self._evict())   # only inputs can go: temps alone over budget cost no scan
         return out
 
-    def adopt_cached(self, files: dict[str, int]) -> None:
-        """Content-named files left in the cache by earlier runs (least recently used: first to go)."""
+    def adopt_cached(self, files: dict[str, int]) -> list[Instruction]:
+        """Content-named files left in the cache by earlier runs, least recently used first: they are
+        the first to go. Past the budget, the least recently used go at once (the Evicts returned)."""
         for name, size in files.items():
             self._hold(name, size)
+        if self.cache_budget and self.present_bytes > self.cache_budget:
+            return self._evict()
+        return []
 
     def _hold(self, name: str, size: int) -> None:
         """name is in the cache, size bytes; a content-named file becomes the most recently used."""
