@@ -81,8 +81,12 @@ def main(verbose: int) -> None:
               help="MB the cache may hold before its least recently used inputs go [--disk].")
 @click.option("--spare-interpreter/--no-spare-interpreter", "spare", default=True, show_default=True,
               help="Once Python tasks run, keep one more warm interpreter ready to replace one that dies.")
+@click.option("--idle-timeout", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
+              help="Leave after this long with no task: the manager first copies the temps only this worker "
+              "holds to workers that stay [never].")
 def worker(address, cores, memory, disk, cache_dir, secret_file, name, clean, connect_timeout, listen_host,
-           profile_path, heartbeat, tls_mode, tls_cert, tls_key, tls_ca, owner_pid, owner_dir, cache_budget, spare):
+           profile_path, heartbeat, tls_mode, tls_cert, tls_key, tls_ca, owner_pid, owner_dir, cache_budget, spare,
+           idle_timeout):
     """Run a worker for the manager at ADDRESS (HOST:PORT).
 
     Exit status: 0 when the manager sent it away, 2 when it could not reach the
@@ -117,7 +121,8 @@ def worker(address, cores, memory, disk, cache_dir, secret_file, name, clean, co
                    disk=disk if disk is not None else shutil.disk_usage(cache_dir).free // (1 << 20),
                    work_dir=cache_dir, name=name, clean=clean, connect_timeout=connect_timeout,
                    listen_host=listen_host, heartbeat=heartbeat, owner_pid=owner_pid, owner_dir=owner_dir,
-                   tls=tls, spare_interpreters=1 if spare else 0, cache_budget=cache_budget)
+                   tls=tls, spare_interpreters=1 if spare else 0, cache_budget=cache_budget,
+                   idle_timeout=idle_timeout)
         if profile_path is not None:
             import cProfile
             profiler = cProfile.Profile()

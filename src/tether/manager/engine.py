@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..core import (MANAGER, Assign, Blocked, Complete, Delete, Fail, Fetch, FileFailed, FileHome, FileHomeFailed,
-                    FileState, FileLostOn, Forget, FilesCached, FileWanted, Retract, Retracted, Running, Scheduler, TaskCancelled,
-                    TaskFailedOn, TaskSucceeded, Tick, WorkerJoined, WorkerLost)
+                    FileState, FileLostOn, Forget, FilesCached, FileWanted, Replicate, Retired, Retract, Retracted,
+                    Running, Scheduler, TaskCancelled, TaskFailedOn, TaskSucceeded, Tick, WorkerJoined, WorkerLost,
+                    WorkerRetiring)
 from ..task import InternalError
 from ..transfer import DestinationError, FileMissing, TransferClient, serve_fetches
 from ..wire import messages as m
@@ -36,6 +37,7 @@ log = logging.getLogger("tether.manager")
 
 TICK_SECONDS = 0.25
 DEFAULT_HEARTBEAT = 30.0   # seconds of silence after which a worker is declared lost
+RETIRE_SECONDS = 60.0      # a worker that asked to leave is sent away by then, its temps copied or not
 HANDLE_CHUNK = 5_000       # events given to the core at once; the loop answers heartbeats between chunks
 
 
@@ -65,6 +67,18 @@ class TaskRecord:
 
 
 @dataclass
+class Retirement:
+    """A worker asked to leave, as the caller of Engine.retire sees it end."""
+
+    worker: str
+    reason: str
+    copied: int = 0          # temps copied to workers that stay
+    lost: int = 0            # temps that may be needed and could not be copied (made again if they are)
+    forced: bool = False     # sent away at the deadline, before its temps were safe
+    left: asyncio.Future | None = None   # done once its link has closed
+
+
+@dataclass
 class WorkerLink:
     id: str
     stream: MessageStream
@@ -77,6 +91,7 @@ class WorkerLink:
     cache_peak: int = 0
     joined: float = field(default_factory=time.time)
     lost_reason: str | None = None   # why this side gave up on it, when it did
+    retired: bool = False            # sent away once retired: its leaving is no loss
 
 
 class Engine:
@@ -117,6 +132,7 @@ class Engine:
         self._connections: set[asyncio.Task] = set()   # one task per accepted connection
         self._ticker: asyncio.Task | None = None
         self.closing = False
+        self.retiring: dict[str, Retirement] = {}   # workers asked to leave, until their links close
         self.run = ""                      # the run's id, as the Manager names it (for `tether status`)
         self.started = time.time()
 
@@ -153,6 +169,9 @@ class Engine:
             for w in waiting:
                 if not w.done():
                     w.set_exception(RuntimeError("the manager was closed"))
+        for r in self.retiring.values():
+            if not r.left.done():
+                r.left.set_result(r)
         # let every connection and job end while the loop still runs: a task left
         # pending is destroyed with the loop, and its clean-up runs at some garbage
         # collection later, in whatever code happens to be running then
@@ -240,6 +259,12 @@ class Engine:
                 link = self.links.get(c.worker)
                 if link is not None:
                     link.stream.send(m.Retract(c.tasks))
+            elif kind is Replicate:
+                link = self.links.get(c.worker)
+                if link is not None:
+                    link.stream.send(m.Pull(tuple((name, self._source(peer)) for name, peer in c.files)))
+            elif kind is Retired:
+                self._send_away(c)
             elif kind is Fetch:
                 self._spawn(self._bring_home(c.name, c.worker))
             elif kind is FileFailed:
@@ -249,6 +274,50 @@ class Engine:
                             c.worker, c.until - time.time())
                 if self.txlog is not None:
                     self.txlog.add("WORKER", c.worker, "BLOCKLISTED", c.until)
+
+    # ------------------------------------------------------------ retirement
+
+    def retire(self, workers: list[str], reason: str, timeout: float) -> list[Retirement]:
+        """Ask the core to retire these workers (connected ones; others are left out): each is sent
+        away once the temps only it holds are copied to workers that stay, or at the deadline."""
+        events = [e for e in (self._begin_retiring(wid, reason, timeout) for wid in workers) if e is not None]
+        if events:
+            self.handle(*events)
+        return [self.retiring[wid] for wid in workers if wid in self.retiring]
+
+    def _begin_retiring(self, wid: str, reason: str, timeout: float) -> WorkerRetiring | None:
+        if wid not in self.links or wid in self.retiring:
+            return None
+        loop = asyncio.get_running_loop()
+        self.retiring[wid] = Retirement(wid, reason, left=loop.create_future())
+        log.info("retiring worker %s: %s", wid, reason)
+        if self.txlog is not None:
+            self.txlog.add("WORKER", wid, "RETIRING", reason)
+        loop.call_later(timeout, self._deadline, wid, timeout)
+        return WorkerRetiring(wid, reason)
+
+    def _deadline(self, wid: str, timeout: float) -> None:
+        r = self.retiring.get(wid)
+        link = self.links.get(wid)
+        if r is None or link is None or r.left.done() or link.retired:
+            return
+        r.forced = True
+        log.warning("worker %s did not finish retiring within %g s: sent away now; the temps only it holds "
+                    "are made again if they are needed", wid, timeout)
+        self._send_away(Retired(wid))
+
+    def _send_away(self, c: Retired) -> None:
+        link = self.links.get(c.worker)
+        r = self.retiring.get(c.worker)
+        if r is not None and not r.forced:
+            r.copied, r.lost = c.copied, c.lost
+        if link is None or link.retired:
+            return
+        link.retired = True
+        log.info("worker %s retired: %d temps copied to other workers, %d not", c.worker, c.copied, c.lost)
+        if self.txlog is not None:
+            self.txlog.add("WORKER", c.worker, "RETIRED", c.copied, c.lost)
+        link.stream.send(m.Shutdown())
 
     def _break(self, error: Exception, events: tuple) -> None:
         kinds = sorted({type(e).__name__ for e in events})
@@ -462,13 +531,16 @@ class Engine:
                 self.links.pop(link.id, None)
                 self.worker_count_changed.set()
                 if not self.closing:
-                    reason = link.lost_reason or reason
+                    reason = link.lost_reason or ("it was retired" if link.retired else reason)
                     log.info("worker %s left: %s", link.id, reason)
                     if self.txlog is not None:
                         self.txlog.add("WORKER", link.id, "LEFT", reason)
                     self.handle(WorkerLost(link.id, reason))
-                    if self.on_worker_lost is not None:
+                    if self.on_worker_lost is not None and not link.retired:
                         self.on_worker_lost(link.id, link.pid, link.lost_reason is not None)
+                r = self.retiring.pop(link.id, None)
+                if r is not None and not r.left.done():
+                    r.left.set_result(r)
 
     def _hello(self, stream: MessageStream, hello: m.Hello) -> WorkerLink:
         wid = base = hello.name
@@ -521,6 +593,8 @@ class Engine:
             return [FileLostOn(link.id, name) for name in msg.names]
         if kind is m.Ping:
             return None
+        if kind is m.Leave:   # idle past its timeout: retired like a worker scaled in
+            return self._begin_retiring(link.id, f"it asked to leave: {msg.reason}", RETIRE_SECONDS)
         if kind is m.Probe:   # the worker doubts the link (it was stopped, or heard nothing): answer
             link.stream.send(m.Pong(msg.n))
             return None

@@ -284,6 +284,50 @@ class Manager:
             raise TimeoutError(f"only {len(self.engine.links)} of {want} workers connected "
                                f"within {timeout} s") from None
 
+    def retire(self, workers: str | list[str], timeout: float = 60.0,
+               reason: str = "the program retired it") -> list[dict[str, Any]]:
+        """Send workers away without losing temps, and wait until they have left.
+
+        Each takes no new work and gives back what it has not started; the
+        temps only it holds that may still be needed (by a task to run, by a
+        File the program still holds) are copied to workers that stay; then
+        it is told to stop. A worker that has not got that far `timeout`
+        seconds on is sent away anyway, and a temp lost with it is made again
+        if it is needed. Workers not connected are left out. Returns, for
+        each worker retired: its id, the temps copied off it, those that
+        could not be (no other worker, or a failed copy), and whether it was
+        sent away at the deadline ("forced").
+        """
+        self._check_open()
+        ids = [workers] if isinstance(workers, str) else list(workers)
+        if not (isinstance(timeout, (int, float)) and timeout > 0):
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+
+        async def retire() -> list[dict[str, Any]]:
+            ends = self.engine.retire(ids, reason, timeout)
+            if ends:
+                await asyncio.wait([r.left for r in ends])
+            return [{"worker": r.worker, "copied": r.copied, "lost": r.lost, "forced": r.forced} for r in ends]
+
+        return self._loop.run(retire(), timeout + 30)
+
+    def workers(self) -> list[dict[str, Any]]:
+        """The connected workers: id, host, cores, and the tasks and files the scheduler counts there."""
+        self._check_open()
+
+        async def look() -> list[dict[str, Any]]:
+            out = []
+            for wid, link in self.engine.links.items():
+                node = self.core.workers.get(wid)
+                out.append({"worker": wid, "host": link.host, "cores": link.cores, "pid": link.pid,
+                            "tasks": len(node.tasks) if node else 0,
+                            "files": len(node.files) if node else 0,
+                            "bytes": sum(f.size for f in node.files) if node else 0,
+                            "retiring": bool(node and node.retiring)})
+            return out
+
+        return self._loop.run(look())
+
     # ------------------------------------------------------------ files
 
     def _new_file(self, kind: str, **kw) -> File:

@@ -10,8 +10,8 @@ across types (two empty messages are equal tuples).
 
 Links and what crosses them:
 
-    control (worker <-> manager)   Hello, Joined, Assign, Delete, Retract, Shutdown,
-                                   Done, Failed, Have, Retracted, Lost, Ping, Probe, Pong
+    control (worker <-> manager)   Hello, Joined, Assign, Delete, Retract, Pull, Shutdown,
+                                   Done, Failed, Have, Retracted, Lost, Leave, Ping, Probe, Pong
     fetch (anyone -> a file server) Get, then Found (and the raw bytes) or Absent
     status (anyone -> the manager)  StatusRequest, then one Status (holding WorkerStatus)
     handshake (every connection)    Challenge, StartTls, Auth, Welcome
@@ -137,6 +137,12 @@ class Retract(NamedTuple):
     tasks: tuple[int, ...]
 
 
+class Pull(NamedTuple):
+    """Copy these files into the cache from the peers named (another worker is retiring)."""
+
+    files: tuple[tuple[str, Peer], ...]
+
+
 class Shutdown(NamedTuple):
     """The manager sends the worker away."""
 
@@ -162,6 +168,13 @@ class Retracted(NamedTuple):
 
 class Lost(NamedTuple):
     names: tuple[str, ...]
+
+
+class Leave(NamedTuple):
+    """The worker asks to be retired (it was idle past its --idle-timeout); the manager answers
+    with Shutdown once the temps only it holds are safe elsewhere."""
+
+    reason: str
 
 
 class Ping(NamedTuple):

@@ -45,7 +45,7 @@ from .reaper import REAPER
 from .runner import ShellProcess
 from .sandbox import Sandboxes, tail
 from .usage import MARKS, sandbox_bytes
-from .state import Evict, Fetch, Reject, Remove, Start, WorkerState, WorkTask, from_assignment
+from .state import Evict, Fetch, Reject, Remove, Start, Unfetched, WorkerState, WorkTask, from_assignment
 
 log = logging.getLogger("tether.worker")
 
@@ -78,7 +78,7 @@ class Worker:
                  connect_timeout: float = 60.0, listen_host: str | None = None,
                  heartbeat: float = DEFAULT_HEARTBEAT, owner_pid: int | None = None,
                  owner_dir: Path | None = None, tls: TlsConfig | None = None, spare_interpreters: int = 1,
-                 cache_budget: int | None = None):
+                 cache_budget: int | None = None, idle_timeout: float | None = None):
         self.manager_addr = (host, port)
         self.tls = tls if tls is not None else TlsConfig(secret)
         self.heartbeat = heartbeat
@@ -115,6 +115,9 @@ class Worker:
         self.jobs: set[asyncio.Task] = set()
         self.stream: MessageStream | None = None
         self.stopping = asyncio.Event()
+        self.idle_timeout = idle_timeout        # ask to be retired after this long with nothing to do
+        self.last_busy = time.monotonic()
+        self.leave_asked = False
 
     # ------------------------------------------------------------ life cycle
 
@@ -217,7 +220,8 @@ class Worker:
     # ------------------------------------------------------------ heartbeats
 
     def _interval(self) -> float:
-        return max(0.05, min(self.heartbeat, self.manager_heartbeat) / 4)
+        beat = min(self.heartbeat, self.manager_heartbeat, self.idle_timeout or self.heartbeat)
+        return max(0.05, beat / 4)
 
     async def _beat(self) -> None:
         """Ping the manager; notice silence, and this worker's own stalls."""
@@ -238,6 +242,19 @@ class Worker:
             if now - last_ping >= self._interval():
                 last_ping = now
                 self.stream.send(m.Ping())
+            if self.idle_timeout is not None:
+                self._check_idle(now)
+
+    def _check_idle(self, now: float) -> None:
+        """Idle past --idle-timeout: ask the manager to retire this worker (it answers with Shutdown)."""
+        if self.state.tasks or self.state.fetching or self.python or self.shells:
+            self.last_busy = now
+            return
+        idle = now - self.last_busy
+        if idle >= self.idle_timeout and not self.leave_asked:
+            self.leave_asked = True
+            log.info("idle for %.1f s: asking the manager to retire this worker", idle)
+            self.stream.send(m.Leave(f"it was idle for {idle:.0f} s (--idle-timeout {self.idle_timeout:g})"))
 
     def _doubt(self, why: str) -> None:
         """The manager may have given up on this worker: start nothing until it answers a probe."""
@@ -340,6 +357,8 @@ class Worker:
             log.info("joined as %s (manager heartbeat %g s)", msg.id, msg.heartbeat)
         elif kind is m.Delete:
             self._do(self.state.delete(msg.names))
+        elif kind is m.Pull:
+            self._do(self.state.pull(list(msg.files)))
         elif kind is m.Retract:
             returned, started = self.state.retract(msg.tasks)
             self.stream.send(m.Retracted(tuple(returned), tuple(started)))
@@ -368,6 +387,9 @@ class Worker:
             elif isinstance(i, Remove):
                 self.pool.drop(i.name)
                 self.cache.remove(i.name)
+            elif isinstance(i, Unfetched):   # a copy the manager asked for: tell it the file is not here
+                log.warning("could not copy %s: %s", i.name, i.message)
+                self.stream.send(m.Lost((i.name,)))
             elif isinstance(i, Evict):   # the manager no longer counts on it here
                 self.cache.remove(i.name)
                 self.stream.send(m.Lost((i.name,)))
