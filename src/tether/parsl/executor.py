@@ -31,6 +31,7 @@ from parsl.data_provider.http import HTTPInTaskStaging
 from parsl.data_provider.zip import ZipFileStaging
 from parsl.dataflow.errors import DependencyError
 from parsl.executors.status_handling import BlockProviderExecutor
+from parsl.jobs.states import TERMINAL_STATES
 from parsl.launchers import SimpleLauncher
 from parsl.monitoring.radios.filesystem import FilesystemRadio
 from parsl.providers import LocalProvider
@@ -217,9 +218,40 @@ class TetherExecutor(BlockProviderExecutor, RepresentationMixin):
             return []
         return super().scale_out_facade(n)
 
+    retire_timeout = 60.0   # seconds a worker being scaled in has to hand its temps over
+
     def scale_in(self, blocks: int) -> list[str]:
+        """Release `blocks` blocks, those that cost least first, without losing temps.
+
+        Blocks whose worker has not connected go first (a job still queued),
+        then workers with the fewest tasks, then the fewest bytes cached. Each
+        chosen worker is retired before its job is cancelled: it takes no new
+        work, and the temps only it holds that are still needed are copied to
+        workers that stay (Manager.retire; within retire_timeout seconds).
+        """
         self._remember_local_workers()
-        return super().scale_in(blocks)
+        active = [bid for bid, status in self._status.items() if status.state not in TERMINAL_STATES]
+        if self.manager is None or not self.provider or blocks <= 0:
+            return super().scale_in(blocks)
+        connected = {w["worker"]: w for w in self.manager.workers()}
+
+        def cost(block_id: str) -> tuple:
+            w = connected.get(self._worker_of(block_id))
+            return (0, 0, 0, block_id) if w is None else (1, w["tasks"], w["bytes"], block_id)
+
+        chosen = sorted(active, key=cost)[:blocks]
+        leaving = [self._worker_of(b) for b in chosen if self._worker_of(b) in connected]
+        if leaving:
+            for r in self.manager.retire(leaving, timeout=self.retire_timeout, reason="Parsl scaled its block in"):
+                log.info("worker %s retired: %d temps copied to other workers, %d not%s", r["worker"], r["copied"],
+                         r["lost"], " (sent away at the deadline)" if r["forced"] else "")
+        job_ids = [self.blocks_to_job_id[b] for b in chosen]
+        cancelled = self._filter_scale_in_ids(job_ids, self.provider.cancel(job_ids))
+        return [self.job_ids_to_block[j] for j in cancelled]
+
+    def _worker_of(self, block_id: str) -> str:
+        """The name the block's worker joins with (see _compose_worker_command)."""
+        return f"{self.label}-{block_id}"
 
     def shutdown(self) -> None:
         """Stop the manager (its workers are told to stop), then wait for local workers to exit."""
