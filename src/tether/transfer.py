@@ -107,13 +107,23 @@ async def _copy(f, writer: asyncio.StreamWriter, size: int) -> None:
         left -= len(chunk)
 
 
+PER_SERVER = 8   # fetches from one server at once, each on a connection of its own
+
+
 class TransferClient:
-    """Fetches files from fetch servers, keeping one idle connection per server."""
+    """Fetches files from fetch servers, keeping the idle connections for the next fetch.
+
+    At most PER_SERVER fetches run against one server at once, the others
+    wait their turn: a burst (the manager bringing a thousand results home
+    at once) reuses a few connections instead of opening one per file, which
+    would also overrun the server's limit of connections in their handshake.
+    """
 
     def __init__(self, secret: bytes, tls: TlsConfig | None = None):
         self.secret = secret
         self.tls = tls if tls is not None else TlsConfig(secret)
         self._idle: dict[tuple[str, int], list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]] = {}
+        self._turns: dict[tuple[str, int], asyncio.Semaphore] = {}
 
     async def _connection(self, host: str, port: int):
         pool = self._idle.get((host, port))
@@ -129,6 +139,13 @@ class TransferClient:
         dest is written under a temporary name and renamed when complete, so a
         half-received file never appears under its real name.
         """
+        turn = self._turns.get((host, port))
+        if turn is None:
+            turn = self._turns[(host, port)] = asyncio.Semaphore(PER_SERVER)
+        async with turn:
+            return await self._fetch(host, port, name, dest)
+
+    async def _fetch(self, host: str, port: int, name: str, dest: Path | None) -> int | bytes:
         reader, writer = await self._connection(host, port)
         try:
             writer.write(frame(codec.encode(m.Get(name))))
