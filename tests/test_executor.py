@@ -145,6 +145,38 @@ def test_wait_and_as_completed(ex):
     assert sorted(order) == ["fast", "slow"]
 
 
+def tagged_blob(i, n):
+    return bytes([i]) * n
+
+
+def test_gather_and_as_completed_bring_values_left_on_workers_in_batches(ex):
+    # above small_result, every value stays on its worker; more of them than a server lets handshake at once
+    n, size = 150, 70_000
+    reruns = ex.stats()["reruns"]
+    futures = [ex.submit(tagged_blob, i, size) for i in range(n)]
+    cf.wait(futures, timeout=60)
+    assert all(f._on_worker() for f in futures)
+    before = ex.stats()["bytes_worker_to_manager"]
+    values = ex.gather(futures, timeout=60)
+    assert values == [bytes([i]) * size for i in range(n)]
+    assert ex.stats()["bytes_worker_to_manager"] - before == pytest.approx(n * size, rel=0.01)
+    assert not any(f._on_worker() for f in futures)   # result() has nothing more to fetch
+    assert ex.stats()["reruns"] == reruns, "a value failed to come and was made again"
+    # as_completed: each future it yields already holds its value, errors are left to result()
+    more = [ex.submit(tagged_blob, i, size) for i in range(12)] + [ex.submit(fail, 1)]
+    seen = []
+    for f in ex.as_completed(more, timeout=60):
+        if f.exception() is not None:
+            assert isinstance(f.exception(), ZeroDivisionError)
+            continue
+        assert not f._on_worker()
+        seen.append(f.result(0)[0])
+    assert sorted(seen) == list(range(12))
+    assert ex.fetch_values(more) == 0      # nothing left to bring
+    with pytest.raises(TimeoutError, match="did not end within"):
+        ex.gather([ex.submit(slow_value, 1, 5.0)], timeout=0.2)
+
+
 def test_done_callback_may_fetch_the_value(ex):
     got = cf.Future()
     f = ex.submit(inc, 41)

@@ -26,6 +26,12 @@ default) also comes back with the call's completion, so that `result()`
 needs no round trip, and works after shutdown; it stays on its worker all
 the same, for the calls that read it there. 0 keeps every value away.
 
+Each result() of a value left on its worker is a round trip to that
+worker. To bring many at once, `ex.gather(futures)` (their values, in
+order), `ex.as_completed(futures)` (the futures that ended together have
+their values brought in one batch before they are yielded) and
+`ex.fetch_values(futures)` run every transfer at the same time.
+
 `summarize`, when given, is called on the worker with each result that
 stays there (and then no value comes back with the completion); its return, which should be small, comes back with the call's
 completion as `future.summary`. A front end that must see a little of every
@@ -34,6 +40,7 @@ value leaving its worker.
 """
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import queue
 import threading
@@ -82,6 +89,16 @@ class ExecutorFuture(concurrent.futures.Future):
             with self._condition:
                 self._result = value
         return value
+
+    def _on_worker(self) -> bool:
+        """Done, with its value still on its worker (result() would fetch it)."""
+        with self._condition:
+            return self._result is _REMOTE   # set only by a success whose value stayed there
+
+    def _fetched(self, value: Any) -> None:
+        with self._condition:
+            if self._result is _REMOTE:
+                self._result = value
 
     def cancel(self) -> bool:
         cancelled = super().cancel()
@@ -155,6 +172,60 @@ class Executor(concurrent.futures.Executor):
                     f.cancel()
 
         return values()
+
+    def gather(self, futures: Iterable[ExecutorFuture], timeout: float | None = None) -> list:
+        """The values of these futures, in order: waits for them, then brings every value still on a
+        worker in one batch (all transfers at once) instead of a round trip for each result()."""
+        futures = list(futures)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        done, pending = concurrent.futures.wait(futures, timeout)
+        if pending:
+            raise TimeoutError(f"{len(pending)} of {len(futures)} calls did not end within {timeout} s")
+        self.fetch_values(futures, None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return [f.result(0) for f in futures]
+
+    def as_completed(self, futures: Iterable[ExecutorFuture], timeout: float | None = None
+                     ) -> Iterator[ExecutorFuture]:
+        """concurrent.futures.as_completed, with the values of the futures that ended together
+        brought here in one batch before they are yielded: result() then needs no round trip."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        left = set(futures)
+        while left:
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            done, left = concurrent.futures.wait(left, wait, return_when=concurrent.futures.FIRST_COMPLETED)
+            if not done:
+                raise TimeoutError(f"{len(left)} calls did not end within {timeout} s")
+            self.fetch_values(done, None if deadline is None else max(0.0, deadline - time.monotonic()))
+            yield from done
+
+    def fetch_values(self, futures: Iterable[ExecutorFuture], timeout: float | None = None) -> int:
+        """Bring here, at once, the values of the futures that are done and whose values are still on
+        their workers (a value that cannot come is left: its result() raises why). Returns how many
+        came."""
+        remote = [f for f in futures if isinstance(f, ExecutorFuture) and f._on_worker()]
+        if not remote:
+            return 0
+        m = self.manager
+        if m._closed:
+            return 0
+
+        async def want_all():
+            return await asyncio.gather(*(m.engine.want(f.result_name) for f in remote), return_exceptions=True)
+
+        try:
+            datas = m._loop.run(want_all(), timeout)
+        except concurrent.futures.TimeoutError:
+            raise TimeoutError(f"the values of {len(remote)} calls did not arrive within {timeout} s") from None
+        came = 0
+        for f, data in zip(remote, datas):
+            if isinstance(data, BaseException):
+                continue
+            try:
+                f._fetched(spill.loads(data))
+                came += 1
+            except Exception:
+                continue   # result() fetches it again and raises what unpickling it raises
+        return came
 
     def _submit(self, fn: Callable, args: tuple, kwargs: dict, keep: bool) -> ExecutorFuture:
         if self._shutdown:

@@ -9,6 +9,11 @@ Two figures, each with TLS off and on (`Manager(tls="never")` against
             (resources force them apart): the time from the maker's end to
             the reader's start is the peer transfer, through the encrypted
             file link (no sendfile under TLS)
+
+and, without TLS, what an Executor's values left on their workers cost to
+bring here (`values` calls of 256 KiB each, all ended before the clock
+starts): one result() round trip each (values-each) against one batch for
+all (values-batched, Executor.gather).
 """
 from __future__ import annotations
 
@@ -57,18 +62,53 @@ def peer_transfer(tls: str, size: int, work_dir: Path, progress) -> dict:
                                                  f"{made_sum!r}"], **tether_figures(stats))
 
 
+VALUE_BYTES = 256 << 10
+
+
+def value_of(i: int) -> bytes:
+    return i.to_bytes(4, "big") * (VALUE_BYTES // 4)
+
+
+def bring_values(batched: bool, count: int, workers: int, work_dir: Path, progress) -> dict:
+    """Seconds to bring `count` values left on the workers here, one result() each or in one batch."""
+    import concurrent.futures as cf
+
+    from tether.executor import Executor
+
+    name = "values-batched" if batched else "values-each"
+    with Executor(workers=workers, cores_per_worker=1, run_dir=work_dir) as ex:
+        ex.manager.wait_for_workers()
+        futures = [ex.submit(value_of, i) for i in range(count)]
+        cf.wait(futures)
+        started = time.perf_counter()
+        values = ex.gather(futures) if batched else [f.result() for f in futures]
+        elapsed = time.perf_counter() - started
+        progress(count)
+        stats = ex.stats()
+    problems = [] if values == [value_of(i) for i in range(count)] else ["a value came back wrong"]
+    if stats["reruns"]:
+        problems.append(f"{stats['reruns']} values could not be brought and were made again")
+    return make_row(name, makespan_s=elapsed, tasks=count, bytes_moved=count * VALUE_BYTES,
+                    per_value_ms=elapsed / count * 1e3, correct=not problems, problems=problems,
+                    **tether_figures(stats))
+
+
 def plans(options: Options, tasks: int, size: int) -> tuple[dict, list[RowPlan]]:
     if options.quick:
         tasks, size = min(tasks, 200), min(size, 50_000_000)
     w = options.workers
+    values = 50 if options.quick else 500
     runners = {
         "noop-plain": (tasks, partial(native_throughput, tasks, w, name="noop-plain", tls=MODES["plain"])),
         "noop-tls": (tasks, partial(native_throughput, tasks, w, name="noop-tls", tls=MODES["tls"])),
         "transfer-plain": (1, partial(peer_transfer, "never", size)),
         "transfer-tls": (1, partial(peer_transfer, "always", size)),
+        "values-each": (values, partial(bring_values, False, values, w)),
+        "values-batched": (values, partial(bring_values, True, values, w)),
     }
     names = options.wanted(list(runners))
-    parameters = {"tasks": tasks, "transfer_bytes": size, "workers": w, "quick": options.quick}
+    parameters = {"tasks": tasks, "transfer_bytes": size, "values": values, "value_bytes": VALUE_BYTES, "workers": w,
+                  "quick": options.quick}
     return parameters, [RowPlan(n, runners[n][0], runners[n][1]) for n in names]
 
 
