@@ -16,7 +16,7 @@ def test_factory_and_manager_settings_become_executor_settings():
     assert isinstance(ex, TetherExecutor) and TaskVineStaging is TetherStaging
     assert isinstance(ex.provider, LocalProvider)
     assert (ex.provider.init_blocks, ex.provider.min_blocks, ex.provider.max_blocks) == (2, 2, 3)
-    assert (ex.cores_per_worker, ex.memory_per_worker, ex.port, ex.shared_fs) == (4, 1000, 9123, True)
+    assert (ex.cores_per_node, ex.memory_per_node, ex.port, ex.shared_fs) == (4, 1000, 9123, True)
     assert "TaskVineExecutor(" in repr(ex)
 
 

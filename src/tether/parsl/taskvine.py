@@ -72,8 +72,8 @@ class TaskVineExecutor(TetherExecutor):
         self.worker_launch_method = worker_launch_method
         self.manager_config = manager_config
         self.factory_config = factory_config
-        super().__init__(label=label, provider=provider, cores_per_worker=factory_config.cores,
-                         memory_per_worker=factory_config.memory, disk_per_worker=factory_config.disk,
+        super().__init__(label=label, provider=provider, cores_per_node=factory_config.cores,
+                         memory_per_node=factory_config.memory, disk_per_node=factory_config.disk,
                          address=manager_config.address, port=manager_config.port,
                          secret_file=manager_config.project_password_file,
                          worker_options=factory_config.worker_options, shared_fs=manager_config.shared_fs,
