@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 import warnings
 
@@ -59,7 +60,6 @@ def test_every_taskvine_field_is_accepted_with_its_default(theirs, ours):
 
 
 def test_every_taskvine_executor_argument_is_accepted():
-    import inspect
     theirs = [n for n in inspect.signature(parsl_taskvine.TaskVineExecutor.__init__).parameters if n != "self"]
     assert theirs == options.setting_names(TaskVineExecutor)
     ex = TaskVineExecutor(label="tv", worker_launch_method="factory", function_exec_mode="serverless",

@@ -82,7 +82,7 @@ class TetherExecutor(BlockProviderExecutor, RepresentationMixin):
       heartbeat_threshold: heartbeat; worker_debug: workers log at debug
       level; available_accelerators: at most that many apps at once per
       worker. HTEX's other options are accepted and have no effect, with a
-      warning (options.IgnoredOptionWarning) once each.
+      warning (tether.parsl.IgnoredOptionWarning) once each.
     address: the address workers connect to (default 127.0.0.1 with
       LocalProvider, this host's name otherwise); port: the manager's port.
     secret_file: a file holding the secret workers prove they know (default:

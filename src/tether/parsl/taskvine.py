@@ -5,7 +5,7 @@ TaskVineFactoryConfig and TaskVineStaging from here instead of from
 parsl.executors.taskvine runs on tether unchanged otherwise. Every TaskVine
 setting is accepted: those tether has an equivalent for are mapped onto it
 (taskvine_config.MAPPED), the others warn once that they have no effect
-(options.IgnoredOptionWarning). A misspelt setting is a TypeError.
+(tether.parsl.IgnoredOptionWarning). A misspelt setting is a TypeError.
 """
 from __future__ import annotations
 
