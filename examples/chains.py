@@ -43,7 +43,7 @@ def main() -> None:
     executor = TetherExecutor(
         provider=LocalProvider(init_blocks=opts.workers, min_blocks=0, max_blocks=opts.workers,
                                launcher=SimpleLauncher()),
-        cores_per_worker=1, group_tasks=not opts.no_groups)
+        cores_per_node=1, group_tasks=not opts.no_groups)
     with tempfile.TemporaryDirectory(prefix="tether-chains-") as tmp, \
             parsl.load(Config(executors=[executor], run_dir=str(Path(tmp) / "runinfo"))):
         deadline = time.monotonic() + 60

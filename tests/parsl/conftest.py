@@ -35,9 +35,16 @@ class RecordingExecutor(TetherExecutor):
 
 @contextmanager
 def parsl_on_tether(run_dir: Path, workers: int = 2, cores: int = 1, **config):
-    """Load Parsl with local tether workers; yields the executor; cleans up, checking no worker is left."""
+    """Load Parsl with local tether workers of `cores` cores each; yields the executor (see parsl_with)."""
     ex = RecordingExecutor(provider=LocalProvider(init_blocks=workers, min_blocks=0, max_blocks=workers,
-                                                  launcher=SimpleLauncher()), cores_per_worker=cores)
+                                                  launcher=SimpleLauncher()), cores_per_node=cores)
+    with parsl_with(ex, run_dir, workers, **config) as executor:
+        yield executor
+
+
+@contextmanager
+def parsl_with(ex: TetherExecutor, run_dir: Path, workers: int, **config):
+    """Load Parsl with this executor and wait for its workers; yields it; cleans up, checking no worker is left."""
     dfk = parsl.load(Config(executors=[ex], run_dir=str(run_dir), strategy="none", **config))
     pids: set[int] = set()
     try:

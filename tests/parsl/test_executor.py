@@ -221,7 +221,7 @@ def test_a_worker_started_with_the_command_a_cluster_job_runs(tmp_path):
 
     from tether.parsl import TetherExecutor
 
-    ex = TetherExecutor(provider=SlurmProvider(init_blocks=0), address="127.0.0.1", cores_per_worker=1)
+    ex = TetherExecutor(provider=SlurmProvider(init_blocks=0), address="127.0.0.1", cores_per_node=1)
     ex.run_dir = str(tmp_path)
     ex.start()
     worker = None

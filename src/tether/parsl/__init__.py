@@ -5,7 +5,8 @@
 This is the only part of tether that imports parsl.
 """
 from .executor import TetherExecutor
+from .options import IgnoredOptionWarning
 from .plan import TEMP_SCHEMES
 from .staging import TetherStaging
 
-__all__ = ["TetherExecutor", "TetherStaging", "TEMP_SCHEMES"]
+__all__ = ["TetherExecutor", "TetherStaging", "TEMP_SCHEMES", "IgnoredOptionWarning"]

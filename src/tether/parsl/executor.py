@@ -40,6 +40,8 @@ from parsl.utils import RepresentationMixin
 from ..manager.local import python_path
 from ..manager.manager import Manager
 from ..task import DependencyFailed, PythonTask
+from . import htex
+from .options import reject_unknown, setting_names
 from .plan import CallPlan, check_resources, plan_call
 from .remote import AppFailure, run_app
 from .staging import TetherStaging
@@ -68,9 +70,20 @@ class TetherExecutor(BlockProviderExecutor, RepresentationMixin):
     """A Parsl executor whose tasks run on tether workers.
 
     provider: where workers run; default LocalProvider (one worker on this
-      machine). Any Parsl provider works: each block runs `launch_cmd`.
-    cores_per_worker, memory_per_worker (MB), disk_per_worker (MB): what each
+      machine). Any Parsl provider works: each block runs `launch_cmd`, one
+      tether worker, which runs as many apps at once as its cores allow.
+    cores_per_node, memory_per_node (MB), disk_per_node (MB): what each
       worker offers (default: all of its node).
+    HTEX's names, with HTEX's meanings (see htex.py): cores_per_worker (1)
+      and mem_per_worker (GB): what each app uses unless its
+      parsl_resource_specification says; max_workers_per_node: the most apps
+      at once on a worker (it then offers max_workers_per_node *
+      cores_per_worker cores, or cores_per_node if fewer); worker_port: port;
+      worker_port_range: the manager listens on a free port of it;
+      heartbeat_threshold: heartbeat; worker_debug: workers log at debug
+      level; available_accelerators: at most that many apps at once per
+      worker. HTEX's other options are accepted and have no effect, with a
+      warning (tether.parsl.IgnoredOptionWarning) once each.
     address: the address workers connect to (default 127.0.0.1 with
       LocalProvider, this host's name otherwise); port: the manager's port.
     secret_file: a file holding the secret workers prove they know (default:
@@ -84,10 +97,12 @@ class TetherExecutor(BlockProviderExecutor, RepresentationMixin):
       inputs and outputs are then used in place instead of being moved.
     storage_access: Parsl staging providers (default: TetherStaging, plus
       in-task HTTP and FTP staging and zip staging).
+    task_env: environment variables set for every app.
     heartbeat: seconds of silence after which a worker is declared lost (and
       a worker gives up on the manager); system_retries: attempts a task may
       lose to the system (workers lost, interpreters dead, full disks) before
-      it fails; see the README's fault model.
+      it fails; see the README's fault model. An app's own exceptions are
+      retried by Parsl (Config(retries=...)), not here.
     block_error_handler, remote_monitoring_radio, working_dir: as for
       Parsl's own executors. With a MonitoringHub in the Config and no radio
       given, tasks report through Parsl's FilesystemRadio (as TaskVine's
@@ -96,28 +111,39 @@ class TetherExecutor(BlockProviderExecutor, RepresentationMixin):
     dashboard: a live page of the run, as for Manager (a port of localhost,
       or "HOST:PORT"). tether's log records go to Parsl's own log file too,
       and the manager's run directory (its log and transaction log) is made
-      inside Parsl's run directory.
+      inside tether_run_dir, by default Parsl's run directory.
     """
 
-    def __init__(self, label: str = "tether", provider: Any = None, cores_per_worker: int | None = None,
-                 memory_per_worker: int | None = None, disk_per_worker: int | None = None,
+    def __init__(self, label: str = "tether", provider: Any = None, cores_per_node: int | None = None,
+                 memory_per_node: int | None = None, disk_per_node: int | None = None,
                  address: str | None = None, port: int = 0, secret_file: str | None = None,
                  worker_options: str = "", launch_cmd: str | None = None, group_tasks: bool = True,
                  shared_fs: bool = False, storage_access: list | None = None,
                  block_error_handler: Any = True, remote_monitoring_radio: Any = None,
                  working_dir: str | None = None, heartbeat: float = 30.0, system_retries: int = 3,
-                 dashboard: int | str | None = None):
+                 dashboard: int | str | None = None, tether_run_dir: str | None = None,
+                 task_env: dict[str, str] | None = None,
+                 # HTEX's names, with HTEX's meanings (htex.py)
+                 cores_per_worker: float = 1.0, mem_per_worker: float | None = None,
+                 max_workers_per_node: int | None = None, available_accelerators: int | list[str] = (),
+                 worker_debug: bool = False, heartbeat_threshold: float | None = None,
+                 heartbeat_period: float | None = None, prefetch_capacity: int | None = None,
+                 poll_period: int | None = None, worker_port: int | None = None,
+                 worker_port_range: tuple[int, int] | None = None,
+                 interchange_port_range: tuple[int, int] | None = None, interchange_launch_cmd: Any = None,
+                 loopback_address: str | None = None, encrypted: bool | None = None,
+                 cpu_affinity: str | None = None, manager_selector: Any = None, drain_period: int | None = None,
+                 address_probe_timeout: int | None = None, worker_logdir_root: str | None = None,
+                 max_workers: int | None = None, **unknown: Any):
+        if unknown:
+            reject_unknown(type(self).__name__, unknown, setting_names(TetherExecutor))
         if provider is None:
             provider = LocalProvider(init_blocks=1, min_blocks=0, max_blocks=1, launcher=SimpleLauncher())
         BlockProviderExecutor.__init__(self, provider=provider, block_error_handler=block_error_handler)
-        for name, value in (("cores_per_worker", cores_per_worker), ("memory_per_worker", memory_per_worker),
-                            ("disk_per_worker", disk_per_worker)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
         self.label = label
-        self.cores_per_worker = cores_per_worker
-        self.memory_per_worker = memory_per_worker
-        self.disk_per_worker = disk_per_worker
+        self.cores_per_node = cores_per_node
+        self.memory_per_node = memory_per_node
+        self.disk_per_node = disk_per_node
         self.address = address
         self.port = port
         self.secret_file = secret_file
@@ -125,6 +151,34 @@ class TetherExecutor(BlockProviderExecutor, RepresentationMixin):
         self.heartbeat = heartbeat
         self.system_retries = system_retries
         self.launch_cmd = launch_cmd
+        self.tether_run_dir = tether_run_dir
+        self.task_env = task_env
+        self.cores_per_worker = cores_per_worker
+        self.mem_per_worker = mem_per_worker
+        self.max_workers_per_node = max_workers_per_node
+        self.available_accelerators = available_accelerators
+        self.worker_debug = worker_debug
+        self.heartbeat_threshold = heartbeat_threshold
+        self.heartbeat_period = heartbeat_period
+        self.prefetch_capacity = prefetch_capacity
+        self.poll_period = poll_period
+        self.worker_port = worker_port
+        self.worker_port_range = worker_port_range
+        self.interchange_port_range = interchange_port_range
+        self.interchange_launch_cmd = interchange_launch_cmd
+        self.loopback_address = loopback_address
+        self.encrypted = encrypted
+        self.cpu_affinity = cpu_affinity
+        self.manager_selector = manager_selector
+        self.drain_period = drain_period
+        self.address_probe_timeout = address_probe_timeout
+        self.worker_logdir_root = worker_logdir_root
+        self.max_workers = max_workers
+        derived = htex.derive(self)
+        self._offer = derived.offer              # what each worker offers
+        self._task_defaults = derived.task_defaults
+        self.manager_port = derived.port         # port, worker_port, or a free port of worker_port_range
+        self.heartbeat = derived.heartbeat
         self.group_tasks = group_tasks
         self.shared_fs = shared_fs
         self.storage_access = storage_access if storage_access is not None else [
@@ -158,9 +212,10 @@ class TetherExecutor(BlockProviderExecutor, RepresentationMixin):
         super().start()
         bind = "127.0.0.1" if self.is_local and not self.address else "0.0.0.0"
         os.makedirs(self.run_dir, exist_ok=True)
-        self.manager = Manager(workers=0, host=bind, port=self.port, secret_file=self.secret_file,
-                               run_dir=self.run_dir, group_tasks=self.group_tasks, heartbeat=self.heartbeat,
-                               system_retries=self.system_retries, dashboard=self.dashboard, progress=False)
+        self.manager = Manager(workers=0, host=bind, port=self.manager_port, secret_file=self.secret_file,
+                               run_dir=self.tether_run_dir or self.run_dir, group_tasks=self.group_tasks,
+                               heartbeat=self.heartbeat, system_retries=self.system_retries,
+                               dashboard=self.dashboard, progress=False)
         self._share_parsl_log()
         host, port = self.manager.address.rsplit(":", 1)
         self.worker_address = f"{self.address or ('127.0.0.1' if self.is_local else host)}:{port}"
@@ -181,8 +236,7 @@ class TetherExecutor(BlockProviderExecutor, RepresentationMixin):
             raise self.executor_exception
         if self.manager is None:
             raise RuntimeError(f"executor {self.label} has not been started")
-        options = check_resources(resource_specification, {
-            "cores": self.cores_per_worker, "memory": self.memory_per_worker, "disk": self.disk_per_worker})
+        options = {**self._task_defaults, **check_resources(resource_specification, self._offer)}
         plan = plan_call(args, kwargs, self.shared_fs)
         for path in plan.file_outputs.values():
             os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -205,9 +259,12 @@ class TetherExecutor(BlockProviderExecutor, RepresentationMixin):
 
     @property
     def workers_per_node(self) -> int:
-        if self.cores_per_worker:
-            return self.cores_per_worker
-        return (os.cpu_count() or 1) if self.is_local else 1
+        """Apps one block runs at once, for Parsl's scaling: as many as its worker's cores and memory hold."""
+        cores = self._offer["cores"] or ((os.cpu_count() or 1) if self.is_local else None)
+        fits = [cores // self._task_defaults["cores"]] if cores else []
+        if self._offer["memory"] and self._task_defaults.get("memory"):
+            fits.append(self._offer["memory"] // self._task_defaults["memory"])
+        return max(1, min(fits)) if fits else 1
 
     def _get_launch_command(self, block_id: str) -> str:
         return self._worker_command.replace("{block_id}", str(block_id))
@@ -463,14 +520,16 @@ class TetherExecutor(BlockProviderExecutor, RepresentationMixin):
                     "-m", "tether"]
         else:
             head = ["tether"]
+        if self.worker_debug:   # HTEX's worker_debug: the worker logs at debug level
+            head.append("-vv")
         words = head + ["worker", self.worker_address, "--secret-file", shlex.quote(secret),
                         "--name", shlex.quote(f"{self.label}-") + "{block_id}", "--clean",
                         "--heartbeat", f"{self.heartbeat:g}"]
         if self.is_local:  # in Parsl's run directory, removed by the worker as it stops
             cache = os.path.join(os.path.abspath(self.run_dir), "tether-workers", self.label)
             words += ["--cache-dir", shlex.quote(cache + os.sep) + "{block_id}"]
-        for flag, value in (("--cores", self.cores_per_worker), ("--memory", self.memory_per_worker),
-                            ("--disk", self.disk_per_worker)):
+        for flag, key in (("--cores", "cores"), ("--memory", "memory"), ("--disk", "disk")):
+            value = self._offer[key]
             if value is not None:
                 words += [flag, str(value)]
         if self.worker_options:

@@ -33,7 +33,7 @@ def loaded(workers: int, work_dir: Path, parsl_logging: bool = True):
     from parsl.launchers import SimpleLauncher
     from parsl.providers import LocalProvider
 
-    ex = TetherExecutor(label="tether", cores_per_worker=1,
+    ex = TetherExecutor(label="tether", cores_per_node=1,
                         provider=LocalProvider(init_blocks=workers, min_blocks=workers, max_blocks=workers,
                                                launcher=SimpleLauncher()))
     config = Config(executors=[ex], run_dir=run_dir(work_dir), strategy="none", usage_tracking=0,
