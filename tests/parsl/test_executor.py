@@ -228,7 +228,8 @@ def test_a_worker_started_with_the_command_a_cluster_job_runs(tmp_path):
     try:
         command = ex._get_launch_command("7")
         words = shlex.split(command)
-        assert words[:2] == ["tether", "worker"] and "--clean" in words and "tether-7" in words
+        assert words[:2] == ["tether", "worker"] and "tether-7" in words
+        assert "--clean" not in words and "--cache-dir" not in words   # the node's cache, kept for the next run
         bin_dir = os.path.dirname(sys.executable)
         worker = subprocess.Popen(command, shell=True, cwd=tmp_path, start_new_session=True,
                                   env=dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}"))
@@ -241,3 +242,5 @@ def test_a_worker_started_with_the_command_a_cluster_job_runs(tmp_path):
         ex.shutdown()
         if worker is not None:
             assert worker.wait(timeout=30) == 0
+    slot = Path(os.environ["TETHER_CACHE_DIR"]) / "worker-0"
+    assert (slot / "cache").is_dir(), "the worker kept its slot of the node's cache"

@@ -523,11 +523,13 @@ class TetherExecutor(BlockProviderExecutor, RepresentationMixin):
         if self.worker_debug:   # HTEX's worker_debug: the worker logs at debug level
             head.append("-vv")
         words = head + ["worker", self.worker_address, "--secret-file", shlex.quote(secret),
-                        "--name", shlex.quote(f"{self.label}-") + "{block_id}", "--clean",
+                        "--name", shlex.quote(f"{self.label}-") + "{block_id}",
                         "--heartbeat", f"{self.heartbeat:g}"]
         if self.is_local:  # in Parsl's run directory, removed by the worker as it stops
             cache = os.path.join(os.path.abspath(self.run_dir), "tether-workers", self.label)
-            words += ["--cache-dir", shlex.quote(cache + os.sep) + "{block_id}"]
+            words += ["--clean", "--cache-dir", shlex.quote(cache + os.sep) + "{block_id}"]
+        # on a cluster node the worker keeps a slot of the node's per-user cache: the inputs it was
+        # sent stay there for the next run (within the cache's budget)
         for flag, key in (("--cores", "cores"), ("--memory", "memory"), ("--disk", "disk")):
             value = self._offer[key]
             if value is not None:
