@@ -1,0 +1,94 @@
+"""The stand-in batch commands, driven by Parsl's own providers: submit, status, cancel, queueing.
+
+No tether here: what is checked is that each provider reads the stand-in's
+answers as it would a real batch system's, and that a job ends whole.
+Jobs run on this host (no namespaces), so these run without root.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+from parsl.jobs.states import JobState, JobStatus
+from parsl.launchers import SimpleLauncher, SingleNodeLauncher, SrunLauncher
+from parsl.providers import CondorProvider, PBSProProvider, SlurmProvider, TorqueProvider
+
+from tether_bench.batch.cluster import BatchCluster
+
+PROVIDERS = {
+    "slurm": lambda: SlurmProvider(launcher=SrunLauncher(), walltime="00:01:00"),
+    "pbs": lambda: PBSProProvider(launcher=SimpleLauncher(), scheduler_options="#PBS -V"),
+    "torque": lambda: TorqueProvider(launcher=SimpleLauncher(), scheduler_options="#PBS -V"),
+    "condor": lambda: CondorProvider(launcher=SingleNodeLauncher(), scheduler_options="getenv = true"),
+}
+SYSTEM = {"slurm": "slurm", "pbs": "pbs", "torque": "pbs", "condor": "condor"}
+
+
+@pytest.fixture
+def one_node(tmp_path):
+    with BatchCluster(tmp_path / "batch", nodes=1, namespaces=False, grace=5) as batch:
+        yield batch
+    assert not batch.left, f"processes of finished jobs still run: {batch.left}"
+
+
+def states(provider, ids):
+    return [s.state for s in provider.status(ids)]
+
+
+def wait_for(predicate, what: str, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"gave up waiting: {what}"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("name", sorted(PROVIDERS))
+def test_a_provider_submits_queues_watches_and_cancels_jobs(name, one_node, tmp_path):
+    provider = PROVIDERS[name]()
+    provider.script_dir = str(tmp_path)
+    mark = tmp_path / "marks"
+    mark.mkdir()
+    # the first job holds the only node (and leaves an orphan behind), so the second one queues
+    first = provider.submit(f"(setsid sleep 300 &); echo $$ > {mark}/first; sleep 300", 1, "first")
+    second = provider.submit(f"echo ran > {mark}/second", 1, "second")
+    wait_for(lambda: (mark / "first").exists(), "the first job to start")
+    assert states(provider, [first, second]) == [JobState.RUNNING, JobState.PENDING]
+
+    assert provider.cancel([first]) == [True]
+    wait_for(lambda: (mark / "second").exists(), "the second job to run once the node was free")
+    one_node.spool.settle(timeout=30)
+    if name != "torque":   # TorqueProvider takes a job that qstat no longer lists as completed
+        provider.resources[first]["status"] = JobStatus(JobState.RUNNING)   # forget what cancel() noted
+        assert states(provider, [first]) == [JobState.CANCELLED if name != "pbs" else JobState.COMPLETED]
+    assert states(provider, [second]) == [JobState.COMPLETED]
+    jobs = one_node.jobs(SYSTEM[name])
+    assert [j["state"] for j in jobs] == ["CANCELLED", "COMPLETED"]
+    assert jobs[1]["started"] >= jobs[0]["ended"], "the second job started while the node was taken"
+    assert not one_node.spool.leftovers(), "the cancelled job's orphan outlived it"
+    assert not any((one_node.spool.job_dir(j["number"]) / "tmp").exists() for j in jobs)
+
+
+def test_a_job_past_its_walltime_is_ended_as_timed_out(tmp_path):
+    with BatchCluster(tmp_path / "batch", nodes=1, namespaces=False, grace=1) as batch:
+        script = tmp_path / "late.sh"
+        script.write_text("#!/bin/bash\n#SBATCH --time=0:01\nsleep 300\n")
+        os.system(f"sbatch {script} > {tmp_path}/out")
+        number = int((tmp_path / "out").read_text().split()[-1])
+        wait_for(lambda: batch.spool.read(number)["state"] == "TIMEOUT", "the job to time out")
+        assert os.popen(f"squeue -h -o '%i %t' -j {number}").read().split() == [str(number), "TO"]
+    assert not batch.left
+
+
+def test_squeue_sacct_and_qstat_answer_as_the_providers_expect(one_node, tmp_path):
+    # SlurmProvider uses squeue only where `sacct -X` fails, as on a Slurm without accounting
+    assert os.system("sacct -X >/dev/null 2>&1") != 0
+    provider = SlurmProvider(launcher=SimpleLauncher())
+    assert provider._cmd.startswith("squeue")
+    script = tmp_path / "quick.sh"
+    script.write_text("#!/bin/bash\ntrue\n")
+    job_id = os.popen(f"qsub -V {script}").read().strip()
+    wait_for(lambda: one_node.jobs("pbs")[0]["state"] == "COMPLETED", "the job to end")
+    # a finished PBS job is listed only with -x, as PBS Pro does
+    assert os.popen(f"qstat {job_id} 2>/dev/null").read().count(job_id) == 0
+    assert f'"{job_id}"' in os.popen(f"qstat -x -f -F json {job_id}").read()
