@@ -6,8 +6,9 @@ Jobs run on this host (no namespaces), so these run without root.
 """
 from __future__ import annotations
 
-import os
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from parsl.jobs.states import JobState, JobStatus
@@ -34,6 +35,11 @@ def one_node(tmp_path):
 
 def states(provider, ids):
     return [s.state for s in provider.status(ids)]
+
+
+def run(command: str, cwd: Path) -> str:
+    """A batch command's output, run in cwd (where jobs without -o/--output write theirs)."""
+    return subprocess.run(command, shell=True, cwd=cwd, capture_output=True, text=True).stdout
 
 
 def wait_for(predicate, what: str, timeout: float = 30.0):
@@ -73,22 +79,21 @@ def test_a_job_past_its_walltime_is_ended_as_timed_out(tmp_path):
     with BatchCluster(tmp_path / "batch", nodes=1, namespaces=False, grace=1) as batch:
         script = tmp_path / "late.sh"
         script.write_text("#!/bin/bash\n#SBATCH --time=0:01\nsleep 300\n")
-        os.system(f"sbatch {script} > {tmp_path}/out")
-        number = int((tmp_path / "out").read_text().split()[-1])
+        number = int(run(f"sbatch {script}", tmp_path).split()[-1])
         wait_for(lambda: batch.spool.read(number)["state"] == "TIMEOUT", "the job to time out")
-        assert os.popen(f"squeue -h -o '%i %t' -j {number}").read().split() == [str(number), "TO"]
+        assert run(f"squeue -h -o '%i %t' -j {number}", tmp_path).split() == [str(number), "TO"]
     assert not batch.left
 
 
 def test_squeue_sacct_and_qstat_answer_as_the_providers_expect(one_node, tmp_path):
     # SlurmProvider uses squeue only where `sacct -X` fails, as on a Slurm without accounting
-    assert os.system("sacct -X >/dev/null 2>&1") != 0
+    assert subprocess.run("sacct -X", shell=True, capture_output=True).returncode != 0
     provider = SlurmProvider(launcher=SimpleLauncher())
     assert provider._cmd.startswith("squeue")
     script = tmp_path / "quick.sh"
     script.write_text("#!/bin/bash\ntrue\n")
-    job_id = os.popen(f"qsub -V {script}").read().strip()
+    job_id = run(f"qsub -V {script}", tmp_path).strip()
     wait_for(lambda: one_node.jobs("pbs")[0]["state"] == "COMPLETED", "the job to end")
     # a finished PBS job is listed only with -x, as PBS Pro does
-    assert os.popen(f"qstat {job_id} 2>/dev/null").read().count(job_id) == 0
-    assert f'"{job_id}"' in os.popen(f"qstat -x -f -F json {job_id}").read()
+    assert job_id not in run(f"qstat {job_id}", tmp_path)
+    assert f'"{job_id}"' in run(f"qstat -x -f -F json {job_id}", tmp_path)
