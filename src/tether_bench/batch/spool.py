@@ -285,7 +285,8 @@ class Spool:
         deadline = time.monotonic() + float(self.config["grace"])
         killed = False
         while True:
-            code = _reap(pid) if code is None else code
+            reaped = _reap(pid)   # adopted orphans too, or they would keep the group alive as zombies
+            code = reaped if code is None else code
             if code is not None and not _group_alive(pid):
                 return code
             if time.monotonic() > deadline:
