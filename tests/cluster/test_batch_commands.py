@@ -2,10 +2,12 @@
 
 No tether here: what is checked is that each provider reads the stand-in's
 answers as it would a real batch system's, and that a job ends whole.
-Jobs run on this host (no namespaces), so these run without root.
+Jobs run on this host (no namespaces), so these run without root, but for
+the one that checks that jobs run in their nodes' namespaces.
 """
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -16,6 +18,9 @@ from parsl.launchers import SimpleLauncher, SingleNodeLauncher, SrunLauncher
 from parsl.providers import CondorProvider, PBSProProvider, SlurmProvider, TorqueProvider
 
 from tether_bench.batch.cluster import BatchCluster
+from tether_bench.cluster import unavailable_reason
+
+NAMESPACE_REASON = unavailable_reason()
 
 PROVIDERS = {
     "slurm": lambda: SlurmProvider(launcher=SrunLauncher(), walltime="00:01:00"),
@@ -97,3 +102,20 @@ def test_squeue_sacct_and_qstat_answer_as_the_providers_expect(one_node, tmp_pat
     # a finished PBS job is listed only with -x, as PBS Pro does
     assert job_id not in run(f"qstat {job_id}", tmp_path)
     assert f'"{job_id}"' in run(f"qstat -x -f -F json {job_id}", tmp_path)
+
+
+@pytest.mark.root
+@pytest.mark.skipif(NAMESPACE_REASON is not None, reason=f"jobs run on this host: {NAMESPACE_REASON}")
+def test_each_job_runs_in_the_network_namespace_of_its_node(tmp_path):
+    with BatchCluster(tmp_path / "batch", nodes=2) as batch:
+        script = tmp_path / "where.sh"
+        script.write_text(f"#!/bin/bash\nreadlink /proc/self/ns/net > {tmp_path}/ns.$SLURM_JOB_ID\n"
+                          f"ip -o -4 addr show scope global | awk '{{print $4}}' > {tmp_path}/addr.$SLURM_JOB_ID\n")
+        numbers = [int(run(f"sbatch {script}", tmp_path).split()[-1]) for _ in range(2)]
+        assert batch.spool.settle(timeout=30) == []
+        jobs = {j["number"]: j for j in batch.jobs("slurm")}
+        spaces = {(tmp_path / f"ns.{n}").read_text() for n in numbers}
+        assert len(spaces) == 2 and os.readlink("/proc/self/ns/net") + "\n" not in spaces
+        for n in numbers:   # the job had its node's address, and no other
+            assert (tmp_path / f"addr.{n}").read_text().split("/")[0] == batch.node_host(jobs[n]["node"])
+    assert not batch.left
