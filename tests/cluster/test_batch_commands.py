@@ -114,8 +114,9 @@ def test_each_job_runs_in_the_network_namespace_of_its_node(tmp_path):
         numbers = [int(run(f"sbatch {script}", tmp_path).split()[-1]) for _ in range(2)]
         assert batch.spool.settle(timeout=30) == []
         jobs = {j["number"]: j for j in batch.jobs("slurm")}
-        spaces = {(tmp_path / f"ns.{n}").read_text() for n in numbers}
-        assert len(spaces) == 2 and os.readlink("/proc/self/ns/net") + "\n" not in spaces
-        for n in numbers:   # the job had its node's address, and no other
+        namespaces = {n["name"]: n["netns"] for n in batch.spool.nodes}
+        for n in numbers:   # the job was in its node's namespace, with the node's address and no other
+            inode = os.stat(f"/run/netns/{namespaces[jobs[n]['node']]}").st_ino
+            assert (tmp_path / f"ns.{n}").read_text().strip() == f"net:[{inode}]"
             assert (tmp_path / f"addr.{n}").read_text().split("/")[0] == batch.node_host(jobs[n]["node"])
     assert not batch.left
