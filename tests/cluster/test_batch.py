@@ -1,6 +1,6 @@
-"""TetherExecutor under Parsl's Slurm, PBS Pro and HTCondor providers, on stand-in batch systems.
+"""TetherExecutor under Parsl's Slurm, PBS Pro, HTCondor and Kubernetes providers, on stand-ins.
 
-Each block is a job of the stand-in; its `tether worker` runs inside the
+Each block is a job (or pod) of the stand-in; its `tether worker` runs inside the
 job (as root, in the job's own network namespace: another "host"). Apps
 pass temp files between them; afterwards no job process is left and every
 job ended cancelled or completed. One test lets Parsl's 'simple' strategy
@@ -18,24 +18,36 @@ from parsl import bash_app, python_app
 from parsl.config import Config
 from parsl.data_provider.files import File
 from parsl.launchers import SimpleLauncher, SingleNodeLauncher, SrunLauncher
-from parsl.providers import CondorProvider, PBSProProvider, SlurmProvider
+from parsl.providers import CondorProvider, KubernetesProvider, PBSProProvider, SlurmProvider
 
 from tether.parsl import TetherExecutor
 from tether_bench.batch.cluster import BatchCluster
+from tether_bench.batch.kube import KubeApiServer
 from tether_bench.batch.spool import TERMINAL
 
 # what each system's job tells its processes of itself (the stand-ins set them as the real ones do)
-JOB_VARIABLE = {"slurm": "SLURM_JOB_ID", "pbs": "PBS_JOBID", "condor": "_CONDOR_SCRATCH_DIR"}
+JOB_VARIABLE = {"slurm": "SLURM_JOB_ID", "pbs": "PBS_JOBID", "condor": "_CONDOR_SCRATCH_DIR",
+                "kubernetes": "KUBERNETES_SERVICE_HOST"}
+try:
+    import kubernetes  # noqa: F401  (KubernetesProvider's client)
+    NO_KUBERNETES = None
+except ImportError:
+    NO_KUBERNETES = "KubernetesProvider needs the kubernetes client, which is not installed"
 
 
-def provider(system: str, blocks: int = 2, **scaling):
+@contextmanager
+def provider(system: str, batch: BatchCluster, blocks: int = 2, **scaling):
     """The real Parsl provider, with a launcher that suits it and the job's environment passed on."""
     limits = {"init_blocks": blocks, "min_blocks": 0, "max_blocks": blocks, **scaling}
     if system == "slurm":
-        return SlurmProvider(launcher=SrunLauncher(), walltime="00:10:00", **limits)
-    if system == "pbs":   # as with PBS, the submitter's environment only with -V
-        return PBSProProvider(launcher=SimpleLauncher(), scheduler_options="#PBS -V", **limits)
-    return CondorProvider(launcher=SingleNodeLauncher(), scheduler_options="getenv = true", **limits)
+        yield SlurmProvider(launcher=SrunLauncher(), walltime="00:10:00", **limits)
+    elif system == "pbs":   # as with PBS, the submitter's environment only with -V
+        yield PBSProProvider(launcher=SimpleLauncher(), scheduler_options="#PBS -V", **limits)
+    elif system == "condor":   # and with HTCondor, only with getenv
+        yield CondorProvider(launcher=SingleNodeLauncher(), scheduler_options="getenv = true", **limits)
+    else:   # a pod's environment is its image's: worker_init puts tether's command on PATH
+        with KubeApiServer(batch.spool, batch.work_dir / "kube"):
+            yield KubernetesProvider(image="stand-in", worker_init=f"export PATH={batch.bin_dir}:$PATH", **limits)
 
 
 @contextmanager
@@ -43,13 +55,13 @@ def parsl_on_batch(batch: BatchCluster, run_dir, system: str, **options):
     """Parsl loaded with a TetherExecutor whose blocks are jobs of `system`; unloaded on leaving."""
     scaling = {k: options.pop(k) for k in ("init_blocks", "min_blocks", "max_blocks") if k in options}
     blocks = scaling.pop("max_blocks", 2)
-    ex = TetherExecutor(label="batch", provider=provider(system, blocks, **scaling), address=batch.address,
-                        cores_per_worker=1)
-    dfk = parsl.load(Config(executors=[ex], run_dir=str(run_dir), **{"strategy": "none", **options}))
-    try:
-        yield ex
-    finally:
-        dfk.cleanup()
+    with provider(system, batch, blocks, **scaling) as p:
+        ex = TetherExecutor(label="batch", provider=p, address=batch.address, cores_per_worker=1)
+        dfk = parsl.load(Config(executors=[ex], run_dir=str(run_dir), **{"strategy": "none", **options}))
+        try:
+            yield ex
+        finally:
+            dfk.cleanup()
 
 
 def check_ended_whole(batch: BatchCluster, system: str) -> list[dict]:
@@ -88,8 +100,10 @@ def batch(tmp_path):
     assert not b.left, f"job processes outlived the run: {b.left}"
 
 
-@pytest.mark.parametrize("system", ["slurm", "pbs", "condor"])
+@pytest.mark.parametrize("system", ["slurm", "pbs", "condor", "kubernetes"])
 def test_apps_pass_temps_on_workers_inside_batch_jobs(system, batch, tmp_path):
+    if system == "kubernetes" and NO_KUBERNETES:
+        pytest.skip(NO_KUBERNETES)
     if not batch.namespaced:
         print(f"\njobs run on this host, not in namespaces: {batch.namespace_reason}")
     with parsl_on_batch(batch, tmp_path / "runinfo", system) as ex:

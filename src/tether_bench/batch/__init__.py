@@ -1,4 +1,4 @@
-"""Stand-in batch systems (Slurm, PBS, HTCondor) that run their jobs on this machine.
+"""Stand-in batch systems (Slurm, PBS, HTCondor, and Kubernetes' API) that run their jobs on this machine.
 
 So that tether can be run, in tests and benchmarks, under Parsl's own
 cluster providers, which drive the batch system's commands: the stand-ins
@@ -8,7 +8,8 @@ runs in a network namespace of its own when this machine can emulate
 hosts, on this host otherwise.
 
 write_shims(bin_dir, spool) puts the commands in bin_dir; with bin_dir
-first on PATH, a provider finds them as it would the real ones.
+first on PATH, a provider finds them as it would the real ones. Kubernetes
+has an API server instead of commands: see kube.py.
 """
 from __future__ import annotations
 

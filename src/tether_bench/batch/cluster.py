@@ -93,4 +93,4 @@ class BatchCluster:
     def node_host(self, name: str) -> str | None:
         """The address a node's jobs have (None for a node on this host)."""
         assert self.spool is not None
-        return next((n.get("host") for n in self.spool.nodes if n["name"] == name), None)
+        return self.spool.node_host(name)

@@ -75,6 +75,10 @@ class Spool:
     def nodes(self) -> list[dict[str, Any]]:
         return self.config["nodes"]
 
+    def node_host(self, name: str) -> str | None:
+        """The address of a node's jobs (None for a node on this host)."""
+        return next((n.get("host") for n in self.nodes if n["name"] == name), None)
+
     def marker(self, number: int) -> str:
         return f"{self.config['token']}.{number}"
 
