@@ -129,7 +129,7 @@ def test_apps_pass_temps_on_workers_inside_batch_jobs(system, batch, tmp_path):
 
 
 def test_blocks_scale_out_under_a_burst_and_in_when_idle(batch, tmp_path):
-    """Parsl's 'simple' strategy: three blocks for six tasks, none once idle, new ones for new work."""
+    """Parsl's 'simple' strategy: more blocks (up to three) for six tasks, none once idle, a new one for new work."""
     with parsl_on_batch(batch, tmp_path / "runinfo", "slurm", init_blocks=0, min_blocks=0, max_blocks=3,
                         strategy="simple", strategy_period=0.2, max_idletime=1.0) as ex:
         burst = [nap(0.5, JOB_VARIABLE["slurm"]) for _ in range(6)]
