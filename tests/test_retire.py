@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from tether import Manager, Task
+from tether.report import load
 
 from .conftest import stop, wait_until
 
@@ -106,12 +107,14 @@ def test_an_idle_worker_asks_to_leave_and_its_temp_stays(tmp_path):
             r = m.submit(Task("cat t", inputs={"t": tmp})).result(60)
             assert r.stdout == "kept" and r.worker == "stays"
             assert m.stats()["reruns"] == 0
-            log = (m.run_dir / "transactions").read_text()
-            assert "RETIRING" in log and "RETIRED" in log
         finally:
             stop(idle)
             if stays is not None:
                 stop(stays)
+    log = (m.run_dir / "transactions").read_text()   # complete once the manager has closed
+    assert "\tidle\tRETIRING\t" in log and "\tidle\tRETIRED\t1\t0" in log
+    seen = load(m.run_dir).workers["idle"]   # the report reads it: asked to leave, one temp copied off
+    assert seen.retiring is not None and seen.retired == (1, 0) and seen.left >= seen.retiring
 
 
 def test_retire_checks_its_timeout(tmp_path):

@@ -137,7 +137,9 @@ def test_blocks_scale_out_under_a_burst_and_in_when_idle(batch, tmp_path):
         assert 2 <= len(batch.jobs("slurm")) <= 3, "the burst did not make Parsl ask for more blocks"
         assert first <= {str(j["number"]) for j in batch.jobs("slurm")}
         wait_for(lambda: all(j["state"] in TERMINAL for j in batch.jobs("slurm")), "the idle blocks to go")
-        assert {j["state"] for j in batch.jobs("slurm")} == {"CANCELLED"}
+        # a block scaled in is retired first: its worker leaves as asked, and its job may end on its own
+        # before the cancel reaches it
+        assert {j["state"] for j in batch.jobs("slurm")} <= {"CANCELLED", "COMPLETED"}
         wait_for(lambda: ex.connected_workers() == 0, "the cancelled blocks' workers to leave")
         again = nap(0, JOB_VARIABLE["slurm"]).result(timeout=120)
         assert int(again) > max(int(n) for n in first), "the task after scaling in ran on an old block"

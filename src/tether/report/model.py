@@ -131,6 +131,8 @@ class Worker:
     left: float | None = None
     left_reason: str | None = None
     blocklisted: list[tuple[float, float | None]] = field(default_factory=list)   # (from, until)
+    retiring: float | None = None       # when it was asked to leave (scaled in, idle)
+    retired: tuple[int, int] | None = None   # temps copied off it, temps that could not be
 
 
 @dataclass
@@ -398,6 +400,13 @@ class Model:
     def _worker_blocklisted(self, t, worker_id, _, f):
         self._worker(worker_id).blocklisted.append((t, _float(_at(f, 0))))
 
+    def _worker_retiring(self, t, worker_id, _, f):
+        self._worker(worker_id).retiring = t
+
+    def _worker_retired(self, t, worker_id, _, f):
+        copied, lost = _int(_at(f, 0)), _int(_at(f, 1))
+        self._worker(worker_id).retired = (copied or 0, lost or 0)
+
     def _manager(self, t, subject, name, f):
         self.manager_events.append((t, subject, name, f))
 
@@ -479,5 +488,7 @@ _HANDLERS = {
     ("WORKER", "JOINED"): Model._worker_joined,
     ("WORKER", "LEFT"): Model._worker_left,
     ("WORKER", "BLOCKLISTED"): Model._worker_blocklisted,
+    ("WORKER", "RETIRING"): Model._worker_retiring,
+    ("WORKER", "RETIRED"): Model._worker_retired,
     ("MANAGER", None): Model._manager,
 }
