@@ -133,6 +133,7 @@ class Engine:
         self._ticker: asyncio.Task | None = None
         self.closing = False
         self.retiring: dict[str, Retirement] = {}   # workers asked to leave, until their links close
+        self.retired = {"workers": 0, "temps_copied": 0, "temps_lost": 0, "forced": 0}   # totals, for stats()
         self.run = ""                      # the run's id, as the Manager names it (for `tether status`)
         self.started = time.time()
 
@@ -314,6 +315,10 @@ class Engine:
         if link is None or link.retired:
             return
         link.retired = True
+        self.retired["workers"] += 1
+        self.retired["temps_copied"] += c.copied
+        self.retired["temps_lost"] += c.lost
+        self.retired["forced"] += bool(r is not None and r.forced)
         log.info("worker %s retired: %d temps copied to other workers, %d not", c.worker, c.copied, c.lost)
         if self.txlog is not None:
             self.txlog.add("WORKER", c.worker, "RETIRED", c.copied, c.lost)
@@ -703,6 +708,10 @@ class Engine:
             "hop_latency_median_s": statistics.median(hops) if hops else None,
             "hop_latency_p95_s": hops[min(len(hops) - 1, int(0.95 * len(hops)))] if hops else None,
             "cache_bytes_peak": dict(self.cache_peaks),
+            "workers_retired": self.retired["workers"],
+            "retired_temps_copied": self.retired["temps_copied"],
+            "retired_temps_lost": self.retired["temps_lost"],
+            "retired_forced": self.retired["forced"],
         }
 
 
