@@ -18,6 +18,7 @@ from .workflow import Step, Workflow
 
 ROWS = ["floor", "parsl-threads", "parsl-htex", "dask", "tether-parsl", "tether-native", "tether-native-nogroup",
         "tether-native-notemp"]
+OPT_IN_ROWS = ["tether-parsl-slurm"]   # with --rows only: workers in jobs of the stand-in Slurm
 EMULATED_ROWS = ["floor", "tether-native", "tether-native-nogroup", "tether-native-notemp"]
 
 
@@ -71,7 +72,7 @@ def plans(options: Options, chains: int = 20, length: int = 30, size: int = 0) -
     wf = workflow(chains, length, size)
     w = options.workers
     runners = workflow_runners(wf, w, options)
-    names = options.wanted(ROWS, EMULATED_ROWS if options.manager is not None else ROWS)
+    names = options.wanted(ROWS + OPT_IN_ROWS, EMULATED_ROWS if options.manager is not None else ROWS)
     parameters = {"chains": chains, "length": length, "size_bytes": size, "workers": w,
                   "cores_per_worker": 1, "quick": options.quick, "emulated_cluster": options.manager is not None,
                   "parsl_logging": options.parsl_logging}

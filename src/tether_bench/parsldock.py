@@ -28,6 +28,7 @@ from .workflow import Step, Workflow
 
 ROWS = ["floor", "parsl-threads", "parsl-htex", "dask", "tether-parsl", "tether-native", "tether-native-nogroup",
         "tether-native-notemp"]
+OPT_IN_ROWS = ["tether-parsl-slurm"]   # with --rows only: workers in jobs of the stand-in Slurm
 # step -> (tag, letters of the earlier steps' outputs it reads; "" for the receptor)
 STEPS = [("prepare", ""), ("ligand", "a"), ("box", "ab"), ("dock", "bc"), ("score", "acd")]
 LETTERS = "abcde"
@@ -90,7 +91,7 @@ def plans(options: Options, batches: int = 4, sequences: int = 10, size: int = 0
     wf = workflow(batches, sequences, size, receptor_size)
     w = options.workers
     runners = workflow_runners(wf, w, options)
-    names = options.wanted(ROWS)
+    names = options.wanted(ROWS + OPT_IN_ROWS, ROWS)
     parameters = {"batches": batches, "sequences_per_batch": sequences, "tasks_per_sequence": 5,
                   "size_bytes": size, "receptor_bytes": receptor_size, "workers": w, "cores_per_worker": 1,
                   "quick": options.quick, "parsl_logging": options.parsl_logging}

@@ -19,3 +19,13 @@ def test_parsldock_quick(tmp_path):
     assert native["bytes_manager_to_worker"] <= p["batches"] * p["receptor_bytes"] * p["workers"]
     check_parsl_threads(rows, report)
     check_png(tmp_path / "report.png")
+
+
+def test_parsldock_on_the_stand_in_slurm(tmp_path):
+    """The ParslDock program through Parsl's SlurmProvider: each worker in a job of the stand-in."""
+    proc, report = run_bench(tmp_path, "parsldock", "--quick", "--rows", "tether-parsl-slurm")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    row = check_report(report, "parsldock", ["tether-parsl-slurm"])["tether-parsl-slurm"]
+    check_tether_parsl(row)
+    p = report["parameters"]
+    assert row["tasks"] == p["batches"] * p["sequences_per_batch"] * 5 <= row["tasks_done"]   # (and a warm-up)

@@ -28,6 +28,8 @@ def workflow_runners(wf, workers: int, options) -> dict:
         "parsl-htex": partial(parsl_htex.run, wf, workers, parsl_logging=options.parsl_logging),
         "dask": partial(dask_shared.run, wf, workers),
         "tether-parsl": partial(tether_parsl.run, wf, workers, parsl_logging=options.parsl_logging),
+        "tether-parsl-slurm": partial(tether_parsl.run, wf, workers, name="tether-parsl-slurm",
+                                      parsl_logging=options.parsl_logging, batch="slurm"),
         "tether-native": native,
         "tether-native-nogroup": partial(native, name="tether-native-nogroup", group_tasks=False),
         "tether-native-notemp": partial(native, name="tether-native-notemp", temps=False),

@@ -3,7 +3,9 @@
 The program is the Parsl one a user of the seed writes: bash_apps whose
 intermediate Files use the taskvinetemp scheme, so that Parsl hands each
 consumer over before its producer has run and tether groups the chain.
-Inputs and final outputs are `file` paths staged by the executor.
+Inputs and final outputs are `file` paths staged by the executor. The
+tether-parsl-slurm row runs the same program with its workers in jobs of
+the stand-in Slurm (tether_bench.batch), as a cluster user's would.
 """
 from __future__ import annotations
 
@@ -25,26 +27,36 @@ def executor_class():
 
 
 @contextlib.contextmanager
-def loaded(workers: int, work_dir: Path, parsl_logging: bool = True):
-    """A DataFlowKernel with a TetherExecutor whose `workers` one-core local workers are connected."""
+def loaded(workers: int, work_dir: Path, parsl_logging: bool = True, batch: str | None = None):
+    """A DataFlowKernel with a TetherExecutor whose `workers` one-core workers are connected: local ones,
+    or with batch="slurm" one per job of the stand-in Slurm (in network namespaces as root)."""
     TetherExecutor = executor_class()
     parsl = import_parsl()
     from parsl.config import Config
-    from parsl.launchers import SimpleLauncher
-    from parsl.providers import LocalProvider
+    from parsl.launchers import SimpleLauncher, SrunLauncher
+    from parsl.providers import LocalProvider, SlurmProvider
 
-    ex = TetherExecutor(label="tether", cores_per_node=1,
-                        provider=LocalProvider(init_blocks=workers, min_blocks=workers, max_blocks=workers,
-                                               launcher=SimpleLauncher()))
-    config = Config(executors=[ex], run_dir=run_dir(work_dir), strategy="none", usage_tracking=0,
-                    initialize_logging=parsl_logging)
-    dfk = parsl.load(config)
-    try:
-        wait_until(lambda: connected(ex) >= workers, 120, "tether workers started by Parsl")
-        warm_up(workers)
-        yield dfk, ex
-    finally:
-        dfk.cleanup()
+    blocks = {"init_blocks": workers, "min_blocks": workers, "max_blocks": workers}
+    with contextlib.ExitStack() as stack:
+        if batch is None:
+            ex = TetherExecutor(label="tether", cores_per_node=1,
+                                provider=LocalProvider(launcher=SimpleLauncher(), **blocks))
+        elif batch == "slurm":
+            from ..batch.cluster import BatchCluster
+            cluster = stack.enter_context(BatchCluster(work_dir / "batch", nodes=workers))
+            ex = TetherExecutor(label="tether", cores_per_node=1, address=cluster.address,
+                                provider=SlurmProvider(launcher=SrunLauncher(), walltime="01:00:00", **blocks))
+        else:
+            raise ValueError(f"batch must be None or 'slurm', not {batch!r}")
+        config = Config(executors=[ex], run_dir=run_dir(work_dir), strategy="none", usage_tracking=0,
+                        initialize_logging=parsl_logging)
+        dfk = parsl.load(config)
+        try:
+            wait_until(lambda: connected(ex) >= workers, 120, "tether workers started by Parsl")
+            warm_up(workers)
+            yield dfk, ex
+        finally:
+            dfk.cleanup()
 
 
 def connected(ex) -> int:
@@ -58,7 +70,7 @@ def stats(ex) -> dict:
 
 
 def run(workflow: Workflow, workers: int, work_dir: Path, progress=None, name: str = "tether-parsl",
-        parsl_logging: bool = True) -> dict:
+        parsl_logging: bool = True, batch: str | None = None) -> dict:
     from parsl.data_provider.files import File
 
     home = work_dir / "home"
@@ -67,7 +79,7 @@ def run(workflow: Workflow, workers: int, work_dir: Path, progress=None, name: s
     def file_for(n: str):
         return File(f"taskvinetemp://{n}") if n in workflow.temps else File(str(home / n))
 
-    with loaded(workers, work_dir, parsl_logging) as (dfk, ex):
+    with loaded(workers, work_dir, parsl_logging, batch) as (dfk, ex):
         makespan, _, failures = run_workflow(dfk, workflow, file_for, lambda s: s.command, progress)
         figures = stats(ex)
     problems = [str(e) for e in failures[:3]] or workflow.problems(home)
