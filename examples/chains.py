@@ -1,4 +1,4 @@
-"""The seed's benchmark workflow through Parsl: 20 chains of 30 bash apps passing temp files.
+"""The demo workflow through Parsl: 20 chains of 30 bash apps passing temp files.
 
 Each chain's first app writes a taskvinetemp file, every next app reads its
 predecessor's file and writes a new one, and the last app writes a file that

@@ -1,6 +1,6 @@
 """The seed's program, with only its imports changed and batch_type="slurm", against the stand-in Slurm.
 
-The program's text is examples/seed_temp_file.py with "local" made "slurm";
+The program's text is examples/temp_file.py with "local" made "slurm";
 it runs as a script of its own, as a user would run it, with the stand-in's
 commands first on PATH. Its one block is a Slurm job whose worker makes the
 temp and runs both apps. Jobs run on this host (the program names no
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tether_bench.batch.cluster import BatchCluster
 
-SEED = Path(__file__).resolve().parents[2] / "examples" / "seed_temp_file.py"
+SEED = Path(__file__).resolve().parents[2] / "examples" / "temp_file.py"
 
 
 def test_the_seed_program_runs_in_slurm_jobs(tmp_path):

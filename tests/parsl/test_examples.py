@@ -17,7 +17,7 @@ def run_example(name: str, cwd: Path, *args: str) -> subprocess.CompletedProcess
 
 
 def test_seed_example_prints_intermediate_data(tmp_path):
-    assert run_example("seed_temp_file.py", tmp_path).stdout == "intermediate data\n"
+    assert run_example("temp_file.py", tmp_path).stdout == "intermediate data\n"
 
 
 def test_chains_example_runs_its_chains_through_parsl(tmp_path):

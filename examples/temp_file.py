@@ -1,11 +1,11 @@
-"""The seed's temp file example, run on tether: only the import lines differ.
+"""A Parsl program written for TaskVine's temp files, run on tether: only the import lines differ.
 
 A producer writes intermediate.txt as a temp file; Parsl hands the consumer
 to the executor at once, tether holds it until the file is made on a worker
 and runs it there. The consumer's stdout goes to output.txt, which is then
 shown.
 
-    python examples/seed_temp_file.py      # prints: intermediate data
+    python examples/temp_file.py      # prints: intermediate data
 """
 import parsl
 from parsl import bash_app
