@@ -369,7 +369,7 @@ class Executor(concurrent.futures.Executor):
         if wait:
             concurrent.futures.wait(pending)
         self._shutdown = True
-        self.manager.close()
+        self.manager.close(wait=False)   # its own wait, if asked for, is over
         self._settle.put(None)
         self._settler.join(timeout=10)
 

@@ -145,7 +145,8 @@ class Engine:
         self._ticker = asyncio.ensure_future(self._tick())
         return self._server.sockets[0].getsockname()[:2]
 
-    async def stop(self) -> None:
+    async def stop(self, why: str = "the manager was closed") -> None:
+        """Send the workers away and end every connection; unfinished tasks fail, saying why."""
         self.closing = True
         if self._ticker is not None:
             self._ticker.cancel()
@@ -162,8 +163,7 @@ class Engine:
         self.client.close()
         for rec in self.records.values():
             if rec.future is not None and not rec.future.done():
-                exc = results.TaskFailed(f"task {rec.id} did not finish: the manager was closed",
-                                         task_id=rec.id)
+                exc = results.TaskFailed(f"task {rec.id} did not finish: {why}", task_id=rec.id)
                 _fail_future(rec.future, exc)
                 rec.future = None
         for waiting in self.waiters.values():

@@ -1,0 +1,79 @@
+"""What a newcomer expects of leaving a block, with real workers.
+
+A Manager's `with` block waits for unfinished tasks (not when it raised, not
+when no worker is left to run them).
+"""
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from tether import Manager, Task, TaskFailed
+
+from .conftest import start_worker, stop, wait_until
+
+
+# ------------------------------------------------------------ Manager: leaving the block
+
+def test_leaving_the_block_waits_for_unfinished_tasks_and_their_outputs(tmp_path):
+    out = tmp_path / "out.txt"
+    with Manager(workers=1) as m:
+        f = m.submit(Task("sleep 0.5; echo done > out.txt", outputs={"out.txt": m.declare_file(out)}))
+        g = m.submit(Task("echo second"))
+    assert f.result().exit_code == 0 and out.read_text() == "done\n"
+    assert g.result().stdout == "second\n"
+
+
+def test_leaving_the_block_by_an_exception_closes_at_once():
+    with pytest.raises(KeyError):
+        with Manager(workers=1) as m:
+            m.wait_for_workers()
+            f = m.submit(Task("sleep 60"))
+            raise KeyError("the program failed")
+    with pytest.raises(TaskFailed, match="the manager was closed"):
+        f.result()
+
+
+def test_close_waits_or_not_as_asked():
+    with Manager(workers=1) as m:
+        m.wait_for_workers()
+        short = m.submit(Task("sleep 0.3; echo ok"))
+        m.close(wait=True)
+        assert short.result().stdout == "ok\n"
+    with Manager(workers=1) as m:
+        long = m.submit(Task("sleep 60"))
+        m.close(wait=False)
+    with pytest.raises(TaskFailed, match="the manager was closed"):
+        long.result()
+
+
+def test_with_no_worker_connected_leaving_does_not_wait():
+    with Manager(workers=0, host="127.0.0.1") as m:
+        f = m.submit(Task("echo never"))
+    with pytest.raises(TaskFailed, match="no worker was left to run it"):
+        f.result()
+
+
+def test_leaving_waits_for_a_connected_worker_of_its_own(tmp_path):
+    with Manager(workers=0, host="127.0.0.1") as m:
+        proc = start_worker(m, "remote", tmp_path)
+        try:
+            m.wait_for_workers(1)
+            f = m.submit(Task("sleep 0.5; echo remote"))
+            m.close()   # the default waits, as leaving the block does
+        finally:
+            stop(proc)
+    assert f.result().stdout == "remote\n" and f.result().worker == "remote"
+
+
+def test_local_workers_that_died_and_are_not_restarted_are_not_waited_for():
+    with Manager(workers=1, restart_local_workers=False) as m:
+        m.wait_for_workers()
+        w = m._local[0].proc
+        w.send_signal(signal.SIGKILL)
+        w.wait()
+        wait_until(lambda: m.stats()["workers"] == 0, timeout=30)
+        f = m.submit(Task("echo never"))
+    with pytest.raises(TaskFailed):
+        f.result()
