@@ -1,17 +1,60 @@
 """What a newcomer expects of leaving a block, with real workers.
 
-A Manager's `with` block waits for unfinished tasks (not when it raised, not
+An Executor's `with` block brings back the values of the futures still held;
+a Manager's `with` block waits for unfinished tasks (not when it raised, not
 when no worker is left to run them).
 """
 from __future__ import annotations
 
+import concurrent.futures as cf
+import gc
 import signal
 
 import pytest
 
-from tether import Manager, Task, TaskFailed
+from tether import Executor, Manager, Task, TaskFailed
 
 from .conftest import start_worker, stop, wait_until
+
+
+def blob(n):
+    return b"x" * n
+
+
+def inc(x):
+    return x + 1
+
+
+# ------------------------------------------------------------ Executor: values after the block
+
+def test_values_of_futures_still_held_come_back_at_shutdown_and_dropped_ones_do_not():
+    with Executor(workers=2, small_result=0) as ex:   # every value stays on its worker until asked for
+        held = [ex.submit(blob, 100_000 + i) for i in range(6)]
+        chained = ex.submit(len, ex.submit(blob, 50_000))   # its argument's future is dropped at once
+        dropped = ex.submit(blob, 5_000_000)
+        cf.wait([*held, chained])
+        del dropped
+        gc.collect()
+    assert [len(f.result()) for f in held] == [100_000 + i for i in range(6)]
+    assert chained.result() == 50_000
+    moved = ex.stats()["bytes_worker_to_manager"]   # the figures as they were at close
+    assert 600_000 <= moved < 700_000, moved        # the dropped 5 MB (and the 50 kB) stayed behind
+
+
+def test_shutdown_without_waiting_brings_no_value():
+    with Executor(workers=1, small_result=0) as ex:
+        f = ex.submit(inc, 1)
+        cf.wait([f])
+        ex.shutdown(wait=False)
+    with pytest.raises(RuntimeError, match=r"wait=False"):
+        f.result()
+
+
+def test_an_executor_without_workers_does_not_wait_for_ever_at_shutdown():
+    with Executor(workers=0) as ex:
+        f = ex.submit(inc, 1)
+    with pytest.raises(TaskFailed, match="no worker was left"):
+        f.result()
 
 
 # ------------------------------------------------------------ Manager: leaving the block
