@@ -1,8 +1,9 @@
-"""What a newcomer expects of leaving a block, with real workers.
+"""What a newcomer expects of leaving a block and of fetching, with real workers.
 
 An Executor's `with` block brings back the values of the futures still held;
 a Manager's `with` block waits for unfinished tasks (not when it raised, not
-when no worker is left to run them).
+when no worker is left to run them); fetching a temp already deleted is an
+error naming what to do, never a silent second run of its producer.
 """
 from __future__ import annotations
 
@@ -120,3 +121,43 @@ def test_local_workers_that_died_and_are_not_restarted_are_not_waited_for():
         f = m.submit(Task("echo never"))
     with pytest.raises(TaskFailed):
         f.result()
+
+
+# ------------------------------------------------------------ fetching a temp
+
+@pytest.fixture(scope="module")
+def m():
+    with Manager(workers=1) as m:
+        m.wait_for_workers()
+        yield m
+
+
+def _made_and_read(m: Manager, keep: bool = False):
+    tmp = m.declare_temp(keep=keep)
+    made = m.submit(Task("echo made > t", outputs={"t": tmp}))
+    return tmp, made
+
+
+def test_fetching_a_temp_deleted_after_its_last_reader_is_an_error_not_a_second_run(m):
+    before = m.stats()["reruns"]
+    tmp, made = _made_and_read(m)
+    m.submit(Task("cat t", inputs={"t": tmp})).result(60)   # its last reader: the temp goes now
+    with pytest.raises(RuntimeError) as info:
+        m.fetch(tmp, timeout=60)
+    said = str(info.value)
+    assert f"temp file #{tmp.serial}" in said and f"task {made.task_id}" in said and "keep=True" in said
+    assert m.stats()["reruns"] == before
+    m.remove(tmp)
+    with pytest.raises(RuntimeError, match=r"remove\(\)"):
+        m.fetch(tmp, timeout=60)
+    assert m.stats()["reruns"] == before
+
+
+def test_a_kept_temp_or_one_fetched_before_its_reader_ends_can_be_fetched_after(m):
+    before = m.stats()["reruns"]
+    kept, _ = _made_and_read(m, keep=True)
+    early, _ = _made_and_read(m)
+    assert m.fetch(early, timeout=60) == b"made\n"   # wanted from now on: it stays
+    m.submit(Task("cat a b", inputs={"a": kept, "b": early})).result(60)
+    assert m.fetch(kept, timeout=60) == b"made\n" and m.fetch(early, timeout=60) == b"made\n"
+    assert m.stats()["reruns"] == before

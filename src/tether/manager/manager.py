@@ -364,13 +364,24 @@ class Manager:
         return self._new_file("temp", keep=keep)
 
     def fetch(self, file: File, timeout: float | None = None) -> bytes:
-        """The bytes of a file. For a temp, waits until it is made and keeps it from then on."""
+        """The bytes of a file. For a temp, waits until it is made and keeps it from then on.
+
+        A temp not kept is deleted once the last task reading it has ended; fetching it after
+        that raises RuntimeError rather than run its producer again behind the program's back
+        (a second run may cost much, or make other bytes than those its readers saw): declare it
+        with keep=True, or fetch it before its last reader ends."""
         self._check_file(file)
         if file.kind == "buffer":
             return file.data or b""
         if file.kind == "local" and not file.produced:
             return file.path.read_bytes()
-        return self._loop.run(self.engine.want(file.name), timeout)
+        try:
+            return self._loop.run(self.engine.want(file.name, file.describe()), timeout)
+        except ValueError:
+            if file.name in self._producers:   # made by a task, then let go of with remove()
+                raise RuntimeError(f"{file.describe()} was let go of with remove() and deleted from the "
+                                   "workers: it can no longer be fetched") from None
+            raise
 
     def remove(self, file: File) -> None:
         """Let a kept or fetched temp go: it is deleted once no consumer needs it.
