@@ -10,6 +10,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import gc
 import signal
+import time
 
 import pytest
 
@@ -23,6 +24,11 @@ def blob(n):
 
 
 def inc(x):
+    return x + 1
+
+
+def slow_inc(x, seconds):
+    time.sleep(seconds)
     return x + 1
 
 
@@ -40,6 +46,14 @@ def test_values_of_futures_still_held_come_back_at_shutdown_and_dropped_ones_do_
     assert chained.result() == 50_000
     moved = ex.stats()["bytes_worker_to_manager"]   # the figures as they were at close
     assert 600_000 <= moved < 700_000, moved        # the dropped 5 MB (and the 50 kB) stayed behind
+
+
+def test_a_call_a_done_callback_submits_during_shutdown_is_waited_for_too():
+    follow = []
+    with Executor(workers=1, small_result=0) as ex:
+        first = ex.submit(slow_inc, 1, 0.3)
+        first.add_done_callback(lambda f: follow.append(ex.submit(inc, f)))
+    assert first.result() == 2 and follow[0].result() == 3
 
 
 def test_shutdown_without_waiting_brings_no_value():

@@ -282,7 +282,12 @@ class Executor(concurrent.futures.Executor):
             self._pending.add(future)
         if result_name is not None:
             weakref.finalize(future, self._release, result_name)
-        m._enqueue(record, event)
+        try:
+            m._enqueue(record, event)
+        except BaseException:   # never handed over (the manager broke or closed): nothing will settle it
+            with self._pending_lock:
+                self._pending.discard(future)
+            raise
         return future
 
     # ------------------------------------------------------------ settling futures
@@ -421,6 +426,7 @@ class Executor(concurrent.futures.Executor):
     def _wait_all(self) -> bool:
         """Wait until every call has ended and its future is settled (those a done callback submits
         meanwhile too). False: a call could not end, for want of any worker."""
+        seen: set[int] | None = None
         while True:
             if not self.manager._wait_for_tasks():
                 return False
@@ -428,8 +434,10 @@ class Executor(concurrent.futures.Executor):
             self._settle.put(barrier)   # after every outcome delivered so far
             barrier.wait()
             with self._pending_lock:
-                if not any(not f.done() for f in self._pending):
-                    return True
+                unsettled = {f.task_id for f in self._pending if not f.done()}
+            if not unsettled or unsettled == seen:   # the same twice: nothing the manager will settle
+                return True
+            seen = unsettled
 
     def _bring_held_values(self) -> None:
         """Fetch, all at once, the values still on workers of the futures still alive (held weakly:
