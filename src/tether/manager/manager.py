@@ -560,13 +560,15 @@ class Manager:
         Executor.shutdown(wait=True) does, for as long as a worker may run it: while a worker is
         connected or a local worker is starting, running or being restarted. With none (workers=0
         and no worker connected, or local workers that died and are not restarted) it waits no
-        more, rather than for ever. wait=False (and leaving a `with` block by an exception, or an
-        interrupt while waiting) closes at once. Whatever is unfinished then fails with TaskFailed
-        ("the manager was closed").
+        more, rather than for ever; but a task that the connected workers can never run (it asks
+        for more cores than any has) is waited for like the others. wait=False (and leaving a
+        `with` block by an exception, or an interrupt while waiting) closes at once. Whatever is
+        unfinished then fails with TaskFailed ("the manager was closed").
         """
         if self._closed:
             return
         why = CLOSED
+        # (from the loop's own thread, a done callback's, the loop cannot be waited on: no wait)
         if wait and getattr(self, "engine", None) is not None and not self._loop.in_loop:
             try:
                 if not self._wait_for_tasks():
