@@ -185,7 +185,8 @@ def test_finished_tasks_that_make_nothing_leave_no_record_behind():
 def test_finished_chains_whose_files_the_program_dropped_leave_nothing_behind(tmp_path):
     """Lineage is kept while a file it made may be asked for. Chains built in a loop drop each
     handle as the loop moves on: once the chains are done, their tasks and files go, and a chain
-    whose temp the program still holds stays whole (its temp can be fetched, remade if lost)."""
+    whose temp the program still holds stays whole (its temp, kept, can be fetched, and is remade
+    if lost)."""
     import gc
     from concurrent.futures import wait
 
@@ -198,7 +199,7 @@ def test_finished_chains_whose_files_the_program_dropped_leave_nothing_behind(tm
                 cmd = f"cat in > out && echo {i} >> out" if prev else "echo 0 > out"
                 futures.append(m.submit(Task(cmd, inputs={"in": prev} if prev else {}, outputs={"out": out})))
                 prev = out
-        held = m.declare_temp()
+        held = m.declare_temp(keep=True)   # fetched after its reader ended: kept until then
         futures.append(m.submit(Task("echo kept > out", outputs={"out": held})))
         futures.append(m.submit(Task("cat in > out", inputs={"in": held}, outputs={"out": m.declare_temp()})))
         del out, prev
@@ -210,4 +211,4 @@ def test_finished_chains_whose_files_the_program_dropped_leave_nothing_behind(tm
         wait_until(lambda: len(m.core.tasks) == 1 and len(m.engine.records) == 1, timeout=30)
         assert sorted(n for n in m.core.files if n.startswith("temp-")) == [held.name]
         assert m.fetch(held, timeout=60) == b"kept\n"
-        assert m.core.counts_by_state()["done"] == 202
+        assert m.core.counts_by_state()["done"] == 202 and m.stats()["reruns"] == 0

@@ -33,7 +33,7 @@ def test_shutdown_leaves_no_processes_and_no_files(tmp_path):
     worker_pids = [w.proc.pid for w in m._local]
     pids = wait_until(lambda: family_of(worker_pids, at_least=5))
     run_dir = m.run_dir
-    m.close()
+    m.close(wait=False)
     assert alive(pids) == set()
     # the run's record stays (logs, transactions); the secret and the caches do not
     assert os.listdir(tmp_path) == [run_dir.name]
@@ -44,6 +44,7 @@ def test_close_fails_unfinished_futures_with_a_clear_error():
     from tether import TaskFailed
     with Manager(workers=1) as m:
         f = m.submit(Task("sleep 30"))
+        m.close(wait=False)   # not waiting for it, as leaving the block would
     with pytest.raises(TaskFailed, match="manager was closed"):
         f.result(10)
 

@@ -278,6 +278,7 @@ def test_escaped_children_end_when_the_manager_closes(markers, tmp_path):
         m.submit(PythonTask(escape_and_sleep, args=(str(python), 300)))
         pids = [wait_until(lambda p=path: read_pid(p), timeout=30) for path in (running, untagged, python)]
         assert not any(gone(pid) for pid in pids)
+        m.close(wait=False)   # while two tasks still run
     wait_until(lambda: all(gone(pid) for pid in pids), timeout=10)
 
 

@@ -23,8 +23,8 @@ def _worker(m: Manager, name: str, *extra: str) -> subprocess.Popen:
         log.close()
 
 
-def _make_temp(m: Manager, text: str):
-    tmp = m.declare_temp()
+def _make_temp(m: Manager, text: str, keep: bool = False):
+    tmp = m.declare_temp(keep=keep)
     r = m.submit(Task(f"printf {text} > t", outputs={"t": tmp})).result(60)
     return tmp, r.worker
 
@@ -32,7 +32,7 @@ def _make_temp(m: Manager, text: str):
 def test_a_retired_worker_hands_its_temps_to_one_that_stays(tmp_path):
     with Manager(workers=2, run_dir=tmp_path) as m:
         m.wait_for_workers(2)
-        made = [_make_temp(m, f"t{i}") for i in range(6)]
+        made = [_make_temp(m, f"t{i}", keep=True) for i in range(6)]   # kept: fetched after they are read
         holder = made[0][1]
         mine = [tmp for tmp, w in made if w == holder]
         [report] = m.retire(holder, timeout=60)

@@ -23,8 +23,15 @@ of their own.
 
 A small result (its pickle at most `small_result` bytes, 64 KiB by
 default) also comes back with the call's completion, so that `result()`
-needs no round trip, and works after shutdown; it stays on its worker all
-the same, for the calls that read it there. 0 keeps every value away.
+needs no round trip; it stays on its worker all the same, for the calls
+that read it there. 0 keeps every value away.
+
+As with a process pool, `result()` works after `shutdown(wait=True)` (and
+after a `with` block): before the workers go, the values still on them of
+the futures the program still holds are brought here, in one batch. The
+Executor holds those futures only weakly, so one the program dropped is
+neither kept alive nor fetched. `shutdown(wait=False)` brings nothing: a
+value left on its worker is lost with it.
 
 Each result() of a value left on its worker is a round trip to that
 worker. To bring many at once, `ex.gather(futures)` (their values, in
@@ -53,7 +60,7 @@ import cloudpickle
 from . import spill
 from .core import Complete, Fail, FileReleased, FileSpec, TaskCancelled, TaskSubmitted
 from .manager.engine import TaskRecord
-from .manager.manager import Manager, _dumps
+from .manager.manager import CLOSED, CLOSED_WITHOUT_WORKERS, Manager, _dumps
 from .manager import results
 from .refs import ResultRef, replace
 from .task import DependencyFailed, _Spec
@@ -126,6 +133,9 @@ class Executor(concurrent.futures.Executor):
         self._run = self.manager.run
         self._pending: set[ExecutorFuture] = set()
         self._pending_lock = threading.Lock()
+        # done futures whose value stayed on a worker, held weakly: those still alive at shutdown are fetched
+        self._remote: weakref.WeakSet[ExecutorFuture] = weakref.WeakSet()
+        self._waited = False   # shutdown waited, and brought the values it could
         self._errors: dict[int, BaseException] = {}
         self._settle: queue.SimpleQueue = queue.SimpleQueue()
         self._shutdown = False
@@ -216,6 +226,10 @@ class Executor(concurrent.futures.Executor):
             datas = m._loop.run(want_all(), timeout)
         except concurrent.futures.TimeoutError:
             raise TimeoutError(f"the values of {len(remote)} calls did not arrive within {timeout} s") from None
+        return self._unpickle_into(remote, datas)
+
+    def _unpickle_into(self, remote: list[ExecutorFuture], datas: list) -> int:
+        """Settle each future's value from its bytes; a value that failed is left for result() to raise."""
         came = 0
         for f, data in zip(remote, datas):
             if isinstance(data, BaseException):
@@ -268,7 +282,12 @@ class Executor(concurrent.futures.Executor):
             self._pending.add(future)
         if result_name is not None:
             weakref.finalize(future, self._release, result_name)
-        m._enqueue(record, event)
+        try:
+            m._enqueue(record, event)
+        except BaseException:   # never handed over (the manager broke or closed): nothing will settle it
+            with self._pending_lock:
+                self._pending.discard(future)
+            raise
         return future
 
     # ------------------------------------------------------------ settling futures
@@ -282,6 +301,9 @@ class Executor(concurrent.futures.Executor):
             item = self._settle.get()
             if item is None:
                 return
+            if isinstance(item, threading.Event):   # a barrier: everything delivered before it is settled
+                item.set()
+                continue
             self._settle_item(*item)
             del item   # hold no Future while waiting: a dropped Future must be able to die
 
@@ -309,6 +331,9 @@ class Executor(concurrent.futures.Executor):
             except Exception as e:  # the value (or its summary) could not be unpickled here
                 future.set_exception(e)
                 return
+            if value is _REMOTE:
+                with self._pending_lock:
+                    self._remote.add(future)
             future.set_result(value)
             return
         exc = self._exception(tid, outcome, report, worker)
@@ -337,8 +362,12 @@ class Executor(concurrent.futures.Executor):
     def _fetch(self, future: ExecutorFuture, timeout: float | None) -> Any:
         m = self.manager
         if m._closed:
+            if self._waited:
+                raise RuntimeError(f"the value of task {future.task_id} could not be brought from its worker "
+                                   "before the executor shut down: no worker was left to send it")
             raise RuntimeError(f"the value of task {future.task_id} stayed on its worker, and the executor "
-                               "has shut down: ask for values before shutdown")
+                               "has shut down without bringing it: shutdown(wait=False) brings no values; ask "
+                               "for them before, or shut down with wait=True")
         try:
             data = m._loop.run(m.engine.want(future.result_name), timeout)
         except concurrent.futures.TimeoutError:
@@ -359,6 +388,14 @@ class Executor(concurrent.futures.Executor):
     # ------------------------------------------------------------ shutdown
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """As concurrent.futures says: cancel_futures cancels the calls not started; wait=True waits
+        for the others, then brings here in one batch the values still on workers of the futures the
+        program still holds (dropped ones are not fetched), so that result() works afterwards.
+
+        Waiting stops when no worker is left that could run a call (Manager.close says when); the
+        calls unfinished then fail. wait=False waits for nothing and brings nothing: the calls
+        unfinished fail, and result() of a value left on a worker raises.
+        """
         if self._shutdown:
             return
         with self._pending_lock:
@@ -366,12 +403,59 @@ class Executor(concurrent.futures.Executor):
         if cancel_futures:
             for f in pending:
                 f.cancel()
-        if wait:
-            concurrent.futures.wait(pending)
+        del pending   # held no longer than this: a future the program dropped must be able to die
+        self._waited = wait
+        why = CLOSED
+        try:
+            if wait:
+                if self._wait_all():
+                    self._bring_held_values()
+                else:
+                    why = CLOSED_WITHOUT_WORKERS
+        except BaseException:   # Ctrl-C while waiting: shut down at once, then let it through
+            self._close(CLOSED)
+            raise
+        self._close(why)
+
+    def _close(self, why: str) -> None:
         self._shutdown = True
-        self.manager.close()
+        self.manager._shut(why)
         self._settle.put(None)
         self._settler.join(timeout=10)
+
+    def _wait_all(self) -> bool:
+        """Wait until every call has ended and its future is settled (those a done callback submits
+        meanwhile too). False: a call could not end, for want of any worker."""
+        seen: set[int] | None = None
+        while True:
+            if not self.manager._wait_for_tasks():
+                return False
+            barrier = threading.Event()
+            self._settle.put(barrier)   # after every outcome delivered so far
+            barrier.wait()
+            with self._pending_lock:
+                unsettled = {f.task_id for f in self._pending if not f.done()}
+            if not unsettled or unsettled == seen:   # the same twice: nothing the manager will settle
+                return True
+            seen = unsettled
+
+    def _bring_held_values(self) -> None:
+        """Fetch, all at once, the values still on workers of the futures still alive (held weakly:
+        a future the program dropped is not among them), while a worker is there to send them."""
+        with self._pending_lock:
+            held = [f for f in self._remote if f._on_worker()]
+        if not held:
+            return
+        m = self.manager
+
+        async def want_all() -> list:
+            jobs = [asyncio.ensure_future(m.engine.want(f.result_name)) for f in held]
+            if not await m._while_workers(lambda: all(j.done() for j in jobs)):
+                for j in jobs:
+                    j.cancel()   # no worker is left to send them: they stay, and result() says so
+            return await asyncio.gather(*jobs, return_exceptions=True)
+
+        self._unpickle_into(held, m._run_in_loop(want_all()))
 
     def stats(self) -> dict[str, Any]:
         return self.manager.stats()

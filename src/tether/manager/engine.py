@@ -145,7 +145,8 @@ class Engine:
         self._ticker = asyncio.ensure_future(self._tick())
         return self._server.sockets[0].getsockname()[:2]
 
-    async def stop(self) -> None:
+    async def stop(self, why: str = "the manager was closed") -> None:
+        """Send the workers away and end every connection; unfinished tasks fail, saying why."""
         self.closing = True
         if self._ticker is not None:
             self._ticker.cancel()
@@ -162,8 +163,7 @@ class Engine:
         self.client.close()
         for rec in self.records.values():
             if rec.future is not None and not rec.future.done():
-                exc = results.TaskFailed(f"task {rec.id} did not finish: the manager was closed",
-                                         task_id=rec.id)
+                exc = results.TaskFailed(f"task {rec.id} did not finish: {why}", task_id=rec.id)
                 _fail_future(rec.future, exc)
                 rec.future = None
         for waiting in self.waiters.values():
@@ -662,13 +662,24 @@ class Engine:
             if worker in self.links:
                 self.handle(FileLostOn(worker, name))
 
-    async def want(self, name: str) -> bytes:
-        """The bytes of a file that tasks make; waits until it is made."""
+    async def want(self, name: str, label: str | None = None) -> bytes:
+        """The bytes of a file that tasks make; waits until it is made. label: how the user knows it.
+
+        A temp already deleted because nothing needed it any more is refused, not made again: its
+        producer would run again unasked, at its full cost, and might make other bytes than those
+        its readers saw. A temp lost with a worker is being made again anyway: that one is waited for.
+        """
         if self.broken is not None:
             raise self.broken
         f = self.core.files.get(name)
+        what = label or name
         if f is None or f.producer is None:
-            raise ValueError(f"no submitted task makes {name}: submit its producer before fetching it")
+            raise ValueError(f"no submitted task makes {what}: submit its producer before fetching it")
+        if f.state is FileState.GONE:
+            how = "let go of with remove()" if f.released else "not kept, and the last task reading it has ended"
+            raise RuntimeError(f"{what} was deleted from the workers ({how}); fetching it now would run task "
+                               f"{f.producer.id}, which made it, again. Declare it with declare_temp(keep=True) "
+                               "(remove() lets it go), or fetch it before the last task reading it ends")
         if f.state is FileState.HOME and name in self.homes:
             return self.homes[name].read_bytes()
         waiter = asyncio.get_running_loop().create_future()

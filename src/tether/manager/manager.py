@@ -45,6 +45,9 @@ _manager_ids = itertools.count(1)
 YIELD_EVERY = 32  # submits in a row before the submitting thread yields the GIL
 GC_GEN0 = 20_000  # young-generation threshold of Python's garbage collector while managers are open
 RESTART_WINDOW = 60.0   # seconds over which restarts of local workers are counted
+CLOSE_POLL = 0.05       # seconds between looks at what close(wait=True) waits for
+CLOSED = "the manager was closed"   # why unfinished tasks fail at close
+CLOSED_WITHOUT_WORKERS = "the manager was closed, and no worker was left to run it"
 
 
 class _GcThreshold:
@@ -147,6 +150,7 @@ class Manager:
         self._local: list[LocalWorker] = []
         self._restart = restart_local_workers
         self._restarts: collections.deque[float] = collections.deque()   # times of recent restarts
+        self._replacing: set[LocalWorker] = set()   # local workers whose link ended, being dealt with
         self._max_restarts = max(4, 2 * workers)   # in any RESTART_WINDOW seconds: more is a crash loop
         self.heartbeat = float(heartbeat)
         self._final_stats: dict[str, Any] | None = None
@@ -204,7 +208,7 @@ class Manager:
             for i in range(workers):
                 self._start_local(i + 1)
         except BaseException:
-            self.close()
+            self.close(wait=False)
             raise
 
     # ------------------------------------------------------------ set-up
@@ -233,10 +237,17 @@ class Manager:
         for w in self._local:
             if w.proc.pid == pid and not w.replaced:
                 w.replaced = True
+                self._replacing.add(w)
                 asyncio.ensure_future(self._replace(w, 0 if given_up else 50))
                 return
 
     async def _replace(self, w: LocalWorker, patience: int) -> None:
+        try:
+            await self._replace_one(w, patience)
+        finally:
+            self._replacing.discard(w)
+
+    async def _replace_one(self, w: LocalWorker, patience: int) -> None:
         for _ in range(patience):   # a worker that left on its own exits within moments
             if w.proc.poll() is not None:
                 break
@@ -353,13 +364,24 @@ class Manager:
         return self._new_file("temp", keep=keep)
 
     def fetch(self, file: File, timeout: float | None = None) -> bytes:
-        """The bytes of a file. For a temp, waits until it is made and keeps it from then on."""
+        """The bytes of a file. For a temp, waits until it is made and keeps it from then on.
+
+        A temp not kept is deleted once the last task reading it has ended; fetching it after
+        that raises RuntimeError rather than run its producer again behind the program's back
+        (a second run may cost much, or make other bytes than those its readers saw): declare it
+        with keep=True, or fetch it before its last reader ends."""
         self._check_file(file)
         if file.kind == "buffer":
             return file.data or b""
         if file.kind == "local" and not file.produced:
             return file.path.read_bytes()
-        return self._loop.run(self.engine.want(file.name), timeout)
+        try:
+            return self._loop.run(self.engine.want(file.name, file.describe()), timeout)
+        except ValueError:
+            if file.name in self._producers:   # made by a task, then let go of with remove()
+                raise RuntimeError(f"{file.describe()} was let go of with remove() and deleted from the "
+                                   "workers: it can no longer be fetched") from None
+            raise
 
     def remove(self, file: File) -> None:
         """Let a kept or fetched temp go: it is deleted once no consumer needs it.
@@ -531,15 +553,40 @@ class Manager:
 
     # ------------------------------------------------------------ shutdown
 
-    def close(self) -> None:
-        """Stop the workers this manager started, remove their caches, fail unfinished tasks."""
+    def close(self, wait: bool = True) -> None:
+        """Stop the workers this manager started and remove their caches.
+
+        wait=True (and leaving a `with` block normally) first waits for every unfinished task, as
+        Executor.shutdown(wait=True) does, for as long as a worker may run it: while a worker is
+        connected or a local worker is starting, running or being restarted. With none (workers=0
+        and no worker connected, or local workers that died and are not restarted) it waits no
+        more, rather than for ever; but a task that the connected workers can never run (it asks
+        for more cores than any has) is waited for like the others. wait=False (and leaving a
+        `with` block by an exception, or an interrupt while waiting) closes at once. Whatever is
+        unfinished then fails with TaskFailed ("the manager was closed").
+        """
+        if self._closed:
+            return
+        why = CLOSED
+        # (from the loop's own thread, a done callback's, the loop cannot be waited on: no wait)
+        if wait and getattr(self, "engine", None) is not None and not self._loop.in_loop:
+            try:
+                if not self._wait_for_tasks():
+                    why = CLOSED_WITHOUT_WORKERS
+            except BaseException:   # Ctrl-C while waiting: close at once, then let it through
+                self._shut(CLOSED)
+                raise
+        self._shut(why)
+
+    def _shut(self, why: str) -> None:
+        """Close now; unfinished tasks fail saying why."""
         if self._closed:
             return
         self._closed = True
         loop = getattr(self, "_loop", None)
         if loop is not None and hasattr(self, "engine"):
             try:
-                self._final_stats = loop.run(self._stop_engine(), timeout=10)
+                self._final_stats = loop.run(self._stop_engine(why), timeout=10)
             except Exception:
                 log.exception("error while stopping the manager", extra={"run": self.run})
         if self._progress is not None:
@@ -557,21 +604,54 @@ class Manager:
         rundir.remove_work(self.run_dir)
         _GcThreshold.release()
 
-    async def _stop_engine(self) -> dict[str, Any]:
+    def _wait_for_tasks(self) -> bool:
+        """Block until every task submitted is settled. False: it stopped waiting because no
+        worker is left that could run what is unfinished."""
+        counters, engine = self.core.counters, self.engine
+
+        def settled() -> bool:
+            return engine.broken is not None or (
+                not self._submitted and counters.tasks_submitted == counters.tasks_done + counters.tasks_failed)
+
+        return self._run_in_loop(self._while_workers(settled))
+
+    def _run_in_loop(self, coro) -> Any:
+        """Run a coroutine of the loop's from this thread; an interrupt here cancels it there."""
+        job = self._loop.submit(coro)
+        try:
+            return job.result()
+        except BaseException:
+            job.cancel()
+            raise
+
+    def _workers_may_come(self) -> bool:
+        """May a task still run: is a worker connected, or a local one starting, running or being replaced?"""
+        return bool(self.engine.links) or bool(self._replacing) or any(w.proc.poll() is None for w in self._local)
+
+    async def _while_workers(self, done) -> bool:
+        """Wait (in the loop) until done() is true; False as soon as no worker may come to make it so."""
+        while not done():
+            if not self._workers_may_come():
+                return False
+            await asyncio.sleep(CLOSE_POLL)
+        return True
+
+    async def _stop_engine(self, why: str) -> dict[str, Any]:
         figures = self.engine.stats()
-        await self.engine.stop()
+        await self.engine.stop(why)
         return figures
 
     def __enter__(self) -> "Manager":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, exc, tb) -> None:
+        """Leaving normally waits for unfinished tasks (see close); leaving by an exception does not."""
+        self.close(wait=exc_type is None)
 
     def __del__(self) -> None:
         try:
             if not self._closed and self._local:
-                self.close()
+                self.close(wait=False)
         except Exception:
             pass
 

@@ -314,7 +314,7 @@ class TetherExecutor(BlockProviderExecutor, RepresentationMixin):
         """Stop the manager (its workers are told to stop), then wait for local workers to exit."""
         if self.manager is not None:
             self._remember_local_workers()
-            self.manager.close()
+            self.manager.close(wait=False)   # whether to wait for its tasks is Parsl's to say (exit_mode)
         self._events.put(None)
         if self._collector is not None:
             self._collector.join(timeout=30)
