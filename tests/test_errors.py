@@ -150,3 +150,173 @@ def test_timeout_kills_the_task(shared_manager):
     f = shared_manager.submit(Task("sleep 30", timeout=0.5))
     with pytest.raises(TaskFailed, match="timeout"):
         f.result(30)
+
+
+# ---------------------------------------------------------------- what a failing Python call shows
+
+_SCRIPT = '''
+import os, sys, time
+import tether
+
+HERE = os.path.abspath(__file__)
+
+
+def boom(x):
+    for _ in range(600):   # the program removes this file first: the lines must come with the function
+        if not os.path.exists(HERE):
+            break
+        time.sleep(0.05)
+    raise ValueError(f"boom {x}")
+
+
+def show(future):
+    try:
+        future.result(60)
+    except ValueError as e:
+        print("".join(getattr(e, "__notes__", [])))
+        print("=====")
+
+
+if __name__ == "__main__":
+    import mymod
+    with tether.Executor(workers=1) as ex:
+        calls = [ex.submit(boom, 1), ex.manager.submit(tether.PythonTask(boom, (2,))), ex.submit(mymod.fails, 3)]
+        os.remove(HERE)
+        for f in calls:
+            show(f)
+'''
+
+_MODULE = '''
+def fails(x):
+    y = x * 2
+    raise ValueError(f"fails {y}")
+'''
+
+
+def test_remote_traceback_names_the_file_and_shows_the_line(tmp_path):
+    """A function of the program's __main__ (sent by value) and one of a module it imports: the
+    remote traceback names each one's file and shows the line that raised, and no tether frame."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "program.py"
+    script.write_text(_SCRIPT)
+    (tmp_path / "mymod.py").write_text(_MODULE)
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == 0, done.stderr
+    executor_call, python_task, module_call = done.stdout.split("=====")[:3]
+    for note in (executor_call, python_task):
+        assert f'File "{script}", line 13, in boom' in note, note
+        assert 'raise ValueError(f"boom {x}")' in note
+        assert "<dynamic-code>" not in note and "interpreter.py" not in note
+    assert f'File "{tmp_path / "mymod.py"}", line 4, in fails' in module_call, module_call
+    assert 'raise ValueError(f"fails {y}")' in module_call
+
+
+class _Refuses:
+    """Raises when pickled: its frame is the user's, and shows."""
+
+    def __reduce__(self):
+        raise RuntimeError("this object stays where it was made")
+
+
+def _returns_lock():
+    import threading
+    return {"n": 1, "lock": threading.Lock()}
+
+
+def _lock_for(n):
+    return _returns_lock()
+
+
+def _returns_refuser():
+    return [_Refuses()]
+
+
+@pytest.fixture(scope="module")
+def ex():
+    from tether import Executor
+
+    with Executor(workers=1) as ex:
+        ex.manager.wait_for_workers()
+        yield ex
+
+
+def _failure(future):
+    with pytest.raises(BaseException) as info:
+        future.result(60)
+    return info.value, "".join(getattr(info.value, "__notes__", []))
+
+
+def test_unpicklable_return_value_names_task_function_and_type(ex, shared_manager):
+    from tether import SerializationError
+
+    for future in (ex.submit(_returns_lock), shared_manager.submit(PythonTask(_returns_lock))):
+        error, notes = _failure(future)
+        assert isinstance(error, SerializationError) and isinstance(error, TypeError)
+        assert error.task_id == future.task_id and error.function == "_returns_lock"
+        assert error.type_name == "_thread.lock" and error.what == "the return value"
+        assert f"task {future.task_id} (_returns_lock): its return value, a dict, cannot be pickled" in str(error)
+        assert "result['lock'] is a _thread.lock: cannot pickle '_thread.lock' object" in str(error)
+        assert not notes   # no frame of the user's to show, and none of tether's
+    with pytest.raises(SerializationError, match=r"\(_lock_for\): its return value, a dict"):
+        list(ex.map(_lock_for, [0]))   # a value wanted here, not kept on the worker
+
+
+def test_unpicklable_return_value_shows_the_users_frames_only(ex):
+    error, notes = _failure(ex.submit(_returns_refuser))
+    assert "result[0] is a tests.test_errors._Refuses" in str(error)
+    assert "this object stays where it was made" in str(error)
+    assert "in __reduce__" in notes and 'raise RuntimeError("this object stays' in notes
+    for internal in ("interpreter.py", "spill.py", "cloudpickle", "pickle.py", "copyreg"):
+        assert internal not in notes
+
+
+def _takes(*args, **kwargs):
+    return len(args) + len(kwargs)
+
+
+def test_unpicklable_argument_is_named_at_submit(ex, shared_manager):
+    import threading
+
+    from tether import SerializationError
+
+    before = shared_manager.stats()["tasks_submitted"]
+    lock = threading.Lock()
+    cases = [
+        (lambda: ex.submit(_takes, 1, lock), "argument 1", "args[1] is a _thread.lock"),
+        (lambda: ex.submit(_takes, 1, options={"guard": [lock]}), "keyword argument 'options'",
+         "kwargs['options']['guard'][0] is a _thread.lock"),
+        (lambda: shared_manager.submit(PythonTask(_takes, (0, 1, {"lock": lock}))), "argument 2",
+         "args[2]['lock'] is a _thread.lock"),
+        (lambda: shared_manager.submit(PythonTask(_takes, kwargs={"big": b"x" * (5 << 20), "lock": lock})),
+         "keyword argument 'lock'", "kwargs['lock'] is a _thread.lock"),
+    ]
+    for submit, what, where in cases:
+        with pytest.raises(SerializationError) as info:
+            submit()
+        error = info.value
+        assert isinstance(error, TypeError) and error.what == what and error.function == "_takes"
+        assert f"task {error.task_id} (_takes): {what} cannot be pickled" in str(error)
+        assert where in str(error)
+        assert "cannot pickle '_thread.lock' object" in str(error.__cause__)
+    assert shared_manager.stats()["tasks_submitted"] == before
+
+
+def test_unpicklable_function_is_named_at_submit(ex):
+    import threading
+
+    from tether import SerializationError
+
+    lock = threading.Lock()
+
+    def guarded():
+        with lock:
+            return 1
+
+    with pytest.raises(SerializationError) as info:
+        ex.submit(guarded)
+    assert info.value.what == "the function" and info.value.type_name == "_thread.lock"
+    assert "guarded → variable 'lock' is a _thread.lock" in str(info.value)
+    assert isinstance(info.value.__cause__, TypeError)

@@ -53,7 +53,7 @@ import cloudpickle
 from . import spill
 from .core import Complete, Fail, FileReleased, FileSpec, TaskCancelled, TaskSubmitted
 from .manager.engine import TaskRecord
-from .manager.manager import Manager, _dumps
+from .manager.manager import Manager
 from .manager import results
 from .refs import ResultRef, replace
 from .task import DependencyFailed, _Spec
@@ -249,8 +249,9 @@ class Executor(concurrent.futures.Executor):
             args, kwargs = replace(args, swap), replace(kwargs, swap)
         task_id = next(_Spec._ids)
         result_name = f"res-{self._run}-{task_id}" if keep else None
-        fn_name, fn_spec = m._function_file(fn)
-        spec = TaskSpec(task_id, "py", fn=fn_name, args=_dumps((args, kwargs)), refs=tuple(deps), scratch=True,
+        fn_name, fn_spec = m._function_file(fn, task_id)
+        data, _ = m._arguments(task_id, args[0] if fn is _call_chunk else fn, args, kwargs)
+        spec = TaskSpec(task_id, "py", fn=fn_name, args=data, refs=tuple(deps), scratch=True,
                         result=result_name, spill=None if result_name is None else self.spill_threshold,
                         summary=None if result_name is None else self._summary,
                         inline=0 if result_name is None else self._small)

@@ -24,12 +24,13 @@ from typing import Any
 
 import cloudpickle
 
+from .. import pickling
 from ..core import FileReleased, FileSpec, NoWorkers, Scheduler, TaskCancelled, TaskSubmitted
 from ..files import File, hash_bytes
 from ..wire.handshake import new_secret, read_secret_file
 from ..wire.messages import TaskSpec
 from ..wire.tls import TlsConfig
-from ..task import PythonTask, Task, TaskResult
+from ..task import PythonTask, SerializationError, Task, TaskResult
 from .engine import DEFAULT_HEARTBEAT, Engine, TaskRecord
 from .results import task_result
 from .local import LocalWorker, WorkerSize, kill_sessions, python_path, start_worker, stop_workers
@@ -426,16 +427,17 @@ class Manager:
             self._check_fits(task)
         is_python = isinstance(task, PythonTask)
         if is_python:
-            fn_name, fn_spec = self._function_file(task.fn)
+            fn_name, fn_spec = self._function_file(task.fn, task.id)
             inputs.append((None, fn_name))
             in_specs.append(fn_spec)
+            args, _ = self._arguments(task.id, task.fn, task.args, task.kwargs)
             spec = TaskSpec(task.id, "py", task.cores, task.memory, task.disk, outputs, env=task.env or None,
-                            timeout=task.timeout, fn=fn_name, args=_dumps((task.args, task.kwargs)))
+                            timeout=task.timeout, fn=fn_name, args=args)
         else:
             spec = TaskSpec(task.id, "sh", task.cores, task.memory, task.disk, outputs, task.command,
                             task.env or None, task.timeout)
         record = TaskRecord(task.id, TaskFuture(task.id, self._cancel), is_python, spec, inputs,
-                            label=(getattr(task.fn, "__qualname__", None) or type(task.fn).__name__) if is_python else None)
+                            label=_name_of(task.fn) if is_python else None)
         event = TaskSubmitted(task.id, tuple(in_specs), tuple(out_specs), task.cores, task.memory,
                               task.disk, task.retries, task.priority)
         return record, event
@@ -467,7 +469,7 @@ class Manager:
             except RuntimeError:   # the loop closed meanwhile: nothing is left to let go of
                 pass
 
-    def _function_file(self, fn) -> tuple[str, FileSpec]:
+    def _function_file(self, fn, task_id: int | None = None) -> tuple[str, FileSpec]:
         """A function is pickled once and sent as a content-named buffer, once per worker."""
         try:
             known = self._fn_names.get(fn)
@@ -475,7 +477,10 @@ class Manager:
             known = None
         if known is not None:
             return known
-        data = cloudpickle.dumps(fn, protocol=5)
+        try:
+            data = pickling.dumps_function(fn)
+        except Exception as e:
+            raise _unpicklable(task_id, fn, "the function", _name_of(fn), fn, e, cloudpickle.dumps) from e
         name = f"buf-{hash_bytes(data)}"
         self.engine.served.setdefault(name, data)
         known = (name, FileSpec(name, len(data), source=True))
@@ -484,6 +489,14 @@ class Manager:
         except TypeError:
             pass
         return known
+
+    def _arguments(self, task_id: int, fn, args: tuple, kwargs: dict) -> tuple[bytes, dict[str, int]]:
+        """A call's arguments pickled (and no buffers yet). A value that cannot be pickled raises
+        SerializationError naming it."""
+        try:
+            return _dumps((args, kwargs)), {}
+        except Exception as e:
+            raise _bad_argument(task_id, fn, args, kwargs, e) from e
 
     def _check_fits(self, task) -> None:
         if not self._embedded:
@@ -595,6 +608,45 @@ def _dashboard_address(dashboard, transactions: bool) -> tuple[str, int] | None:
     return host, port
 
 
+def _name_of(fn) -> str:
+    """What messages and the transaction log call a function."""
+    return getattr(fn, "__qualname__", None) or type(fn).__name__
+
+
+def _top_level(args: tuple, kwargs: dict):
+    """(position or keyword, value) of each argument of a call."""
+    yield from enumerate(args)
+    yield from kwargs.items()
+
+
+def _argument_names(key) -> tuple[str, str]:
+    """What messages call an argument, and how a path into it starts."""
+    if isinstance(key, int):
+        return f"argument {key}", f"args[{key}]"
+    return f"keyword argument {key!r}", f"kwargs[{key!r}]"
+
+
+def _unpicklable(task_id: int | None, fn, what: str, root: str, value, error: BaseException,
+                 dumps) -> SerializationError:
+    """The error for a value that dumps failed on: which task, which value, the part inside it, why."""
+    path, part = pickling.find_unpicklable(value, dumps)
+    why = str(error) if isinstance(error, TypeError) else f"{type(error).__name__}: {error}"
+    task = f"task {task_id} ({_name_of(fn)})" if task_id is not None else _name_of(fn)
+    return SerializationError(f"{task}: {what} cannot be pickled to send it to a worker: {root}{path} is a "
+                              f"{pickling.type_name(part)}: {why}", task_id=task_id, function=_name_of(fn),
+                              what=what, type_name=pickling.type_name(part))
+
+
+def _bad_argument(task_id: int, fn, args: tuple, kwargs: dict, error: BaseException) -> SerializationError:
+    """The error for arguments that _dumps failed on: the first one that fails alone, or all of them."""
+    for key, value in _top_level(args, kwargs):
+        try:
+            _dumps(value)
+        except Exception as e:
+            return _unpicklable(task_id, fn, *_argument_names(key), value, e, _dumps)
+    return _unpicklable(task_id, fn, "the arguments", "(args, kwargs)", (args, kwargs), error, _dumps)
+
+
 def _dumps(value) -> bytes:
     """Arguments as bytes: pickle when it can, cloudpickle for what pickle cannot send.
 
@@ -604,8 +656,8 @@ def _dumps(value) -> bytes:
     """
     try:
         data = pickle.dumps(value, protocol=5)
-    except Exception:
-        return cloudpickle.dumps(value, protocol=5)
-    if b"__main__" in data:
+    except Exception:   # cloudpickle's try below, out of this handler: its error alone is the cause
+        data = None
+    if data is None or b"__main__" in data:
         return cloudpickle.dumps(value, protocol=5)
     return data
