@@ -320,3 +320,95 @@ def test_unpicklable_function_is_named_at_submit(ex):
     assert info.value.what == "the function" and info.value.type_name == "_thread.lock"
     assert "guarded → variable 'lock' is a _thread.lock" in str(info.value)
     assert isinstance(info.value.__cause__, TypeError)
+
+
+# ---------------------------------------------------------------- large arguments
+
+
+def _length(data, *rest):
+    return len(data)
+
+
+def test_large_argument_warns_at_the_programs_line_and_goes_to_a_worker_once(ex):
+    import warnings
+
+    from tether import LargeArgumentWarning
+    from tether.manager.manager import LARGE_ARGUMENTS
+
+    data = os.urandom(LARGE_ARGUMENTS + 1000)
+    before = ex.stats()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert ex.submit(_length, data).result(120) == len(data)
+        assert ex.submit(_length, data, 1).result(120) == len(data)              # the same object
+        assert ex.submit(_length, bytes(bytearray(data))).result(120) == len(data)  # the same bytes
+    after = ex.stats()
+    warned = [w for w in caught if issubclass(w.category, LargeArgumentWarning)]
+    assert len(warned) == 3 and all(w.filename == __file__ for w in warned)
+    assert "m.declare_buffer(data)" in str(warned[0].message)
+    assert "over 10 MB" in str(warned[0].message)
+    assert len(data) <= after["bytes_manager_to_worker"] - before["bytes_manager_to_worker"] < 2 * len(data)
+    assert after["bytes_arguments_to_worker"] - before["bytes_arguments_to_worker"] < 10_000
+
+
+def test_large_arguments_of_python_tasks_arrive_intact(shared_manager):
+    import warnings
+
+    import numpy as np
+
+    from tether import LargeArgumentWarning
+
+    array = np.arange(2_000_000, dtype=np.float64)   # 16 MB, a buffer of its own
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LargeArgumentWarning)
+        f = shared_manager.submit(PythonTask(np.sum, (array,)))
+        g = shared_manager.submit(PythonTask(_length, (b"y" * (6 << 20), "small", array)))
+    assert f.result(120) == array.sum()
+    assert g.result(120) == 6 << 20
+
+
+def test_buffers_of_arguments_are_let_go_once_their_tasks_are_forgotten(ex):
+    import gc
+    import warnings
+
+    from tether.manager.manager import BUFFERED_ARGUMENT
+
+    m = ex.manager
+    data = b"z" * (BUFFERED_ARGUMENT + 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert ex.submit(_length, data).result(60) == len(data)
+    gc.collect()
+    wait_until(lambda: not m._arg_buffers)
+    assert not any(isinstance(v, bytes) and len(v) > BUFFERED_ARGUMENT for v in m.engine.served.values())
+
+
+def _pid_and_length(data):
+    return os.getpid(), len(data)
+
+
+def _second(pair):
+    return pair[1]
+
+
+def test_a_lost_result_is_made_again_from_its_buffered_argument():
+    """The buffer of an argument stays served while the call may run again: its result, lost with
+    its worker, is made again on another from its lineage."""
+    import warnings
+
+    import psutil
+
+    from tether import Executor
+    from tether.manager.manager import BUFFERED_ARGUMENT
+
+    data = os.urandom(BUFFERED_ARGUMENT + 1)
+    with Executor(workers=2) as ex, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ex.manager.wait_for_workers()
+        f = ex.submit(_pid_and_length, data)
+        pid, length = f.result(60)
+        del data   # the program no longer has it: only the manager's buffer does
+        worker = psutil.Process(pid).ppid()
+        os.killpg(worker, signal.SIGKILL)
+        assert ex.submit(_second, f).result(120) == length
+        assert ex.stats()["bytes_manager_to_worker"] > 2 * length   # sent to each worker: it ran twice

@@ -250,8 +250,8 @@ class Executor(concurrent.futures.Executor):
         task_id = next(_Spec._ids)
         result_name = f"res-{self._run}-{task_id}" if keep else None
         fn_name, fn_spec = m._function_file(fn, task_id)
-        data, _ = m._arguments(task_id, args[0] if fn is _call_chunk else fn, args, kwargs)
-        spec = TaskSpec(task_id, "py", fn=fn_name, args=data, refs=tuple(deps), scratch=True,
+        data, buffers = m._arguments(task_id, args[0] if fn is _call_chunk else fn, args, kwargs)
+        spec = TaskSpec(task_id, "py", fn=fn_name, args=data, refs=(*deps, *buffers), scratch=True,
                         result=result_name, spill=None if result_name is None else self.spill_threshold,
                         summary=None if result_name is None else self._summary,
                         inline=0 if result_name is None else self._small)
@@ -262,8 +262,13 @@ class Executor(concurrent.futures.Executor):
             out_specs = (FileSpec(result_name, keep=True),)
         inputs.append((None, fn_name))
         in_specs.append(fn_spec)
+        for name, size in buffers.items():   # large arguments, sent as buffers: see Manager._arguments
+            inputs.append((None, name))
+            in_specs.append(FileSpec(name, size, source=True))
         future = ExecutorFuture(self, task_id, result_name)
         record = TaskRecord(task_id, future, True, spec, inputs, deliver=self._deliver, label=_name_of(args[0] if fn is _call_chunk else fn))
+        if buffers:
+            m._hold_buffers(record, tuple(buffers))
         event = TaskSubmitted(task_id, tuple(in_specs), out_specs)
         with self._pending_lock:
             self._pending.add(future)

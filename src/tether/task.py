@@ -99,6 +99,10 @@ def _rebuild_serialization_error(message, task_id, function, what, type_name):
     return SerializationError(message, task_id=task_id, function=function, what=what, type_name=type_name)
 
 
+class LargeArgumentWarning(UserWarning):
+    """A call's pickled arguments are large: they are pickled here for every call (see Manager.declare_buffer)."""
+
+
 @dataclass(frozen=True, slots=True)
 class TaskResult:
     """What a finished task reports. Times are seconds since the epoch.

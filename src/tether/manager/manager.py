@@ -24,13 +24,14 @@ from typing import Any
 
 import cloudpickle
 
-from .. import pickling
+from .. import pickling, spill
 from ..core import FileReleased, FileSpec, NoWorkers, Scheduler, TaskCancelled, TaskSubmitted
 from ..files import File, hash_bytes
 from ..wire.handshake import new_secret, read_secret_file
 from ..wire.messages import TaskSpec
 from ..wire.tls import TlsConfig
-from ..task import PythonTask, SerializationError, Task, TaskResult
+from ..refs import ResultRef
+from ..task import LargeArgumentWarning, PythonTask, SerializationError, Task, TaskResult
 from .engine import DEFAULT_HEARTBEAT, Engine, TaskRecord
 from .results import task_result
 from .local import LocalWorker, WorkerSize, kill_sessions, python_path, start_worker, stop_workers
@@ -46,6 +47,8 @@ _manager_ids = itertools.count(1)
 YIELD_EVERY = 32  # submits in a row before the submitting thread yields the GIL
 GC_GEN0 = 20_000  # young-generation threshold of Python's garbage collector while managers are open
 RESTART_WINDOW = 60.0   # seconds over which restarts of local workers are counted
+LARGE_ARGUMENTS = 10_000_000   # a call whose pickled arguments pass this many bytes gets a LargeArgumentWarning
+BUFFERED_ARGUMENT = 4 << 20    # an argument whose pickle passes this goes as a content-named buffer
 
 
 class _GcThreshold:
@@ -144,6 +147,9 @@ class Manager:
         self._producers: dict[str, int] = {}
         self._submitted: list[tuple[TaskRecord, TaskSubmitted]] = []
         self._fn_names: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._buffer_lock = threading.Lock()
+        self._arg_buffers: dict[str, list] = {}   # buffer of an argument -> [tasks using it, ids of bytes memoized]
+        self._arg_memo: dict[int, tuple[Any, str, int]] = {}   # id of a bytes argument -> (it, buffer, size)
         self._closed = False
         self._local: list[LocalWorker] = []
         self._restart = restart_local_workers
@@ -426,18 +432,25 @@ class Manager:
         if task.cores > self._max_cores or task.memory or task.disk:
             self._check_fits(task)
         is_python = isinstance(task, PythonTask)
+        buffers: tuple[str, ...] = ()
         if is_python:
             fn_name, fn_spec = self._function_file(task.fn, task.id)
             inputs.append((None, fn_name))
             in_specs.append(fn_spec)
-            args, _ = self._arguments(task.id, task.fn, task.args, task.kwargs)
+            args, sizes = self._arguments(task.id, task.fn, task.args, task.kwargs)
+            buffers = tuple(sizes)
+            for name, size in sizes.items():
+                inputs.append((None, name))
+                in_specs.append(FileSpec(name, size, source=True))
             spec = TaskSpec(task.id, "py", task.cores, task.memory, task.disk, outputs, env=task.env or None,
-                            timeout=task.timeout, fn=fn_name, args=args)
+                            timeout=task.timeout, fn=fn_name, args=args, refs=buffers)
         else:
             spec = TaskSpec(task.id, "sh", task.cores, task.memory, task.disk, outputs, task.command,
                             task.env or None, task.timeout)
         record = TaskRecord(task.id, TaskFuture(task.id, self._cancel), is_python, spec, inputs,
                             label=_name_of(task.fn) if is_python else None)
+        if buffers:
+            self._hold_buffers(record, buffers)
         event = TaskSubmitted(task.id, tuple(in_specs), tuple(out_specs), task.cores, task.memory,
                               task.disk, task.retries, task.priority)
         return record, event
@@ -491,12 +504,99 @@ class Manager:
         return known
 
     def _arguments(self, task_id: int, fn, args: tuple, kwargs: dict) -> tuple[bytes, dict[str, int]]:
-        """A call's arguments pickled (and no buffers yet). A value that cannot be pickled raises
-        SerializationError naming it."""
+        """A call's arguments pickled, and the buffers (name -> size) that carry its large ones.
+
+        An argument whose pickle passes BUFFERED_ARGUMENT bytes is not sent
+        inside the task: it becomes a content-named buffer (a ResultRef to it
+        stands in the arguments; the interpreter reads it from its cache), so
+        a worker that has it, from an earlier call with the same value, does
+        not receive it again. Past LARGE_ARGUMENTS in all, a
+        LargeArgumentWarning says what that costs and what sends data once.
+        A value that cannot be pickled raises SerializationError naming it.
+        """
+        candidates = [key for key, v in _top_level(args, kwargs) if _quick_size(v) > BUFFERED_ARGUMENT]
+        if not candidates:   # the usual case: one pickle, sent inside the task
+            try:
+                data = _dumps((args, kwargs))
+            except Exception as e:
+                raise _bad_argument(task_id, fn, args, kwargs, e) from e
+            if len(data) <= BUFFERED_ARGUMENT:
+                if len(data) > LARGE_ARGUMENTS:
+                    _warn_large(fn, len(data), 0)
+                return data, {}
+            candidates = [key for key, _ in _top_level(args, kwargs)]
+        buffers: dict[str, int] = {}
+        swapped: dict[Any, ResultRef] = {}
         try:
-            return _dumps((args, kwargs)), {}
+            for key in candidates:
+                found = self._argument_buffer(task_id, fn, key, args[key] if isinstance(key, int) else kwargs[key])
+                if found is not None:
+                    buffers[found[0]] = found[1]
+                    swapped[key] = ResultRef(found[0])
+            args = tuple(swapped.get(i, v) for i, v in enumerate(args))
+            kwargs = {k: swapped.get(k, v) for k, v in kwargs.items()}
+            try:
+                data = _dumps((args, kwargs))
+            except Exception as e:
+                raise _bad_argument(task_id, fn, args, kwargs, e) from e
+        except BaseException:
+            self._let_go(tuple(buffers))
+            raise
+        total = len(data) + sum(buffers.values())
+        if total > LARGE_ARGUMENTS:
+            _warn_large(fn, total, len(buffers))
+        return data, buffers
+
+    def _argument_buffer(self, task_id: int, fn, key, value) -> tuple[str, int] | None:
+        """(name, size) of the content-named buffer holding one argument, now used by one task more;
+        None when the argument is small enough to go inside the task."""
+        with self._buffer_lock:
+            memo = self._arg_memo.get(id(value))
+            if memo is not None and memo[0] is value:   # the same bytes object as an earlier call's
+                self._arg_buffers[memo[1]][0] += 1
+                return memo[1], memo[2]
+        try:
+            data = spill.to_bytes(_dump_parts(value))
         except Exception as e:
-            raise _bad_argument(task_id, fn, args, kwargs, e) from e
+            what, root = _argument_names(key)
+            raise _unpicklable(task_id, fn, what, root, value, e, _dumps) from e
+        if len(data) <= BUFFERED_ARGUMENT:
+            return None
+        name = f"buf-{hash_bytes(data)}"
+        with self._buffer_lock:
+            held = self._arg_buffers.get(name)
+            if held is None:
+                held = self._arg_buffers[name] = [0, []]
+                self.engine.served[name] = data
+            held[0] += 1
+            if type(value) in (bytes, str):   # immutable: the same object pickles the same
+                self._arg_memo[id(value)] = (value, name, len(data))
+                held[1].append(id(value))
+        return name, len(data)
+
+    def _hold_buffers(self, record: TaskRecord, names: tuple[str, ...]) -> None:
+        """The buffers of a task's arguments stay served while the manager keeps its record (the task
+        may run again, to make a lost result); then they are let go of, in the loop thread."""
+        def forgotten(names=names, loop=self._loop) -> None:   # runs where the collector runs: no lock
+            try:
+                loop.call(lambda: self._let_go(names))
+            except RuntimeError:   # the loop has stopped: nothing is served any more
+                pass
+
+        weakref.finalize(record, forgotten)
+
+    def _let_go(self, names: tuple[str, ...]) -> None:
+        with self._buffer_lock:
+            for name in names:
+                held = self._arg_buffers.get(name)
+                if held is None:
+                    continue
+                held[0] -= 1
+                if held[0] <= 0:
+                    del self._arg_buffers[name]
+                    for key in held[1]:
+                        self._arg_memo.pop(key, None)
+                    self.engine.served.pop(name, None)
 
     def _check_fits(self, task) -> None:
         if not self._embedded:
@@ -619,6 +719,14 @@ def _top_level(args: tuple, kwargs: dict):
     yield from kwargs.items()
 
 
+def _quick_size(value) -> int:
+    """The size of a bytes-like value or array, known without pickling it; 0 for anything else."""
+    if isinstance(value, (bytes, bytearray, str)):
+        return len(value)
+    nbytes = getattr(value, "nbytes", None)
+    return nbytes if isinstance(nbytes, int) else 0
+
+
 def _argument_names(key) -> tuple[str, str]:
     """What messages call an argument, and how a path into it starts."""
     if isinstance(key, int):
@@ -645,6 +753,48 @@ def _bad_argument(task_id: int, fn, args: tuple, kwargs: dict, error: BaseExcept
         except Exception as e:
             return _unpicklable(task_id, fn, *_argument_names(key), value, e, _dumps)
     return _unpicklable(task_id, fn, "the arguments", "(args, kwargs)", (args, kwargs), error, _dumps)
+
+
+def _warn_large(fn, size: int, buffered: int) -> None:
+    """A LargeArgumentWarning at the program's line; its text names the function and a size class
+    (over 10 MB, 100 MB, 1 GB...), so Python's default filter shows it once per place and class."""
+    import warnings
+
+    over = LARGE_ARGUMENTS
+    while size > over * 10:
+        over *= 10
+    sent = (f"those over {BUFFERED_ARGUMENT >> 20} MiB go to each worker once, as content-named buffers, "
+            "but are pickled and hashed here for each call given a new object" if buffered else
+            "they are pickled and sent with every call")
+    warnings.warn(f"a call of {_name_of(fn)} has arguments of over {over / 1e6:g} MB pickled: {sent}. "
+                  "To send data once, declare it with m.declare_buffer(data) and give the File as an input "
+                  "of the tasks that read it, or make it on the workers with a call and pass that call's "
+                  f"future. (tether warns past LARGE_ARGUMENTS, {LARGE_ARGUMENTS / 1e6:g} MB.)",
+                  LargeArgumentWarning, stacklevel=_program_stacklevel())
+
+
+def _program_stacklevel() -> int:
+    """The stacklevel of warnings.warn that names the first frame outside tether: the program's line."""
+    import sys
+
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    frame, level = sys._getframe(2), 2   # _warn_large's caller: stacklevel 2 of its warnings.warn
+    while frame is not None and frame.f_code.co_filename.startswith(package + os.sep):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def _dump_parts(value) -> spill.Parts:
+    """spill.dump, with _dumps's rule: what names the program's __main__ goes by value."""
+    buffers: list[pickle.PickleBuffer] = []
+    try:
+        header = pickle.dumps(value, protocol=5, buffer_callback=buffers.append)
+    except Exception:   # cloudpickle's try below, out of this handler: its error alone is the cause
+        header = None
+    if header is None or b"__main__" in header:
+        buffers.clear()
+        header = cloudpickle.dumps(value, protocol=5, buffer_callback=buffers.append)
+    return spill.Parts(header, [b.raw() for b in buffers])
 
 
 def _dumps(value) -> bytes:
