@@ -412,3 +412,26 @@ def test_a_lost_result_is_made_again_from_its_buffered_argument():
         os.killpg(worker, signal.SIGKILL)
         assert ex.submit(_second, f).result(120) == length
         assert ex.stats()["bytes_manager_to_worker"] > 2 * length   # sent to each worker: it ran twice
+
+
+def test_result_timeout_with_no_worker_says_how_to_start_one():
+    from tether import Executor
+
+    with Executor(workers=0) as ex:
+        m = ex.manager
+        waiting = [ex.submit(len, "abc"), m.submit(PythonTask(len, ("ab",)))]
+        for future in waiting:
+            with pytest.raises(TimeoutError) as info:
+                future.result(timeout=0.2)
+            text = str(info.value)
+            assert f"task {future.task_id} did not end within 0.2 s" in text
+            assert "no worker is connected" in text
+            assert f"tether worker {m.address} --secret-file {m.secret_file}" in text
+            future.cancel()
+
+
+def test_result_timeout_with_workers_says_how_many(shared_manager):
+    f = shared_manager.submit(Task("sleep 1"))   # cannot end within the 0.1 s waited
+    with pytest.raises(TimeoutError, match=rf"task {f.task_id} did not end within 0.1 s \(2 workers connected\)"):
+        f.result(timeout=0.1)
+    assert f.result(30).exit_code == 0

@@ -82,7 +82,10 @@ class ExecutorFuture(concurrent.futures.Future):
 
     def result(self, timeout: float | None = None) -> Any:
         started = time.monotonic()
-        value = super().result(timeout)
+        try:
+            value = super().result(timeout)
+        except TimeoutError:   # said plainly: are there workers at all?
+            raise self._executor.manager._timeout_error(self.task_id, timeout) from None
         if value is _REMOTE:
             left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
             value = self._executor._fetch(self, left)

@@ -91,6 +91,15 @@ class TaskFuture(concurrent.futures.Future):
         self._info: TaskResult | tuple | None = None
         self._on_cancel = on_cancel
 
+    def result(self, timeout: float | None = None) -> Any:
+        try:
+            return super().result(timeout)
+        except TimeoutError:   # said plainly, with what the manager knows: are there workers at all?
+            manager = getattr(self._on_cancel, "__self__", None)
+            if not isinstance(manager, Manager):
+                raise
+            raise manager._timeout_error(self.task_id, timeout) from None
+
     @property
     def info(self) -> TaskResult | None:
         info = self._info
@@ -290,6 +299,21 @@ class Manager:
         except (concurrent.futures.TimeoutError, asyncio.TimeoutError):
             raise TimeoutError(f"only {len(self.engine.links)} of {want} workers connected "
                                f"within {timeout} s") from None
+
+    def _timeout_error(self, task_id: int, timeout: float | None) -> TimeoutError:
+        """The TimeoutError of a result() that waited in vain, saying why when no worker is connected."""
+        text = f"task {task_id} did not end within {timeout} s"
+        if self._closed or len(self.engine.links):
+            return TimeoutError(f"{text} ({len(self.engine.links)} workers connected)")
+        if any(w.proc.poll() is None for w in self._local):
+            return TimeoutError(f"{text}: no worker is connected yet; the {len(self._local)} local workers are "
+                                f"still starting (their logs are in {self.run_dir})")
+        if self._local:
+            return TimeoutError(f"{text}: no worker is connected: the local workers have ended (their logs are "
+                                f"in {self.run_dir})")
+        return TimeoutError(f"{text}: no worker is connected to this manager, which started none "
+                            f"(workers=0). Start one with: tether worker {self.address} "
+                            f"--secret-file {self.secret_file}")
 
     def retire(self, workers: str | list[str], timeout: float = 60.0,
                reason: str = "the program retired it") -> list[dict[str, Any]]:
