@@ -14,6 +14,7 @@ that fails, so the error can say where it is.
 from __future__ import annotations
 
 import io
+import itertools
 import linecache
 import types
 from collections import ChainMap
@@ -22,6 +23,7 @@ from typing import Any, Callable, Iterator
 import cloudpickle
 
 _CLOUDPICKLE_CODE = cloudpickle.Pickler.dispatch_table[types.CodeType]
+PARTS_TRIED = 1000   # parts of one container pickled one by one to find the one that fails
 _MARK = "<dynamic-code>"   # what cloudpickle calls a code object's file; ours is put back on load
 
 
@@ -44,6 +46,7 @@ class _FunctionPickler(cloudpickle.Pickler):
 
 
 def _named_code(code: types.CodeType, filename: str) -> types.CodeType:
+    """Unpickling: the code as cloudpickle rebuilt it, under its own file name again."""
     return code.replace(co_filename=filename)
 
 
@@ -64,6 +67,8 @@ class _Sources:
 
 
 class _Shipped:
+    """What dumps_function pickles: the function, then its lines (last, once the pickler has seen its code)."""
+
     def __init__(self, fn, pickler):
         self.fn, self.pickler = fn, pickler
 
@@ -152,12 +157,13 @@ def find_unpicklable(value: Any, dumps: Callable[[Any], Any] = cloudpickle.dumps
     """(path, part): the innermost part of value that dumps fails on, and where it is ("" for value).
 
     Only called once pickling value has failed: each step pickles the parts
-    of the failing value until one fails, and goes into that one.
+    of the failing value until one fails (of the first PARTS_TRIED: an error
+    must not take minutes to say where it is), and goes into that one.
     """
     path = ""
     seen = {id(value)}
     for _ in range(depth):
-        for where, part in _parts(value):
+        for where, part in itertools.islice(_parts(value), PARTS_TRIED):
             if id(part) not in seen and _fails(dumps, part):
                 path += where
                 value = part
