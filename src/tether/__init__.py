@@ -6,9 +6,10 @@ when they must, and sequences of dependent tasks are committed to one worker.
 from .executor import Executor, ExecutorFuture
 from .files import File
 from .manager.manager import Manager, TaskFuture
-from .task import (DependencyFailed, InternalError, PythonTask, RemoteError, SystemFailure, Task, TaskFailed,
-                   TaskResult)
+from .task import (DependencyFailed, InternalError, LargeArgumentWarning, PythonTask, RemoteError,
+                   SerializationError, SystemFailure, Task, TaskFailed, TaskResult)
 
 __all__ = ["Executor", "ExecutorFuture", "Manager", "Task", "PythonTask", "TaskFailed", "DependencyFailed",
-           "SystemFailure", "InternalError", "RemoteError", "TaskResult", "TaskFuture", "File"]
+           "SystemFailure", "InternalError", "RemoteError", "SerializationError", "LargeArgumentWarning", "TaskResult",
+           "TaskFuture", "File"]
 __version__ = "0.1.0"

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from . import __version__
+
 
 def _address(value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
@@ -33,6 +35,7 @@ def _credentials(secret_file, tls_mode, cert, key, ca):
 
 
 @click.group()
+@click.version_option(__version__, message="tether %(version)s", help="Show tether's version and exit.")
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
 def main(verbose: int) -> None:
     """tether: a data-aware workflow executor."""
@@ -185,9 +188,12 @@ def status(address, secret_file, as_json, timeout, tls_mode, tls_cert, tls_key, 
 
 
 @main.command()
-@click.option("--chains", type=click.IntRange(min=1), default=20, show_default=True)
-@click.option("--length", type=click.IntRange(min=1), default=30, show_default=True)
-@click.option("--workers", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--chains", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Chains of tasks, run side by side.")
+@click.option("--length", type=click.IntRange(min=1), default=30, show_default=True,
+              help="Tasks in each chain, each reading its predecessor's temp file.")
+@click.option("--workers", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Local workers to start.")
 @click.option("--no-groups", is_flag=True, help="Turn task groups off, to compare.")
 def demo(chains, length, workers, no_groups):
     """Run the seed's workflow: chains of tasks passing temp files, on local workers."""
@@ -216,16 +222,24 @@ def report(run, output, png, serve):
 # when it runs, so that nothing else here depends on it.
 
 
-def _size(value: str) -> int:
-    """A byte count such as 50MB, 1MiB, 4096."""
+class _Size(click.ParamType):
+    """A byte count such as 50MB, 1MiB, 4096: shown as SIZE in the help."""
+
+    name = "size"
     units = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
-    text = value.strip().upper()
-    number = text.rstrip("KMGIB")
-    unit = text[len(number):]
-    try:
-        return int(float(number) * units[unit])
-    except (KeyError, ValueError):
-        raise click.BadParameter(f"expected a size such as 50MB or 4096, got {value!r}") from None
+
+    def convert(self, value, param, ctx) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().upper()
+        number = text.rstrip("KMGIB")
+        try:
+            return int(float(number) * self.units[text[len(number):]])
+        except (KeyError, ValueError):
+            self.fail(f"expected a size such as 50MB, 1MiB or 4096, got {value!r}", param, ctx)
+
+
+_size = _Size()
 
 
 def _bench_options(f):
@@ -283,8 +297,10 @@ def bench() -> None:
 
 
 @bench.command()
-@click.option("--chains", type=click.IntRange(min=1), default=20, show_default=True)
-@click.option("--length", type=click.IntRange(min=1), default=30, show_default=True)
+@click.option("--chains", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Chains of tasks, run side by side.")
+@click.option("--length", type=click.IntRange(min=1), default=30, show_default=True,
+              help="Tasks in each chain.")
 @click.option("--size", type=_size, default="0", help="Bytes each task adds to its file, e.g. 50MB [small files].")
 @click.option("--emulate-cluster", is_flag=True, help="Workers in network namespaces behind rate-limited "
               "links (root only).")
@@ -311,12 +327,13 @@ def chains(chains, length, size, emulate_cluster, rate, **common):
 
 
 @bench.command()
-@click.option("--batches", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--batches", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Batches, each with an input file of its own.")
 @click.option("--sequences", type=click.IntRange(min=1), default=10, show_default=True,
               help="Sequences (ligands) per batch.")
 @click.option("--size", type=_size, default="0", help="Padding each step adds to its output, e.g. 1MB.")
 @click.option("--receptor-size", type=_size, default="1MB", show_default=True,
-              help="Size of each batch's input file.")
+              help="Size of each batch's input file, e.g. 1MB.")
 @_bench_options
 def parsldock(batches, sequences, size, receptor_size, **common):
     """Batches of 5-task sequences in which later steps read several earlier outputs (ParslDock's shape)."""
@@ -335,7 +352,7 @@ def parsldock(batches, sequences, size, receptor_size, **common):
               help="Each file is its traced size times this (1: sizes kept).")
 @_bench_options
 def replay(trace, time_scale, size_scale, **common):
-    """Replay a real workflow trace (WfFormat JSON, e.g. from ../shared/workflows)."""
+    """Replay the real workflow trace TRACE (WfFormat JSON, e.g. from ../shared/workflows)."""
     from tether_bench import replay as bench_replay
 
     try:
@@ -388,7 +405,8 @@ def longrun(tasks, dask_tasks, chain_tasks, **common):
 @bench.command()
 @click.option("--tasks", type=click.IntRange(min=1), default=10_000, show_default=True,
               help="No-op tasks for the throughput rows.")
-@click.option("--size", type=_size, default="1GB", show_default=True, help="Bytes of the peer transfer.")
+@click.option("--size", type=_size, default="1GB", show_default=True,
+              help="Bytes of the peer transfer, e.g. 1GB or 512MiB.")
 @_bench_options
 def wire(tasks, size, **common):
     """What TLS costs: no-op throughput and a peer transfer, with plain and encrypted links."""
@@ -448,7 +466,7 @@ def faults(count, heartbeat, seed, **common):
 @bench.command()
 @click.argument("reports", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def markdown(reports):
-    """Print reports written with --json as Markdown tables (as in BENCHMARKS.md)."""
+    """Print REPORTS, files written with --json, as Markdown tables (as in BENCHMARKS.md)."""
     import json
 
     from tether_bench.markdown import render

@@ -60,7 +60,7 @@ import cloudpickle
 from . import spill
 from .core import Complete, Fail, FileReleased, FileSpec, TaskCancelled, TaskSubmitted
 from .manager.engine import TaskRecord
-from .manager.manager import CLOSED, CLOSED_WITHOUT_WORKERS, Manager, _dumps
+from .manager.manager import CLOSED, CLOSED_WITHOUT_WORKERS, Manager
 from .manager import results
 from .refs import ResultRef, replace
 from .task import DependencyFailed, _Spec
@@ -89,7 +89,10 @@ class ExecutorFuture(concurrent.futures.Future):
 
     def result(self, timeout: float | None = None) -> Any:
         started = time.monotonic()
-        value = super().result(timeout)
+        try:
+            value = super().result(timeout)
+        except TimeoutError:   # said plainly: are there workers at all?
+            raise self._executor.manager._timeout_error(self.task_id, timeout) from None
         if value is _REMOTE:
             left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
             value = self._executor._fetch(self, left)
@@ -263,8 +266,9 @@ class Executor(concurrent.futures.Executor):
             args, kwargs = replace(args, swap), replace(kwargs, swap)
         task_id = next(_Spec._ids)
         result_name = f"res-{self._run}-{task_id}" if keep else None
-        fn_name, fn_spec = m._function_file(fn)
-        spec = TaskSpec(task_id, "py", fn=fn_name, args=_dumps((args, kwargs)), refs=tuple(deps), scratch=True,
+        fn_name, fn_spec = m._function_file(fn, task_id)
+        data, buffers = m._arguments(task_id, args[0] if fn is _call_chunk else fn, args, kwargs)
+        spec = TaskSpec(task_id, "py", fn=fn_name, args=data, refs=(*deps, *buffers), scratch=True,
                         result=result_name, spill=None if result_name is None else self.spill_threshold,
                         summary=None if result_name is None else self._summary,
                         inline=0 if result_name is None else self._small)
@@ -275,8 +279,13 @@ class Executor(concurrent.futures.Executor):
             out_specs = (FileSpec(result_name, keep=True),)
         inputs.append((None, fn_name))
         in_specs.append(fn_spec)
+        for name, size in buffers.items():   # large arguments, sent as buffers: see Manager._arguments
+            inputs.append((None, name))
+            in_specs.append(FileSpec(name, size, source=True))
         future = ExecutorFuture(self, task_id, result_name)
         record = TaskRecord(task_id, future, True, spec, inputs, deliver=self._deliver, label=_name_of(args[0] if fn is _call_chunk else fn))
+        if buffers:
+            m._hold_buffers(record, tuple(buffers))
         event = TaskSubmitted(task_id, tuple(in_specs), out_specs)
         with self._pending_lock:
             self._pending.add(future)

@@ -73,6 +73,36 @@ class RemoteError(Exception):
     """Stands in for a Python task's exception that could not be rebuilt here."""
 
 
+class SerializationError(TypeError):
+    """A Python task's function, argument or return value cannot be pickled to cross to or from its worker.
+
+    Raised by submit for a function or argument (the pickling error as its
+    __cause__), and by the Future of a call whose return value cannot go
+    back. `what` is "the function", "argument 1", "keyword argument 'x'" or
+    "the return value"; `type_name` the type of the part that failed. A
+    TypeError, as pickle's own error for such a value is.
+    """
+
+    def __init__(self, message: str, *, task_id: int | None = None, function: str = "", what: str = "",
+                 type_name: str = ""):
+        super().__init__(message)
+        self.task_id = task_id
+        self.function = function
+        self.what = what
+        self.type_name = type_name
+
+    def __reduce__(self):
+        return (_rebuild_serialization_error, (str(self), self.task_id, self.function, self.what, self.type_name))
+
+
+def _rebuild_serialization_error(message, task_id, function, what, type_name):
+    return SerializationError(message, task_id=task_id, function=function, what=what, type_name=type_name)
+
+
+class LargeArgumentWarning(UserWarning):
+    """A call's pickled arguments are large: they are pickled here for every call (see Manager.declare_buffer)."""
+
+
 @dataclass(frozen=True, slots=True)
 class TaskResult:
     """What a finished task reports. Times are seconds since the epoch.

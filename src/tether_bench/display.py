@@ -6,6 +6,7 @@ import sys
 from typing import Any, Callable, Iterator
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -59,13 +60,13 @@ class Display:
             self.progress.stop_task(bar)
 
     def skipped(self, name: str, reason: str) -> None:
-        self.console.print(f"[bold red]SKIPPED {name}[/]: {reason}")
+        self.console.print(f"[bold red]SKIPPED {name}[/]: {escape(reason)}")
 
     def failed(self, name: str, reason: str) -> None:
-        self.console.print(f"[bold red]FAILED {name}[/]: {reason}")
+        self.console.print(f"[bold red]FAILED {name}[/]: {escape(reason)}")
 
     def note(self, text: str) -> None:
-        self.console.print(text)
+        self.console.print(escape(text))
 
 
 def print_summary(report: Report, reference: str | None, console: Console | None = None,
@@ -119,9 +120,9 @@ def print_summary(report: Report, reference: str | None, console: Console | None
     console.print(table)
     for r in report.rows:
         if r.get("skipped"):
-            console.print(f"  [bold red]SKIPPED {r['name']}[/]: {r['skipped']}")
+            console.print(f"  [bold red]SKIPPED {r['name']}[/]: {escape(str(r['skipped']))}")
         elif r.get("error"):
-            console.print(f"  [bold red]ERROR {r['name']}[/]: {r['error']}")
+            console.print(f"  [bold red]ERROR {r['name']}[/]: {escape(str(r['error']))}")
     for t in report.targets:
         mark = "[green]met[/]" if t["met"] else ("[yellow]n/a[/]" if t["met"] is None else "[red]MISSED[/]")
         console.print(f"  target {t['target']}: {t['value']} -> {mark}")

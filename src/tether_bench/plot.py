@@ -26,6 +26,15 @@ def _value(row: dict, figure: str) -> float | None:
     return None if v is None else float(v)
 
 
+def plot_unavailable() -> str | None:
+    """Why no plot can be drawn here (matplotlib is an extra), or None."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return "matplotlib is not installed (pip install 'tether[bench]', or pip install matplotlib)"
+    return None
+
+
 def plot(report: Report, figures: list[str], path: Path) -> Path | None:
     """Draw the figures that at least one row has; returns the path, or None if there was nothing to draw."""
     import matplotlib

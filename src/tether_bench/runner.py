@@ -1,7 +1,9 @@
 """Run a benchmark's rows one after another, each in a directory of its own that is removed after it.
 
-A row whose system cannot run here is kept as skipped with its reason; a
-row that raises is kept with its error, and the run goes on to the next.
+A row whose system cannot run here (its package is not installed) is kept
+as skipped with its reason; a row that raises is kept with its error, and
+the run goes on to the next. Without matplotlib no plot is drawn, and the
+run says so.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from typing import Any, Callable
 
 from .display import Display
 from .report import Report, make_row, skipped_row
-from .systems import Unavailable
+from .systems import Unavailable, not_installed
 
 RowFunction = Callable[[Path, Callable[[int], None]], dict[str, Any]]
 
@@ -57,6 +59,14 @@ def _run_one(plan: RowPlan, label: str, display: Display, work_root: Path | None
         except Unavailable as e:
             display.skipped(plan.name, str(e))
             row = skipped_row(plan.name, str(e))
+        except ImportError as e:
+            missing = not_installed(e)   # a system's package that is not here: skipped, not failed
+            if missing is None:
+                display.failed(plan.name, f"{type(e).__name__}: {e}")
+                row = make_row(plan.name, error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc(limit=8))
+            else:
+                display.skipped(plan.name, str(missing))
+                row = skipped_row(plan.name, str(missing))
         except Exception as e:
             display.failed(plan.name, f"{type(e).__name__}: {e}")
             row = make_row(plan.name, error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc(limit=8))
@@ -129,7 +139,7 @@ def run_benchmark(name: str, parameters: dict[str, Any], plans: list[RowPlan], *
                   columns: tuple[str, ...] | None = None) -> Report:
     """Run the rows with a progress display, then print the table and write the JSON and the plot."""
     from .display import print_summary
-    from .plot import plot
+    from .plot import plot, plot_unavailable
 
     report = Report(name, parameters)
     with Display() as display:
@@ -141,6 +151,9 @@ def run_benchmark(name: str, parameters: dict[str, Any], plans: list[RowPlan], *
         report.write_json(json_path)
         display.note(f"wrote {json_path}")
     if plot_path is not None:
-        if plot(report, list(plot_figures), plot_path) is not None:
+        why = plot_unavailable()
+        if why is not None:   # the figures are in the table and the JSON all the same
+            display.note(f"no plot written to {plot_path}: {why}")
+        elif plot(report, list(plot_figures), plot_path) is not None:
             display.note(f"wrote {plot_path}")
     return report

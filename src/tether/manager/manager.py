@@ -24,12 +24,14 @@ from typing import Any
 
 import cloudpickle
 
+from .. import pickling, spill
 from ..core import FileReleased, FileSpec, NoWorkers, Scheduler, TaskCancelled, TaskSubmitted
 from ..files import File, hash_bytes
 from ..wire.handshake import new_secret, read_secret_file
 from ..wire.messages import TaskSpec
 from ..wire.tls import TlsConfig
-from ..task import PythonTask, Task, TaskResult
+from ..refs import ResultRef
+from ..task import LargeArgumentWarning, PythonTask, SerializationError, Task, TaskResult
 from .engine import DEFAULT_HEARTBEAT, Engine, TaskRecord
 from .results import task_result
 from .local import LocalWorker, WorkerSize, kill_sessions, python_path, start_worker, stop_workers
@@ -48,6 +50,8 @@ RESTART_WINDOW = 60.0   # seconds over which restarts of local workers are count
 CLOSE_POLL = 0.05       # seconds between looks at what close(wait=True) waits for
 CLOSED = "the manager was closed"   # why unfinished tasks fail at close
 CLOSED_WITHOUT_WORKERS = "the manager was closed, and no worker was left to run it"
+LARGE_ARGUMENTS = 10_000_000   # a call whose pickled arguments pass this many bytes gets a LargeArgumentWarning
+BUFFERED_ARGUMENT = 4 << 20    # an argument whose pickle passes this goes as a content-named buffer
 
 
 class _GcThreshold:
@@ -89,6 +93,15 @@ class TaskFuture(concurrent.futures.Future):
         self.task_id = task_id
         self._info: TaskResult | tuple | None = None
         self._on_cancel = on_cancel
+
+    def result(self, timeout: float | None = None) -> Any:
+        try:
+            return super().result(timeout)
+        except TimeoutError:   # said plainly, with what the manager knows: are there workers at all?
+            manager = getattr(self._on_cancel, "__self__", None)
+            if not isinstance(manager, Manager):
+                raise
+            raise manager._timeout_error(self.task_id, timeout) from None
 
     @property
     def info(self) -> TaskResult | None:
@@ -146,6 +159,9 @@ class Manager:
         self._producers: dict[str, int] = {}
         self._submitted: list[tuple[TaskRecord, TaskSubmitted]] = []
         self._fn_names: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._buffer_lock = threading.Lock()
+        self._arg_buffers: dict[str, list] = {}   # buffer of an argument -> [tasks using it, ids of bytes memoized]
+        self._arg_memo: dict[int, tuple[Any, str, int]] = {}   # id of a bytes argument -> (it, buffer, size)
         self._closed = False
         self._local: list[LocalWorker] = []
         self._restart = restart_local_workers
@@ -294,6 +310,21 @@ class Manager:
         except (concurrent.futures.TimeoutError, asyncio.TimeoutError):
             raise TimeoutError(f"only {len(self.engine.links)} of {want} workers connected "
                                f"within {timeout} s") from None
+
+    def _timeout_error(self, task_id: int, timeout: float | None) -> TimeoutError:
+        """The TimeoutError of a result() that waited in vain, saying why when no worker is connected."""
+        text = f"task {task_id} did not end within {timeout} s"
+        if self._closed or len(self.engine.links):
+            return TimeoutError(f"{text} ({len(self.engine.links)} workers connected)")
+        if any(w.proc.poll() is None for w in self._local):
+            return TimeoutError(f"{text}: no worker is connected yet; the {len(self._local)} local workers are "
+                                f"still starting (their logs are in {self.run_dir})")
+        if self._local:
+            return TimeoutError(f"{text}: no worker is connected: the local workers have ended (their logs are "
+                                f"in {self.run_dir})")
+        return TimeoutError(f"{text}: no worker is connected to this manager, which started none "
+                            f"(workers=0). Start one with: tether worker {self.address} "
+                            f"--secret-file {self.secret_file}")
 
     def retire(self, workers: str | list[str], timeout: float = 60.0,
                reason: str = "the program retired it") -> list[dict[str, Any]]:
@@ -447,17 +478,25 @@ class Manager:
         if task.cores > self._max_cores or task.memory or task.disk:
             self._check_fits(task)
         is_python = isinstance(task, PythonTask)
+        buffers: tuple[str, ...] = ()
         if is_python:
-            fn_name, fn_spec = self._function_file(task.fn)
+            fn_name, fn_spec = self._function_file(task.fn, task.id)
             inputs.append((None, fn_name))
             in_specs.append(fn_spec)
+            args, sizes = self._arguments(task.id, task.fn, task.args, task.kwargs)
+            buffers = tuple(sizes)
+            for name, size in sizes.items():
+                inputs.append((None, name))
+                in_specs.append(FileSpec(name, size, source=True))
             spec = TaskSpec(task.id, "py", task.cores, task.memory, task.disk, outputs, env=task.env or None,
-                            timeout=task.timeout, fn=fn_name, args=_dumps((task.args, task.kwargs)))
+                            timeout=task.timeout, fn=fn_name, args=args, refs=buffers)
         else:
             spec = TaskSpec(task.id, "sh", task.cores, task.memory, task.disk, outputs, task.command,
                             task.env or None, task.timeout)
         record = TaskRecord(task.id, TaskFuture(task.id, self._cancel), is_python, spec, inputs,
-                            label=(getattr(task.fn, "__qualname__", None) or type(task.fn).__name__) if is_python else None)
+                            label=_name_of(task.fn) if is_python else None)
+        if buffers:
+            self._hold_buffers(record, buffers)
         event = TaskSubmitted(task.id, tuple(in_specs), tuple(out_specs), task.cores, task.memory,
                               task.disk, task.retries, task.priority)
         return record, event
@@ -489,7 +528,7 @@ class Manager:
             except RuntimeError:   # the loop closed meanwhile: nothing is left to let go of
                 pass
 
-    def _function_file(self, fn) -> tuple[str, FileSpec]:
+    def _function_file(self, fn, task_id: int | None = None) -> tuple[str, FileSpec]:
         """A function is pickled once and sent as a content-named buffer, once per worker."""
         try:
             known = self._fn_names.get(fn)
@@ -497,7 +536,10 @@ class Manager:
             known = None
         if known is not None:
             return known
-        data = cloudpickle.dumps(fn, protocol=5)
+        try:
+            data = pickling.dumps_function(fn)
+        except Exception as e:
+            raise _unpicklable(task_id, fn, "the function", _name_of(fn), fn, e, cloudpickle.dumps) from e
         name = f"buf-{hash_bytes(data)}"
         self.engine.served.setdefault(name, data)
         known = (name, FileSpec(name, len(data), source=True))
@@ -506,6 +548,101 @@ class Manager:
         except TypeError:
             pass
         return known
+
+    def _arguments(self, task_id: int, fn, args: tuple, kwargs: dict) -> tuple[bytes, dict[str, int]]:
+        """A call's arguments pickled, and the buffers (name -> size) that carry its large ones.
+
+        An argument whose pickle passes BUFFERED_ARGUMENT bytes is not sent
+        inside the task: it becomes a content-named buffer (a ResultRef to it
+        stands in the arguments; the interpreter reads it from its cache), so
+        a worker that has it, from an earlier call with the same value, does
+        not receive it again. Past LARGE_ARGUMENTS in all, a
+        LargeArgumentWarning says what that costs and what sends data once.
+        A value that cannot be pickled raises SerializationError naming it.
+        """
+        candidates = [key for key, v in _top_level(args, kwargs) if _quick_size(v) > BUFFERED_ARGUMENT]
+        if not candidates:   # the usual case: one pickle, sent inside the task
+            try:
+                data = _dumps((args, kwargs))
+            except Exception as e:
+                raise _bad_argument(task_id, fn, args, kwargs, e) from e
+            if len(data) <= BUFFERED_ARGUMENT:
+                if len(data) > LARGE_ARGUMENTS:
+                    _warn_large(fn, len(data), 0)
+                return data, {}
+            candidates = [key for key, _ in _top_level(args, kwargs)]
+        buffers: dict[str, int] = {}
+        swapped: dict[Any, ResultRef] = {}
+        try:
+            for key in candidates:
+                found = self._argument_buffer(task_id, fn, key, args[key] if isinstance(key, int) else kwargs[key])
+                if found is not None:
+                    buffers[found[0]] = found[1]
+                    swapped[key] = ResultRef(found[0])
+            args = tuple(swapped.get(i, v) for i, v in enumerate(args))
+            kwargs = {k: swapped.get(k, v) for k, v in kwargs.items()}
+            try:
+                data = _dumps((args, kwargs))
+            except Exception as e:
+                raise _bad_argument(task_id, fn, args, kwargs, e) from e
+        except BaseException:
+            self._let_go(tuple(buffers))
+            raise
+        total = len(data) + sum(buffers.values())
+        if total > LARGE_ARGUMENTS:
+            _warn_large(fn, total, len(buffers))
+        return data, buffers
+
+    def _argument_buffer(self, task_id: int, fn, key, value) -> tuple[str, int] | None:
+        """(name, size) of the content-named buffer holding one argument, now used by one task more;
+        None when the argument is small enough to go inside the task."""
+        with self._buffer_lock:
+            memo = self._arg_memo.get(id(value))
+            if memo is not None and memo[0] is value:   # the same bytes object as an earlier call's
+                self._arg_buffers[memo[1]][0] += 1
+                return memo[1], memo[2]
+        try:
+            data = spill.to_bytes(_dump_parts(value))
+        except Exception as e:
+            what, root = _argument_names(key)
+            raise _unpicklable(task_id, fn, what, root, value, e, _dumps) from e
+        if len(data) <= BUFFERED_ARGUMENT:
+            return None
+        name = f"buf-{hash_bytes(data)}"
+        with self._buffer_lock:
+            held = self._arg_buffers.get(name)
+            if held is None:
+                held = self._arg_buffers[name] = [0, []]
+                self.engine.served[name] = data
+            held[0] += 1
+            if type(value) in (bytes, str):   # immutable: the same object pickles the same
+                self._arg_memo[id(value)] = (value, name, len(data))
+                held[1].append(id(value))
+        return name, len(data)
+
+    def _hold_buffers(self, record: TaskRecord, names: tuple[str, ...]) -> None:
+        """The buffers of a task's arguments stay served while the manager keeps its record (the task
+        may run again, to make a lost result); then they are let go of, in the loop thread."""
+        def forgotten(names=names, loop=self._loop) -> None:   # runs where the collector runs: no lock
+            try:
+                loop.call(lambda: self._let_go(names))
+            except RuntimeError:   # the loop has stopped: nothing is served any more
+                pass
+
+        weakref.finalize(record, forgotten)
+
+    def _let_go(self, names: tuple[str, ...]) -> None:
+        with self._buffer_lock:
+            for name in names:
+                held = self._arg_buffers.get(name)
+                if held is None:
+                    continue
+                held[0] -= 1
+                if held[0] <= 0:
+                    del self._arg_buffers[name]
+                    for key in held[1]:
+                        self._arg_memo.pop(key, None)
+                    self.engine.served.pop(name, None)
 
     def _check_fits(self, task) -> None:
         if not self._embedded:
@@ -675,6 +812,95 @@ def _dashboard_address(dashboard, transactions: bool) -> tuple[str, int] | None:
     return host, port
 
 
+def _name_of(fn) -> str:
+    """What messages and the transaction log call a function."""
+    return getattr(fn, "__qualname__", None) or type(fn).__name__
+
+
+def _top_level(args: tuple, kwargs: dict):
+    """(position or keyword, value) of each argument of a call."""
+    yield from enumerate(args)
+    yield from kwargs.items()
+
+
+def _quick_size(value) -> int:
+    """The size of a bytes-like value or array, known without pickling it; 0 for anything else."""
+    if isinstance(value, (bytes, bytearray, str)):
+        return len(value)
+    nbytes = getattr(value, "nbytes", None)
+    return nbytes if isinstance(nbytes, int) else 0
+
+
+def _argument_names(key) -> tuple[str, str]:
+    """What messages call an argument, and how a path into it starts."""
+    if isinstance(key, int):
+        return f"argument {key}", f"args[{key}]"
+    return f"keyword argument {key!r}", f"kwargs[{key!r}]"
+
+
+def _unpicklable(task_id: int | None, fn, what: str, root: str, value, error: BaseException,
+                 dumps) -> SerializationError:
+    """The error for a value that dumps failed on: which task, which value, the part inside it, why."""
+    path, part = pickling.find_unpicklable(value, dumps)
+    why = str(error) if isinstance(error, TypeError) else f"{type(error).__name__}: {error}"
+    task = f"task {task_id} ({_name_of(fn)})" if task_id is not None else _name_of(fn)
+    return SerializationError(f"{task}: {what} cannot be pickled to send it to a worker: {root}{path} is a "
+                              f"{pickling.type_name(part)}: {why}", task_id=task_id, function=_name_of(fn),
+                              what=what, type_name=pickling.type_name(part))
+
+
+def _bad_argument(task_id: int, fn, args: tuple, kwargs: dict, error: BaseException) -> SerializationError:
+    """The error for arguments that _dumps failed on: the first one that fails alone, or all of them."""
+    for key, value in _top_level(args, kwargs):
+        try:
+            _dumps(value)
+        except Exception as e:
+            return _unpicklable(task_id, fn, *_argument_names(key), value, e, _dumps)
+    return _unpicklable(task_id, fn, "the arguments", "(args, kwargs)", (args, kwargs), error, _dumps)
+
+
+def _warn_large(fn, size: int, buffered: int) -> None:
+    """A LargeArgumentWarning at the program's line; its text names the function and a size class
+    (over 10 MB, 100 MB, 1 GB...), so Python's default filter shows it once per place and class."""
+    import warnings
+
+    over = LARGE_ARGUMENTS
+    while size > over * 10:
+        over *= 10
+    sent = (f"those over {BUFFERED_ARGUMENT >> 20} MiB go to each worker once, as content-named buffers, "
+            "but are pickled and hashed here for each call given a new object" if buffered else
+            "they are pickled and sent with every call")
+    warnings.warn(f"a call of {_name_of(fn)} has arguments of over {over / 1e6:g} MB pickled: {sent}. "
+                  "To send data once, declare it with m.declare_buffer(data) and give the File as an input "
+                  "of the tasks that read it, or make it on the workers with a call and pass that call's "
+                  f"future. (tether warns past LARGE_ARGUMENTS, {LARGE_ARGUMENTS / 1e6:g} MB.)",
+                  LargeArgumentWarning, stacklevel=_program_stacklevel())
+
+
+def _program_stacklevel() -> int:
+    """The stacklevel of warnings.warn that names the first frame outside tether: the program's line."""
+    import sys
+
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    frame, level = sys._getframe(2), 2   # _warn_large's caller: stacklevel 2 of its warnings.warn
+    while frame is not None and frame.f_code.co_filename.startswith(package + os.sep):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def _dump_parts(value) -> spill.Parts:
+    """spill.dump, with _dumps's rule: what names the program's __main__ goes by value."""
+    buffers: list[pickle.PickleBuffer] = []
+    try:
+        header = pickle.dumps(value, protocol=5, buffer_callback=buffers.append)
+    except Exception:   # cloudpickle's try below, out of this handler: its error alone is the cause
+        header = None
+    if header is None or b"__main__" in header:
+        buffers.clear()
+        header = cloudpickle.dumps(value, protocol=5, buffer_callback=buffers.append)
+    return spill.Parts(header, [b.raw() for b in buffers])
+
+
 def _dumps(value) -> bytes:
     """Arguments as bytes: pickle when it can, cloudpickle for what pickle cannot send.
 
@@ -684,8 +910,8 @@ def _dumps(value) -> bytes:
     """
     try:
         data = pickle.dumps(value, protocol=5)
-    except Exception:
-        return cloudpickle.dumps(value, protocol=5)
-    if b"__main__" in data:
+    except Exception:   # cloudpickle's try below, out of this handler: its error alone is the cause
+        data = None
+    if data is None or b"__main__" in data:
         return cloudpickle.dumps(value, protocol=5)
     return data

@@ -53,5 +53,6 @@ def _python_exception(task_id: int, report: Report, worker: str | None) -> BaseE
             exc = None
     if not isinstance(exc, BaseException):
         exc = RemoteError(f"task {task_id} raised an exception that cannot be rebuilt here:\n{text}")
-    exc.add_note(f"Remote traceback (task {task_id} on worker {worker}):\n{text.rstrip()}")
+    if "\n  File " in text:   # a traceback with the user's frames in it (none: the message says it all)
+        exc.add_note(f"Remote traceback (task {task_id} on worker {worker}):\n{text.rstrip()}")
     return exc

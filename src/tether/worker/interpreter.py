@@ -24,7 +24,9 @@ return for the value as the payload: a small part of a result that stays
 here); a kept result of at most "inline" bytes, with no summary asked
 for, is the payload too, so that its Future needs no fetch; a call that
 names no result (Manager tasks, Executor.map) has its value as the payload. payload is the pickled exception when ok is false
-(None when it cannot be pickled: the traceback text says what happened).
+(None when it cannot be pickled: the traceback text says what happened). That text shows the user's
+frames only (user_traceback): tether's, and pickle's, are no help to whoever reads it. A value that
+cannot be pickled to go back fails its call with a SerializationError naming the part that failed.
 
 Each call runs with the tag of its attempt in the environment (reaper.TAG),
 which its child processes inherit. The interpreter is a child subreaper:
@@ -45,6 +47,7 @@ Run as `python -m tether.worker.interpreter FD`.
 """
 from __future__ import annotations
 
+import copyreg
 import os
 import pickle
 import socket
@@ -67,8 +70,9 @@ def dumps(value) -> bytes:
     """Pickle with protocol 5; fall back to cloudpickle for lambdas, local classes and the like."""
     try:
         return pickle.dumps(value, protocol=5)
-    except Exception:
-        return cloudpickle.dumps(value, protocol=5)
+    except Exception:   # cloudpickle's try below, out of this handler: its error alone is reported
+        pass
+    return cloudpickle.dumps(value, protocol=5)
 
 
 class Channel:
@@ -191,10 +195,10 @@ class Interpreter:
             finished = time.time()
             name = req.result
             if name is None:
-                return tid, True, dumps(value), "", started, finished, 0, False
+                return tid, True, _pickled_result(req, fn, value, dumps), "", started, finished, 0, False
             summary = req.summary
             payload = None if summary is None else dumps(self._summary_function(summary)(value))
-            size, parts = spill.measure(value)
+            size, parts = _pickled_result(req, fn, value, spill.measure)
             if size > req.spill:
                 size = spill.write(req.path, parts or spill.dump(value))
                 return tid, True, payload, "", started, finished, size, True
@@ -204,7 +208,7 @@ class Interpreter:
             return tid, True, payload, "", started, finished, size, False
         except BaseException as e:  # the task's failure, reported, never the interpreter's
             finished = time.time()
-            text = traceback.format_exc()
+            text = user_traceback(e)
             try:
                 payload = dumps(e)
                 pickle.loads(payload)
@@ -219,6 +223,53 @@ class Interpreter:
             if req.env:
                 os.environ.clear()
                 os.environ.update(self.base_env)
+
+
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep   # tether's own files
+_PICKLING = tuple(os.path.abspath(m.__file__) for m in (pickle, copyreg, cloudpickle.cloudpickle))
+
+
+def _internal(filename: str) -> bool:
+    return filename.startswith(_PACKAGE) or os.path.abspath(filename) in _PICKLING
+
+
+def _user_frames(tb) -> bool:
+    while tb is not None:
+        if not _internal(tb.tb_frame.f_code.co_filename):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def user_traceback(e: BaseException) -> str:
+    """The traceback of a call's failure as the user's code sees it: tether's frames, and pickle's
+    (a return value that cannot be pickled), are left out, and a header with no frame left under it."""
+    parts = []
+    for part in traceback.TracebackException.from_exception(e).format():
+        if part.startswith("  File ") and _internal(part[8:].split('"', 1)[0]):
+            continue   # the frame's line, with its source lines (one part)
+        parts.append(part)
+    header = "Traceback (most recent call last):\n"
+    return "".join(p for i, p in enumerate(parts)
+                   if p != header or (i + 1 < len(parts) and parts[i + 1].startswith("  ")))
+
+
+def _pickled_result(req: m.Call, fn, value, pickle_it):
+    """pickle_it(value); a value that cannot be pickled raises SerializationError naming the task,
+    its function, and the part of the value that failed."""
+    try:
+        return pickle_it(value)
+    except Exception as e:
+        from ..pickling import find_unpicklable, type_name
+        from ..task import SerializationError
+
+        path, part = find_unpicklable(value)
+        name = getattr(fn, "__qualname__", None) or type(fn).__name__
+        why = str(e) if isinstance(e, TypeError) else f"{type(e).__name__}: {e}"
+        raise SerializationError(
+            f"task {req.id} ({name}): its return value, a {type_name(value)}, cannot be pickled to send it "
+            f"back: result{path} is a {type_name(part)}: {why}", task_id=req.id, function=name,
+            what="the return value", type_name=type_name(part)) from (e if _user_frames(e.__traceback__) else None)
 
 
 def serve(sock: socket.socket) -> None:

@@ -11,6 +11,29 @@ class Unavailable(Exception):
     """A system that cannot run here (a package not installed, a branch not merged); the row is skipped."""
 
 
+# how to install each optional package a row may need (those of no extra are installed by their own name)
+INSTALL = {"parsl": "pip install 'tether[bench]'", "dask": "pip install 'tether[bench]'",
+           "distributed": "pip install 'tether[bench]'", "matplotlib": "pip install 'tether[bench]'"}
+
+
+def not_installed(error: ImportError) -> Unavailable | None:
+    """The Unavailable for an import that failed because a package outside the tree is not installed
+    at all; None for anything else (tether's own front ends, in the tree, that fail to import, or a
+    package that is installed but broken), which fails its row."""
+    import importlib.util
+
+    top = (getattr(error, "name", None) or "").partition(".")[0]
+    if not top or top in ("tether", "tether_bench"):
+        return None
+    try:
+        if importlib.util.find_spec(top) is not None:
+            return None
+    except (ImportError, ValueError):
+        pass
+    how = INSTALL.get(top, f"pip install {top}")
+    return Unavailable(f"{top} is not installed ({how})")
+
+
 def workflow_runners(wf, workers: int, options) -> dict:
     """The rows every workflow benchmark can run, by name: (its directory, advance) -> row.
 

@@ -71,6 +71,7 @@ def stats(ex) -> dict:
 
 def run(workflow: Workflow, workers: int, work_dir: Path, progress=None, name: str = "tether-parsl",
         parsl_logging: bool = True, batch: str | None = None) -> dict:
+    executor_class()   # first: without Parsl the row is skipped, with a broken front end it fails
     from parsl.data_provider.files import File
 
     home = work_dir / "home"
