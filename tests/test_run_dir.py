@@ -122,6 +122,7 @@ def test_no_transaction_log_when_asked_not_to(tmp_path):
 
 def test_a_remote_worker_and_a_blocklisting_are_logged(tmp_path):
     with Manager(workers=0, run_dir=tmp_path, system_retries=5) as m:
+        m.core.blocklist_seconds = 0.5   # the blocklist is what is logged; its 30 s would only be waited out
         w = start_worker(m, "far", tmp_path)
         try:
             m.wait_for_workers(1)
