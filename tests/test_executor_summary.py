@@ -50,3 +50,15 @@ def test_a_failing_summary_fails_the_call():
         f = ex.submit(array, 3)
         with pytest.raises(ValueError, match="the summary failed"):
             f.result()
+
+
+def test_a_failing_summary_defined_in_place_shows_its_own_file_and_line():
+    def in_place(value):   # defined here: it travels by value, with its lines
+        raise ValueError("the summary made here failed")
+
+    with Executor(workers=1, summarize=in_place) as ex:
+        f = ex.submit(array, 3)
+        with pytest.raises(ValueError, match="the summary made here failed") as raised:
+            f.result()
+    note = "\n".join(getattr(raised.value, "__notes__", []))
+    assert __file__ in note and 'raise ValueError("the summary made here failed")' in note, note

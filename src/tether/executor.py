@@ -55,9 +55,7 @@ import time
 import weakref
 from typing import Any, Callable, Iterable, Iterator
 
-import cloudpickle
-
-from . import spill
+from . import pickling, spill
 from .core import Complete, Fail, FileReleased, FileSpec, TaskCancelled, TaskSubmitted
 from .manager.engine import TaskRecord
 from .manager.manager import CLOSED, CLOSED_WITHOUT_WORKERS, Manager
@@ -129,7 +127,8 @@ class Executor(concurrent.futures.Executor):
                  **manager_options: Any):
         if isinstance(small_result, bool) or not isinstance(small_result, int) or small_result < 0:
             raise ValueError(f"small_result must be a number of bytes, 0 or more, got {small_result!r}")
-        self._summary = None if summarize is None else cloudpickle.dumps(summarize, protocol=5)
+        # pickled as a task's function is: a traceback from it names its file and shows its lines
+        self._summary = None if summarize is None else pickling.dumps_function(summarize)
         self._small = small_result if summarize is None else 0
         self.manager = Manager(workers, **manager_options)
         self.spill_threshold = spill_threshold
