@@ -36,7 +36,7 @@ def test_a_retired_worker_hands_its_temps_to_one_that_stays(tmp_path):
         holder = made[0][1]
         mine = [tmp for tmp, w in made if w == holder]
         [report] = m.retire(holder, timeout=60)
-        assert report == {"worker": holder, "copied": len(mine), "lost": 0, "forced": False}
+        assert report == {"worker": holder, "copied": len(mine), "kept_here": 0, "lost": 0, "forced": False}
         assert holder not in {w["worker"] for w in m.workers()}
         # every temp is read where it now is: nothing is made again
         for i, (tmp, _) in enumerate(made):
@@ -46,17 +46,19 @@ def test_a_retired_worker_hands_its_temps_to_one_that_stays(tmp_path):
         assert m.fetch(mine[0]) == f"t{made.index((mine[0], holder))}".encode()
 
 
-def test_the_last_worker_retires_at_once_and_a_lost_temp_is_made_again(tmp_path):
+def test_the_last_worker_leaves_its_temps_to_the_manager_and_a_later_worker_reads_them(tmp_path):
     with Manager(workers=1, run_dir=tmp_path) as m:
         m.wait_for_workers(1)
         tmp, holder = _make_temp(m, "x")
         [report] = m.retire(holder, timeout=60)
-        assert report["lost"] == 1 and report["copied"] == 0
+        assert report["lost"] == 0 and report["copied"] == 0
+        assert m.stats()["retired_temps_kept_here"] == 1
+        assert m.fetch(tmp) == b"x"   # served from the manager's side
         w = _worker(m, "late")
         try:
             r = m.submit(Task("cat t", inputs={"t": tmp})).result(60)
             assert r.stdout == "x" and r.worker == "late"
-            assert m.stats()["reruns"] == 1
+            assert m.stats()["reruns"] == 0
         finally:
             stop(w)
 

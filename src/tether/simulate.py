@@ -43,7 +43,7 @@ import itertools
 from typing import Any, Callable
 
 from .core import (MANAGER, Assign, Command, Complete, Delete, Event, Fail, Fetch, FileFailed, FileHome,
-                   FileHomeFailed, FileLostOn, FileReleased, FilesCached, FileWanted, Replicate, Retired, Retract,
+                   FileHomeFailed, FileLostOn, FileReleased, FilesCached, FileWanted, Park, Replicate, Retired, Retract,
                    Retracted, Scheduler, TaskCancelled, TaskFailedOn, TaskSubmitted, TaskSucceeded, Tick, WorkerJoined,
                    WorkerLost, WorkerRetiring)
 from .worker import state as ws
@@ -125,6 +125,7 @@ class Cluster:
                                        "given_back", "retracted_too_late", "bytes_manager_to_worker",
                                        "bytes_worker_to_worker", "bytes_worker_to_manager", "retired"), 0)
         self.retired: dict[str, Retired] = {}   # worker -> how its retirement ended
+        self.parking: set[str] = set()          # files a last worker left, kept by the manager
         self._queue: list[tuple[float, int, Callable, tuple]] = []
         self._seq = itertools.count()
         self._names = itertools.count(1)
@@ -150,8 +151,9 @@ class Cluster:
 
     def want(self, name: str) -> None:
         """The user asks for a file's bytes (engine.want): settled in `wants` as "ok" or the reason it failed."""
-        if name in self.homes:
-            self.wants[name] = "ok"   # written home already: read from there
+        f = self.core.files.get(name)
+        if name in self.homes or (name in self.parking and f is not None and f.source):
+            self.wants[name] = "ok"   # written home (or kept there when its last worker left): read from there
             return
         self.wants[name] = None
         self._inbox.append(FileWanted(name))
@@ -307,6 +309,9 @@ class Cluster:
                 w = self.workers[c.worker]
                 if w.connected:
                     self._to_worker(w, ("shutdown", None))
+            elif kind is Park:   # the manager keeps it and serves it from then on
+                self.parking.add(c.name)
+                self._bring_home(c.name, c.worker)
             elif kind is Fetch:
                 self._bring_home(c.name, c.worker)
             elif kind is FileFailed:
@@ -361,7 +366,10 @@ class Cluster:
             return
         size = w.state.present[name]
         self.counters["bytes_worker_to_manager"] += size
-        if name in self.paths:
+        if name in self.parking and name not in self.paths:
+            self.served[name] = size
+            self._inbox.append(FileHome(name))
+        elif name in self.paths:
             if name in self.unwritable:
                 self._inbox.append(FileHomeFailed(name, f"could not write {name} home"))
                 self._wanted(name, f"could not write {name} home")

@@ -128,8 +128,9 @@ def trace(system: str = "slurm", max_blocks: int = 3, burst: int = 9, task_secon
                                 "tasks_done_after_s": round(done - began, 2),
                                 "scaled_in_after_idle_s": round(idle_end - done, 2),
                                 **{k: after[k] - before[k] for k in ("workers_retired", "retired_temps_copied",
-                                                                     "retired_temps_lost", "retired_forced",
-                                                                     "reruns", "bytes_worker_to_worker")}})
+                                                                     "retired_temps_kept_here", "retired_temps_lost",
+                                                                     "retired_forced", "reruns",
+                                                                     "bytes_worker_to_worker")}})
         finally:
             stop.set()
             thread.join()
@@ -189,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{w['peak_workers']} workers, tasks done after {w['tasks_done_after_s']} s, blocks down to "
               f"--min-blocks {w['scaled_in_after_idle_s']} s after that ({w['blocks_submitted']} submitted so far); "
               f"{w['workers_retired']} workers retired, {w['retired_temps_copied']} temps copied off them, "
+              f"{w['retired_temps_kept_here']} kept by the manager, "
               f"{w['retired_temps_lost']} lost, {w['reruns']} producers run again")
     if a.json:
         a.json.write_text(json.dumps(result, indent=1))

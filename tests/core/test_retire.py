@@ -1,8 +1,8 @@
 """A worker asked to leave: no new work, its unstarted tasks go elsewhere, its needed temps are copied off first."""
-from tether.core import (FileLostOn, FileReleased, FilesCached, Replicate, Retired, Retracted, WorkerLost,
-                         WorkerRetiring)
+from tether.core import (FileHome, FileLostOn, FileReleased, FilesCached, Park, Replicate, Retired, Retracted,
+                         WorkerLost, WorkerRetiring)
 
-from .helpers import Harness, temp
+from .helpers import MANAGER, Harness, temp
 
 
 def _of(kind, commands):
@@ -137,3 +137,34 @@ def test_a_group_committed_to_a_retiring_worker_continues_elsewhere():
     assert not [c for c in h.log if isinstance(c, Retired)], "a copy to w2 is under way"
     out = h.send(FilesCached("w2", (("temp-a", 10),)))
     assert _of(Retired, out) == [Retired("w1", copied=0, lost=0)]
+
+
+def test_the_last_worker_leaves_its_temps_to_the_submitting_side_when_it_can_keep_them():
+    h = Harness(group_tasks=False, park=True)
+    h.worker("w1")
+    h.submit(1, outputs=[temp("x")])
+    h.succeed(1)
+    out = h.send(WorkerRetiring("w1"))
+    assert _of(Park, out) == [Park("temp-x", "w1")]
+    assert not _of(Retired, out), "it may not go before the file is kept"
+    out = h.send(FileHome("temp-x"))
+    assert _of(Retired, out) == [Retired("w1", copied=0, lost=0, parked=1)]
+    h.lose("w1")
+    h.worker("w2")
+    h.submit(2, inputs=[temp("x")])   # read from the submitting side: nothing made again
+    assert h.where[2] == "w2" and h.sources[2] == {"temp-x": MANAGER}
+    assert h.s.counters.reruns == 0
+
+
+def test_a_park_that_fails_leaves_the_temp_to_be_made_again():
+    h = Harness(group_tasks=False, park=True)
+    h.worker("w1")
+    h.submit(1, outputs=[temp("x")])
+    h.succeed(1)
+    h.send(WorkerRetiring("w1"))
+    out = h.send(FileLostOn("w1", "temp-x"))   # the worker could not serve it
+    assert _of(Retired, out) == [Retired("w1", copied=0, lost=0, parked=0)]
+    h.lose("w1")
+    h.worker("w2")
+    h.submit(2, inputs=[temp("x")])
+    assert h.s.counters.reruns == 1

@@ -58,7 +58,7 @@ PROFILES = {
 class ClusterHistory(RuleBasedStateMachine):
     def __init__(self):
         super().__init__()
-        self.sim = Cluster(Scheduler(system_retries=2, blocklist_after=3, blocklist_seconds=2.0),
+        self.sim = Cluster(Scheduler(system_retries=2, blocklist_after=3, blocklist_seconds=2.0, park=True),
                            latency=0.01, bandwidth=1e6, tick=0.25)
         self.tasks = 0
         self.made: list[str] = []          # files some submitted task makes
@@ -311,7 +311,8 @@ class ClusterHistory(RuleBasedStateMachine):
                             ("system failures", core.system_failures), ("workers blocklisted", core.blocklisted),
                             ("retractions too late", sim["retracted_too_late"]), ("tasks rejected", sim["rejected"]),
                             ("fetches failed", sim["fetches_failed"]), ("tasks failed", core.tasks_failed),
-                            ("workers retired", sim["retired"])):
+                            ("workers retired", sim["retired"]),
+                            ("temps kept by the manager", len(self.sim.parking))):
             if count:
                 event(what)
 

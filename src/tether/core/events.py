@@ -280,6 +280,16 @@ class Retired:
     worker: str
     copied: int = 0
     lost: int = 0
+    parked: int = 0   # files brought to the submitting side instead (no worker stayed to take them)
+
+
+@dataclass(frozen=True, slots=True)
+class Park:
+    """Bring a file from a worker that is leaving to the submitting side, and serve it from there
+    (FileHome once it is): the last worker is going, and a task or the program may still read it."""
+
+    name: str
+    worker: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,7 +304,7 @@ class Forget:
 Event = (TaskSubmitted | TaskCancelled | WorkerJoined | WorkerRetiring | WorkerLost | TaskSucceeded | TaskFailedOn
          | FilesCached | FileLostOn | FileHome | FileHomeFailed | FileWanted | FileReleased | Retracted | Tick
          | NoWorkers)
-Command = (Assign | Delete | Retract | Replicate | Retired | Fetch | Running | Complete | Fail | FileFailed
+Command = (Assign | Delete | Retract | Replicate | Retired | Park | Fetch | Running | Complete | Fail | FileFailed
            | Blocked | Forget)
 
 

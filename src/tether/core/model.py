@@ -119,13 +119,15 @@ class Retirement:
     """A retiring worker's progress: the copies of its files under way (file -> the worker it goes
     to) and the files already tried, each copied at most once."""
 
-    __slots__ = ("reason", "copying", "tried", "copied")
+    __slots__ = ("reason", "copying", "tried", "copied", "parking", "parked")
 
     def __init__(self, reason: str):
         self.reason = reason
         self.copying: dict[FileNode, WorkerNode] = {}
         self.tried: set[FileNode] = set()
         self.copied = 0
+        self.parking: set[FileNode] = set()   # being brought to the submitting side
+        self.parked = 0
 
 
 class Group:

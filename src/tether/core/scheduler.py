@@ -28,8 +28,10 @@ What it decides:
               again (rebalance.py)
   retirement  a worker asked to leave takes no new work, gives back what it
               has not started, and has the files only it holds that may
-              still be needed copied to workers that stay; then the shell
-              may send it away, and nothing is made again
+              still be needed copied to workers that stay (or, when none
+              stays and the shell can keep them, brought to the submitting
+              side: Park); then the shell may send it away, and nothing is
+              made again
 """
 from __future__ import annotations
 
@@ -41,7 +43,7 @@ from typing import Callable
 from . import placement
 from .events import (LOCAL, MANAGER, SYSTEM_REASONS, TASK_REASONS, Assign, Assignment, Blocked,
                      Command, Complete, Counters, Delete, Event, Fail, Fetch, FileFailed, FileHome, FileHomeFailed, FileLostOn,
-                     FileReleased, Forget, FilesCached, FileSpec, FileWanted, NoWorkers, Replicate, Retired, Retract,
+                     FileReleased, Forget, FilesCached, FileSpec, FileWanted, NoWorkers, Park, Replicate, Retired, Retract,
                      Retracted, Running, TaskCancelled, TaskFailedOn, TaskSubmitted, TaskSucceeded, Tick, WorkerJoined,
                      WorkerLost, WorkerRetiring)
 from .groups import Grouper
@@ -63,13 +65,15 @@ class Scheduler:
 
     def __init__(self, *, group_tasks: bool = True, bandwidth: float = 125e6,
                  queue_time: float = 0.02, system_retries: int = 3, blocklist_after: int = 3,
-                 blocklist_seconds: float = 30.0, rebalance: Rebalancer | None | bool = True) -> None:
+                 blocklist_seconds: float = 30.0, rebalance: Rebalancer | None | bool = True,
+                 park: bool = False) -> None:
         self.group_tasks = group_tasks
         self.bandwidth = bandwidth            # bytes/s assumed for a transfer between workers
         self.queue_time = queue_time          # seconds of work a worker may hold queued
         self.system_retries = system_retries
         self.blocklist_after = blocklist_after
         self.blocklist_seconds = blocklist_seconds
+        self.park = park                      # the shell can keep files a last worker leaves (Park)
         self.tasks: dict[int, TaskNode] = {}
         self.by_state: dict[TaskState, int] = dict.fromkeys(TaskState, 0)   # tasks in each state, kept by _to
         self.forgotten: dict[TaskState, int] = dict.fromkeys(TaskState, 0)  # ... and those let go of
@@ -348,16 +352,29 @@ class Scheduler:
                 elif dest in f.pending and dest.alive:
                     continue   # still on its way
                 del r.copying[f]
+            for f in list(r.parking):
+                if self._bringing.get(f.name) is w:
+                    continue   # still on its way
+                r.parking.discard(f)
+                r.parked += f.state is F.HOME
             self._copy_off(w, r, stays)
             if w.tasks or r.copying or any(v is w for v in self._bringing.values()) or any(
                     f.pending for f in w.files if w in f.replicas and f.state is F.MADE):
                 continue   # it runs a task, or a copy of one of its files is on its way somewhere
             del self._retiring[w]
             lost = sum(1 for f in w.files if self._only_here(f, w) and self._may_need(f))
-            self._out.append(Retired(w.id, r.copied, lost))
+            self._out.append(Retired(w.id, r.copied, lost, r.parked))
 
     def _copy_off(self, w: WorkerNode, r: Retirement, stays: list[WorkerNode]) -> None:
         if not stays:
+            if self.park:   # no worker stays: what may still be read goes to the submitting side
+                for f in sorted(w.files, key=lambda f: f.name):
+                    if f not in r.tried and self._only_here(f, w) and self._may_need(f) and \
+                            f.name not in self._bringing:
+                        r.tried.add(f)
+                        r.parking.add(f)
+                        self._out.append(Park(f.name, w.id))
+                        self._bringing[f.name] = w
             return
         load = {v: sum(f.size for f in v.files) for v in stays}
         batches: dict[WorkerNode, list[tuple[str, str]]] = {}

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..core import (MANAGER, Assign, Blocked, Complete, Delete, Fail, Fetch, FileFailed, FileHome, FileHomeFailed,
-                    FileState, FileLostOn, Forget, FilesCached, FileWanted, Replicate, Retired, Retract, Retracted,
+                    FileState, FileLostOn, Forget, FilesCached, FileWanted, Park, Replicate, Retired, Retract, Retracted,
                     Running, Scheduler, TaskCancelled, TaskFailedOn, TaskSucceeded, Tick, WorkerJoined, WorkerLost,
                     WorkerRetiring)
 from ..task import InternalError
@@ -74,6 +74,7 @@ class Retirement:
     reason: str
     copied: int = 0          # temps copied to workers that stay
     lost: int = 0            # temps that may be needed and could not be copied (made again if they are)
+    kept_here: int = 0       # temps brought to this side instead (no worker stayed), served from here
     forced: bool = False     # sent away at the deadline, before its temps were safe
     left: asyncio.Future | None = None   # done once its link has closed
 
@@ -133,7 +134,8 @@ class Engine:
         self._ticker: asyncio.Task | None = None
         self.closing = False
         self.retiring: dict[str, Retirement] = {}   # workers asked to leave, until their links close
-        self.retired = {"workers": 0, "temps_copied": 0, "temps_lost": 0, "forced": 0}   # totals, for stats()
+        self.park_dir: Path | None = None   # where files a last worker leaves are kept (the core's park=True)
+        self.retired = {"workers": 0, "temps_copied": 0, "temps_lost": 0, "temps_parked": 0, "forced": 0}
         self.run = ""                      # the run's id, as the Manager names it (for `tether status`)
         self.started = time.time()
 
@@ -266,6 +268,8 @@ class Engine:
                     link.stream.send(m.Pull(tuple((name, self._source(peer)) for name, peer in c.files)))
             elif kind is Retired:
                 self._send_away(c)
+            elif kind is Park:
+                self._spawn(self._park(c.name, c.worker))
             elif kind is Fetch:
                 self._spawn(self._bring_home(c.name, c.worker))
             elif kind is FileFailed:
@@ -311,17 +315,19 @@ class Engine:
         link = self.links.get(c.worker)
         r = self.retiring.get(c.worker)
         if r is not None and not r.forced:
-            r.copied, r.lost = c.copied, c.lost
+            r.copied, r.lost, r.kept_here = c.copied, c.lost, c.parked
         if link is None or link.retired:
             return
         link.retired = True
         self.retired["workers"] += 1
         self.retired["temps_copied"] += c.copied
         self.retired["temps_lost"] += c.lost
+        self.retired["temps_parked"] += c.parked
         self.retired["forced"] += bool(r is not None and r.forced)
-        log.info("worker %s retired: %d temps copied to other workers, %d not", c.worker, c.copied, c.lost)
+        log.info("worker %s retired: %d temps copied to other workers, %d kept here, %d not", c.worker, c.copied,
+                 c.parked, c.lost)
         if self.txlog is not None:
-            self.txlog.add("WORKER", c.worker, "RETIRED", c.copied, c.lost)
+            self.txlog.add("WORKER", c.worker, "RETIRED", c.copied, c.lost, c.parked)
         link.stream.send(m.Shutdown())
 
     def _break(self, error: Exception, events: tuple) -> None:
@@ -662,6 +668,26 @@ class Engine:
             if worker in self.links:
                 self.handle(FileLostOn(worker, name))
 
+    async def _park(self, name: str, worker: str) -> None:
+        """Keep a file the last worker leaves, in the run's work directory, and serve it from there."""
+        link = self.links.get(worker)
+        if link is None or self.park_dir is None:
+            return   # gone already: the core counts the file lost with it
+        path = self.park_dir / name
+        try:
+            self.park_dir.mkdir(parents=True, exist_ok=True)
+            size = await self.client.fetch(link.host, link.port, name, path)
+        except (FileMissing, DestinationError, OSError, ConnectionError, asyncio.IncompleteReadError) as e:
+            log.warning("could not keep %s from retiring worker %s: %s", name, worker, e)
+            if worker in self.links:
+                self.handle(FileLostOn(worker, name))
+            return
+        self.bytes_worker_to_manager += size
+        if self.txlog is not None:
+            self.txlog.add("TRANSFER", name, worker, "manager", size)
+        self.served[name] = path
+        self.handle(FileHome(name))
+
     async def want(self, name: str, label: str | None = None) -> bytes:
         """The bytes of a file that tasks make; waits until it is made. label: how the user knows it.
 
@@ -680,8 +706,10 @@ class Engine:
             raise RuntimeError(f"{what} was deleted from the workers ({how}); fetching it now would run task "
                                f"{f.producer.id}, which made it, again. Declare it with declare_temp(keep=True) "
                                "(remove() lets it go), or fetch it before the last task reading it ends")
-        if f.state is FileState.HOME and name in self.homes:
-            return self.homes[name].read_bytes()
+        if f.state is FileState.HOME:   # written home, or kept here when its last worker left (Park)
+            kept = self.homes.get(name) or self.served.get(name)
+            if isinstance(kept, Path):
+                return kept.read_bytes()
         waiter = asyncio.get_running_loop().create_future()
         self.waiters.setdefault(name, []).append(waiter)
         self.handle(FileWanted(name))
@@ -722,6 +750,7 @@ class Engine:
             "workers_retired": self.retired["workers"],
             "retired_temps_copied": self.retired["temps_copied"],
             "retired_temps_lost": self.retired["temps_lost"],
+            "retired_temps_kept_here": self.retired["temps_parked"],
             "retired_forced": self.retired["forced"],
         }
 

@@ -188,7 +188,7 @@ class Manager:
                 with os.fdopen(fd, "wb") as f:
                     f.write(self._secret)
             self.core = Scheduler(group_tasks=group_tasks, bandwidth=bandwidth, queue_time=queue_time,
-                                  system_retries=system_retries)
+                                  system_retries=system_retries, park=True)
             self._loop = LoopThread()
             self._manager_log = rundir.ManagerLog(self.run_dir / "manager.log", self._loop.thread, self.run)
             cert, key, ca = tls_files if tls_files is not None else (None, None, None)
@@ -196,6 +196,7 @@ class Manager:
             self.engine = Engine(self.core, self._secret, on_worker_lost=self._worker_lost,
                                  heartbeat=self.heartbeat, tls=self.tls)
             self.engine.preload = tuple(preload)
+            self.engine.park_dir = self._work / "parked"   # temps the last worker leaves: gone at close
             if transactions:
                 self._txlog = self.engine.txlog = TxLog(self.run_dir / "transactions", self.run)
             self.engine.run = self.run
@@ -332,13 +333,15 @@ class Manager:
 
         Each takes no new work and gives back what it has not started; the
         temps only it holds that may still be needed (by a task to run, by a
-        File the program still holds) are copied to workers that stay; then
-        it is told to stop. A worker that has not got that far `timeout`
-        seconds on is sent away anyway, and a temp lost with it is made again
-        if it is needed. Workers not connected are left out. Returns, for
-        each worker retired: its id, the temps copied off it, those that
-        could not be (no other worker, or a failed copy), and whether it was
-        sent away at the deadline ("forced").
+        File the program still holds) are copied to workers that stay, or,
+        when none stays, brought to this side and served from here to the
+        workers that come later (kept in the run's work directory until
+        close); then it is told to stop. A worker that has not got that far
+        `timeout` seconds on is sent away anyway, and a temp lost with it is
+        made again if it is needed. Workers not connected are left out.
+        Returns, for each worker retired: its id, the temps copied off it,
+        those kept here ("kept_here"), those that could not be (a failed
+        copy), and whether it was sent away at the deadline ("forced").
         """
         self._check_open()
         ids = [workers] if isinstance(workers, str) else list(workers)
@@ -349,7 +352,8 @@ class Manager:
             ends = self.engine.retire(ids, reason, timeout)
             if ends:
                 await asyncio.wait([r.left for r in ends])
-            return [{"worker": r.worker, "copied": r.copied, "lost": r.lost, "forced": r.forced} for r in ends]
+            return [{"worker": r.worker, "copied": r.copied, "kept_here": r.kept_here, "lost": r.lost,
+                     "forced": r.forced} for r in ends]
 
         return self._loop.run(retire(), timeout + 30)
 

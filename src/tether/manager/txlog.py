@@ -24,7 +24,7 @@ and continues with lines of these kinds (FIELDS after the time):
     WORKER <id> LEFT <reason>
     WORKER <id> BLOCKLISTED <until: seconds since the epoch>
     WORKER <id> RETIRING <reason>                     (asked to leave: scaled in, or idle)
-    WORKER <id> RETIRED <temps copied off> <temps that could not be>   (then sent away)
+    WORKER <id> RETIRED <temps copied off> <temps that could not be> <temps kept by the manager>
     MANAGER <event: STARTED|CLOSED> <details>
 
 A group's id is the id of its first task. A TRANSFER line is written when
