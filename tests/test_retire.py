@@ -59,6 +59,10 @@ def test_the_last_worker_leaves_its_temps_to_the_manager_and_a_later_worker_read
             r = m.submit(Task("cat t", inputs={"t": tmp})).result(60)
             assert r.stdout == "x" and r.worker == "late"
             assert m.stats()["reruns"] == 0
+            kept = m.engine.park_dir / tmp.name
+            assert kept.exists()
+            m.remove(tmp)   # nothing can read it any more: the manager's copy goes too
+            wait_until(lambda: not kept.exists(), 30)
         finally:
             stop(w)
 

@@ -135,6 +135,7 @@ class Engine:
         self.closing = False
         self.retiring: dict[str, Retirement] = {}   # workers asked to leave, until their links close
         self.park_dir: Path | None = None   # where files a last worker leaves are kept (the core's park=True)
+        self.parked: set[str] = set()       # ... the names kept there now
         self.retired = {"workers": 0, "temps_copied": 0, "temps_lost": 0, "temps_parked": 0, "forced": 0}
         self.run = ""                      # the run's id, as the Manager names it (for `tether status`)
         self.started = time.time()
@@ -251,6 +252,8 @@ class Engine:
                     records.pop(tid, None)
                 for gid in c.groups:
                     seen.pop(gid, None)
+                if self.parked:
+                    self._unpark()
             elif kind is Delete:
                 link = self.links.get(c.worker)
                 if link is not None:
@@ -686,7 +689,16 @@ class Engine:
         if self.txlog is not None:
             self.txlog.add("TRANSFER", name, worker, "manager", size)
         self.served[name] = path
+        self.parked.add(name)
         self.handle(FileHome(name))
+
+    def _unpark(self) -> None:
+        """Remove the kept files the core has let go of (nothing can read them any more)."""
+        for name in [n for n in self.parked if n not in self.core.files]:
+            self.parked.discard(name)
+            path = self.served.pop(name, None)
+            if isinstance(path, Path):
+                path.unlink(missing_ok=True)
 
     async def want(self, name: str, label: str | None = None) -> bytes:
         """The bytes of a file that tasks make; waits until it is made. label: how the user knows it.
