@@ -336,7 +336,7 @@ class Manager:
         File the program still holds) are copied to workers that stay, or,
         when none stays, brought to this side and served from here to the
         workers that come later (kept in the run's work directory until
-        close); then it is told to stop. A worker that has not got that far
+        nothing can read them); then it is told to stop. A worker that has not got that far
         `timeout` seconds on is sent away anyway, and a temp lost with it is
         made again if it is needed. Workers not connected are left out.
         Returns, for each worker retired: its id, the temps copied off it,
