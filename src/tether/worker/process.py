@@ -71,6 +71,7 @@ def failure_reason(error: BaseException) -> str:
         return "disk-full" if error.errno in DISK_FULL else "worker"
     return "error"   # the task as given cannot run (a NUL in its command, a bad environment)
 
+OWNER_GRACE = 1.0   # seconds a local worker that lost its link waits to see its manager's process end
 
 class Worker:
     def __init__(self, host: str, port: int, secret: bytes, *, cores: int, memory: int, disk: int,
@@ -208,7 +209,19 @@ class Worker:
             return True
         except PermissionError:
             return False
-        return False
+        return _exited(self.owner_pid)
+
+    async def _owner_ends(self, grace: float) -> bool:
+        """Has the manager's process ended, or does it end within `grace` seconds? A killed process
+        closes its connections before it has ended: the closed link may be heard first."""
+        if self.owner_pid is None:
+            return False
+        deadline = time.monotonic() + grace
+        while not self._owner_gone():
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.02)
+        return True
 
     def _leave(self, reason: str) -> None:
         """Give up on the manager: stop every task and leave."""
@@ -327,7 +340,7 @@ class Worker:
         else:
             self.cache.remove_run_files()
             self.cache.keep_order(self.state.unused)
-        if self.owner_dir is not None and self.exit_reason is not None and self._owner_gone():
+        if self.owner_dir is not None and self.exit_reason is not None and await self._owner_ends(OWNER_GRACE):
             # the manager died without closing: remove what its close() would have removed
             shutil.rmtree(self.owner_dir, ignore_errors=True)
 
@@ -611,6 +624,16 @@ class Worker:
         for name in names:
             self.state.gone(name)
         self.stream.send(m.Lost(tuple(names)))
+
+
+def _exited(pid: int) -> bool:
+    """A process that has exited but that its parent has not reaped yet (a zombie) has ended too."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state in ("Z", "X")
 
 
 def python_depth(mean_seconds: float) -> int:
