@@ -632,6 +632,15 @@ class Engine:
         self._jobs.add(job)
         job.add_done_callback(self._jobs.discard)
 
+    async def _fetch_here(self, link: WorkerLink, name: str, dest: Path | None = None) -> int | bytes:
+        """A file from a worker's file server, into dest (its size) or memory (its bytes), counted and logged."""
+        got = await self.client.fetch(link.host, link.port, name, dest)
+        size = got if dest is not None else len(got)
+        self.bytes_worker_to_manager += size
+        if self.txlog is not None:
+            self.txlog.add("TRANSFER", name, link.id, "manager", size)
+        return got
+
     async def _bring_home(self, name: str, worker: str) -> None:
         link = self.links.get(worker)
         if link is None:
@@ -639,20 +648,13 @@ class Engine:
         home = self.homes.get(name)
         try:
             if home is not None:
-                size = await self.client.fetch(link.host, link.port, name, home)
-                self.bytes_worker_to_manager += size
-                if self.txlog is not None:
-                    self.txlog.add("TRANSFER", name, worker, "manager", size)
+                await self._fetch_here(link, name, home)
                 self.served[name] = home
                 self.handle(FileHome(name))
                 if name in self.waiters:
                     self._resolve_waiters(name, data=home.read_bytes())
             elif name in self.waiters:
-                data = await self.client.fetch(link.host, link.port, name)
-                self.bytes_worker_to_manager += len(data)
-                if self.txlog is not None:
-                    self.txlog.add("TRANSFER", name, worker, "manager", len(data))
-                self._resolve_waiters(name, data=data)
+                self._resolve_waiters(name, data=await self._fetch_here(link, name))
         except FileMissing:
             self.handle(FileLostOn(worker, name))
         except DestinationError as e:
@@ -679,15 +681,12 @@ class Engine:
         path = self.park_dir / name
         try:
             self.park_dir.mkdir(parents=True, exist_ok=True)
-            size = await self.client.fetch(link.host, link.port, name, path)
+            await self._fetch_here(link, name, path)
         except (FileMissing, DestinationError, OSError, ConnectionError, asyncio.IncompleteReadError) as e:
             log.warning("could not keep %s from retiring worker %s: %s", name, worker, e)
             if worker in self.links:
                 self.handle(FileLostOn(worker, name))
             return
-        self.bytes_worker_to_manager += size
-        if self.txlog is not None:
-            self.txlog.add("TRANSFER", name, worker, "manager", size)
         self.served[name] = path
         self.parked.add(name)
         self.handle(FileHome(name))
