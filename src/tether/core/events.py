@@ -16,6 +16,7 @@ from typing import NamedTuple
 # A source for one input of an assigned task: where the worker gets it.
 LOCAL = None          # already in the worker's cache, or made there by an earlier group member
 MANAGER = "@manager"  # a user file or buffer, fetched from the manager
+MAKE = "@make"        # a file the worker makes for itself (FileSpec.recipe): how, the shell knows
 # any other string: the id of a peer worker that holds a replica
 
 
@@ -27,6 +28,7 @@ class FileSpec(NamedTuple):
     source: bool = False   # the manager holds it (local input or buffer)
     home: bool = False     # a local output: bring it back to the submitting side
     keep: bool = False     # never collected while the run lasts
+    recipe: bool = False   # each worker that reads it makes its own (a URL, an unpacked archive, a mini-task)
 
 
 # ---------------------------------------------------------------- events

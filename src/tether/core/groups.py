@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 from typing import Iterable
 
-from .lifecycle import FINISHED, TaskState
+from .lifecycle import FINISHED, FileState, TaskState
 from .model import Group, TaskNode
 
 
@@ -44,8 +44,8 @@ class Grouper:
             return None  # not a head, or already committed to a worker
         producers = set()
         for f in consumer.inputs:
-            if f.source:
-                continue
+            if f.source or f.state is FileState.RECIPE:
+                continue   # made by no task: each worker has it, or makes its own
             if f.producer is None:
                 return None  # not known yet: tried again when the producer arrives
             producers.add(f.producer)

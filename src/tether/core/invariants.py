@@ -99,6 +99,8 @@ def _check_file(f) -> None:
         _require(not f.replicas, f"{name} is not available but workers hold it")
     if f.state in (F.GONE, F.DOOMED):
         _require(not f.pending, f"{name} is on its way to a worker")
+    if f.state is F.RECIPE:
+        _require(f.producer is None, f"{name} is made by each worker, but names producer {f.producer and f.producer.id}")
     if f.state is F.DOOMED:
         p = f.producer
         _require(p is None or p.state in (T.FAILED, T.CANCELLED), f"{name} is DOOMED but its producer is "

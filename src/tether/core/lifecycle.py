@@ -30,6 +30,10 @@ again (recovery); its Future stays settled. File states:
     GONE       deleted everywhere once nothing needed it; made again if a
                new consumer turns up
     DOOMED     will never be made: its producer failed for good
+    RECIPE     made by each worker that reads it, for itself (a URL it fetches, an
+               archive it unpacks, a mini-task it runs): always available, no
+               producer task; a copy lost with its worker is not recovered, the
+               next worker that needs it makes its own
 """
 from __future__ import annotations
 
@@ -54,6 +58,7 @@ class FileState(IntEnum):
     HOME = 3
     GONE = 4
     DOOMED = 5
+    RECIPE = 6
 
 
 T = TaskState
@@ -78,6 +83,7 @@ FILE_TRANSITIONS: dict[FileState, frozenset[FileState]] = {
     F.HOME: frozenset(),
     F.GONE: frozenset({F.ABSENT}),
     F.DOOMED: frozenset(),
+    F.RECIPE: frozenset(),
 }
 
 TERMINAL = frozenset({T.DONE, T.FAILED, T.CANCELLED})       # the Future is settled by now
@@ -85,7 +91,7 @@ FINISHED = TERMINAL | {T.HOMING}                             # will not run agai
 ON_WORKER = frozenset({T.ASSIGNED, T.RUNNING})               # sent to a worker and not ended there
 UNSTARTED = frozenset({T.WAITING, T.READY})                  # not sent to any worker
 PENDING = frozenset({T.WAITING, T.READY, T.ASSIGNED, T.RUNNING})   # will run (again)
-AVAILABLE = frozenset({F.SOURCE, F.MADE, F.HOME})            # a task can read it now
+AVAILABLE = frozenset({F.SOURCE, F.MADE, F.HOME, F.RECIPE})  # a task can read it now
 SERVED_HOME = frozenset({F.SOURCE, F.HOME})                  # the submitting side serves it
 
 

@@ -47,7 +47,7 @@ class FileNode:
     __slots__ = ("name", "size", "home", "keep", "wanted", "producer", "consumers",
                  "replicas", "pending", "state", "had_consumers", "read", "holds", "released")
 
-    def __init__(self, name: str, size: int | None, source: bool, home: bool, keep: bool):
+    def __init__(self, name: str, size: int | None, source: bool, home: bool, keep: bool, recipe: bool = False):
         self.name = name
         self.size = size or 0
         self.home = home                 # bring back to the submitting side when made
@@ -57,7 +57,8 @@ class FileNode:
         self.consumers: set[TaskNode] = set()   # consumers that will run (again)
         self.replicas: set[WorkerNode] = set()  # workers holding it
         self.pending: set[WorkerNode] = set()   # workers it is on its way to
-        self.state = FileState.SOURCE if source else FileState.ABSENT   # changed by lifecycle.move_file
+        self.state = (FileState.SOURCE if source else FileState.RECIPE if recipe
+                      else FileState.ABSENT)   # changed by lifecycle.move_file
         self.had_consumers = False
         self.read = False                # a task has named it as an input
         # what may still ask for it: the user's handle (until released) and each task reading it

@@ -41,7 +41,7 @@ from collections import defaultdict
 from typing import Callable
 
 from . import placement
-from .events import (LOCAL, MANAGER, SYSTEM_REASONS, TASK_REASONS, Assign, Assignment, Blocked,
+from .events import (LOCAL, MAKE, MANAGER, SYSTEM_REASONS, TASK_REASONS, Assign, Assignment, Blocked,
                      Command, Complete, Counters, Delete, Event, Fail, Fetch, FileFailed, FileHome, FileHomeFailed, FileLostOn,
                      FileReleased, Forget, FilesCached, FileSpec, FileWanted, NoWorkers, Park, Replicate, Retired, Retract,
                      Retracted, Running, TaskCancelled, TaskFailedOn, TaskSubmitted, TaskSucceeded, Tick, WorkerJoined,
@@ -554,7 +554,7 @@ class Scheduler:
         if f is None:
             raise ValueError(f"unknown file {e.name}")
         f.wanted = True
-        if f.source:
+        if f.source or f.state is F.RECIPE:   # (the manager refuses to fetch a file workers make)
             return
         if f.made:
             self._bring(f, _any(f.replicas))
@@ -730,6 +730,8 @@ class Scheduler:
         for f in t.outputs:
             if f.state is F.SOURCE:
                 return f"output {f.name} is an input from the submitting side, not a file a task makes"
+            if f.state is F.RECIPE:
+                return f"output {f.name} is made by each worker that reads it, not by a task"
             if f.producer is not None:
                 return f"output {f.name} is already made by task {f.producer.id}"
         return None
@@ -739,7 +741,7 @@ class Scheduler:
     def _file(self, spec: FileSpec) -> FileNode:
         f = self.files.get(spec.name)
         if f is None:
-            f = FileNode(spec.name, spec.size, spec.source, spec.home, spec.keep)
+            f = FileNode(spec.name, spec.size, spec.source, spec.home, spec.keep, spec.recipe)
             self.files[spec.name] = f
             for w in self._unknown_cached.pop(spec.name, ()):
                 if w.alive and (f.source or spec.name.startswith(CONTENT_PREFIXES)):
@@ -1087,6 +1089,10 @@ class Scheduler:
                 src = LOCAL
             elif f.source:
                 src = MANAGER
+                f.pending.add(w)
+                w.files.add(f)
+            elif f.state is F.RECIPE:
+                src = MAKE   # made there, once: its copy is counted when the worker says it has it
                 f.pending.add(w)
                 w.files.add(f)
             elif f.made:
