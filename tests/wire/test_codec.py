@@ -24,6 +24,12 @@ SAMPLES = [
     m.Assign((m.AssignedTask(SPEC, (m.Input("in.txt", "file-x", m.MANAGER), m.Input("b", "temp-a-0", None),
                                     m.Input("c", "temp-a-2", m.Peer("w2", "10.0.0.3", 4001)))),
               m.AssignedTask(PY, (m.Input(None, "buf-abc", m.MANAGER),)))),
+    m.Assign((m.AssignedTask(SPEC, (
+        m.Input("data.csv", "url-ab", m.Make("url", "https://example.org/data.csv", keep=True)),
+        m.Input("env", "untar-url-ab", m.Make("untar", inputs=((None, "url-ab"),))),
+        m.Input(None, "buf-fn", m.MANAGER),
+        m.Input("tool", "mini-a-3", m.Make("task", task=SPEC._replace(outputs=(("tool", "mini-a-3"),)),
+                                        inputs=(("in.txt", "file-x"), (None, "buf-fn"))))),),)),
     m.Delete(("temp-a-1", "temp-a-2")),
     m.Retract((1, 2, 3)),
     m.Pull((("temp-a-1", m.Peer("w2", "10.0.0.3", 4001)),)),
@@ -78,6 +84,12 @@ def test_a_bad_task_fails_alone_and_the_others_of_its_assignment_go_through():
     (lambda r: r[1][0][0].__setitem__(8, float("nan")), "finite number"),
     (lambda r: r[1][0][0].__setitem__(1, "rm"), "sh or py"),
     (lambda r: r[1][0][1].append(["x", "file-y", ["w", "h", -1]]), "non-negative"),
+    (lambda r: r[1][0][1].append(["x", "url-y", ["url", "ftp://h/x", None, [], False]]), "http, https or file"),
+    (lambda r: r[1][0][1].append(["x", "url-y", ["shell", "http://h/x", None, [], False]]), "one of url"),
+    (lambda r: r[1][0][1].append(["x", "untar-y", ["untar", None, None, [], False]]), "one archive"),
+    (lambda r: r[1][0][1].append(["x", "untar-y", ["untar", None, None, [["../x", "buf-a"]], False]]),
+     "plain relative path"),
+    (lambda r: r[1][0][1].append(["x", "mini-y", ["task", None, None, [], False]]), "names a task"),
 ])
 def test_hostile_fields_of_an_assignment_are_refused_by_the_worker(mutate, problem):
     raw = msgpack.unpackb(codec.encode(m.Assign((m.AssignedTask(SPEC, ()),))), raw=False)

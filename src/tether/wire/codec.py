@@ -176,7 +176,37 @@ def _source(v):
         return None
     if v == m.MANAGER:
         return m.MANAGER
+    if type(v) is list and len(v) == 5:
+        return _recipe(v)
     return _make(m.Peer, _triple(_name, _name, _count)(v))
+
+
+MAKE_KINDS = ("url", "untar", "task")
+URL_SCHEMES = ("http://", "https://", "file://")
+
+
+def _recipe(v):
+    """How a worker makes an input itself (a Make): a URL, an archive to unpack, or a mini-task."""
+    kind, url, task, inputs, keep = v
+    _one_of(*MAKE_KINDS)(kind)
+    if type(inputs) is not list or len(inputs) > MAX_ITEMS:
+        raise _Bad("a recipe's inputs must be a list")
+    inputs = tuple((None if a is None else _sandbox_name(a), _cache_name(b)) for a, b in map(_pair2, inputs))
+    _bool(keep)
+    if kind == "url":
+        url = _name(url)
+        if not url.startswith(URL_SCHEMES) or inputs or task is not None:
+            raise _Bad(f"a URL recipe names an http, https or file URL and nothing else: {_show(url)}")
+    elif kind == "untar":
+        if url is not None or task is not None or len(inputs) != 1:
+            raise _Bad("an archive recipe names one archive and nothing else")
+    else:
+        if url is not None or task is None:
+            raise _Bad("a mini-task recipe names a task")
+        task = _spec(task)
+        if len(task.outputs) != 1:
+            raise _Bad("a mini-task makes exactly one output")
+    return _make(m.Make, (kind, url, task, inputs, keep))
 
 
 def _any(v):

@@ -32,7 +32,28 @@ class Peer(NamedTuple):
     port: int
 
 
-Source = None | str | Peer     # None: already here (or made here); MANAGER; or a Peer
+class Make(NamedTuple):
+    """A file the worker makes for itself, as a source of an input: once per worker, kept in its cache.
+
+    kind "url": fetch `url` (kept after the run when `keep`, and then
+    revalidated when a later run asks for it); "untar": unpack the archive
+    named by the one entry of `inputs`; "task": run `task`, whose one output
+    is the file. `inputs` are (sandbox name or None, cache name) of what it
+    reads, which the worker holds, or fetches, first.
+    """
+
+    kind: str
+    url: str | None = None
+    task: "TaskSpec | None" = None
+    inputs: tuple[tuple[str | None, str], ...] = ()
+    keep: bool = False
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        return tuple(name for _, name in self.inputs)
+
+
+Source = None | str | Peer | Make     # None: already here (or made here); MANAGER; a Peer; or made here
 
 
 # ---------------------------------------------------------------- tasks
