@@ -73,3 +73,43 @@ def test_a_call_waiting_for_the_result_of_a_call_here_is_not_rejected():
     assert ws.assign([consumer]) == []
     assert ws.tasks[2].state is WorkState.WAITING
     ws.validate()
+
+
+def _starts(out) -> list[WorkTask]:
+    return [i.task for i in out if isinstance(i, Start)]
+
+
+def test_a_made_input_is_made_once_by_a_maker_after_what_it_reads_and_both_readers_wait_for_it():
+    from tether.wire.messages import Make
+    ws = WorkerState(cores=1)
+    unpack = Make("untar", inputs=((None, "buf-tar"),))
+    out = ws.assign([task(1, {"untar-buf-tar": unpack, "buf-tar": "@manager"}),
+                     task(2, {"untar-buf-tar": unpack, "buf-tar": "@manager"})])
+    assert out == [Fetch("buf-tar", "@manager")]       # the archive once; nothing starts yet
+    ws.validate()
+    (maker,) = _starts(ws.file_present("buf-tar", 100))
+    assert maker.makes == "untar-buf-tar" and maker.cores == 0 and ws.used_cores == 0
+    ws.validate()
+    started = _starts(ws.task_ended(maker.id, {"untar-buf-tar": 500}))
+    assert [t.id for t in started] == [1]             # one core: the second reader waits for it
+    assert [t.id for t in _starts(ws.task_ended(1))] == [2]
+    ws.validate()
+
+
+def test_a_mini_task_maker_holds_its_cores_and_its_failure_rejects_every_reader_naming_it():
+    from tether.wire.messages import Make
+    ws = WorkerState(cores=2)
+    spec = TaskSpec(50, "sh", cores=2, outputs=(("tool", "mini-a-1"),), command="make tool")
+    build = Make("task", task=spec, inputs=(("src.c", "file-src"),))
+    ws.adopt_cached({"file-src": 10})
+    out = ws.assign([task(1, {"mini-a-1": build, "file-src": None}), task(2, {"mini-a-1": build, "file-src": None})])
+    (maker,) = _starts(out)
+    assert maker.spec is spec and maker.inputs == [("src.c", "file-src")] and ws.used_cores == 2
+    ws.validate()
+    out = ws.make_failed(maker.id, "mini-task 50 making mini-a-1 failed: exit code 2")
+    assert out == [Reject(1, "input", "mini-task 50 making mini-a-1 failed: exit code 2", "mini-a-1", build),
+                   Reject(2, "input", "mini-task 50 making mini-a-1 failed: exit code 2", "mini-a-1", build)]
+    assert ws.tasks == {} and ws.used_cores == 0 and "mini-a-1" not in ws.fetching
+    ws.validate()
+    (again,) = _starts(ws.assign([task(3, {"mini-a-1": build, "file-src": None})]))   # a retry makes it anew
+    assert again.makes == "mini-a-1" and again.id != maker.id

@@ -5,15 +5,22 @@ made, a task ended, a fetch failed) and carries out the instructions it
 returns. A task starts the moment its last input is in the cache and a core
 is free, so a group member made ready by its predecessor's output starts
 without asking the manager. Tasks waiting for inputs hold no cores.
+
+An input whose source is a Make is made here, once, by a task of the
+worker's own (a *maker*, never reported to the manager): it waits for what
+it reads like any task, then fetches a URL or unpacks an archive (holding
+no core), or runs a mini-task (holding its cores). Its readers wait for the
+file it makes; when it cannot be made, they are rejected naming why.
 """
 from __future__ import annotations
 
 import enum
+import itertools
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..wire.messages import MANAGER
+from ..wire.messages import MANAGER, Make
 
 
 class WorkState(enum.Enum):
@@ -59,6 +66,8 @@ class WorkTask:
     state: WorkState = WorkState.WAITING      # changed only by move()
     light: bool = False                        # a one-core Python call that may queue in an interpreter
     result: str | None = None                  # the result a light call keeps in its interpreter
+    makes: str | None = None                   # a maker: the cache name of the file it makes here
+    make: Any = None                           # ... and how (a wire.messages.Make)
 
 
 def from_assignment(a) -> WorkTask:
@@ -120,6 +129,7 @@ class Unfetched:
 
 # content-named files (user inputs, buffers, functions): the manager can always send them again
 CONTENT_PREFIXES = ("file-", "buf-")
+MAKER_IDS = 1 << 61   # makers' ids start here, far above the manager's task ids
 
 
 Instruction = Fetch | Start | Reject | Remove | Evict | Unfetched
@@ -151,39 +161,82 @@ class WorkerState:
         self.pulled: set[str] = set()               # being fetched because the manager asked (Pull)
         self.waiters: dict[str, list[WorkTask]] = {}
         self.ready: deque[WorkTask] = deque()
+        self._maker_ids = itertools.count(MAKER_IDS)
 
     # ------------------------------------------------------------ events
 
     def assign(self, tasks: list[WorkTask]) -> list[Instruction]:
         out: list[Instruction] = []
-        added = []
+        added: list[WorkTask] = []
         for t in tasks:
             if t.id in self.tasks:
                 continue  # already here (a duplicate send): keep the first
-            self.tasks[t.id] = t
-            added.append(t)
-            for name, source in t.sources.items():
-                if name in self.present:
-                    if name in self.unused:   # used again: the last to go
-                        del self.unused[name]
-                        self.unused[name] = None
-                    continue
-                t.missing.add(name)
-                self.waiters.setdefault(name, []).append(t)
-                if source is not None and name not in self.fetching:
-                    self.fetching[name] = source
-                    out.append(Fetch(name, source))
+            self._admit(t, added, out)
         out.extend(self._reject_unmade(added))
         for t in added:
             if t.state is not W.WAITING:
                 continue   # rejected
             if not t.missing:
-                move(t, W.READY)
-                self.ready.append(t)
+                out.extend(self._now_ready(t))
             else:
                 out.extend(self._start_early(t))
         out.extend(self._start_ready())
         return out
+
+    def _admit(self, t: WorkTask, added: list[WorkTask], out: list[Instruction]) -> None:
+        """Take t on: wait for each input not here, fetching it or having a maker make it."""
+        self.tasks[t.id] = t
+        added.append(t)
+        for name, source in t.sources.items():
+            if name in self.present:
+                if name in self.unused:   # used again: the last to go
+                    del self.unused[name]
+                    self.unused[name] = None
+                continue
+            t.missing.add(name)
+            self.waiters.setdefault(name, []).append(t)
+            if source is not None and name not in self.fetching:
+                self.fetching[name] = source
+                if type(source) is Make:
+                    self._admit(self._maker(name, source, t), added, out)
+                else:
+                    out.append(Fetch(name, source))
+
+    def _maker(self, name: str, make: Make, reader: WorkTask) -> WorkTask:
+        """The task of this worker's own that makes name; what it reads comes as the reader's does."""
+        sources = {n: reader.sources.get(n) for n in make.needs}
+        spec = make.task
+        if spec is None:   # a URL or an archive: the worker's own I/O, holding no core
+            return WorkTask(next(self._maker_ids), None, [], [], sources, cores=0, makes=name, make=make)
+        inputs = [(sandbox, n) for sandbox, n in make.inputs if sandbox is not None]
+        return WorkTask(next(self._maker_ids), spec, inputs, list(spec.outputs), sources, spec.cores, spec.memory,
+                        spec.disk, makes=name, make=make)
+
+    def _now_ready(self, t: WorkTask, front: bool = False) -> list[Instruction]:
+        """t has every input: queue it for a core, or start a maker that needs none at once."""
+        if t.make is not None and t.spec is None:
+            move(t, W.RUNNING)
+            return [Start(t)]
+        move(t, W.READY)
+        if front:
+            self.ready.appendleft(t)
+        else:
+            self.ready.append(t)
+        return []
+
+    def make_failed(self, task_id: int, message: str, reason: str = "input") -> list[Instruction]:
+        """A maker ended without making its file: the tasks reading it are rejected with message."""
+        t = self.tasks.get(task_id)
+        out = self.task_ended(task_id)
+        if t is not None and t.makes is not None:
+            out.extend(self.fetch_failed(t.makes, message, reason))
+        return out
+
+    def _refuse(self, t: WorkTask, reason: str, message: str, file: str | None, source: Any) -> list[Instruction]:
+        """t (forgotten already) cannot run here: tell the manager, or, for a maker, its readers."""
+        if t.makes is None:
+            return [Reject(t.id, reason, message, file, source)]
+        return self.fetch_failed(t.makes, message, reason)
 
     def pull(self, files: list[tuple[str, Any]]) -> list[Instruction]:
         """The manager asks for copies of files (a retiring worker's temps): fetch those not here."""
@@ -206,15 +259,12 @@ class WorkerState:
         self._hold(name, size)
         self.fetching.pop(name, None)
         self.pulled.discard(name)
+        out: list[Instruction] = []
         for t in self.waiters.pop(name, ()):
             t.missing.discard(name)
             if not t.missing and t.state is W.WAITING and t.id in self.tasks:
-                move(t, W.READY)
-                if made_here:
-                    self.ready.appendleft(t)
-                else:
-                    self.ready.append(t)
-        out = self._start_ready()
+                out.extend(self._now_ready(t, front=made_here))
+        out.extend(self._start_ready())
         if self.cache_budget and self.present_bytes > self.cache_budget and self.unused:
             out.extend(self._evict())   # only inputs can go: temps alone over budget cost no scan
         return out
@@ -267,7 +317,7 @@ class WorkerState:
         for t in self.waiters.pop(name, ()):
             if self.tasks.get(t.id) is t and t.state is W.WAITING:
                 self._forget(t)
-                out.append(Reject(t.id, reason, message, name, source))
+                out.extend(self._refuse(t, reason, message, name, source))
         return out
 
     def task_ended(self, task_id: int, outputs: dict[str, int] | None = None) -> list[Instruction]:
@@ -284,8 +334,9 @@ class WorkerState:
                 self.used_disk -= t.disk
             move(t, W.GONE)
         out: list[Instruction] = []
+        hop = t is None or t.makes is None   # a group's next member goes first; a maker's readers in turn
         for name, size in (outputs or {}).items():
-            out.extend(self.file_present(name, size, made_here=True))
+            out.extend(self.file_present(name, size, made_here=hop))
         out.extend(self._start_ready())
         return out
 
@@ -342,10 +393,11 @@ class WorkerState:
                     continue
                 if made is None:
                     made = {o for task in self.tasks.values() for _, o in task.outputs}
-                    made.update(task.spec.result for task in self.tasks.values() if task.spec.result is not None)
+                    made.update(task.spec.result for task in self.tasks.values()
+                                if task.spec is not None and task.spec.result is not None)
                 if name not in made:
                     self._forget(t)
-                    out.append(Reject(t.id, "input", f"{name} is not in this worker's cache", name, None))
+                    out.extend(self._refuse(t, "input", f"{name} is not in this worker's cache", name, None))
                     break
         return out
 
@@ -442,3 +494,7 @@ class WorkerState:
             assert name in self.present, f"{name} is listed for eviction but not here"
         for name, t in self.making.items():
             assert t.state is W.RUNNING and t.result == name, f"{name} is made by task {t.id} ({t.state.name})"
+        for t in self.tasks.values():
+            if t.makes is not None:
+                assert t.makes in self.fetching and t.makes not in self.present, (
+                    f"maker {t.id} of {t.makes} is listed, but the file is here or no longer awaited")
