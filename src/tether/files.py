@@ -6,7 +6,11 @@ every worker cache, every message and the scheduler core use for it:
 - local input files and buffers are named by a hash of their content, so the
   same bytes are sent at most once to a worker and reused across runs;
 - temp files and task outputs are named by the run and a counter: they are
-  made by a task, so their content is unknown when they are declared.
+  made by a task, so their content is unknown when they are declared;
+- files each worker makes for itself are named by what they are made from:
+  a URL by a hash of it (`url-`), an archive's unpacked directory by the
+  archive's name (`untar-`), a mini-task's output by the run and a counter
+  (`mini-`).
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 HASH_BYTES = 20  # blake2b digest size: 160 bits
+MADE_ON_WORKERS = ("url", "untar", "mini")   # kinds of File each worker that reads one makes for itself
 
 
 def hash_bytes(data: bytes | memoryview) -> str:
@@ -33,8 +38,10 @@ class File:
     """A file a task uses. Made by Manager.declare_*; do not build directly.
 
     kind is "local" (a path on the submitting side, read as an input or
-    written as an output), "buffer" (bytes from memory) or "temp" (made by a
-    task, lives only in worker caches).
+    written as an output), "buffer" (bytes from memory), "temp" (made by a
+    task, lives only in worker caches), or one each worker makes for itself
+    (MADE_ON_WORKERS): "url", "untar" (an archive's unpacked directory) or
+    "mini" (a mini-task's output).
     """
 
     kind: str
@@ -44,6 +51,7 @@ class File:
     data: bytes | None = None
     keep: bool = False
     produced: bool = False  # made by a task (always true of temps)
+    what: str | None = None  # how messages name a file each worker makes (its URL, its archive...)
     _name: str | None = field(default=None, repr=False)
     _stamp: tuple[int, int] | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -57,6 +65,8 @@ class File:
 
     def describe(self) -> str:
         """How to name this file in an error message."""
+        if self.what is not None:
+            return self.what
         if self.path is not None:
             return str(self.path)
         if self.kind == "buffer":
@@ -67,6 +77,9 @@ class File:
         """Record that a task makes this file; only temps and local paths can be made."""
         if self.kind == "buffer":
             raise ValueError(f"output {sandbox_name!r} is a buffer; outputs must be temp or local files")
+        if self.kind in MADE_ON_WORKERS:
+            raise ValueError(f"output {sandbox_name!r} is {self.describe()}, which each worker makes for itself; "
+                             "outputs must be temp or local files")
         if self.kind == "local" and not self.produced:
             with self._lock:
                 if self._name is not None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..core import (MANAGER, Assign, Blocked, Complete, Delete, Fail, Fetch, FileFailed, FileHome, FileHomeFailed,
+from ..core import (MAKE, MANAGER, Assign, Blocked, Complete, Delete, Fail, Fetch, FileFailed, FileHome, FileHomeFailed,
                     FileState, FileLostOn, Forget, FilesCached, FileWanted, Park, Replicate, Retired, Retract, Retracted,
                     Running, Scheduler, TaskCancelled, TaskFailedOn, TaskSucceeded, Tick, WorkerJoined, WorkerLost,
                     WorkerRetiring)
@@ -118,6 +118,7 @@ class Engine:
         self._last_tick = 0.0
         self.records: dict[int, TaskRecord] = {}
         self.served: dict[str, Path | bytes] = {}       # what this side's fetch server offers
+        self.recipes: dict[str, m.Make] = {}            # how workers make the files each makes for itself
         self.homes: dict[str, Path] = {}                 # output cache name -> path to write
         self.links: dict[str, WorkerLink] = {}
         self.cache_peaks: dict[str, int] = {}
@@ -386,7 +387,7 @@ class Engine:
             rec.worker = c.worker
             rec.report = None
             sources = dict(a.sources)
-            inputs = tuple(m.Input(sandbox, name, source(sources.get(name))) for sandbox, name in rec.inputs)
+            inputs = tuple(m.Input(sandbox, name, source(sources.get(name), name)) for sandbox, name in rec.inputs)
             args = rec.spec.args
             if args is not None:
                 self.bytes_arguments_to_worker += len(args)
@@ -415,9 +416,11 @@ class Engine:
             add("TASK", a.task, "ASSIGNED", worker, node.attempts if node is not None else None,
                 g.id if g is not None else None)
 
-    def _source(self, source: str | None) -> m.Source:
+    def _source(self, source: str | None, name: str | None = None) -> m.Source:
         if source is None or source == MANAGER:
             return source
+        if source == MAKE:
+            return self.recipes[name]
         peer = self.links[source]
         return m.Peer(peer.id, peer.host, peer.port)
 
@@ -595,7 +598,8 @@ class Engine:
                 if peer is not None:
                     self.bytes_worker_to_worker += size
                 if self.txlog is not None:
-                    self.txlog.add("TRANSFER", name, peer or "manager", link.id, size)
+                    if name not in self.recipes:   # (one the worker made itself came from nowhere)
+                        self.txlog.add("TRANSFER", name, peer or "manager", link.id, size)
                     self.txlog.add("CACHE", link.id, "INSERT", name, size)
             return FilesCached(link.id, tuple((n, s) for n, s, _ in msg.files))
         if kind is m.Retracted:

@@ -26,9 +26,9 @@ import cloudpickle
 
 from .. import pickling, spill
 from ..core import FileReleased, FileSpec, NoWorkers, Scheduler, TaskCancelled, TaskSubmitted
-from ..files import File, hash_bytes
+from ..files import MADE_ON_WORKERS, File, hash_bytes
 from ..wire.handshake import new_secret, read_secret_file
-from ..wire.messages import TaskSpec
+from ..wire.messages import Make, TaskSpec
 from ..wire.tls import TlsConfig
 from ..refs import ResultRef
 from ..task import LargeArgumentWarning, PythonTask, SerializationError, Task, TaskResult
@@ -36,7 +36,7 @@ from .engine import DEFAULT_HEARTBEAT, Engine, TaskRecord
 from .results import task_result
 from .local import LocalWorker, WorkerSize, kill_sessions, python_path, start_worker, stop_workers
 from .loop import LoopThread
-from . import rundir
+from . import recipes, rundir
 from .progress import ProgressBar
 from .progress import wanted as progress_wanted
 from .txlog import TxLog
@@ -162,6 +162,8 @@ class Manager:
         self._buffer_lock = threading.Lock()
         self._arg_buffers: dict[str, list] = {}   # buffer of an argument -> [tasks using it, ids of bytes memoized]
         self._arg_memo: dict[int, tuple[Any, str, int]] = {}   # id of a bytes argument -> (it, buffer, size)
+        self._recipes: dict[str, recipes.Recipe] = {}   # files each worker makes for itself -> how
+        self._mini_temps: dict[str, int] = {}   # temps declared as mini-tasks' outputs -> the mini-task
         self._closed = False
         self._local: list[LocalWorker] = []
         self._restart = restart_local_workers
@@ -398,6 +400,68 @@ class Manager:
         """An intermediate file: made by one task, kept only in worker caches."""
         return self._new_file("temp", keep=keep)
 
+    def declare_url(self, url: str, *, keep: bool = False) -> File:
+        """A file each worker that reads it fetches from url itself (http, https or file), once.
+
+        Every task on that worker shares its copy. keep=True: the copy stays in the worker's
+        cache after the run, and a later run's first reader there revalidates it (a conditional
+        GET; 304 keeps it). A fetch that fails fails the reading task, naming the URL and why."""
+        self._check_open()
+        name = recipes.url_name(url)
+        return self._made_on_workers("url", name, recipes.Recipe(Make("url", url, keep=bool(keep)), ()),
+                                     url)
+
+    def declare_untar(self, archive: File) -> File:
+        """The unpacked directory of a tar archive (plain, gzip, bzip2 or xz), which may be any File:
+        declared, a buffer, a URL, a temp, a mini-task's output.
+
+        Each worker unpacks it once, read-only, and links it into the sandbox of every task reading
+        it. An archive with a member that would land outside it (an absolute path, '..', a link
+        out, a device) is refused whole: its readers fail naming the member."""
+        self._check_open()
+        self._check_file(archive)
+        name, recipe = recipes.untar(archive, self.engine.served, self._recipes)
+        return self._made_on_workers("untar", name, recipe, f"{archive.describe()} unpacked")
+
+    def declare_minitask(self, task: Task | PythonTask) -> File:
+        """The one output of task, made on each worker that needs it by running task there once.
+
+        Declare the output with declare_temp() and read the File returned here (never that temp)
+        in the tasks that need it; every task on a worker shares its copy. It may be a file or a
+        directory (shared read-only). The mini-task is not submitted: a worker runs it, with its
+        cores, memory and disk, before the first task there that reads its output. If it fails,
+        those tasks fail as a transfer does (retried elsewhere, then SystemFailure), naming it and
+        its error."""
+        self._check_open()
+        if not isinstance(task, (Task, PythonTask)):
+            raise TypeError(f"declare_minitask takes a Task or PythonTask, got {type(task).__name__}")
+        if len(task.outputs) != 1:
+            raise ValueError(f"a mini-task makes exactly one output; task {task.id} declares {len(task.outputs)}")
+        (sandbox, out), = task.outputs.items()
+        self._check_file(out)
+        if out.kind != "temp":
+            raise ValueError(f"mini-task {task.id}'s output {sandbox!r} must be declared with declare_temp(), "
+                             f"not be {out.describe()}")
+        self._check_fits(task)
+        with self._lock:
+            other = self._producers.get(out.name)
+            if other is not None:
+                raise ValueError(f"output {out.describe()} is already made by task {other}")
+            self._producers[out.name] = task.id
+        name = f"mini-{self.run}-{next(self._serial)}"
+        inputs: list[tuple[str | None, str]] = []
+        specs: list[FileSpec] = []
+        self._input_specs(task, inputs, specs)
+        spec, _ = self._spec(task, ((sandbox, name),), inputs, specs)   # its argument buffers stay served
+        self._mini_temps[out.name] = task.id
+        what = f"the output of mini-task {task.id} ({_name_of(task.fn) if isinstance(task, PythonTask) else task})"
+        return self._made_on_workers("mini", name, recipes.mini(spec, inputs, specs, self._recipes), what)
+
+    def _made_on_workers(self, kind: str, name: str, recipe: recipes.Recipe, what: str) -> File:
+        self._recipes[name] = recipe
+        self.engine.recipes[name] = recipe.make
+        return self._new_file(kind, what=what, _name=name)
+
     def fetch(self, file: File, timeout: float | None = None) -> bytes:
         """The bytes of a file. For a temp, waits until it is made and keeps it from then on.
 
@@ -408,6 +472,9 @@ class Manager:
         self._check_file(file)
         if file.kind == "buffer":
             return file.data or b""
+        if file.kind in MADE_ON_WORKERS:
+            raise ValueError(f"{file.describe()} is made by each worker that reads it, not kept here: read it "
+                             "in a task")
         if file.kind == "local" and not file.produced:
             return file.path.read_bytes()
         try:
@@ -457,10 +524,31 @@ class Manager:
 
     def _prepare(self, task: Task | PythonTask) -> tuple[TaskRecord, TaskSubmitted]:
         """Check a task and freeze what the core and the workers will need of it."""
-        run = self.run
-        served = self.engine.served
         inputs: list[tuple[str | None, str]] = []
         in_specs: list[FileSpec] = []
+        self._input_specs(task, inputs, in_specs)
+        out_specs: list[FileSpec] = []
+        outputs: tuple[tuple[str, str], ...] = ()
+        if task.outputs:
+            outputs = self._claim_outputs(task)
+            out_specs = [FileSpec(f.name, home=f.kind == "local", keep=f.keep) for f in task.outputs.values()]
+        if task.cores > self._max_cores or task.memory or task.disk:
+            self._check_fits(task)
+        is_python = isinstance(task, PythonTask)
+        spec, buffers = self._spec(task, outputs, inputs, in_specs)
+        record = TaskRecord(task.id, TaskFuture(task.id, self._cancel), is_python, spec, inputs,
+                            label=_name_of(task.fn) if is_python else None)
+        if buffers:
+            self._hold_buffers(record, buffers)
+        event = TaskSubmitted(task.id, tuple(in_specs), tuple(out_specs), task.cores, task.memory,
+                              task.disk, task.retries, task.priority)
+        return record, event
+
+    def _input_specs(self, task, inputs: list, in_specs: list) -> None:
+        """Append each input of task, as (sandbox name, cache name) and FileSpec; a file each worker
+        makes for itself brings what it is made from, read unlinked (sandbox name None)."""
+        run = self.run
+        served = self.engine.served
         for sandbox, f in task.inputs.items():
             if f.run != run:
                 self._check_file(f)
@@ -472,18 +560,23 @@ class Manager:
             elif f.kind == "local" and not f.produced:
                 served[name] = f.path
                 in_specs.append(FileSpec(name, f.size, source=True))
+            elif f.kind in MADE_ON_WORKERS:
+                in_specs.append(FileSpec(name, recipe=True))
+                for extra, spec in self._recipes[name].extras:
+                    inputs.append((None, extra))
+                    in_specs.append(spec)
             else:
+                if self._mini_temps and name in self._mini_temps:
+                    raise ValueError(f"input {sandbox!r} of task {task.id} is the temp mini-task "
+                                     f"{self._mini_temps[name]} makes on each worker: read the File "
+                                     "declare_minitask returned instead")
                 in_specs.append(FileSpec(name, keep=f.keep))
-        out_specs: list[FileSpec] = []
-        outputs: tuple[tuple[str, str], ...] = ()
-        if task.outputs:
-            outputs = self._claim_outputs(task)
-            out_specs = [FileSpec(f.name, home=f.kind == "local", keep=f.keep) for f in task.outputs.values()]
-        if task.cores > self._max_cores or task.memory or task.disk:
-            self._check_fits(task)
-        is_python = isinstance(task, PythonTask)
+
+    def _spec(self, task, outputs: tuple, inputs: list, in_specs: list) -> tuple[TaskSpec, tuple[str, ...]]:
+        """What a worker needs to run task; a Python task's function and large arguments are
+        appended to its inputs. Returns the spec and the names of its argument buffers."""
         buffers: tuple[str, ...] = ()
-        if is_python:
+        if isinstance(task, PythonTask):
             fn_name, fn_spec = self._function_file(task.fn, task.id)
             inputs.append((None, fn_name))
             in_specs.append(fn_spec)
@@ -497,13 +590,7 @@ class Manager:
         else:
             spec = TaskSpec(task.id, "sh", task.cores, task.memory, task.disk, outputs, task.command,
                             task.env or None, task.timeout)
-        record = TaskRecord(task.id, TaskFuture(task.id, self._cancel), is_python, spec, inputs,
-                            label=_name_of(task.fn) if is_python else None)
-        if buffers:
-            self._hold_buffers(record, buffers)
-        event = TaskSubmitted(task.id, tuple(in_specs), tuple(out_specs), task.cores, task.memory,
-                              task.disk, task.retries, task.priority)
-        return record, event
+        return spec, buffers
 
     def _claim_outputs(self, task) -> tuple[tuple[str, str], ...]:
         """Each file is made by one task: record this one as the maker of its outputs."""

@@ -4,10 +4,17 @@ Content-named files (user inputs, buffers, functions) survive the run and
 are offered to the next manager; files named by a run (temps, outputs) are
 removed when the worker leaves. Cache files are made read-only, because
 tasks see them through hard links.
+
+Files the worker makes for itself: an unpacked archive is a read-only
+directory, removed with the run's files. A URL's copy goes too, unless it
+was declared kept: then it stays, with its validators (ETag, Last-Modified)
+in a `.url` file beside it, and is not offered to the next manager (the
+copy may be stale) but revalidated when a task of a later run reads it.
 """
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import shutil
 import stat
@@ -18,7 +25,11 @@ from typing import TYPE_CHECKING, Iterable
 if TYPE_CHECKING:
     from .janitor import Janitor
 
+from .makers import remove_tree
+
 CONTENT_PREFIXES = ("file-", "buf-")
+URL_PREFIX = "url-"
+VALIDATORS = ".url"   # beside a kept URL's copy: its validators, as JSON
 READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 
 
@@ -38,6 +49,8 @@ class Cache:
         self.sizes: dict[str, int] = {}
         self.bytes = 0
         self.peak = 0
+        self.stale: dict[str, dict[str, str]] = {}   # kept URL copies of earlier runs -> their validators
+        self.kept: set[str] = set()                  # URL copies of this run that stay after it
 
     def path(self, name: str) -> Path:
         return self.root / name
@@ -51,15 +64,43 @@ class Cache:
         shutil.rmtree(self._trash, ignore_errors=True)
         os.makedirs(self._trash, exist_ok=True)
         kept = []
-        for entry in os.scandir(self.root):
+        entries = list(os.scandir(self.root))
+        names = {entry.name for entry in entries}
+        for entry in entries:
             if entry.is_file() and entry.name.startswith(CONTENT_PREFIXES) and ".part" not in entry.name:
                 st = entry.stat()
                 kept.append((st.st_mtime_ns, entry.name, st.st_size))
+            elif entry.name.startswith(URL_PREFIX) and (
+                    entry.name + VALIDATORS in names or entry.name.endswith(VALIDATORS)) and self._stale(entry):
+                continue
             else:
                 _remove(Path(entry.path))
         for _, name, size in sorted(kept):
             self._account(name, size)
         return dict(self.sizes)
+
+    def _stale(self, entry: os.DirEntry) -> bool:
+        """A kept URL copy of an earlier run, or its validators: keep the pair (True) when both are sound."""
+        if entry.name.endswith(VALIDATORS):
+            return os.path.isfile(entry.path[:-len(VALIDATORS)])
+        try:
+            with open(entry.path + VALIDATORS) as f:
+                validators = json.load(f)
+        except (OSError, ValueError):
+            return False
+        if not entry.is_file(follow_symlinks=False) or not isinstance(validators, dict):
+            return False
+        self.stale[entry.name] = {str(k): str(v) for k, v in validators.items()}
+        return True
+
+    def keep_url(self, name: str, validators: dict[str, str]) -> None:
+        """A URL's copy stays after the run, with its validators for the next run's conditional fetch."""
+        self.kept.add(name)
+        self.stale.pop(name, None)
+        path = self.str_path(name) + VALIDATORS
+        with open(path + ".part", "w") as f:
+            json.dump(validators, f)
+        os.replace(path + ".part", path)
 
     def keep_order(self, names: Iterable[str]) -> None:
         """Leave the order of use (least recent first) in the files' modification times, a second
@@ -83,6 +124,10 @@ class Cache:
         self._account(name, size)
         return size
 
+    def adopt_tree(self, name: str, size: int) -> None:
+        """A read-only directory of `size` bytes was just renamed into the cache under name."""
+        self._account(name, size)
+
     def remove(self, name: str) -> None:
         size = self.sizes.pop(name, None)
         if size is not None:
@@ -99,9 +144,11 @@ class Cache:
 
     def remove_run_files(self) -> None:
         for name in list(self.sizes):
-            if not name.startswith(CONTENT_PREFIXES):
+            if not name.startswith(CONTENT_PREFIXES) and name not in self.kept:
                 self.sizes.pop(name)
                 _unlink(self.str_path(name))
+                if name.startswith(URL_PREFIX):
+                    _unlink(self.str_path(name) + VALIDATORS)
         shutil.rmtree(self._trash, ignore_errors=True)
 
     def _account(self, name: str, size: int) -> None:
@@ -118,10 +165,15 @@ def _unlink(path: str) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
+    except (IsADirectoryError, PermissionError):
+        if os.path.isdir(path) and not os.path.islink(path):   # an unpacked archive
+            remove_tree(path)
+        else:
+            raise
 
 
 def _remove(p: Path) -> None:
     if p.is_dir() and not p.is_symlink():
-        shutil.rmtree(p, ignore_errors=True)
+        remove_tree(str(p))
     else:
         p.unlink(missing_ok=True)

@@ -41,6 +41,7 @@ from ..core.model import RunningMean
 from .interpreters import InterpreterPool
 from .janitor import Janitor
 from .limits import Limits
+from . import makers
 from .reaper import REAPER
 from .runner import ShellProcess
 from .sandbox import Sandboxes, tail
@@ -433,6 +434,9 @@ class Worker:
 
     def _start(self, t: WorkTask, after: int | None = None) -> None:
         """Start a task; one that cannot be started fails alone, with the reason named."""
+        if t.spec is None:   # a maker that fetches a URL or unpacks an archive
+            self._spawn(self._make_file(t))
+            return
         spec = t.spec
         sandbox = None
         try:
@@ -563,7 +567,7 @@ class Worker:
         if "reason" not in report:
             if t.outputs:
                 try:
-                    made, missing = self.sandboxes.collect(sandbox, t.outputs, self.cache)
+                    made, missing = self.sandboxes.collect(sandbox, t.outputs, self.cache, trees=t.makes is not None)
                 except OSError as e:
                     made, missing = {}, []
                     report.update(reason=failure_reason(e), message=f"could not keep its outputs: {e}")
@@ -577,6 +581,9 @@ class Worker:
 
     def _ended(self, t: WorkTask, made: dict[str, int] | None, report: dict[str, Any],
                sandbox: str | None = None, empty: bool = False) -> None:
+        if t.makes is not None:
+            self._mini_task_ended(t, made, report, sandbox, empty)
+            return
         self._do(self.state.task_ended(t.id, made or None))  # the next member starts here
         if report.pop("logs", False):
             out, err = self.sandboxes.log_paths(sandbox)
@@ -588,6 +595,65 @@ class Worker:
                        g("stdout", ""), g("stderr", ""), g("file"), g("source"), g("value"), g("error"),
                        tuple(made.items()) if made else (), (self.cache.bytes, self.cache.peak), g("usage"))
         self.stream.send(m.Failed(t.id, end) if end.reason is not None else m.Done(t.id, end))
+
+    # ------------------------------------------------------------ files made here
+
+    async def _make_file(self, t: WorkTask) -> None:
+        """Fetch a URL or unpack an archive into the cache, in a thread; then its readers may start."""
+        make, name = t.make, t.makes
+        part = self.cache.str_path(name) + ".part"
+        loop = asyncio.get_running_loop()
+        try:
+            if make.kind == "url":
+                stale = self.cache.stale.get(name) if make.keep else None
+                got = await loop.run_in_executor(None, makers.fetch_url, make.url, part, stale)
+                if got.size is not None:
+                    os.replace(part, self.cache.str_path(name))
+                size = self.cache.adopt(name)
+                if make.keep and got.validators:
+                    self.cache.keep_url(name, got.validators)
+                log.info("%s: %s (%d bytes)", make.url, "fetched" if got.size is not None else "not modified", size)
+            else:
+                archive = make.needs[0]
+                size = await loop.run_in_executor(None, makers.unpack, self.cache.str_path(archive), part,
+                                                  f"archive {archive}")
+                os.rename(part, self.cache.str_path(name))
+                self.cache.adopt_tree(name, size)
+        except makers.MakeError as e:
+            self._make_failed(t, str(e), "input", part)
+            return
+        except OSError as e:
+            self._make_failed(t, f"could not make {name}: {e}", failure_reason(e), part)
+            return
+        self._do(self.state.task_ended(t.id, {name: size}))
+        self.stream.send(m.Have(((name, size, None),)))
+
+    def _make_failed(self, t: WorkTask, message: str, reason: str, part: str) -> None:
+        log.warning("%s", message)
+        if os.path.isdir(part):
+            makers.remove_tree(part)
+        elif os.path.lexists(part):
+            os.unlink(part)
+        self._do(self.state.make_failed(t.id, message, reason))
+
+    def _mini_task_ended(self, t: WorkTask, made: dict[str, int] | None, report: dict[str, Any],
+                         sandbox: str | None, empty: bool) -> None:
+        """A mini-task's end is its readers' news, never the manager's: its file, or why it is not made."""
+        stderr = ""
+        if report.get("logs"):
+            stderr = tail(self.sandboxes.log_paths(sandbox)[1]).strip()
+        if sandbox is not None:
+            self.sandboxes.release(sandbox, t.inputs, empty, logs=t.spec.kind == "sh")
+        if report.get("reason") is not None or not made:
+            said = report.get("message") or "it failed"
+            lines = stderr.splitlines()   # a shell command's (a Python call's message is its exception)
+            if lines:
+                said += f": {lines[-1][:300]}"
+            self._do(self.state.make_failed(t.id, f"mini-task {t.spec.id} making {t.makes} failed: {said}",
+                                            "input"))
+            return
+        self._do(self.state.task_ended(t.id, made))
+        self.stream.send(m.Have(((t.makes, made[t.makes], None),)))
 
     # ------------------------------------------------------------ fetch server
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from .janitor import Janitor
 
 from .cache import Cache
+from .makers import seal
 
 TAIL_BYTES = 4096
 
@@ -60,13 +61,14 @@ class Sandboxes:
                 os.symlink(src, target)
         return d
 
-    def collect(self, sandbox: str, outputs: list[tuple[str, str]], cache: Cache
+    def collect(self, sandbox: str, outputs: list[tuple[str, str]], cache: Cache, trees: bool = False
                 ) -> tuple[dict[str, int], list[str]]:
         """Move the outputs into the cache. Returns ({cache name: size}, [problems]).
 
         An output must be a regular file the task made: a symbolic link (which
         could point at any file the worker can read) or anything else is
-        refused, and never followed.
+        refused, and never followed. trees: a directory is taken too (a
+        mini-task's output, shared read-only by the tasks that read it).
         """
         made: dict[str, int] = {}
         problems: list[str] = []
@@ -79,6 +81,12 @@ class Sandboxes:
                 continue
             if stat.S_ISLNK(st.st_mode):
                 problems.append(f"{name} (a symbolic link; an output must be a regular file)")
+                continue
+            if trees and stat.S_ISDIR(st.st_mode):
+                size = seal(p)
+                os.rename(p, cache.str_path(cache_name))
+                cache.adopt_tree(cache_name, size)
+                made[cache_name] = size
                 continue
             if not stat.S_ISREG(st.st_mode):
                 problems.append(f"{name} (not a regular file)")
