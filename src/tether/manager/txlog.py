@@ -29,7 +29,8 @@ and continues with lines of these kinds (FIELDS after the time):
 
 A group's id is the id of its first task. A TRANSFER line is written when
 the file has arrived (a worker reports it cached, or the manager has
-written it home); times of RAN and ATTEMPT-FAILED are the worker's clock.
+written it home); a file a worker made for itself (a URL it fetched, an
+archive it unpacked, a mini-task's output) has a CACHE INSERT only. Times of RAN and ATTEMPT-FAILED are the worker's clock.
 A task is retried when an ATTEMPT-FAILED is followed by another ASSIGNED
 with a higher attempt. Message fields are cut to 500 characters, commands
 to 200.
