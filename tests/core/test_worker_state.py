@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from tether.wire.messages import TaskSpec
-from tether.worker.state import Evict, Fetch, Reject, Start, WorkerState, WorkTask, WorkState
+from tether.worker.state import Evict, Fetch, Reject, Start, Unfetched, WorkerState, WorkTask, WorkState
 
 
 def task(tid: int, sources: dict, outputs=(), kind: str = "sh", **spec) -> WorkTask:
@@ -107,8 +107,9 @@ def test_a_mini_task_maker_holds_its_cores_and_its_failure_rejects_every_reader_
     assert maker.spec is spec and maker.inputs == [("src.c", "file-src")] and ws.used_cores == 2
     ws.validate()
     out = ws.make_failed(maker.id, "mini-task 50 making mini-a-1 failed: exit code 2")
-    assert out == [Reject(1, "input", "mini-task 50 making mini-a-1 failed: exit code 2", "mini-a-1", build),
-                   Reject(2, "input", "mini-task 50 making mini-a-1 failed: exit code 2", "mini-a-1", build)]
+    said = "mini-task 50 making mini-a-1 failed: exit code 2"
+    assert out == [Reject(1, "input", said, "mini-a-1", build), Reject(2, "input", said, "mini-a-1", build),
+                   Unfetched("mini-a-1", said)]   # the manager no longer counts on it here
     assert ws.tasks == {} and ws.used_cores == 0 and "mini-a-1" not in ws.fetching
     ws.validate()
     (again,) = _starts(ws.assign([task(3, {"mini-a-1": build, "file-src": None})]))   # a retry makes it anew

@@ -70,6 +70,9 @@ def fetch_url(url: str, dest: str, validators: dict[str, str] | None = None,
                 while chunk := response.read(CHUNK):
                     f.write(chunk)
                     got += len(chunk)
+        except http.client.IncompleteRead as e:   # (how some Pythons say what the length check below says)
+            raise MakeError(f"could not fetch {url}: the body ended after {got + len(e.partial)} of "
+                            f"{length if length is not None else 'more'} bytes") from None
         except (http.client.HTTPException, TimeoutError, ConnectionError) as e:
             raise MakeError(f"could not fetch {url}: the body broke off after {got} bytes "
                             f"({type(e).__name__}: {e})") from None

@@ -25,6 +25,7 @@ import os
 import shutil
 import signal
 import socket
+import threading
 import time
 from functools import partial
 from pathlib import Path
@@ -401,8 +402,8 @@ class Worker:
             elif isinstance(i, Remove):
                 self.pool.drop(i.name)
                 self.cache.remove(i.name)
-            elif isinstance(i, Unfetched):   # a copy the manager asked for: tell it the file is not here
-                log.warning("could not copy %s: %s", i.name, i.message)
+            elif isinstance(i, Unfetched):   # a copy asked for, or a file to make: tell it the file is not here
+                log.warning("could not have %s: %s", i.name, i.message)
                 self.stream.send(m.Lost((i.name,)))
             elif isinstance(i, Evict):   # the manager no longer counts on it here
                 self.cache.remove(i.name)
@@ -602,11 +603,10 @@ class Worker:
         """Fetch a URL or unpack an archive into the cache, in a thread; then its readers may start."""
         make, name = t.make, t.makes
         part = self.cache.str_path(name) + ".part"
-        loop = asyncio.get_running_loop()
         try:
             if make.kind == "url":
                 stale = self.cache.stale.get(name) if make.keep else None
-                got = await loop.run_in_executor(None, makers.fetch_url, make.url, part, stale)
+                got = await _in_thread(makers.fetch_url, make.url, part, stale)
                 if got.size is not None:
                     os.replace(part, self.cache.str_path(name))
                 size = self.cache.adopt(name)
@@ -615,8 +615,7 @@ class Worker:
                 log.info("%s: %s (%d bytes)", make.url, "fetched" if got.size is not None else "not modified", size)
             else:
                 archive = make.needs[0]
-                size = await loop.run_in_executor(None, makers.unpack, self.cache.str_path(archive), part,
-                                                  f"archive {archive}")
+                size = await _in_thread(makers.unpack, self.cache.str_path(archive), part, f"archive {archive}")
                 os.rename(part, self.cache.str_path(name))
                 self.cache.adopt_tree(name, size)
         except makers.MakeError as e:
@@ -690,6 +689,30 @@ class Worker:
         for name in names:
             self.state.gone(name)
         self.stream.send(m.Lost(tuple(names)))
+
+
+async def _in_thread(fn, *args):
+    """fn(*args) in a daemon thread of its own: a slow download must not hold up the worker's exit
+    (the event loop's own executor is waited for when the loop closes)."""
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+
+    def settle(value, error) -> None:
+        if not done.done():
+            done.set_exception(error) if error is not None else done.set_result(value)
+
+    def run() -> None:
+        try:
+            value, error = fn(*args), None
+        except BaseException as e:   # (handed to the waiting coroutine)
+            value, error = None, e
+        try:
+            loop.call_soon_threadsafe(settle, value, error)
+        except RuntimeError:   # the loop has closed: the worker is leaving
+            pass
+
+    threading.Thread(target=run, name=f"tether-{fn.__name__}", daemon=True).start()
+    return await done
 
 
 def _exited(pid: int) -> bool:

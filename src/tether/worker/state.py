@@ -121,7 +121,8 @@ class Evict:
 
 @dataclass(frozen=True, slots=True)
 class Unfetched:
-    """A copy the manager asked for (Pull) could not be had: tell it the file is not here."""
+    """A file the manager counts on here could not be had (a copy it asked for with Pull, a file
+    this worker was to make): tell it the file is not here."""
 
     name: str
     message: str
@@ -230,6 +231,7 @@ class WorkerState:
         out = self.task_ended(task_id)
         if t is not None and t.makes is not None:
             out.extend(self.fetch_failed(t.makes, message, reason))
+            out.append(Unfetched(t.makes, message))   # (also when no reader waits for it any more)
         return out
 
     def _refuse(self, t: WorkTask, reason: str, message: str, file: str | None, source: Any) -> list[Instruction]:
