@@ -34,7 +34,7 @@ class Recipe(NamedTuple):
 
 def url_name(url: str) -> str:
     """The cache name of a URL's copy: the same URL is the same file, in every run."""
-    parts = urllib.parse.urlsplit(check_text(url, "URL") if isinstance(url, str) else url)
+    parts = urllib.parse.urlsplit(check_text(url, "URL"))
     if parts.scheme not in SCHEMES:
         raise ValueError(f"declare_url takes an http, https or file URL, got {url!r}")
     if parts.scheme != "file" and not parts.hostname:
@@ -84,7 +84,4 @@ def mini(spec: m.TaskSpec, inputs: list[tuple[str | None, str]], specs: list[Fil
          recipes: dict[str, Recipe]) -> Recipe:
     """The recipe of a mini-task's output: the task (its one output renamed to the file's cache
     name) and everything it reads, with what that is made from."""
-    extras = []
-    for s in specs:
-        extras.append((s.name, s))
-    return Recipe(m.Make("task", task=spec, inputs=tuple(inputs)), _flat(extras))
+    return Recipe(m.Make("task", task=spec, inputs=tuple(inputs)), _flat((s.name, s) for s in specs))
