@@ -11,6 +11,6 @@ from .task import (DependencyFailed, InternalError, LargeArgumentWarning, Python
                    SerializationError, SystemFailure, Task, TaskFailed, TaskResult)
 
 __all__ = ["Executor", "ExecutorFuture", "Manager", "Task", "PythonTask", "TaskFailed", "DependencyFailed",
-           "Context", "ContextError", "context", "SystemFailure", "InternalError", "RemoteError", "SerializationError", "LargeArgumentWarning", "TaskResult",
-           "TaskFuture", "File"]
+           "SystemFailure", "InternalError", "RemoteError", "SerializationError", "LargeArgumentWarning", "TaskResult",
+           "TaskFuture", "File", "Context", "ContextError", "context"]
 __version__ = "0.1.0"

@@ -273,7 +273,7 @@ class Executor(concurrent.futures.Executor):
         data, buffers = m._arguments(task_id, args[0] if fn is _call_chunk else fn, args, kwargs)
         context = None
         if self._context is not None:
-            context, context_spec = m._context_file(self._context, task_id, fn)
+            context, context_spec = m._context_file(self._context, task_id, args[0] if fn is _call_chunk else fn)
         spec = TaskSpec(task_id, "py", fn=fn_name, args=data, refs=(*deps, *buffers), scratch=True,
                         result=result_name, spill=None if result_name is None else self.spill_threshold,
                         summary=None if result_name is None else self._summary,
