@@ -3,6 +3,7 @@
 Temp files stay on the workers that made them, move worker to worker only
 when they must, and sequences of dependent tasks are committed to one worker.
 """
+from .contexts import Context, ContextError, context
 from .executor import Executor, ExecutorFuture
 from .files import File
 from .manager.manager import Manager, TaskFuture
@@ -11,5 +12,5 @@ from .task import (DependencyFailed, InternalError, LargeArgumentWarning, Python
 
 __all__ = ["Executor", "ExecutorFuture", "Manager", "Task", "PythonTask", "TaskFailed", "DependencyFailed",
            "SystemFailure", "InternalError", "RemoteError", "SerializationError", "LargeArgumentWarning", "TaskResult",
-           "TaskFuture", "File"]
+           "TaskFuture", "File", "Context", "ContextError", "context"]
 __version__ = "0.1.0"

@@ -384,6 +384,21 @@ def noop(tasks, length, futures_length, **common):
 
 
 @bench.command()
+@click.option("--calls", type=click.IntRange(min=1), default=1_000, show_default=True,
+              help="Calls in each row [40 with --quick].")
+@click.option("--setup-seconds", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Seconds the setup takes [0.05 with --quick].")
+@_bench_options
+def context(calls, setup_seconds, **common):
+    """A slow setup kept on the workers (Executor(setup=...)) against one made in every call."""
+    from tether_bench import context as bench_context
+
+    _bench_run("context", lambda o: bench_context.plans(o, calls, setup_seconds), reference=None,
+               check_targets=bench_context.check_targets, columns=bench_context.COLUMNS,
+               plot_figures=("makespan_s", "tasks_per_s"), **common)
+
+
+@bench.command()
 @click.option("--tasks", type=click.IntRange(min=10), default=1_000_000, show_default=True,
               help="No-op tasks for each system but Dask [20,000 with --quick].")
 @click.option("--dask-tasks", type=click.IntRange(min=10), default=100_000, show_default=True,

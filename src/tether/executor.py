@@ -56,6 +56,7 @@ import weakref
 from typing import Any, Callable, Iterable, Iterator
 
 from . import pickling, spill
+from .contexts import Context, as_context
 from .core import Complete, Fail, FileReleased, FileSpec, TaskCancelled, TaskSubmitted
 from .manager.engine import TaskRecord
 from .manager.manager import CLOSED, CLOSED_WITHOUT_WORKERS, Manager
@@ -120,13 +121,16 @@ class ExecutorFuture(concurrent.futures.Future):
 
 class Executor(concurrent.futures.Executor):
     """Takes the options of Manager (workers, group_tasks, ...), plus spill_threshold and
-    small_result in bytes, and summarize (see the module's docstring)."""
+    small_result in bytes, summarize (see the module's docstring) and setup: a tether.Context or a
+    setup function, the context of every call (set up once per worker interpreter, read in a call
+    with tether.context())."""
 
     def __init__(self, workers: int | None = None, *, spill_threshold: int = DEFAULT_SPILL,
                  small_result: int = DEFAULT_SMALL, summarize: Callable[[Any], Any] | None = None,
-                 **manager_options: Any):
+                 setup: Context | Callable[[], Any] | None = None, **manager_options: Any):
         if isinstance(small_result, bool) or not isinstance(small_result, int) or small_result < 0:
             raise ValueError(f"small_result must be a number of bytes, 0 or more, got {small_result!r}")
+        self._context = as_context(setup, "setup")
         # pickled as a task's function is: a traceback from it names its file and shows its lines
         self._summary = None if summarize is None else pickling.dumps_function(summarize)
         self._small = small_result if summarize is None else 0
@@ -267,10 +271,13 @@ class Executor(concurrent.futures.Executor):
         result_name = f"res-{self._run}-{task_id}" if keep else None
         fn_name, fn_spec = m._function_file(fn, task_id)
         data, buffers = m._arguments(task_id, args[0] if fn is _call_chunk else fn, args, kwargs)
+        context = None
+        if self._context is not None:
+            context, context_spec = m._context_file(self._context, task_id, args[0] if fn is _call_chunk else fn)
         spec = TaskSpec(task_id, "py", fn=fn_name, args=data, refs=(*deps, *buffers), scratch=True,
                         result=result_name, spill=None if result_name is None else self.spill_threshold,
                         summary=None if result_name is None else self._summary,
-                        inline=0 if result_name is None else self._small)
+                        inline=0 if result_name is None else self._small, context=context)
         inputs: list[tuple[str | None, str]] = [(None, name) for name in deps]
         in_specs = [FileSpec(name) for name in deps]
         out_specs: tuple[FileSpec, ...] = ()
@@ -278,6 +285,9 @@ class Executor(concurrent.futures.Executor):
             out_specs = (FileSpec(result_name, keep=True),)
         inputs.append((None, fn_name))
         in_specs.append(fn_spec)
+        if context is not None:
+            inputs.append((None, context))
+            in_specs.append(context_spec)
         for name, size in buffers.items():   # large arguments, sent as buffers: see Manager._arguments
             inputs.append((None, name))
             in_specs.append(FileSpec(name, size, source=True))

@@ -11,6 +11,7 @@ import posixpath
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from .contexts import Context, as_context
 from .files import File
 
 _RESOURCE_OPTIONS = ("cores", "memory", "disk", "retries", "priority", "timeout", "env")
@@ -292,14 +293,16 @@ class PythonTask(_Spec):
 
     Its working directory is the task's sandbox, so inputs and outputs are
     opened by their sandbox names. The Future gives fn's return value, or
-    raises fn's exception with the remote traceback attached.
+    raises fn's exception with the remote traceback attached. `context`, a
+    tether.Context or a setup function, is set up once per interpreter and
+    read inside fn with tether.context() (see tether/contexts.py).
     """
 
-    __slots__ = ("fn", "args", "kwargs")
+    __slots__ = ("fn", "args", "kwargs", "context")
 
     def __init__(self, fn: Callable[..., Any], args: tuple = (), kwargs: Mapping[str, Any] | None = None,
                  inputs: Mapping[str, File] | None = None, outputs: Mapping[str, File] | None = None,
-                 **options: Any):
+                 context: Context | Callable[[], Any] | None = None, **options: Any):
         if not callable(fn):
             raise ValueError(f"fn must be callable, got {type(fn).__name__}")
         if not isinstance(args, (tuple, list)):
@@ -309,6 +312,7 @@ class PythonTask(_Spec):
         self.fn = fn
         self.args = tuple(args)
         self.kwargs = dict(kwargs or {})
+        self.context = as_context(context)
         self._init_common("PythonTask", inputs, outputs, options)
 
     def __repr__(self) -> str:

@@ -16,7 +16,7 @@ from tether.wire import messages as m
 
 SPEC = m.TaskSpec(7, "sh", 2, 100, 10, (("out/x.txt", "temp-a-1"),), "echo hi > out/x.txt", {"A": "1"}, 3.5)
 PY = m.TaskSpec(8, "py", fn="buf-abc", args=b"\x80\x05N.", result="res-a-8", spill=1 << 20, summary=b"s",
-                refs=("res-a-7",), scratch=True)
+                refs=("res-a-7",), scratch=True, context="buf-def")
 SAMPLES = [
     m.Hello("w1", 4, 1000, 2000, "10.0.0.2", 4000, 123, 30.0, (("file-a", 3),)),
     m.Hello("w1", 4, 1000, 2000, "10.0.0.2", 4000, 123, 30.0),
@@ -53,6 +53,7 @@ SAMPLES = [
            "/cache/res-a-8", 1 << 20, 65536, b"s"),
     m.Call(9, "/cache/buf-abc", b"args"),
     m.Call(9, "/cache/buf-abc", b"args", "/sandbox/s2", tag="123-9-1", watch=True),
+    m.Call(9, "/cache/buf-abc", b"args", context="/cache/buf-def"),
     m.Export("res-a-8", "/cache/res-a-8"), m.Drop(("res-a-8",)),
     m.CallReply(8, True, b"value", "", 1.0, 2.0, 5, False, (1 << 20, 0.1)),
     m.Started(8, 1 << 24),

@@ -25,6 +25,7 @@ from typing import Any
 import cloudpickle
 
 from .. import pickling, spill
+from ..contexts import Context
 from ..core import FileReleased, FileSpec, NoWorkers, Scheduler, TaskCancelled, TaskSubmitted
 from ..core.graph import check_options as check_graph_options
 from ..files import MADE_ON_WORKERS, File, hash_bytes
@@ -169,6 +170,7 @@ class Manager:
         self._producers: dict[str, int] = {}
         self._submitted: list[tuple[TaskRecord, TaskSubmitted]] = []
         self._fn_names: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._context_names: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # Context -> its buffer
         self._buffer_lock = threading.Lock()
         self._arg_buffers: dict[str, list] = {}   # buffer of an argument -> [tasks using it, ids of bytes memoized]
         self._arg_memo: dict[int, tuple[Any, str, int]] = {}   # id of a bytes argument -> (it, buffer, size)
@@ -590,13 +592,18 @@ class Manager:
             fn_name, fn_spec = self._function_file(task.fn, task.id)
             inputs.append((None, fn_name))
             in_specs.append(fn_spec)
+            context = None
+            if task.context is not None:
+                context, context_spec = self._context_file(task.context, task.id, task.fn)
+                inputs.append((None, context))
+                in_specs.append(context_spec)
             args, sizes = self._arguments(task.id, task.fn, task.args, task.kwargs)
             buffers = tuple(sizes)
             for name, size in sizes.items():
                 inputs.append((None, name))
                 in_specs.append(FileSpec(name, size, source=True))
             spec = TaskSpec(task.id, "py", task.cores, task.memory, task.disk, outputs, env=task.env or None,
-                            timeout=task.timeout, fn=fn_name, args=args, refs=buffers)
+                            timeout=task.timeout, fn=fn_name, args=args, refs=buffers, context=context)
         else:
             spec = TaskSpec(task.id, "sh", task.cores, task.memory, task.disk, outputs, task.command,
                             task.env or None, task.timeout)
@@ -646,6 +653,29 @@ class Manager:
         known = (name, FileSpec(name, len(data), source=True))
         try:
             self._fn_names[fn] = known
+        except TypeError:
+            pass
+        return known
+
+    def _context_file(self, context: Context, task_id: int, fn) -> tuple[str, FileSpec]:
+        """A context's setup and arguments, pickled together as a function is, in a content-named buffer:
+        its name is the context's identity on the workers, and each worker receives it once."""
+        try:
+            known = self._context_names.get(context)
+        except TypeError:   # unhashable arguments: pickled for each task
+            known = None
+        if known is not None:
+            return known
+        whole = (context.setup, context.args, context.kwargs)
+        try:
+            data = pickling.dumps_function(whole)
+        except Exception as e:
+            raise _unpicklable(task_id, fn, "its context", "(setup, args, kwargs)", whole, e, cloudpickle.dumps) from e
+        name = f"buf-{hash_bytes(data)}"
+        self.engine.served.setdefault(name, data)
+        known = (name, FileSpec(name, len(data), source=True))
+        try:
+            self._context_names[context] = known
         except TypeError:
             pass
         return known

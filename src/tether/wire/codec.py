@@ -248,10 +248,10 @@ def _nested(cls, *checks: Check, rest: int = 0) -> Check:
 
 def _spec(v):
     """A task's spec, checked field by field (every task's assignment comes this way)."""
-    if type(v) is not list or len(v) != 17:
-        raise _Bad(f"expected a task spec of 17 fields, got {_show(v)}")
+    if type(v) is not list or len(v) != 18:
+        raise _Bad(f"expected a task spec of 18 fields, got {_show(v)}")
     (tid, kind, cores, memory, disk, outputs, command, env, timeout, fn, args, result, spill, summary, refs,
-     scratch, inline) = v
+     scratch, inline, context) = v
     _count(tid), _count(cores), _count(memory), _count(disk)
     if kind != "sh" and kind != "py":
         raise _Bad(f"a task kind must be sh or py, got {_show(kind)}")
@@ -277,8 +277,10 @@ def _spec(v):
     refs = _names(refs)
     _bool(scratch)
     _count(inline)
+    if context is not None:
+        _cache_name(context)
     return _make(m.TaskSpec, (tid, kind, cores, memory, disk, outputs, command, env, timeout, fn, args, result,
-                              spill, summary, refs, scratch, inline))
+                              spill, summary, refs, scratch, inline, context))
 
 
 def _pair2(v):
@@ -388,7 +390,7 @@ SCHEMAS: dict[str, tuple] = {
     # interpreter link
     "call": _message(m.Call, _count, _name, _bytes, _optional(_name), _optional(_env), _optional(_refs),
                      _optional(_cache_name), _optional(_name), _count, _count, _optional(_bytes), _optional(_name),
-                     _bool, rest=10),
+                     _bool, _optional(_name), rest=11),
     "started": _message(m.Started, _count, _count),
     "export": _message(m.Export, _cache_name, _name),
     "drop": _message(m.Drop, _names),

@@ -66,7 +66,8 @@ class TaskSpec(NamedTuple):
     file `fn`, called with the pickled `args`. `result` names a result kept
     on the worker (an Executor call), spilled to the cache past `spill`
     bytes; `summary` is a pickled function applied to it there; `refs` are
-    results it reads; `scratch`: it runs in its interpreter's directory.
+    results it reads; `scratch`: it runs in its interpreter's directory;
+    `context` names the buffer holding its context's setup.
     """
 
     id: int
@@ -86,6 +87,7 @@ class TaskSpec(NamedTuple):
     refs: tuple[str, ...] = ()
     scratch: bool = False
     inline: int = 0       # a kept result whose pickle is at most this many bytes comes back too
+    context: str | None = None   # cache file of its context (tether/contexts.py), an input of the task
 
 
 class Input(NamedTuple):
@@ -306,6 +308,7 @@ class Call(NamedTuple):
     summary: bytes | None = None
     tag: str | None = None                   # TETHER_TASK for whatever the call starts (worker/reaper.py)
     watch: bool = False                      # its limits are watched: say when it starts (Started)
+    context: str | None = None               # path of its context's setup (worker/contexts.py)
 
 
 class Started(NamedTuple):

@@ -13,8 +13,12 @@ gets one reply:
 
 A call runs with its sandbox as working directory ("cwd"), or, for an
 Executor call (cwd None), in the interpreter's own, a scratch directory of
-the worker's. Functions arrive as cache files (content named, so each is
-unpickled once per interpreter); arguments arrive inline, with ResultRefs where a result
+the worker's. A call that names a context (a cache file: see contexts.py)
+has it set up first if this interpreter has not, and reads its value with
+tether.context(); the setup's time is the call's.
+
+Functions arrive as cache files (content named, so each is unpickled once
+per interpreter); arguments arrive inline, with ResultRefs where a result
 that stays on the workers is meant. A ref is replaced by the value held in
 this interpreter's memory, or read from its spill file (refs maps it to a
 path). A call that names a result keeps its value here, or spills it to the
@@ -62,6 +66,7 @@ from ..refs import ResultRef, replace
 from ..wire import codec
 from ..wire import messages as m
 from ..wire.framing import LENGTH, FrameBuffer
+from .contexts import Contexts
 from .reaper import TAG, Children, become_subreaper, end_children
 from .usage import CallMeter
 
@@ -115,6 +120,7 @@ class Interpreter:
         self.notify = notify   # sends a frame at once (the start of a watched call)
         self.functions: dict[str, object] = {}
         self.held: dict[str, object] = {}   # results kept in memory
+        self.contexts = Contexts()
         self.home = os.getcwd()
         self.base_env = dict(os.environ)
         self.meter = CallMeter()
@@ -188,9 +194,11 @@ class Interpreter:
                 args, kwargs = replace(args, swap), replace(kwargs, swap)
             if req.env:
                 os.environ.update(req.env)
+            started = time.time()
+            if req.context is not None:   # set up here, out of the sandbox: its value outlives the call
+                self.contexts.enter(req.context)
             if req.cwd:
                 os.chdir(req.cwd)
-            started = time.time()
             value = fn(*args, **kwargs)
             finished = time.time()
             name = req.result
@@ -218,6 +226,8 @@ class Interpreter:
                 raise
             return tid, False, payload, text, started, finished, 0, False
         finally:
+            if req.context is not None:
+                self.contexts.leave()
             if req.cwd:
                 os.chdir(self.home)
             if req.env:

@@ -468,7 +468,8 @@ class Worker:
             result = spec.result
             request = m.Call(t.id, self.cache.str_path(spec.fn), spec.args, sandbox, spec.env, None, result,
                              None if result is None else self.cache.str_path(result),
-                             spec.spill if spec.spill is not None else 1 << 62, spec.inline, spec.summary)
+                             spec.spill if spec.spill is not None else 1 << 62, spec.inline, spec.summary,
+                             context=None if spec.context is None else self.cache.str_path(spec.context))
             refs = spec.refs
             if after is not None:   # behind the call making its input, in the same interpreter
                 request = request._replace(refs={n: self.cache.str_path(n) for n in refs})
