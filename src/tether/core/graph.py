@@ -15,7 +15,7 @@ Three things the scheduler asks of the graph:
              elsewhere is left to the workers near them
   pruning    how long a temp outlives its readers: depth 0 deletes it once
              every reader succeeded; depth k waits until the tasks k levels
-             below its readers succeeded too (a lost file below is then
+             below its readers ended too (a lost file below is then
              remade from nearby); no pruning keeps temps until released
 
 Levels and heights are counts of tasks on the longest known paths, kept as
@@ -36,7 +36,7 @@ CANDIDATES = 32        # ready tasks a free worker looks at when it chooses by a
 PARTNER_READS = 64     # inputs of one consumer looked at for partners (a wide fan-in costs no more)
 PARTNER_CONSUMERS = 8  # consumers of one output looked at for partners
 ELSEWHERE = 0.5        # weight of partner bytes on other workers against those on this one
-SUCCEEDED = (TaskState.DONE, TaskState.HOMING)
+ENDED = (TaskState.DONE, TaskState.HOMING, TaskState.FAILED, TaskState.CANCELLED)   # will not read again
 
 
 def check_options(placement: str, order: str, prune: int | None) -> None:
@@ -128,12 +128,12 @@ def affinity(t: TaskNode, w: WorkerNode, guess: float) -> float:
 
 
 def settled_below(f: FileNode, depth: int) -> bool:
-    """Have f's readers, and the tasks `depth` levels below them, all succeeded?"""
+    """Have f's readers, and the tasks `depth` levels below them, all ended (succeeded, or failed for good)?"""
     readers = f.readers
     if readers is None:
         return True
     for r in readers:
-        if r.state not in SUCCEEDED:
+        if r.state not in ENDED:
             return False
         if depth > 0 and not all(settled_below(o, depth - 1) for o in r.outputs):
             return False

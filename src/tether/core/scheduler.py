@@ -261,6 +261,9 @@ class Scheduler:
         self._out.append(fail)
         for f in t.outputs:   # what a failed run left on a worker never goes home: it may go now
             self._maybe_collect(f)
+        if self.prune:   # a task below a kept temp's readers ended for good: the temp may go now
+            for f in graph.above(t, self.prune):
+                self._maybe_collect(f)
         self._settled.append(t)
 
     # ------------------------------------------------------------ events
