@@ -38,7 +38,7 @@ class TaskSubmitted(NamedTuple):
     task: int
     inputs: tuple[FileSpec, ...]
     outputs: tuple[FileSpec, ...]
-    cores: int = 1
+    cores: int = 0
     memory: int = 0
     disk: int = 0
     retries: int = 0

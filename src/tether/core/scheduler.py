@@ -502,6 +502,7 @@ class Scheduler:
         if t is None or w is None or t.state not in ON_WORKER or t.worker is not w:
             return
         self.counters.attempts_failed += 1
+        sized = t.sized   # (leaving its worker, it holds nothing any more)
         self._to(t, T.WAITING)
         if e.reason == "input" and e.file in self.files:
             f = self.files[e.file]
@@ -519,7 +520,7 @@ class Scheduler:
             if not self._system_failure(t, w, e.reason, e.message):
                 self._requeue(t)
             return
-        if e.reason in ("memory", "disk") and t.sized and not t.full:
+        if e.reason in ("memory", "disk") and sized and not t.full:
             t.full = True   # it outgrew what its category learnt: once more, with the whole allowance
             self.counters.resized += 1
             self._requeue(t)

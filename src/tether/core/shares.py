@@ -82,7 +82,10 @@ class Category:
 
 
 def _with_headroom(peak: int, limit: int) -> int:
-    """MB to allow for a peak of `peak` bytes: a quarter more, at least HEADROOM_MB more, at most limit."""
+    """MB to allow for a peak of `peak` bytes: a quarter more, at least HEADROOM_MB more, at most limit.
+    A peak of 0 (nothing measured) states nothing: the share follows the other resources."""
+    if not peak:
+        return 0
     mb = -(-peak // MB)
     want = max(-(-mb * 5 // 4), mb + HEADROOM_MB)
     return min(want, limit) if limit else want
