@@ -139,7 +139,7 @@ class Engine:
         self.park_dir: Path | None = None   # where files a last worker leaves are kept (the core's park=True)
         self.parked: set[str] = set()       # ... the names kept there now
         self.retired = {"workers": 0, "temps_copied": 0, "temps_lost": 0, "temps_parked": 0, "forced": 0}
-        self.blocked: dict[str, tuple[frozenset[str], str]] = {}   # host as given -> (its addresses, why)
+        self.blocked: dict[str, str] = {}   # host as the program named it -> why it takes no new work
         self.run = ""                      # the run's id, as the Manager names it (for `tether status`)
         self.started = time.time()
 
@@ -298,41 +298,37 @@ class Engine:
         self.handle(TagCancelled(tag))
         return self.core.counters.cancelled - before
 
-    def block_host(self, host: str, addresses: frozenset[str], reason: str) -> list[str]:
-        """Give no new work to workers on the host (its addresses, and any whose host calls itself
-        `host`), now and when they join; returns the workers told."""
-        addresses = addresses | {link.host for link in self.links.values() if link.hostname == host}
-        self.blocked[host] = (frozenset(addresses), reason)
-        self.handle(*(HostBlocked(a) for a in sorted(addresses)))
-        told = [link for link in self.links.values() if link.host in addresses]
-        for link in told:
-            link.stream.send(m.HostBlocked(reason))
-            if self.txlog is not None:
-                self.txlog.add("WORKER", link.id, "BLOCKED", reason)
-        return [link.id for link in told]
+    def block_host(self, host: str, reason: str) -> list[str]:
+        """Give no new work to the workers on a host (see on_host), now and when they join; returns
+        the connected ones."""
+        self.blocked[host] = reason
+        return self._tell(host, True, reason)
 
     def unblock_host(self, host: str) -> list[str]:
-        entry = self.blocked.pop(host, None)
-        if entry is None:
+        if self.blocked.pop(host, None) is None:
             return []
-        still = set().union(*(a for a, _ in self.blocked.values())) if self.blocked else set()
-        freed = entry[0] - still
-        self.handle(*(HostUnblocked(a) for a in sorted(freed)))
-        told = [link for link in self.links.values() if link.host in freed]
-        for link in told:
-            link.stream.send(m.HostUnblocked())
+        return self._tell(host, False)
+
+    def _tell(self, host: str, blocked: bool, reason: str = "") -> list[str]:
+        """The core, and each connected worker on the host, learn that it is (un)blocked."""
+        on = sorted((link for link in self.links.values() if on_host(link, host)), key=lambda link: link.id)
+        keys = sorted({host_key(link) for link in on})
+        if blocked:
+            self.handle(*(HostBlocked(k) for k in keys))
+        else:   # still blocked under another of its names: stays so
+            self.handle(*(HostUnblocked(k) for k in keys if not any(
+                on_host(link, other) for other in self.blocked for link in on if host_key(link) == k)))
+        for link in on:
+            link.stream.send(m.HostBlocked(reason) if blocked else m.HostUnblocked())
             if self.txlog is not None:
-                self.txlog.add("WORKER", link.id, "UNBLOCKED")
-        return [link.id for link in told]
+                self.txlog.add("WORKER", link.id, "BLOCKED" if blocked else "UNBLOCKED", reason)
+        return [link.id for link in on]
 
     def _blocked_reason(self, link: WorkerLink) -> str | None:
-        """Why a worker joining is given no work, if its host is blocked (by address or by name)."""
-        for host, (addresses, reason) in self.blocked.items():
-            if link.host in addresses:
-                return reason
-            if link.hostname and link.hostname == host:
-                self.blocked[host] = (addresses | {link.host}, reason)
-                self.handle(HostBlocked(link.host))
+        """Why a worker joining is given no work, if its host is blocked; the core learns it first."""
+        for host, reason in self.blocked.items():
+            if on_host(link, host):
+                self.handle(HostBlocked(host_key(link)))
                 return reason
         return None
 
@@ -585,7 +581,7 @@ class Engine:
                         if why is not None:
                             link.stream.send(m.HostBlocked(why))
                         events.append(WorkerJoined(link.id, link.cores, msg.memory, msg.disk, msg.cached, msg.gpus,
-                                                   link.host))
+                                                   host_key(link)))
                     else:
                         ev = self._worker_message(link, msg)
                         if type(ev) is list:
@@ -829,6 +825,21 @@ class Engine:
             "retired_temps_kept_here": self.retired["temps_parked"],
             "retired_forced": self.retired["forced"],
         }
+
+
+def host_key(link: WorkerLink) -> str:
+    """What the core calls a worker's host: the name it gives itself, else its address."""
+    return link.hostname or link.host
+
+
+def on_host(link: WorkerLink, host: str) -> bool:
+    """Is the worker on `host`: the name its host gives itself (or the first part of it, or host's
+    first part), or the address it reaches this side from? No name is looked up: a host has many
+    addresses, and several hosts may share a name in DNS that each knows by another."""
+    name = link.hostname
+    if host == link.host or host == name:
+        return True
+    return bool(name) and (host.split(".", 1)[0] == name or name.split(".", 1)[0] == host)
 
 
 def _fail_future(future: Future, exc: BaseException) -> None:

@@ -702,17 +702,20 @@ class Manager:
         return self._loop.run(cancel())
 
     def block_host(self, host: str, reason: str = "the program blocked it") -> list[str]:
-        """Give no new work to the workers on `host` (a name or an address), those connected and those
-        that connect later; what they have not started goes elsewhere, what runs there finishes, and
-        the files they hold stay readable from them (a reader elsewhere fetches from them). Each is
-        told why in its log. Returns the ids of the connected workers it applies to."""
+        """Give no new work to the workers on `host`, those connected and those that connect later.
+
+        host: the name the host gives itself (its first part will do), or the address its workers
+        reach the manager from. What they have not started goes elsewhere, what runs there
+        finishes, and the files they hold stay readable from them (a reader elsewhere fetches
+        from them). Each is told why in its log. Returns the ids of the connected workers it
+        applies to."""
         self._check_open()
         if not isinstance(host, str) or not host:
             raise ValueError(f"host must be a non-empty string, got {host!r}")
-        addresses = _addresses(host)
+        reason = check_text(reason, "reason")
 
         async def block() -> list[str]:
-            return self.engine.block_host(host, addresses, check_text(reason, "reason"))
+            return self.engine.block_host(host, reason)
 
         return self._loop.run(block())
 
@@ -881,17 +884,6 @@ class _CategoryNeed:
 
 async def _call_async(fn) -> None:
     fn()
-
-
-def _addresses(host: str) -> frozenset[str]:
-    """The host as given and every address it resolves to (none when it does not resolve)."""
-    found = {host}
-    try:
-        for *_, sockaddr in socket.getaddrinfo(host, None):
-            found.add(sockaddr[0])
-    except (OSError, UnicodeError):
-        pass
-    return frozenset(found)
 
 
 def _dashboard_address(dashboard, transactions: bool) -> tuple[str, int] | None:
