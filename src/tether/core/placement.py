@@ -37,10 +37,17 @@ def has_room(worker: WorkerNode, task: TaskNode, allowance: int) -> bool:
     """Can the worker take the task now, its share (shares.py) included? The queue beyond its cores
     (allowance cores' worth) holds memory, disk and GPUs in the same proportion: the worker starts
     each task only once what it holds is free there."""
-    if not worker.staying or worker.blocked_until is not None or not worker.fits(task):
+    if not worker.staying or worker.blocked_until is not None:
+        return False
+    total = worker.cores
+    if task.need is None and task.category is None:   # one core and its share: the common case
+        if worker.used_cores + 1 > total + allowance:
+            return False
+        return not worker.memory or (worker.used_memory + worker.memory // total) * total <= \
+            worker.memory * (total + allowance)
+    if not worker.fits(task):
         return False
     cores, memory, disk, gpus = allocation(worker, task)
-    total = worker.cores
     if worker.used_cores + cores > total + allowance:
         return False
     room = total + allowance   # the totals below scaled by room / total

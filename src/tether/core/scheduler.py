@@ -44,14 +44,14 @@ from . import placement
 from .events import (LOCAL, MANAGER, SYSTEM_REASONS, TASK_REASONS, Assign, Assignment, Blocked,
                      CategorySet, Command, Complete, Counters, Delete, Event, Fail, Fetch, FileFailed, FileHome,
                      FileHomeFailed, FileLostOn, FileReleased, Forget, FilesCached, FileSpec, FileWanted, HostBlocked,
-                     HostUnblocked, NoWorkers, Park, Replicate, Resources, Retired, Retract, Retracted, Running, Stop,
+                     HostUnblocked, NoWorkers, Park, Replicate, Retired, Retract, Retracted, Running, Stop,
                      TagCancelled, TaskCancelled, TaskFailedOn, TaskSubmitted, TaskSucceeded, Tick, WorkerJoined,
                      WorkerLost, WorkerRetiring)
 from .groups import Grouper
 from .lifecycle import (FINISHED, ON_WORKER, TERMINAL, UNSTARTED, FileState, TaskState, move_file, move_task)
 from .model import FileNode, Group, Retirement, RunningMean, TaskNode, WorkerNode
 from .rebalance import Rebalancer
-from .shares import Category, allocation, limited
+from .shares import Category, allocation
 
 T = TaskState
 F = FileState
@@ -1201,13 +1201,13 @@ class Scheduler:
         t.attempts += 1
         sources = []
         held = None
-        if t.need is not None or t.category is not None or w.memory or w.disk:
+        if t.need is None and t.category is None:   # one core and its share, not watched
+            t.memory, t.disk = w.memory // w.cores, w.disk // w.cores
+        else:
             held = allocation(w, t)
             t.cores, t.memory, t.disk, t.gpus = held
             c = t.category
             t.sized = c is not None and c.learnt and not t.full
-            if not limited(t):
-                held = None if held.cores == 1 else Resources(held.cores)   # placed by its share, not watched
         for f in t.inputs:
             if w in f.replicas or w in f.pending:
                 src = LOCAL

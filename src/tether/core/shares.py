@@ -130,10 +130,5 @@ def allocation(w: "WorkerNode", t: "TaskNode") -> Resources:
                      gpus if gpus > 0 else 0)
 
 
-def limited(t: "TaskNode") -> bool:
-    """Are t's memory and disk its limits on the worker (it stated something, or has a category)?"""
-    return t.need is not None or t.category is not None
-
-
 def _ceil(x: Fraction) -> int:
     return -(-x.numerator // x.denominator)
