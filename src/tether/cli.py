@@ -50,6 +50,9 @@ def main(verbose: int) -> None:
 @click.option("--cores", type=click.IntRange(min=1), default=None, help="Cores to offer [all].")
 @click.option("--memory", type=click.IntRange(min=0), default=None, help="Memory to offer, MB [all].")
 @click.option("--disk", type=click.IntRange(min=0), default=None, help="Disk to offer, MB [free space].")
+@click.option("--gpus", type=click.IntRange(min=0), default=None,
+              help="GPUs to offer; each task asking for some is given its own device ids in "
+              "CUDA_VISIBLE_DEVICES [those `nvidia-smi -L` lists, 0 without it].")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Directory for the cache and sandboxes [a free slot of this node's cache, kept between "
               "runs: $TETHER_CACHE_DIR, or $XDG_CACHE_HOME/tether/HOST, or ~/.cache/tether/HOST].")
@@ -87,7 +90,7 @@ def main(verbose: int) -> None:
 @click.option("--idle-timeout", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
               help="Leave after this long with no task: the manager first copies the temps only this worker "
               "holds to workers that stay [never].")
-def worker(address, cores, memory, disk, cache_dir, secret_file, name, clean, connect_timeout, listen_host,
+def worker(address, cores, memory, disk, gpus, cache_dir, secret_file, name, clean, connect_timeout, listen_host,
            profile_path, heartbeat, tls_mode, tls_cert, tls_key, tls_ca, owner_pid, owner_dir, cache_budget, spare,
            idle_timeout):
     """Run a worker for the manager at ADDRESS (HOST:PORT).
@@ -125,7 +128,7 @@ def worker(address, cores, memory, disk, cache_dir, secret_file, name, clean, co
                    work_dir=cache_dir, name=name, clean=clean, connect_timeout=connect_timeout,
                    listen_host=listen_host, heartbeat=heartbeat, owner_pid=owner_pid, owner_dir=owner_dir,
                    tls=tls, spare_interpreters=1 if spare else 0, cache_budget=cache_budget,
-                   idle_timeout=idle_timeout)
+                   idle_timeout=idle_timeout, gpus=gpus if gpus is not None else detect_gpus())
         if profile_path is not None:
             import cProfile
             profiler = cProfile.Profile()
@@ -146,6 +149,20 @@ def worker(address, cores, memory, disk, cache_dir, secret_file, name, clean, co
     if status == 4:
         click.echo(f"tether worker: {w.exit_reason}", err=True)
     sys.exit(status)
+
+
+def detect_gpus() -> int:
+    """The GPUs `nvidia-smi -L` lists (one line each, "GPU 0: ..."); 0 where it is absent or fails."""
+    import shutil
+    import subprocess
+
+    if shutil.which("nvidia-smi") is None:
+        return 0
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    return sum(1 for line in out.splitlines() if line.startswith("GPU "))
 
 
 @main.command()

@@ -74,7 +74,7 @@ class Job:
     def spec(self) -> m.TaskSpec:
         """What the manager keeps to send (TaskRecord.spec): everything but where the inputs are."""
         e = self.event
-        return m.TaskSpec(e.task, "sh", e.cores, e.memory, e.disk,
+        return m.TaskSpec(e.task, "sh", max(1, e.cores), e.memory, e.disk,
                           tuple((f"out{i}", f.name) for i, f in enumerate(e.outputs)), "true")
 
 
@@ -339,7 +339,8 @@ class Cluster:
             sources = dict(a.sources)
             inputs = tuple(m.Input(f"in{i}", f.name, self._wire_source(sources.get(f.name)))
                            for i, f in enumerate(job.event.inputs))
-            tasks.append(m.AssignedTask(job.spec(), inputs))
+            held = a.resources
+            tasks.append(m.AssignedTask(job.spec(), inputs, None if held is None else m.Held(*held)))
         self._to_worker(w, ("assign", tasks))
 
     def _wire_source(self, source: str | None) -> Any:

@@ -14,7 +14,8 @@ from typing import Any, Callable, Mapping
 from .contexts import Context, as_context
 from .files import File
 
-_RESOURCE_OPTIONS = ("cores", "memory", "disk", "retries", "priority", "timeout", "env")
+_RESOURCE_OPTIONS = ("cores", "memory", "disk", "gpus", "retries", "priority", "timeout", "env", "category", "tag")
+_RESOURCES = ("cores", "memory", "disk", "gpus")   # a task that states any of them is limited to its share
 
 
 class TaskFailed(Exception):
@@ -117,6 +118,10 @@ class TaskResult:
     the task and the children it waited for. disk, bytes: its outputs and
     whatever else it left in its sandbox (and a command's stdout and
     stderr). A task's memory= and disk= limits apply to the same figures.
+
+    What it held on its worker (README "Proportional shares"): cores;
+    memory_limit and disk_limit, MB, its limits there (0: not watched);
+    gpus, the device ids it was given (its CUDA_VISIBLE_DEVICES).
     """
 
     task_id: int
@@ -131,6 +136,10 @@ class TaskResult:
     peak_memory: int | None = None
     cpu_time: float | None = None
     disk: int | None = None
+    cores: int = 1
+    memory_limit: int = 0
+    disk_limit: int = 0
+    gpus: tuple[int, ...] = ()
 
     @property
     def duration(self) -> float:
@@ -215,12 +224,12 @@ class _Spec:
     """What shell and Python tasks share: files and resources."""
 
     _ids = itertools.count(1)
-    __slots__ = ("id", "inputs", "outputs", "cores", "memory", "disk", "retries", "priority",
-                 "timeout", "env", "__weakref__")
+    __slots__ = ("id", "inputs", "outputs", "cores", "memory", "disk", "gpus", "retries", "priority",
+                 "timeout", "env", "category", "tag", "stated", "__weakref__")
 
     # (option, default, check arguments); only options given are checked
     _NUMBERS = (("cores", 1, "cores", 1, True), ("memory", 0, "memory (MB)", 0, True),
-                ("disk", 0, "disk (MB)", 0, True), ("retries", 0, "retries", 0, True),
+                ("disk", 0, "disk (MB)", 0, True), ("gpus", 0, "gpus", 0, True), ("retries", 0, "retries", 0, True),
                 ("priority", 0, "priority", float("-inf"), False))
 
     def _init_common(self, kind: str, inputs, outputs, options: dict[str, Any]) -> None:
@@ -234,6 +243,8 @@ class _Spec:
                 f.name  # hashes it; raises FileNotFoundError naming the path
         self.timeout = None
         self.env = {}
+        self.category = self.tag = None
+        self.stated: frozenset[str] = frozenset()   # the resources it names (the others: in proportion)
         for key, default, label, minimum, integer in self._NUMBERS:
             setattr(self, key, default)
         if options:
@@ -266,13 +277,22 @@ class _Spec:
             if self.timeout <= 0:
                 raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
         self.env = check_env(options.get("env") or {})
+        self.stated = frozenset(key for key in _RESOURCES if key in options)
+        for key in ("category", "tag"):
+            value = options.get(key)
+            if value is not None:
+                if not isinstance(value, str) or not value:
+                    raise ValueError(f"{key} must be a non-empty string, got {value!r}")
+                setattr(self, key, check_text(value, key))
 
 
 class Task(_Spec):
     """A shell command, run with /bin/sh -c inside the task's sandbox.
 
     Task(command, inputs={name: File}, outputs={name: File}, cores=1,
-         memory=0 (MB), disk=0 (MB), retries=0, priority=0, timeout=None, env={})
+         memory=0 (MB), disk=0 (MB), gpus=0, retries=0, priority=0, timeout=None, env={},
+         category=None, tag=None)
+    Resources not given are given in proportion (README "Proportional shares").
     """
 
     __slots__ = ("command",)

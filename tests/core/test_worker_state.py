@@ -114,3 +114,30 @@ def test_a_mini_task_maker_holds_its_cores_and_its_failure_rejects_every_reader_
     ws.validate()
     (again,) = _starts(ws.assign([task(3, {"mini-a-1": build, "file-src": None})]))   # a retry makes it anew
     assert again.makes == "mini-a-1" and again.id != maker.id
+
+
+def _started(out) -> list[int]:
+    return [i.task.id for i in out if isinstance(i, Start)]
+
+
+def test_each_gpu_task_gets_devices_no_running_task_holds():
+    ws = WorkerState(cores=4, gpus=2)
+    one, two, both = (WorkTask(i, TaskSpec(i, "sh"), [], [], {}, gpus=g) for i, g in ((1, 1), (2, 1), (3, 2)))
+    assert _started(ws.assign([one, two, both])) == [1, 2]
+    assert {one.devices, two.devices} == {(0,), (1,)}
+    ws.validate()
+    assert _started(ws.task_ended(1)) == []   # one device free, two wanted
+    assert _started(ws.task_ended(2)) == [3] and both.devices == (0, 1)
+    ws.validate()
+
+
+def test_ready_tasks_start_by_priority_then_in_order():
+    ws = WorkerState(cores=1)
+    busy, low, high, same = (WorkTask(i, TaskSpec(i, "sh"), [], [], {}, priority=p)
+                             for i, p in ((1, 0), (2, 1), (3, 5), (4, 5)))
+    assert _started(ws.assign([busy])) == [1]
+    assert _started(ws.assign([low, high, same])) == []
+    assert _started(ws.task_ended(1)) == [3]
+    assert _started(ws.task_ended(3)) == [4]
+    assert _started(ws.task_ended(4)) == [2]
+    ws.validate()

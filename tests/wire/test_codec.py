@@ -20,6 +20,7 @@ PY = m.TaskSpec(8, "py", fn="buf-abc", args=b"\x80\x05N.", result="res-a-8", spi
 SAMPLES = [
     m.Hello("w1", 4, 1000, 2000, "10.0.0.2", 4000, 123, 30.0, (("file-a", 3),)),
     m.Hello("w1", 4, 1000, 2000, "10.0.0.2", 4000, 123, 30.0),
+    m.Hello("w1", 4, 1000, 2000, "10.0.0.2", 4000, 123, 30.0, (), 2, "node12"),
     m.Joined("w1#2", 5.0),
     m.Assign((m.AssignedTask(SPEC, (m.Input("in.txt", "file-x", m.MANAGER), m.Input("b", "temp-a-0", None),
                                     m.Input("c", "temp-a-2", m.Peer("w2", "10.0.0.3", 4001)))),
@@ -30,10 +31,12 @@ SAMPLES = [
         m.Input(None, "buf-fn", m.MANAGER),
         m.Input("tool", "mini-a-3", m.Make("task", task=SPEC._replace(outputs=(("tool", "mini-a-3"),)),
                                         inputs=(("in.txt", "file-x"), (None, "buf-fn"))))),),)),
+    m.Assign((m.AssignedTask(SPEC._replace(priority=2.5), (), m.Held(2, 500, 10, 1)),)),
     m.Delete(("temp-a-1", "temp-a-2")),
     m.Retract((1, 2, 3)),
     m.Pull((("temp-a-1", m.Peer("w2", "10.0.0.3", 4001)),)),
-    m.Shutdown(),
+    m.Shutdown(), m.Stop((4, 5)), m.HostBlocked("maintenance"), m.HostUnblocked(),
+    m.Done(7, m.Report(1.5, 2.5, 0, gpus=(0, 3))),
     m.Done(7, m.Report(1.5, 2.5, 0, outputs=(("temp-a-1", 12),), cache=(100, 200), usage=(1 << 20, 0.5, 12))),
     m.Failed(7, m.Report(1.5, 2.5, 3, "exit", "exit code 3", "", "oops")),
     m.Failed(7, m.Report(reason="input", message="no", file="temp-a-0", source="w2")),
@@ -165,3 +168,9 @@ def test_a_frame_past_the_limit_is_refused_before_it_is_read():
     buf = FrameBuffer(limit=100)
     with pytest.raises(ProtocolError, match="exceeds the limit"):
         buf.feed(b"\xff\xff\xff\xff")
+
+
+def test_a_task_held_with_no_core_fails_alone():
+    msg = m.Assign((m.AssignedTask(SPEC, (), m.Held(0, 0, 0, 0)),))
+    back = codec.decode(codec.encode(msg))
+    assert type(back.tasks[0]) is m.BadTask and "at least one core" in back.tasks[0].problem

@@ -84,7 +84,8 @@ def _hostile_messages():
                        st.none() | st.binary(max_size=8), st.none(),
                        st.lists(st.tuples(names, st.integers(0, 2**40)), max_size=3).map(tuple),
                        st.tuples(st.integers(0, 2**40), st.integers(0, 2**40)),
-                       st.none() | st.tuples(st.integers(0, 2**40), st.floats(0, 1e6), st.integers(0, 2**40)))
+                       st.none() | st.tuples(st.integers(0, 2**40), st.floats(0, 1e6), st.integers(0, 2**40)),
+                       st.lists(st.integers(0, 64), max_size=2).map(tuple))
     return st.lists(st.one_of(
         st.builds(m.Done, ids, report), st.builds(m.Failed, ids, report),
         st.builds(m.Have, st.lists(st.tuples(names, st.integers(0, 2**40), st.none() | names), max_size=3)

@@ -35,14 +35,19 @@ class FileSpec(NamedTuple):
 
 
 class TaskSubmitted(NamedTuple):
+    """cores 0: not stated (given in proportion to what it states, at least one; see shares.py)."""
+
     task: int
     inputs: tuple[FileSpec, ...]
     outputs: tuple[FileSpec, ...]
-    cores: int = 1
+    cores: int = 0
     memory: int = 0
     disk: int = 0
     retries: int = 0
     priority: float = 0
+    gpus: int = 0
+    category: str | None = None   # its resources are those of its category (CategorySet) where it names none
+    tag: str | None = None        # TagCancelled cancels every unfinished task carrying it
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +62,8 @@ class WorkerJoined:
     memory: int = 0
     disk: int = 0
     cached: tuple[tuple[str, int], ...] = ()  # content-named files already in its cache
+    gpus: int = 0
+    host: str = ""                            # the address its host goes by (HostBlocked names it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +88,7 @@ class TaskSucceeded(NamedTuple):
     outputs: tuple[tuple[str, int], ...]  # (cache name, size) of each output
     started: float
     finished: float
+    usage: tuple[int, int] | None = None   # (peak memory, disk) in bytes, as its worker measured them
 
 
 # Why an attempt failed. The task's own failures are retried as its `retries`
@@ -180,6 +188,41 @@ class Retracted:
 
 
 @dataclass(frozen=True, slots=True)
+class CategorySet:
+    """Resources for the tasks of a category that name none themselves (0: not stated).
+
+    mode "fixed": they get these. mode "max": these (or, where none is stated, a whole worker) are
+    the most one may use; the first run with them, and later ones with the peak seen so far plus
+    headroom (see shares.py)."""
+
+    name: str
+    cores: int = 0
+    memory: int = 0
+    disk: int = 0
+    gpus: int = 0
+    mode: str = "max"
+
+
+@dataclass(frozen=True, slots=True)
+class TagCancelled:
+    """Cancel every unfinished task carrying this tag; those running are stopped (Stop)."""
+
+    tag: str
+
+
+@dataclass(frozen=True, slots=True)
+class HostBlocked:
+    """Workers on this host (now and later) take no new work; what runs there finishes."""
+
+    host: str
+
+
+@dataclass(frozen=True, slots=True)
+class HostUnblocked:
+    host: str
+
+
+@dataclass(frozen=True, slots=True)
 class Tick:
     """Time passes: lets the core look for work stuck behind a slow worker."""
 
@@ -189,9 +232,19 @@ class Tick:
 # ---------------------------------------------------------------- commands
 
 
+class Resources(NamedTuple):
+    """What a task holds on its worker: cores, MB of memory and disk (0: not limited), GPUs."""
+
+    cores: int = 1
+    memory: int = 0
+    disk: int = 0
+    gpus: int = 0
+
+
 class Assignment(NamedTuple):
     task: int
     sources: tuple[tuple[str, str | None], ...]  # (input cache name, LOCAL / MANAGER / peer id)
+    resources: Resources | None = None           # None: one core, nothing limited
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +261,14 @@ class Delete:
 
 @dataclass(frozen=True, slots=True)
 class Retract:
+    worker: str
+    tasks: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """Stop these tasks on the worker, started or not (they were cancelled); their reports are ignored."""
+
     worker: str
     tasks: tuple[int, ...]
 
@@ -305,8 +366,8 @@ class Forget:
 
 Event = (TaskSubmitted | TaskCancelled | WorkerJoined | WorkerRetiring | WorkerLost | TaskSucceeded | TaskFailedOn
          | FilesCached | FileLostOn | FileHome | FileHomeFailed | FileWanted | FileReleased | Retracted | Tick
-         | NoWorkers)
-Command = (Assign | Delete | Retract | Replicate | Retired | Park | Fetch | Running | Complete | Fail | FileFailed
+         | NoWorkers | CategorySet | TagCancelled | HostBlocked | HostUnblocked)
+Command = (Assign | Delete | Retract | Stop | Replicate | Retired | Park | Fetch | Running | Complete | Fail | FileFailed
            | Blocked | Forget)
 
 
@@ -322,6 +383,8 @@ class Counters:
     system_failures: int = 0   # attempts lost to workers, interpreters, disks or transfers
     blocklisted: int = 0    # times a worker was kept from new work after repeated system failures
     moves: int = 0          # tasks taken back from a slow worker and placed again
+    cancelled: int = 0      # tasks cancelled (by the user, one by one or by tag)
+    resized: int = 0        # tasks run again with their category's whole allowance after outgrowing what was learnt
     hops: list[float] = field(default_factory=list)   # a sample: every hop_stride-th hop latency
     hop_count: int = 0
     hop_stride: int = 1

@@ -130,14 +130,17 @@ def _check_worker(s: "Scheduler", w) -> None:
              f"{name} counts {w.used_cores} cores used, its running tasks {sum(t.cores for t in running)}")
     _require(w.used_memory == sum(t.memory for t in running), f"{name} miscounts memory")
     _require(w.used_disk == sum(t.disk for t in running), f"{name} miscounts disk")
+    _require(w.used_gpus == sum(t.gpus for t in running), f"{name} miscounts GPUs")
     for t in w.tasks:
         _require(t.worker is w and t.state in ON_WORKER, f"{name} lists task {t.id} ({t.state.name})")
         _require(w.fits(t), f"task {t.id} is on {name}, which could never run it (too few cores, memory or disk)")
     for f in w.files:
         _require(w in f.replicas or w in f.pending, f"{name} lists file {f.name}, which it neither holds "
                  "nor awaits")
-    if w.retiring:
-        _require(w not in s._idle and w not in s._not_full, f"retiring {name} is offered work")
+    if w.retiring or w.barred:
+        _require(w not in s._idle and w not in s._not_full, f"retiring or blocked {name} is offered work")
+    _require(w.barred == (w.host in s._blocked_hosts), f"{name} on host {w.host!r} is barred={w.barred}, "
+             "which its host's blocking does not say")
     if w in s._retiring:
         _require(w.retiring, f"{name} is being retired but takes new work")
         for f, dest in s._retiring[w].copying.items():
@@ -146,7 +149,7 @@ def _check_worker(s: "Scheduler", w) -> None:
     if w.blocked_until is not None:
         _require(w in s._blocked and w not in s._idle and w not in s._not_full,
                  f"blocklisted {name} is offered work")
-    elif w.used_cores < w.cores and not w.retiring:
+    elif w.used_cores < w.cores and not w.retiring and not w.barred:
         _require(w in s._idle, f"{name} has a free core but is not in the idle set")
 
 

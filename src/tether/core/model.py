@@ -6,23 +6,33 @@ pending tasks, so each record is kept small (no per-object dict).
 from __future__ import annotations
 
 from .lifecycle import AVAILABLE, FINISHED, SERVED_HOME, FileState, TaskState
+from .shares import allocation
 
 State = TaskState   # the name the core's users knew first
 
 
 class TaskNode:
-    __slots__ = ("id", "inputs", "outputs", "cores", "memory", "disk", "priority", "retries_left",
+    __slots__ = ("id", "inputs", "outputs", "cores", "memory", "disk", "gpus", "need", "category", "full",
+                 "sized", "tag", "priority", "retries_left",
                  "state", "missing", "worker", "active_since", "active_seq", "group", "attempts",
                  "system_failures", "failures", "avoid", "started", "finished", "reported", "level", "height")
 
     def __init__(self, id: int, inputs: tuple["FileNode", ...], outputs: tuple["FileNode", ...],
-                 cores: int, memory: int, disk: int, priority: float, retries: int):
+                 cores: int, memory: int, disk: int, priority: float, retries: int, gpus: int = 0):
         self.id = id
         self.inputs = inputs
         self.outputs = outputs
-        self.cores = cores
+        # what it holds on its worker while there (shares.allocation), else what it states (cores >= 1)
+        self.cores = max(1, cores)
         self.memory = memory
         self.disk = disk
+        self.gpus = gpus
+        # what it states (cores 0: in proportion); None: nothing, one core and its share
+        self.need = (cores, memory, disk, gpus) if cores or memory or disk or gpus else None
+        self.category = None             # a shares.Category
+        self.full = False                # run with its category's whole allowance (it outgrew what was learnt)
+        self.sized = False               # its attempt on a worker holds what its category learnt
+        self.tag: str | None = None
         self.priority = priority
         self.retries_left = retries
         self.state = TaskState.WAITING   # changed only by lifecycle.move_task
@@ -84,18 +94,22 @@ class FileNode:
 
 
 class WorkerNode:
-    __slots__ = ("id", "cores", "memory", "disk", "used_cores", "used_memory", "used_disk",
+    __slots__ = ("id", "cores", "memory", "disk", "gpus", "used_cores", "used_memory", "used_disk", "used_gpus",
                  "tasks", "files", "alive", "durations", "failure_streak", "blocked_until", "blocks",
-                 "retiring", "held", "peak")
+                 "retiring", "host", "barred", "held", "peak")
 
-    def __init__(self, id: str, cores: int, memory: int, disk: int):
+    def __init__(self, id: str, cores: int, memory: int, disk: int, gpus: int = 0, host: str = ""):
         self.id = id
         self.cores = cores
         self.memory = memory
         self.disk = disk
+        self.gpus = gpus
         self.used_cores = 0
         self.used_memory = 0
         self.used_disk = 0
+        self.used_gpus = 0
+        self.host = host
+        self.barred = False                 # its host is blocked: no new work, what runs there finishes
         self.tasks: set[TaskNode] = set()   # assigned and not finished
         self.files: set[FileNode] = set()   # replicas and pending replicas here
         self.alive = True
@@ -109,13 +123,15 @@ class WorkerNode:
 
     @property
     def staying(self) -> bool:
-        """Alive and not about to leave: new work and copies of files may go to it."""
-        return self.alive and not self.retiring
+        """Alive, not about to leave, not on a blocked host: new work and copies of files may go to it."""
+        return self.alive and not self.retiring and not self.barred
 
     def fits(self, task: TaskNode) -> bool:
-        """Could this worker ever run the task, given its total resources?"""
-        return (task.cores <= self.cores and (not task.memory or task.memory <= self.memory)
-                and (not task.disk or task.disk <= self.disk))
+        """Could this worker ever run the task, given its total resources (and its share of them)?"""
+        if task.need is None and task.category is None:
+            return True   # one core and its share
+        cores, memory, disk, gpus = allocation(self, task)
+        return cores <= self.cores and memory <= self.memory and disk <= self.disk and gpus <= self.gpus
 
     def __repr__(self) -> str:
         return f"<worker {self.id}>"

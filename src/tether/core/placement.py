@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from .model import TaskNode, WorkerNode
+from .shares import allocation
 
 MAX_QUEUE_PER_CORE = 256
 
@@ -33,13 +34,28 @@ def queue_allowance(worker: WorkerNode, mean_duration: float, queue_time: float)
 
 
 def has_room(worker: WorkerNode, task: TaskNode, allowance: int) -> bool:
-    if not worker.staying or worker.blocked_until is not None or not worker.fits(task):
+    """Can the worker take the task now, its share (shares.py) included? The queue beyond its cores
+    (allowance cores' worth) holds memory, disk and GPUs in the same proportion: the worker starts
+    each task only once what it holds is free there."""
+    if not worker.staying or worker.blocked_until is not None:
         return False
-    if worker.used_cores + task.cores > worker.cores + allowance:
+    total = worker.cores
+    if task.need is None and task.category is None:   # one core and its share: the common case
+        if worker.used_cores + 1 > total + allowance:
+            return False
+        return not worker.memory or (worker.used_memory + worker.memory // total) * total <= \
+            worker.memory * (total + allowance)
+    if not worker.fits(task):
         return False
-    if task.memory and worker.used_memory + task.memory > worker.memory:
+    cores, memory, disk, gpus = allocation(worker, task)
+    if worker.used_cores + cores > total + allowance:
         return False
-    if task.disk and worker.used_disk + task.disk > worker.disk:
+    room = total + allowance   # the totals below scaled by room / total
+    if memory and (worker.used_memory + memory) * total > worker.memory * room:
+        return False
+    if disk and (worker.used_disk + disk) * total > worker.disk * room:
+        return False
+    if gpus and (worker.used_gpus + gpus) * total > worker.gpus * room:
         return False
     return True
 

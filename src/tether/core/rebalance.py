@@ -101,7 +101,7 @@ class Rebalancer:
 
 def _ready_fits(s: "Scheduler", w: WorkerNode) -> bool:
     """Is some ready task waiting that this worker could take? Then it needs no move."""
-    return any(cores <= w.cores for cores, _, _ in s._ready)
+    return any(shape[0] <= w.cores for shape in s._ready)
 
 
 def _groups_on(w: WorkerNode) -> list[Group]:

@@ -42,14 +42,16 @@ from typing import Callable
 
 from . import graph, placement
 from .events import (LOCAL, MAKE, MANAGER, SYSTEM_REASONS, TASK_REASONS, Assign, Assignment, Blocked,
-                     Command, Complete, Counters, Delete, Event, Fail, Fetch, FileFailed, FileHome, FileHomeFailed, FileLostOn,
-                     FileReleased, Forget, FilesCached, FileSpec, FileWanted, NoWorkers, Park, Replicate, Retired, Retract,
-                     Retracted, Running, TaskCancelled, TaskFailedOn, TaskSubmitted, TaskSucceeded, Tick, WorkerJoined,
+                     CategorySet, Command, Complete, Counters, Delete, Event, Fail, Fetch, FileFailed, FileHome,
+                     FileHomeFailed, FileLostOn, FileReleased, Forget, FilesCached, FileSpec, FileWanted, HostBlocked,
+                     HostUnblocked, NoWorkers, Park, Replicate, Retired, Retract, Retracted, Running, Stop,
+                     TagCancelled, TaskCancelled, TaskFailedOn, TaskSubmitted, TaskSucceeded, Tick, WorkerJoined,
                      WorkerLost, WorkerRetiring)
 from .groups import Grouper
 from .lifecycle import (FINISHED, ON_WORKER, TERMINAL, UNSTARTED, FileState, TaskState, move_file, move_task)
 from .model import FileNode, Group, Retirement, RunningMean, TaskNode, WorkerNode
 from .rebalance import Rebalancer
+from .shares import Category, allocation
 
 T = TaskState
 F = FileState
@@ -105,6 +107,11 @@ class Scheduler:
         self._assign: dict[WorkerNode, list[Assignment]] = defaultdict(list)
         self._delete: dict[WorkerNode, list[str]] = defaultdict(list)
         self._retract: dict[WorkerNode, list[int]] = defaultdict(list)
+        self._stop: dict[WorkerNode, list[int]] = defaultdict(list)
+        self.categories: dict[str, Category] = {}
+        self._blocked_hosts: set[str] = set()
+        self._ranked = False                          # some task has a priority other than 0
+        self._making_way: int | None = None           # the task taken back to make way for a higher priority
         self._activations = itertools.count(1)
         self.moves: dict[int, WorkerNode | None] = {}  # task being taken back -> where it goes (None: anywhere)
         self._bringing: dict[str, WorkerNode] = {}     # file asked for at the submitting side -> from where
@@ -121,6 +128,8 @@ class Scheduler:
             FileHome: self._on_file_home, FileHomeFailed: self._on_home_failed,
             FileWanted: self._on_wanted, FileReleased: self._on_released,
             Retracted: self._on_retracted, Tick: self._on_tick, NoWorkers: self._on_no_workers,
+            CategorySet: self._on_category, TagCancelled: self._on_tag_cancelled,
+            HostBlocked: self._on_host_blocked, HostUnblocked: self._on_host_unblocked,
         }
 
     # ------------------------------------------------------------ entry point
@@ -132,6 +141,8 @@ class Scheduler:
             self._replan(self._revived)
             self._revived = []
         self._schedule()
+        if self._ranked and self._ready:
+            self._make_way()
         if self._retiring:
             self._retire()
         if self._settled:
@@ -207,6 +218,7 @@ class Scheduler:
         if old in ON_WORKER and new not in ON_WORKER:
             t.worker.tasks.discard(t)
             t.worker = None
+            _unsize(t)
             if self.moves:
                 self.moves.pop(t.id, None)   # ended or taken back: no longer being moved
         elif new in ON_WORKER and old not in ON_WORKER:
@@ -215,7 +227,7 @@ class Scheduler:
         if new is T.RUNNING:
             self._hold(t)
         elif new is T.READY:
-            heapq.heappush(self._ready.setdefault((t.cores, t.memory, t.disk), []),
+            heapq.heappush(self._ready.setdefault((t.cores, t.memory, t.disk, t.gpus), []),
                            (-t.priority, graph.rank(t, self.order), t.id))
 
     def _hold(self, t: TaskNode) -> None:
@@ -227,6 +239,7 @@ class Scheduler:
         w.used_cores += t.cores
         w.used_memory += t.memory
         w.used_disk += t.disk
+        w.used_gpus += t.gpus
         if w.used_cores >= w.cores:
             self._idle.discard(w)
         self._note_fullness(w)
@@ -236,6 +249,7 @@ class Scheduler:
         w.used_cores -= t.cores
         w.used_memory -= t.memory
         w.used_disk -= t.disk
+        w.used_gpus -= t.gpus
         if self._available(w) and w.used_cores < w.cores:
             self._idle.add(w)
         self._note_fullness(w)
@@ -273,7 +287,12 @@ class Scheduler:
             raise ValueError(f"task {e.task} was submitted twice")
         inputs = tuple(self._file(s) for s in _unique(e.inputs))
         outputs = tuple(self._file(s) for s in _unique(e.outputs))
-        t = TaskNode(e.task, inputs, outputs, e.cores, e.memory, e.disk, e.priority, e.retries)
+        t = TaskNode(e.task, inputs, outputs, e.cores, e.memory, e.disk, e.priority, e.retries, e.gpus)
+        if e.category is not None:
+            t.category = self.categories.get(e.category) or self._category(CategorySet(e.category, mode="fixed"))
+        t.tag = e.tag
+        if e.priority:
+            self._ranked = True
         self.tasks[t.id] = t
         self.by_state[t.state] += 1
         self.counters.tasks_submitted += 1
@@ -335,9 +354,11 @@ class Scheduler:
     def _on_worker_joined(self, e: WorkerJoined) -> None:
         if e.worker in self.workers and self.workers[e.worker].alive:
             raise ValueError(f"worker {e.worker} joined twice")
-        w = WorkerNode(e.worker, max(1, e.cores), e.memory, e.disk)
+        w = WorkerNode(e.worker, max(1, e.cores), e.memory, e.disk, e.gpus, e.host)
+        w.barred = e.host in self._blocked_hosts
         self.workers[w.id] = w
-        self._idle.add(w)
+        if not w.barred:
+            self._idle.add(w)
         self._note_fullness(w)
         for name, size in e.cached:
             f = self.files.get(name)
@@ -351,7 +372,7 @@ class Scheduler:
     def _on_retiring(self, e: WorkerRetiring) -> None:
         """w takes no new work; its tasks not started yet are taken back and placed elsewhere."""
         w = self.workers.get(e.worker)
-        if w is None or not w.staying:
+        if w is None or not w.alive or w.retiring:
             return
         w.retiring = True
         self._idle.discard(w)
@@ -457,6 +478,7 @@ class Scheduler:
         self._assign.pop(w, None)
         self._delete.pop(w, None)
         self._retract.pop(w, None)
+        self._stop.pop(w, None)
         for t in suspects:
             if t.state is T.WAITING:
                 self._system_failure(t, w, "worker-lost", f"worker {w.id} was lost ({e.reason}) while it ran the task")
@@ -476,6 +498,8 @@ class Scheduler:
         duration = max(0.0, e.finished - e.started)
         w.durations.add(duration)
         self.mean_duration.add(duration)
+        if t.category is not None and e.usage is not None:
+            t.category.learn(*e.usage)
         made = []
         for name, size in e.outputs:
             f = self.files.get(name)
@@ -506,6 +530,7 @@ class Scheduler:
         if t is None or w is None or t.state not in ON_WORKER or t.worker is not w:
             return
         self.counters.attempts_failed += 1
+        sized = t.sized   # (leaving its worker, it holds nothing any more)
         self._to(t, T.WAITING)
         if e.reason == "input" and e.file in self.files:
             f = self.files[e.file]
@@ -522,6 +547,11 @@ class Scheduler:
         if e.reason in SYSTEM_REASONS:
             if not self._system_failure(t, w, e.reason, e.message):
                 self._requeue(t)
+            return
+        if e.reason in ("memory", "disk") and sized and not t.full:
+            t.full = True   # it outgrew what its category learnt: once more, with the whole allowance
+            self.counters.resized += 1
+            self._requeue(t)
             return
         if e.reason in TASK_REASONS and t.retries_left > 0:
             t.retries_left -= 1
@@ -661,6 +691,92 @@ class Scheduler:
         if self.rebalancer is not None:
             self.rebalancer(self, e.now)
 
+    def _on_category(self, e: CategorySet) -> None:
+        self._category(e)
+
+    def _category(self, e: CategorySet) -> Category:
+        """Set (or change) a category; what its runs taught it so far is kept."""
+        for what, value in (("cores", e.cores), ("memory", e.memory), ("disk", e.disk), ("gpus", e.gpus)):
+            if value < 0:
+                raise ValueError(f"category {e.name!r}: {what} must not be negative, got {value}")
+        new = Category(e.name, e.mode, e.cores, e.memory, e.disk, e.gpus)
+        old = self.categories.get(e.name)
+        if old is not None:
+            new.peak_memory, new.peak_disk, new.samples = old.peak_memory, old.peak_disk, old.samples
+            for t in self.tasks.values():
+                if t.category is old:
+                    t.category = new
+        self.categories[e.name] = new
+        return new
+
+    def _on_tag_cancelled(self, e: TagCancelled) -> None:
+        """Every unfinished task carrying the tag is cancelled; those on a worker are stopped there."""
+        for t in sorted((t for t in self.tasks.values() if t.tag == e.tag), key=_by_id):
+            if t.state not in FINISHED and not t.reported:
+                self._fail(t, "cancelled", f"task {t.id} was cancelled (tag {e.tag!r})", None, state=T.CANCELLED)
+
+    def _on_host_blocked(self, e: HostBlocked) -> None:
+        """The workers on the host take no new work: what they have not started goes elsewhere, what runs
+        there finishes, and the files they hold stay readable from them."""
+        if e.host in self._blocked_hosts:
+            return
+        self._blocked_hosts.add(e.host)
+        for w in sorted(self.workers.values(), key=_node_id):
+            if w.alive and w.host == e.host and not w.barred:
+                w.barred = True
+                self._idle.discard(w)
+                self._not_full.discard(w)
+                if not w.retiring:
+                    self.move(sorted((t for t in w.tasks if t.id not in self.moves), key=_by_id), w, None)
+
+    def _on_host_unblocked(self, e: HostUnblocked) -> None:
+        self._blocked_hosts.discard(e.host)
+        for w in self.workers.values():
+            if w.alive and w.host == e.host and w.barred:
+                w.barred = False
+                if self._available(w) and w.used_cores < w.cores:
+                    self._idle.add(w)
+                self._note_fullness(w)
+
+    def _make_way(self) -> None:
+        """A ready task that found no room waits behind no task of lower priority queued on a worker.
+
+        The queue a worker holds beyond its cores was filled before the task
+        came: the lowest-priority task queued there (not started, in no
+        group) is taken back, and once it is back the ready task, placed
+        first by its priority, takes its place. Only tasks of one core or
+        more: their room is what a queued task holds.
+        """
+        if self._making_way is not None and self._making_way in self.moves:
+            return   # one at a time: the last one taken back has not come back yet
+        self._making_way = None
+        top = None
+        for heap in self._ready.values():   # the head of each queue (a stale head is skipped: it is rare)
+            head = heap[0]
+            t = self.tasks.get(head[-1])
+            if t is not None and t.state is T.READY and (top is None or head < top[0]):
+                top = (head, t)
+        if top is None:
+            return
+        t = top[1]
+        victim = None
+        for w in self.workers.values():
+            if not self._available(w) or not w.fits(t) or w.used_cores <= w.cores or t.cores > w.cores:
+                continue
+            started = sorted((x for x in w.tasks if x.state is T.RUNNING), key=lambda x: x.active_seq)
+            seen = 0
+            for x in started:
+                seen += x.cores
+                if seen <= w.cores:
+                    continue   # likely running: it holds one of the worker's cores
+                if (x.priority < t.priority and x.id not in self.moves and x.cores >= t.cores
+                        and x.gpus >= t.gpus and (x.group is None or len(x.group.members) == 1)
+                        and (victim is None or (x.priority, -x.id) < (victim.priority, -victim.id))):
+                    victim = x
+        if victim is not None:
+            self._making_way = victim.id
+            self.move([victim], victim.worker, None)
+
     def _on_no_workers(self, e: NoWorkers) -> None:
         for t in sorted(self.tasks.values(), key=_by_id):
             if t.state not in TERMINAL:
@@ -735,9 +851,11 @@ class Scheduler:
             x, reason, message, cause, state = stack.pop()
             if x.state in TERMINAL:
                 continue
-            if x.state in ON_WORKER:  # waiting on a worker: it must forget the task
-                self._retract[x.worker].append(x.id)
+            if x.state in ON_WORKER:  # on a worker: it must forget the task (and stop it if cancelled)
+                (self._stop if state is T.CANCELLED else self._retract)[x.worker].append(x.id)
             self._to(x, state)
+            if state is T.CANCELLED:
+                self.counters.cancelled += 1
             self._report_failed(x, Fail(x.id, reason, message, x.attempts, cause))
             for f in x.inputs:
                 f.consumers.discard(x)
@@ -1187,6 +1305,14 @@ class Scheduler:
     def _assign_to(self, t: TaskNode, w: WorkerNode) -> None:
         t.attempts += 1
         sources = []
+        held = None
+        if t.need is None and t.category is None:   # one core and its share, not watched
+            t.memory, t.disk = w.memory // w.cores, w.disk // w.cores
+        else:
+            held = allocation(w, t)
+            t.cores, t.memory, t.disk, t.gpus = held
+            c = t.category
+            t.sized = c is not None and c.learnt and not t.full
         for f in t.inputs:
             if w in f.replicas or w in f.pending:
                 src = LOCAL
@@ -1205,7 +1331,7 @@ class Scheduler:
             else:
                 src = LOCAL  # made on w by an earlier member of its group
             sources.append((f.name, src))
-        self._assign[w].append(Assignment(t.id, tuple(sources)))
+        self._assign[w].append(Assignment(t.id, tuple(sources), held))
         self._to(t, T.RUNNING if t.missing == 0 else T.ASSIGNED, w)
 
     def _peer_for(self, f: FileNode) -> WorkerNode:
@@ -1222,6 +1348,11 @@ class Scheduler:
         for w, tids in self._retract.items():
             if w.alive and tids:
                 out.append(Retract(w.id, tuple(tids)))
+        if self._stop:
+            for w, tids in self._stop.items():
+                if w.alive and tids:
+                    out.append(Stop(w.id, tuple(tids)))
+            self._stop.clear()
         for w, tasks in self._assign.items():
             if tasks:
                 out.append(Assign(w.id, tuple(tasks)))
@@ -1251,6 +1382,16 @@ def _resize(f: FileNode, size: int) -> None:
 
 def _by_id(t: TaskNode) -> int:
     return t.id
+
+
+def _unsize(t: TaskNode) -> None:
+    """t left its worker: it holds nothing any more, and asks again for what it states."""
+    need = t.need
+    if need is None:
+        t.cores, t.memory, t.disk, t.gpus = 1, 0, 0, 0
+    else:
+        t.cores, t.memory, t.disk, t.gpus = max(1, need[0]), need[1], need[2], need[3]
+    t.sized = False
 
 
 def _by_ids(nodes: set) -> set | list:

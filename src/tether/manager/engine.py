@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..core import (MAKE, MANAGER, Assign, Blocked, Complete, Delete, Fail, Fetch, FileFailed, FileHome, FileHomeFailed,
-                    FileState, FileLostOn, Forget, FilesCached, FileWanted, Park, Replicate, Retired, Retract, Retracted,
-                    Running, Scheduler, TaskCancelled, TaskFailedOn, TaskSucceeded, Tick, WorkerJoined, WorkerLost,
-                    WorkerRetiring)
+                    FileState, FileLostOn, Forget, FilesCached, FileWanted, HostBlocked, HostUnblocked, Park, Replicate,
+                    Retired, Retract, Retracted, Running, Scheduler, Stop, TagCancelled, TaskCancelled, TaskFailedOn,
+                    TaskSucceeded, Tick, WorkerJoined, WorkerLost, WorkerRetiring)
 from ..task import InternalError
 from ..transfer import DestinationError, FileMissing, TransferClient, serve_fetches
 from ..wire import messages as m
@@ -50,7 +50,7 @@ class TaskRecord:
     the engine (the Executor does it from a thread of its own).
     """
 
-    __slots__ = ("id", "future", "is_python", "spec", "inputs", "worker", "report", "deliver", "label",
+    __slots__ = ("id", "future", "is_python", "spec", "inputs", "worker", "report", "deliver", "label", "held",
                  "__weakref__")
 
     def __init__(self, id: int, future: Future | None, is_python: bool, spec: m.TaskSpec,
@@ -64,6 +64,7 @@ class TaskRecord:
         self.report: m.Report | None = None   # the last attempt's, once it has ended
         self.deliver = deliver
         self.label = label              # what the transaction log calls it: a function's name
+        self.held = None                # what its last attempt held on its worker (core.Resources)
 
 
 @dataclass
@@ -89,6 +90,7 @@ class WorkerLink:
     cores: int
     heartbeat: float                 # the worker's own: it leaves after this long without word from here
     last_heard: float                # loop time of the last message from the worker
+    hostname: str = ""               # what its host calls itself
     cache_peak: int = 0
     joined: float = field(default_factory=time.time)
     lost_reason: str | None = None   # why this side gave up on it, when it did
@@ -138,6 +140,7 @@ class Engine:
         self.park_dir: Path | None = None   # where files a last worker leaves are kept (the core's park=True)
         self.parked: set[str] = set()       # ... the names kept there now
         self.retired = {"workers": 0, "temps_copied": 0, "temps_lost": 0, "temps_parked": 0, "forced": 0}
+        self.blocked: dict[str, str] = {}   # host as the program named it -> why it takes no new work
         self.run = ""                      # the run's id, as the Manager names it (for `tether status`)
         self.started = time.time()
 
@@ -266,6 +269,10 @@ class Engine:
                 link = self.links.get(c.worker)
                 if link is not None:
                     link.stream.send(m.Retract(c.tasks))
+            elif kind is Stop:
+                link = self.links.get(c.worker)
+                if link is not None:
+                    link.stream.send(m.Stop(c.tasks))
             elif kind is Replicate:
                 link = self.links.get(c.worker)
                 if link is not None:
@@ -283,6 +290,48 @@ class Engine:
                             c.worker, c.until - time.time())
                 if self.txlog is not None:
                     self.txlog.add("WORKER", c.worker, "BLOCKLISTED", c.until)
+
+    # ------------------------------------------------------------ cancelling, blocking hosts
+
+    def cancel_tag(self, tag: str) -> int:
+        """Cancel every unfinished task carrying the tag; returns how many were."""
+        before = self.core.counters.cancelled
+        self.handle(TagCancelled(tag))
+        return self.core.counters.cancelled - before
+
+    def block_host(self, host: str, reason: str) -> list[str]:
+        """Give no new work to the workers on a host (see on_host), now and when they join; returns
+        the connected ones."""
+        self.blocked[host] = reason
+        return self._tell(host, True, reason)
+
+    def unblock_host(self, host: str) -> list[str]:
+        if self.blocked.pop(host, None) is None:
+            return []
+        return self._tell(host, False)
+
+    def _tell(self, host: str, blocked: bool, reason: str = "") -> list[str]:
+        """The core, and each connected worker on the host, learn that it is (un)blocked."""
+        on = sorted((link for link in self.links.values() if on_host(link, host)), key=lambda link: link.id)
+        keys = sorted({host_key(link) for link in on})
+        if blocked:
+            self.handle(*(HostBlocked(k) for k in keys))
+        else:   # still blocked under another of its names: stays so
+            self.handle(*(HostUnblocked(k) for k in keys if not any(
+                on_host(link, other) for other in self.blocked for link in on if host_key(link) == k)))
+        for link in on:
+            link.stream.send(m.HostBlocked(reason) if blocked else m.HostUnblocked())
+            if self.txlog is not None:
+                self.txlog.add("WORKER", link.id, "BLOCKED" if blocked else "UNBLOCKED", reason)
+        return [link.id for link in on]
+
+    def _blocked_reason(self, link: WorkerLink) -> str | None:
+        """Why a worker joining is given no work, if its host is blocked; the core learns it first."""
+        for host, reason in self.blocked.items():
+            if on_host(link, host):
+                self.handle(HostBlocked(host_key(link)))
+                return reason
+        return None
 
     # ------------------------------------------------------------ retirement
 
@@ -386,12 +435,13 @@ class Engine:
             rec = self.records[a.task]
             rec.worker = c.worker
             rec.report = None
+            rec.held = held = a.resources
             sources = dict(a.sources)
             inputs = tuple(m.Input(sandbox, name, source(sources.get(name), name)) for sandbox, name in rec.inputs)
             args = rec.spec.args
             if args is not None:
                 self.bytes_arguments_to_worker += len(args)
-            tasks.append(m.AssignedTask(rec.spec, inputs))
+            tasks.append(m.AssignedTask(rec.spec, inputs, None if held is None else m.Held(*held)))
         link.stream.send(m.Assign(tuple(tasks)))
         if self.txlog is not None:
             self._log_assigned(c.worker, c.tasks)
@@ -454,7 +504,7 @@ class Engine:
         rec, future = settling
         report = rec.report or m.Report()
         if rec.is_python:
-            future._info = (rec.id, report, rec.worker or "", c.hop_latency, c.attempts)
+            future._info = (rec.id, report, rec.worker or "", c.hop_latency, c.attempts, rec.held)
             try:
                 value = results.python_value(report)
             except Exception as e:  # the value could not be unpickled here
@@ -463,7 +513,7 @@ class Engine:
             future.set_result(value)
         else:
             future._info = info = results.task_result(rec.id, report, rec.worker or "", c.hop_latency,
-                                                      c.attempts)
+                                                      c.attempts, rec.held)
             future.set_result(info)
 
     def _fail(self, c: Fail) -> None:
@@ -478,6 +528,9 @@ class Engine:
             rec, future = settling
             if home_error is not None:
                 _fail_future(future, home_error)
+                return
+            if c.reason == "cancelled" and not future.running() and Future.cancel(future):
+                future.set_running_or_notify_cancel()   # cancelled before it ran (by tag): as Future.cancel does
                 return
             _fail_future(future, results.failure(rec.id, rec.is_python, c.reason, c.message, rec.report,
                                                  rec.worker, c.cause))
@@ -527,7 +580,11 @@ class Engine:
                         link = self._hello(stream, msg)
                         if self.txlog is not None:
                             self.txlog.add("WORKER", link.id, "JOINED", link.host, link.cores, msg.memory, msg.disk)
-                        events.append(WorkerJoined(link.id, link.cores, msg.memory, msg.disk, msg.cached))
+                        why = self._blocked_reason(link) if self.blocked else None
+                        if why is not None:
+                            link.stream.send(m.HostBlocked(why))
+                        events.append(WorkerJoined(link.id, link.cores, msg.memory, msg.disk, msg.cached, msg.gpus,
+                                                   host_key(link)))
                     else:
                         ev = self._worker_message(link, msg)
                         if type(ev) is list:
@@ -567,7 +624,7 @@ class Engine:
             wid = f"{base}#{n}"
         beat = max(0.2, hello.heartbeat)
         link = WorkerLink(wid, stream, hello.host, hello.port, hello.pid, max(1, hello.cores), beat,
-                          asyncio.get_running_loop().time())
+                          asyncio.get_running_loop().time(), hello.hostname)
         self.links[wid] = link
         stream.send(m.Joined(wid, self.heartbeat, self.preload))
         self.worker_count_changed.set()
@@ -590,7 +647,9 @@ class Engine:
             if self.txlog is not None:
                 self._log_ended(link.id, tid, kind is m.Done, report)
             if kind is m.Done:
-                return TaskSucceeded(link.id, tid, report.outputs, report.started, report.finished)
+                used = report.usage
+                return TaskSucceeded(link.id, tid, report.outputs, report.started, report.finished,
+                                     None if used is None else (used[0], used[2]))
             return TaskFailedOn(link.id, tid, report.reason or "exit", report.message, report.file, report.source,
                                 report.started, report.finished)
         if kind is m.Have:
@@ -753,6 +812,8 @@ class Engine:
             "moves": c.moves,
             "system_failures": c.system_failures,
             "blocklisted": c.blocklisted,
+            "tasks_cancelled": c.cancelled,
+            "tasks_resized": c.resized,
             "workers": len(self.links),
             "bytes_manager_to_worker": self.bytes_manager_to_worker,
             "bytes_arguments_to_worker": self.bytes_arguments_to_worker,
@@ -769,6 +830,21 @@ class Engine:
             "retired_temps_kept_here": self.retired["temps_parked"],
             "retired_forced": self.retired["forced"],
         }
+
+
+def host_key(link: WorkerLink) -> str:
+    """What the core calls a worker's host: the name it gives itself, else its address."""
+    return link.hostname or link.host
+
+
+def on_host(link: WorkerLink, host: str) -> bool:
+    """Is the worker on `host`: the name its host gives itself (or the first part of it, or host's
+    first part), or the address it reaches this side from? No name is looked up: a host has many
+    addresses, and several hosts may share a name in DNS that each knows by another."""
+    name = link.hostname
+    if host == link.host or host == name:
+        return True
+    return bool(name) and (host.split(".", 1)[0] == name or name.split(".", 1)[0] == host)
 
 
 def _fail_future(future: Future, exc: BaseException) -> None:

@@ -27,15 +27,17 @@ class WorkerSize:
     cores: int
     memory: int  # MB
     disk: int    # MB
+    gpus: int = 0
 
     @classmethod
     def share_of_machine(cls, workers: int, work_dir: Path, cores: int | None = None,
-                         memory: int | None = None, disk: int | None = None) -> "WorkerSize":
+                         memory: int | None = None, disk: int | None = None, gpus: int = 0) -> "WorkerSize":
         n = max(1, workers)
         return cls(
             cores=cores or max(1, (os.cpu_count() or 1) // n),
             memory=memory or psutil.virtual_memory().total // (1 << 20) // n,
             disk=disk or shutil.disk_usage(work_dir).free // (1 << 20) // n,
+            gpus=gpus,
         )
 
 
@@ -69,7 +71,8 @@ def start_worker(index: int, address: str, secret_file: Path, size: WorkerSize, 
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(python_path)
     cmd = [sys.executable, "-m", "tether", "-v", "worker", address, "--cores", str(size.cores),
-           "--memory", str(size.memory), "--disk", str(size.disk), "--cache-dir", str(cache_dir),
+           "--memory", str(size.memory), "--disk", str(size.disk), "--gpus", str(size.gpus),
+           "--cache-dir", str(cache_dir),
            "--secret-file", str(secret_file), "--name", f"local-{index}", "--clean",
            "--connect-timeout", "30", "--heartbeat", f"{heartbeat:g}",
            "--owner-pid", str(os.getpid()), "--owner-dir", str(work_dir)]

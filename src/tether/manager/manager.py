@@ -26,14 +26,14 @@ import cloudpickle
 
 from .. import pickling, spill
 from ..contexts import Context
-from ..core import FileReleased, FileSpec, NoWorkers, Scheduler, TaskCancelled, TaskSubmitted
+from ..core import CategorySet, FileReleased, FileSpec, NoWorkers, Scheduler, TaskCancelled, TaskSubmitted
 from ..core.graph import check_options as check_graph_options
 from ..files import MADE_ON_WORKERS, File, hash_bytes
 from ..wire.handshake import new_secret, read_secret_file
 from ..wire.messages import Make, TaskSpec
 from ..wire.tls import TlsConfig
 from ..refs import ResultRef
-from ..task import LargeArgumentWarning, PythonTask, SerializationError, Task, TaskResult
+from ..task import LargeArgumentWarning, PythonTask, SerializationError, Task, TaskResult, check_text
 from .engine import DEFAULT_HEARTBEAT, Engine, TaskRecord
 from .results import task_result
 from .local import LocalWorker, WorkerSize, kill_sessions, python_path, start_worker, stop_workers
@@ -142,7 +142,7 @@ class Manager:
 
     def __init__(self, workers: int | None = None, *, cores_per_worker: int | None = None,
                  memory_per_worker: int | None = None, disk_per_worker: int | None = None,
-                 group_tasks: bool = True, host: str | None = None, port: int = 0,
+                 gpus_per_worker: int = 0, group_tasks: bool = True, host: str | None = None, port: int = 0,
                  secret: bytes | str | None = None, secret_file: str | os.PathLike | None = None,
                  run_dir: str | os.PathLike | None = None, bandwidth: float = 125e6,
                  queue_time: float = 0.02, restart_local_workers: bool = True,
@@ -156,6 +156,8 @@ class Manager:
             raise ValueError(f"workers must be a non-negative integer, got {workers!r}")
         if isinstance(heartbeat, bool) or not isinstance(heartbeat, (int, float)) or not 0.2 <= heartbeat < 1e6:
             raise ValueError(f"heartbeat must be a number of seconds from 0.2 on, got {heartbeat!r}")
+        if isinstance(gpus_per_worker, bool) or not isinstance(gpus_per_worker, int) or gpus_per_worker < 0:
+            raise ValueError(f"gpus_per_worker must be a non-negative integer, got {gpus_per_worker!r}")
         if isinstance(system_retries, bool) or not isinstance(system_retries, int) or system_retries < 0:
             raise ValueError(f"system_retries must be a non-negative integer, got {system_retries!r}")
         if isinstance(preload, str) or not all(isinstance(p, str) and p and all(
@@ -232,7 +234,7 @@ class Manager:
                      extra={"run": self.run})
             self._local_address = f"127.0.0.1:{bound_port}" if bind in ("0.0.0.0", "127.0.0.1") else self.address
             self.worker_size = WorkerSize.share_of_machine(workers, self._work, cores_per_worker,
-                                                           memory_per_worker, disk_per_worker)
+                                                           memory_per_worker, disk_per_worker, gpus_per_worker)
             self._embedded = workers > 0
             self._max_cores = self.worker_size.cores if workers > 0 else 1 << 30
             self._path = python_path()
@@ -544,7 +546,7 @@ class Manager:
         if task.outputs:
             outputs = self._claim_outputs(task)
             out_specs = [FileSpec(f.name, home=f.kind == "local", keep=f.keep) for f in task.outputs.values()]
-        if task.cores > self._max_cores or task.memory or task.disk:
+        if task.cores > self._max_cores or task.memory or task.disk or task.gpus:
             self._check_fits(task)
         is_python = isinstance(task, PythonTask)
         spec, buffers = self._spec(task, outputs, inputs, in_specs)
@@ -552,8 +554,9 @@ class Manager:
                             label=_name_of(task.fn) if is_python else None)
         if buffers:
             self._hold_buffers(record, buffers)
-        event = TaskSubmitted(task.id, tuple(in_specs), tuple(out_specs), task.cores, task.memory,
-                              task.disk, task.retries, task.priority)
+        event = TaskSubmitted(task.id, tuple(in_specs), tuple(out_specs),
+                              task.cores if "cores" in task.stated else 0, task.memory, task.disk, task.retries,
+                              task.priority, task.gpus, task.category, task.tag)
         return record, event
 
     def _input_specs(self, task, inputs: list, in_specs: list) -> None:
@@ -603,10 +606,11 @@ class Manager:
                 inputs.append((None, name))
                 in_specs.append(FileSpec(name, size, source=True))
             spec = TaskSpec(task.id, "py", task.cores, task.memory, task.disk, outputs, env=task.env or None,
-                            timeout=task.timeout, fn=fn_name, args=args, refs=buffers, context=context)
+                            timeout=task.timeout, fn=fn_name, args=args, refs=buffers, context=context,
+                            priority=task.priority)
         else:
             spec = TaskSpec(task.id, "sh", task.cores, task.memory, task.disk, outputs, task.command,
-                            task.env or None, task.timeout)
+                            task.env or None, task.timeout, priority=task.priority)
         return spec, buffers
 
     def _claim_outputs(self, task) -> tuple[tuple[str, str], ...]:
@@ -775,14 +779,89 @@ class Manager:
                         self._arg_memo.pop(key, None)
                     self.engine.served.pop(name, None)
 
-    def _check_fits(self, task) -> None:
+    def _check_fits(self, task, who: str | None = None) -> None:
         if not self._embedded:
             return
         size = self.worker_size
         for what, need, have in (("cores", task.cores, size.cores), ("memory (MB)", task.memory, size.memory),
-                                 ("disk (MB)", task.disk, size.disk)):
+                                 ("disk (MB)", task.disk, size.disk), ("GPUs", task.gpus, size.gpus)):
             if need > have:
-                raise ValueError(f"task {task.id} asks for {need} {what}, but each local worker has {have}")
+                raise ValueError(f"{who or f'task {task.id}'} asks for {need} {what}, but each local worker has "
+                                 f"{have}")
+
+    # ------------------------------------------------------------ categories, cancelling, hosts
+
+    def set_category(self, name: str, *, cores: int = 0, memory: int = 0, disk: int = 0, gpus: int = 0,
+                     mode: str = "max") -> None:
+        """Resources for tasks submitted with category=name, where they state none themselves.
+
+        mode "fixed": they get these. mode "max": these (a whole worker where none is given) are
+        the most one may use; the first tasks run with them, and later ones with the peak memory
+        and disk measured so far plus headroom, so that more share a worker; one that outgrows
+        that and is killed for it runs again, once, with the whole allowance. Memory and disk in
+        MB. Setting a category again changes it for the tasks not placed yet; what was learnt stays.
+        """
+        self._check_open()
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"a category name must be a non-empty string, got {name!r}")
+        if mode not in ("max", "fixed"):
+            raise ValueError(f"category {name!r}: mode must be \"max\" or \"fixed\", got {mode!r}")
+        for what, value in (("cores", cores), ("memory", memory), ("disk", disk), ("gpus", gpus)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"category {name!r}: {what} must be a non-negative integer, got {value!r}")
+        if self._embedded:
+            self._check_fits(_CategoryNeed(cores, memory, disk, gpus), f"category {name!r}")
+        self._loop.call(lambda: self.engine.handle(CategorySet(name, cores, memory, disk, gpus, mode)))
+
+    def cancel(self, *, tag: str) -> int:
+        """Cancel every unfinished task carrying `tag`, and return how many there were.
+
+        Their Futures raise CancelledError; those running are stopped on their worker; tasks that
+        read what they would have made fail with DependencyFailed naming the cancelled task.
+        """
+        self._check_open()
+        if not isinstance(tag, str) or not tag:
+            raise ValueError(f"tag must be a non-empty string, got {tag!r}")
+        self._flush_submitted()
+
+        async def cancel() -> int:
+            return self.engine.cancel_tag(tag)
+
+        return self._loop.run(cancel())
+
+    def block_host(self, host: str, reason: str = "the program blocked it") -> list[str]:
+        """Give no new work to the workers on `host`, those connected and those that connect later.
+
+        host: the name the host gives itself (its first part will do), or the address its workers
+        reach the manager from. What they have not started goes elsewhere, what runs there
+        finishes, and the files they hold stay readable from them (a reader elsewhere fetches
+        from them). Each is told why in its log. Returns the ids of the connected workers it
+        applies to."""
+        self._check_open()
+        if not isinstance(host, str) or not host:
+            raise ValueError(f"host must be a non-empty string, got {host!r}")
+        reason = check_text(reason, "reason")
+
+        async def block() -> list[str]:
+            return self.engine.block_host(host, reason)
+
+        return self._loop.run(block())
+
+    def unblock_host(self, host: str) -> list[str]:
+        """Let the workers on a host blocked with block_host take work again; returns their ids."""
+        self._check_open()
+
+        async def unblock() -> list[str]:
+            return self.engine.unblock_host(host)
+
+        return self._loop.run(unblock())
+
+    def _flush_submitted(self) -> None:
+        """Hand over what was submitted and not yet handed over (a cancel must see it)."""
+        with self._lock:
+            waiting = bool(self._submitted)
+        if waiting:
+            self._loop.run(_call_async(self._hand_over))
 
     def _cancel(self, task_id: int) -> None:
         if not self._closed:
@@ -922,6 +1001,17 @@ class Manager:
                 self.close(wait=False)
         except Exception:
             pass
+
+
+class _CategoryNeed:
+    """A category's statement, checked against the local workers' size as a task's would be."""
+
+    def __init__(self, cores: int, memory: int, disk: int, gpus: int):
+        self.cores, self.memory, self.disk, self.gpus = cores, memory, disk, gpus
+
+
+async def _call_async(fn) -> None:
+    fn()
 
 
 def _dashboard_address(dashboard, transactions: bool) -> tuple[str, int] | None:

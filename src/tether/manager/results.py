@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pickle
+from concurrent.futures import CancelledError
 from typing import Any
 
 import cloudpickle
@@ -11,11 +12,14 @@ from ..task import DependencyFailed, InternalError, RemoteError, SystemFailure, 
 from ..wire.messages import Report
 
 
-def task_result(task_id: int, report: Report, worker: str, hop: float | None, attempts: int) -> TaskResult:
+def task_result(task_id: int, report: Report, worker: str, hop: float | None, attempts: int,
+                held: tuple[int, int, int, int] | None = None) -> TaskResult:
     peak, cpu, disk = report.usage or (None, None, None)
+    cores, memory, disk_limit, _ = held or (1, 0, 0, 0)
     return TaskResult(task_id=task_id, exit_code=report.exit or 0, stdout=report.stdout, stderr=report.stderr,
                       worker=worker, started=report.started, finished=report.finished, hop_latency=hop,
-                      attempts=attempts, peak_memory=peak, cpu_time=cpu, disk=disk)
+                      attempts=attempts, peak_memory=peak, cpu_time=cpu, disk=disk, cores=cores,
+                      memory_limit=memory, disk_limit=disk_limit, gpus=report.gpus)
 
 
 def python_value(report: Report) -> Any:
@@ -26,6 +30,8 @@ def failure(task_id: int, is_python: bool, reason: str, message: str, report: Re
             worker: str | None, cause: int | None) -> BaseException:
     """The exception a failed task's Future raises."""
     report = report or Report()
+    if reason == "cancelled":
+        return CancelledError(f"task {task_id} {message.removeprefix(f'task {task_id} ')}")
     if reason == "dependency":
         return DependencyFailed(f"task {task_id} did not run: {message}", task_id=task_id)
     if reason in SYSTEM_REASONS or reason == "no-workers":

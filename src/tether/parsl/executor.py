@@ -245,7 +245,10 @@ class TetherExecutor(BlockProviderExecutor, RepresentationMixin):
             raise self.executor_exception
         if self.manager is None:
             raise RuntimeError(f"executor {self.label} has not been started")
-        options = {**self._task_defaults, **check_resources(resource_specification, self._offer)}
+        # one core is what a task states nothing gets: left unstated, as a TetherExecutor's default it
+        # limits no app to its share of the worker's memory (README "Proportional shares")
+        defaults = {k: v for k, v in self._task_defaults.items() if (k, v) != ("cores", 1)}
+        options = {**defaults, **check_resources(resource_specification, self._offer)}
         plan = plan_call(args, kwargs, self.shared_fs)
         for path in plan.file_outputs.values():
             os.makedirs(os.path.dirname(path), exist_ok=True)

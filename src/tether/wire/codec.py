@@ -248,10 +248,10 @@ def _nested(cls, *checks: Check, rest: int = 0) -> Check:
 
 def _spec(v):
     """A task's spec, checked field by field (every task's assignment comes this way)."""
-    if type(v) is not list or len(v) != 18:
-        raise _Bad(f"expected a task spec of 18 fields, got {_show(v)}")
+    if type(v) is not list or len(v) != 19:
+        raise _Bad(f"expected a task spec of 19 fields, got {_show(v)}")
     (tid, kind, cores, memory, disk, outputs, command, env, timeout, fn, args, result, spill, summary, refs,
-     scratch, inline, context) = v
+     scratch, inline, context, priority) = v
     _count(tid), _count(cores), _count(memory), _count(disk)
     if kind != "sh" and kind != "py":
         raise _Bad(f"a task kind must be sh or py, got {_show(kind)}")
@@ -279,8 +279,9 @@ def _spec(v):
     _count(inline)
     if context is not None:
         _cache_name(context)
+    priority = _number(priority)
     return _make(m.TaskSpec, (tid, kind, cores, memory, disk, outputs, command, env, timeout, fn, args, result,
-                              spill, summary, refs, scratch, inline, context))
+                              spill, summary, refs, scratch, inline, context, priority))
 
 
 def _pair2(v):
@@ -310,10 +311,10 @@ def _inputs(v):
 
 def _report(v):
     """How an attempt ended (every task's report comes this way)."""
-    if type(v) is not list or len(v) != 14:
-        raise _Bad(f"expected a report of 14 fields, got {_show(v)}")
+    if type(v) is not list or len(v) != 15:
+        raise _Bad(f"expected a report of 15 fields, got {_show(v)}")
     (started, finished, code, reason, message, stdout, stderr, file, source, value, error, outputs, cache,
-     usage) = v
+     usage, gpus) = v
     started, finished = _number(started), _number(finished)
     if code is not None:
         _int(code)
@@ -334,16 +335,28 @@ def _report(v):
     cache = _pair(_count, _count)(cache)
     if usage is not None:
         usage = _triple(_count, _number, _count)(usage)
+    gpus = _list(_count)(gpus)
     return _make(m.Report, (started, finished, code, reason, message, stdout, stderr, file, source, value, error,
-                            outputs, cache, usage))
+                            outputs, cache, usage, gpus))
+
+
+def _held(v):
+    if v is None:
+        return None
+    if type(v) is not list or len(v) != 4:
+        raise _Bad(f"expected what a task holds (4 counts), got {_show(v)}")
+    held = _make(m.Held, [_count(x) for x in v])
+    if held.cores < 1:
+        raise _Bad("a task holds at least one core")
+    return held
 
 
 def _assigned(v):
     """One assignment; one that does not fit becomes a BadTask, so that only that task fails."""
-    if type(v) is not list or len(v) != 2:
+    if type(v) is not list or not 2 <= len(v) <= 3:
         raise _Bad(f"expected an assignment, got {_show(v)}")
     try:
-        return _make(m.AssignedTask, (_spec(v[0]), _inputs(v[1])))
+        return _make(m.AssignedTask, (_spec(v[0]), _inputs(v[1]), _held(v[2]) if len(v) == 3 else None))
     except (_Bad, ValueError, TypeError) as e:   # unpacking a wrong-sized field is a ValueError
         raw = v[0]
         tid = raw[0] if type(raw) is list and raw and type(raw[0]) is int and 0 <= raw[0] <= MAX_INT else None
@@ -355,13 +368,16 @@ def _assigned(v):
 SCHEMAS: dict[str, tuple] = {
     # control link
     "hello": _message(m.Hello, _name, _count, _count, _count, _name, _count, _count, _number,
-                      _list(_pair(_cache_name, _count)), rest=1),
+                      _list(_pair(_cache_name, _count)), _count, _text, rest=3),
     "joined": _message(m.Joined, _name, _number, _list(_module), rest=1),
     "assign": _message(m.Assign, _list(_assigned)),
     "delete": _message(m.Delete, _names),
     "retract": _message(m.Retract, _list(_count)),
     "pull": _message(m.Pull, _list(_pair(_cache_name, _source))),
     "shutdown": _message(m.Shutdown),
+    "stop": _message(m.Stop, _list(_count)),
+    "host_blocked": _message(m.HostBlocked, _text),
+    "host_unblocked": _message(m.HostUnblocked),
     "done": _message(m.Done, _count, _report),
     "failed": _message(m.Failed, _count, _report),
     "have": _message(m.Have, _list(_triple(_cache_name, _count, _optional(_name)))),

@@ -10,8 +10,9 @@ across types (two empty messages are equal tuples).
 
 Links and what crosses them:
 
-    control (worker <-> manager)   Hello, Joined, Assign, Delete, Retract, Pull, Shutdown,
-                                   Done, Failed, Have, Retracted, Lost, Leave, Ping, Probe, Pong
+    control (worker <-> manager)   Hello, Joined, Assign, Delete, Retract, Stop, Pull, Shutdown,
+                                   HostBlocked, HostUnblocked, Done, Failed, Have, Retracted, Lost,
+                                   Leave, Ping, Probe, Pong
     fetch (anyone -> a file server) Get, then Found (and the raw bytes) or Absent
     status (anyone -> the manager)  StatusRequest, then one Status (holding WorkerStatus)
     handshake (every connection)    Challenge, StartTls, Auth, Welcome
@@ -88,6 +89,7 @@ class TaskSpec(NamedTuple):
     scratch: bool = False
     inline: int = 0       # a kept result whose pickle is at most this many bytes comes back too
     context: str | None = None   # cache file of its context (tether/contexts.py), an input of the task
+    priority: float = 0   # among tasks ready on the worker, a higher one starts first
 
 
 class Input(NamedTuple):
@@ -96,9 +98,20 @@ class Input(NamedTuple):
     source: Source
 
 
+class Held(NamedTuple):
+    """What a task holds on its worker (the manager's share of it): memory and disk in MB are its
+    limits there (0: not watched); gpus is how many devices it is given."""
+
+    cores: int = 1
+    memory: int = 0
+    disk: int = 0
+    gpus: int = 0
+
+
 class AssignedTask(NamedTuple):
     spec: TaskSpec
     inputs: tuple[Input, ...]
+    held: Held | None = None   # None: one core, nothing watched
 
 
 class BadTask(NamedTuple):
@@ -125,6 +138,7 @@ class Report(NamedTuple):
     outputs: tuple[tuple[str, int], ...] = ()   # (cache name, size) of what it made
     cache: tuple[int, int] = (0, 0)    # the worker's cache: bytes now, peak
     usage: tuple[int, float, int] | None = None   # peak memory (bytes), CPU seconds, disk (bytes)
+    gpus: tuple[int, ...] = ()         # the GPU devices it was given (CUDA_VISIBLE_DEVICES)
 
 
 # ---------------------------------------------------------------- control link
@@ -140,6 +154,8 @@ class Hello(NamedTuple):
     pid: int
     heartbeat: float
     cached: tuple[tuple[str, int], ...] = ()
+    gpus: int = 0
+    hostname: str = ""
 
 
 class Joined(NamedTuple):
@@ -168,6 +184,22 @@ class Pull(NamedTuple):
 
 class Shutdown(NamedTuple):
     """The manager sends the worker away."""
+
+
+class Stop(NamedTuple):
+    """These tasks were cancelled: forget them, and end those already started."""
+
+    tasks: tuple[int, ...]
+
+
+class HostBlocked(NamedTuple):
+    """The manager gives this worker's host no new work (said at once, or when it joins); it stays."""
+
+    reason: str
+
+
+class HostUnblocked(NamedTuple):
+    """Its host takes work again."""
 
 
 class Done(NamedTuple):

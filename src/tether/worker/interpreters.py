@@ -198,6 +198,13 @@ class InterpreterPool:
         if watch is not None:
             watch.begin(interp.proc.pid, rss)
 
+    def stop(self, task_id: int) -> None:
+        """End a call that was cancelled: its interpreter is killed if it runs it (the calls queued
+        behind it there are lost with it, and retried elsewhere)."""
+        interp = self.running(task_id)
+        if interp is not None and interp.runs(task_id):
+            self._end(interp, task_id, "cancelled", "stopped: it was cancelled")
+
     def _end(self, interp: Interpreter, task_id: int, reason: str, message: str) -> None:
         """Kill the interpreter running task_id, for a reason its failure will give."""
         if interp.ended_by is None:

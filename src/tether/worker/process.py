@@ -81,7 +81,7 @@ class Worker:
                  connect_timeout: float = 60.0, listen_host: str | None = None,
                  heartbeat: float = DEFAULT_HEARTBEAT, owner_pid: int | None = None,
                  owner_dir: Path | None = None, tls: TlsConfig | None = None, spare_interpreters: int = 1,
-                 cache_budget: int | None = None, idle_timeout: float | None = None):
+                 cache_budget: int | None = None, idle_timeout: float | None = None, gpus: int = 0):
         self.manager_addr = (host, port)
         self.tls = tls if tls is not None else TlsConfig(secret)
         self.heartbeat = heartbeat
@@ -106,7 +106,7 @@ class Worker:
         self.cache = Cache(work_dir / "cache", self.janitor)
         self.sandboxes = Sandboxes(work_dir / "sandbox", self.janitor)
         # the cache may hold this many MB before content-named files go (default: the disk it offers)
-        self.state = WorkerState(cores, memory, disk, cache_budget=(cache_budget or disk) << 20)
+        self.state = WorkerState(cores, memory, disk, cache_budget=(cache_budget or disk) << 20, gpus=gpus)
         self.client = TransferClient(secret, self.tls)
         self.gate = Gate(secret, self.tls, "the worker's file server")
         self.scratch = work_dir / "scratch"
@@ -153,12 +153,13 @@ class Worker:
                                                 port=0)
             port = server.sockets[0].getsockname()[1]
             self.stream.send(m.Hello(self.name, self.state.cores, self.state.memory, self.state.disk, local_host,
-                                     port, os.getpid(), self.heartbeat, tuple(cached.items())))
+                                     port, os.getpid(), self.heartbeat, tuple(cached.items()), self.state.gpus,
+                                     socket.gethostname()))
             self.last_heard = self.last_tick = time.monotonic()
-            log.info("connected to the manager at %s:%s as %s: %s cores, %s MB memory, %s MB disk, cache %s "
-                     "(%d files), serving peers on %s:%s", self.manager_addr[0], self.manager_addr[1], self.name,
-                     self.state.cores, self.state.memory, self.state.disk, self.cache.root, len(cached),
-                     local_host, port)
+            log.info("connected to the manager at %s:%s as %s: %s cores, %s MB memory, %s MB disk, %s GPUs, "
+                     "cache %s (%d files), serving peers on %s:%s", self.manager_addr[0], self.manager_addr[1],
+                     self.name, self.state.cores, self.state.memory, self.state.disk, self.state.gpus,
+                     self.cache.root, len(cached), local_host, port)
             beating = asyncio.ensure_future(self._beat())
             receiving = asyncio.ensure_future(self._receive())
             stopping = asyncio.ensure_future(self.stopping.wait())
@@ -377,6 +378,14 @@ class Worker:
         elif kind is m.Retract:
             returned, started = self.state.retract(msg.tasks)
             self.stream.send(m.Retracted(tuple(returned), tuple(started)))
+        elif kind is m.Stop:
+            _, started = self.state.retract(msg.tasks)
+            for tid in started:
+                self._stop(tid)
+        elif kind is m.HostBlocked:
+            log.warning("the manager gives this host no new work: %s", msg.reason)
+        elif kind is m.HostUnblocked:
+            log.warning("the manager gives this host work again")
         elif kind is m.Shutdown:
             log.info("the manager sent it away: stopping")
             self.stopping.set()
@@ -408,6 +417,19 @@ class Worker:
             elif isinstance(i, Evict):   # the manager no longer counts on it here
                 self.cache.remove(i.name)
                 self.stream.send(m.Lost((i.name,)))
+
+    def _stop(self, task_id: int) -> None:
+        """End a started task that was cancelled (its report is ignored by the manager)."""
+        proc = self.shells.get(task_id)
+        if proc is not None:
+            proc.end("cancelled", "stopped: it was cancelled")
+        elif task_id in self.python:
+            self.pool.stop(task_id)
+        for i, start in enumerate(self._deferred):
+            if start.task.id == task_id:   # held while the link was in doubt: it never starts
+                del self._deferred[i]
+                self._ended(start.task, None, {"reason": "cancelled", "message": "it was cancelled"})
+                break
 
     def _spawn(self, coro) -> None:
         job = asyncio.ensure_future(coro)
@@ -458,15 +480,18 @@ class Worker:
 
     def _launch(self, t: WorkTask, spec: m.TaskSpec, sandbox: str | None, after: int | None) -> None:
         limits = Limits.of(t.memory, t.disk, t.inputs)
+        env = spec.env
+        if self.state.gpus:   # each task sees the GPUs it was given, and no others
+            env = {**(env or {}), "CUDA_VISIBLE_DEVICES": ",".join(map(str, t.devices))}
         if spec.kind == "sh":
             out, err = self.sandboxes.log_paths(sandbox)
-            self.shells[t.id] = ShellProcess(spec.command, sandbox, out, err, spec.env,
+            self.shells[t.id] = ShellProcess(spec.command, sandbox, out, err, env,
                                              partial(self._shell_exited, t, sandbox), spec.timeout,
                                              task=t.id, limits=limits)
         else:
             self.python[t.id] = (t, sandbox)
             result = spec.result
-            request = m.Call(t.id, self.cache.str_path(spec.fn), spec.args, sandbox, spec.env, None, result,
+            request = m.Call(t.id, self.cache.str_path(spec.fn), spec.args, sandbox, env, None, result,
                              None if result is None else self.cache.str_path(result),
                              spec.spill if spec.spill is not None else 1 << 62, spec.inline, spec.summary,
                              context=None if spec.context is None else self.cache.str_path(spec.context))
@@ -595,7 +620,7 @@ class Worker:
         g = report.get
         end = m.Report(g("started", 0.0), g("finished", 0.0), g("exit"), g("reason"), g("message", ""),
                        g("stdout", ""), g("stderr", ""), g("file"), g("source"), g("value"), g("error"),
-                       tuple(made.items()) if made else (), (self.cache.bytes, self.cache.peak), g("usage"))
+                       tuple(made.items()) if made else (), (self.cache.bytes, self.cache.peak), g("usage"), t.devices)
         self.stream.send(m.Failed(t.id, end) if end.reason is not None else m.Done(t.id, end))
 
     # ------------------------------------------------------------ files made here

@@ -60,8 +60,11 @@ class WorkTask:
     outputs: list[tuple[str, str]]
     sources: dict[str, Any]                    # cache name -> source (None: local)
     cores: int = 1
-    memory: int = 0
+    memory: int = 0                            # MB: its limit here (0: not watched)
     disk: int = 0
+    gpus: int = 0
+    priority: float = 0
+    devices: tuple[int, ...] = ()              # the GPUs it was given when it started
     missing: set[str] = field(default_factory=set)
     state: WorkState = WorkState.WAITING      # changed only by move()
     light: bool = False                        # a one-core Python call that may queue in an interpreter
@@ -78,8 +81,9 @@ def from_assignment(a) -> WorkTask:
         if i.sandbox is not None:
             inputs.append((i.sandbox, i.name))
         sources[i.name] = i.source
-    light = spec.kind == "py" and spec.cores == 1 and not spec.memory and not spec.disk and not spec.timeout
-    return WorkTask(spec.id, spec, inputs, list(spec.outputs), sources, spec.cores, spec.memory, spec.disk,
+    cores, memory, disk, gpus = a.held if a.held is not None else (max(1, spec.cores), spec.memory, spec.disk, 0)
+    light = spec.kind == "py" and cores == 1 and not memory and not disk and not gpus and not spec.timeout
+    return WorkTask(spec.id, spec, inputs, list(spec.outputs), sources, cores, memory, disk, gpus, spec.priority,
                     light=light, result=spec.result if light else None)
 
 
@@ -143,8 +147,11 @@ class WorkerState:
     request; each interpreter still runs one task at a time, so the cores in
     use stay within the worker's cores."""
 
-    def __init__(self, cores: int, memory: int = 0, disk: int = 0, cache_budget: int = 0):
+    def __init__(self, cores: int, memory: int = 0, disk: int = 0, cache_budget: int = 0, gpus: int = 0):
         self.cores = cores
+        self.gpus = gpus
+        self.free_gpus: list[int] = list(range(gpus))   # device ids no running task holds
+        self.ranked = False         # a task with a priority other than 0 came: the ready queue is kept in order
         self.cache_budget = cache_budget    # bytes the cache may hold before content-named files go (0: no limit)
         self.present_bytes = 0
         self.unused: dict[str, None] = {}   # content-named files here, least recently used first
@@ -219,10 +226,7 @@ class WorkerState:
             move(t, W.RUNNING)
             return [Start(t)]
         move(t, W.READY)
-        if front:
-            self.ready.appendleft(t)
-        else:
-            self.ready.append(t)
+        self._queue(t, first=front)
         return []
 
     def make_failed(self, task_id: int, message: str, reason: str = "input") -> list[Instruction]:
@@ -334,6 +338,9 @@ class WorkerState:
                 self.used_cores -= t.cores
                 self.used_memory -= t.memory
                 self.used_disk -= t.disk
+                if t.devices:
+                    self.free_gpus.extend(t.devices)
+                    self.free_gpus.sort()
             move(t, W.GONE)
         out: list[Instruction] = []
         hop = t is None or t.makes is None   # a group's next member goes first; a maker's readers in turn
@@ -403,10 +410,30 @@ class WorkerState:
                     break
         return out
 
+    def _queue(self, t: WorkTask, first: bool = False) -> None:
+        """t is ready: behind the ready tasks of its priority or higher (first: ahead of those of its
+        own priority, as a group's next member is)."""
+        if t.priority:
+            self.ranked = True
+        ready = self.ready
+        if not self.ranked or not ready:
+            if first:
+                ready.appendleft(t)
+            else:
+                ready.append(t)
+            return
+        p = t.priority
+        for i, other in enumerate(ready):
+            if other.priority < p or (first and other.priority == p):
+                ready.insert(i, t)
+                return
+        ready.append(t)
+
     def _fits(self, t: WorkTask) -> bool:
         return (self.used_cores + t.cores <= self.cores
                 and (not t.memory or self.used_memory + t.memory <= self.memory)
-                and (not t.disk or self.used_disk + t.disk <= self.disk))
+                and (not t.disk or self.used_disk + t.disk <= self.disk)
+                and len(self.free_gpus) >= t.gpus)
 
     def _can_queue(self, t: WorkTask) -> bool:
         return t.light and self.queued_light < self.cores * (self.python_depth - 1)
@@ -422,6 +449,9 @@ class WorkerState:
                 self.used_cores += t.cores
                 self.used_memory += t.memory
                 self.used_disk += t.disk
+                if t.gpus:
+                    t.devices = tuple(self.free_gpus[:t.gpus])
+                    del self.free_gpus[:t.gpus]
             elif self._can_queue(t):
                 self.queued_light += 1
             else:
@@ -487,6 +517,9 @@ class WorkerState:
         assert 0 <= self.used_cores <= self.cores, f"{self.used_cores} of {self.cores} cores used"
         assert self.used_memory == sum(t.memory for t in running if not t.light), "memory miscounted"
         assert self.used_disk == sum(t.disk for t in running if not t.light), "disk miscounted"
+        held = [d for t in running for d in t.devices]
+        assert len(held) == len(set(held)) == sum(t.gpus for t in running), "a GPU is given twice, or miscounted"
+        assert sorted(held + self.free_gpus) == list(range(self.gpus)), "GPUs lost or made up"
         for name in self.fetching:
             assert name not in self.present, f"{name} is both here and being fetched"
         for name in self.pulled:
