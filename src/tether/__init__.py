@@ -6,10 +6,11 @@ when they must, and sequences of dependent tasks are committed to one worker.
 from .executor import Executor, ExecutorFuture
 from .files import File
 from .manager.manager import Manager, TaskFuture
+from .memo import MemoWarning
 from .task import (DependencyFailed, InternalError, LargeArgumentWarning, PythonTask, RemoteError,
                    SerializationError, SystemFailure, Task, TaskFailed, TaskResult)
 
 __all__ = ["Executor", "ExecutorFuture", "Manager", "Task", "PythonTask", "TaskFailed", "DependencyFailed",
            "SystemFailure", "InternalError", "RemoteError", "SerializationError", "LargeArgumentWarning", "TaskResult",
-           "TaskFuture", "File"]
+           "TaskFuture", "File", "MemoWarning"]
 __version__ = "0.1.0"

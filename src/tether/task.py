@@ -13,7 +13,7 @@ from typing import Any, Callable, Mapping
 
 from .files import File
 
-_RESOURCE_OPTIONS = ("cores", "memory", "disk", "retries", "priority", "timeout", "env")
+_RESOURCE_OPTIONS = ("cores", "memory", "disk", "retries", "priority", "timeout", "env", "memo")
 
 
 class TaskFailed(Exception):
@@ -130,6 +130,7 @@ class TaskResult:
     peak_memory: int | None = None
     cpu_time: float | None = None
     disk: int | None = None
+    memoized: bool = False   # it did not run: a memo record of an earlier run gave its result
 
     @property
     def duration(self) -> float:
@@ -215,7 +216,7 @@ class _Spec:
 
     _ids = itertools.count(1)
     __slots__ = ("id", "inputs", "outputs", "cores", "memory", "disk", "retries", "priority",
-                 "timeout", "env", "__weakref__")
+                 "timeout", "env", "memo", "__weakref__")
 
     # (option, default, check arguments); only options given are checked
     _NUMBERS = (("cores", 1, "cores", 1, True), ("memory", 0, "memory (MB)", 0, True),
@@ -233,6 +234,7 @@ class _Spec:
                 f.name  # hashes it; raises FileNotFoundError naming the path
         self.timeout = None
         self.env = {}
+        self.memo = None   # None: as the Manager's memo= says; True/False: this task asks, or opts out
         for key, default, label, minimum, integer in self._NUMBERS:
             setattr(self, key, default)
         if options:
@@ -265,13 +267,18 @@ class _Spec:
             if self.timeout <= 0:
                 raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
         self.env = check_env(options.get("env") or {})
+        memo = options.get("memo")
+        if memo is not None and not isinstance(memo, bool):
+            raise ValueError(f"memo must be True, False or None, got {memo!r}")
+        self.memo = memo
 
 
 class Task(_Spec):
     """A shell command, run with /bin/sh -c inside the task's sandbox.
 
     Task(command, inputs={name: File}, outputs={name: File}, cores=1,
-         memory=0 (MB), disk=0 (MB), retries=0, priority=0, timeout=None, env={})
+         memory=0 (MB), disk=0 (MB), retries=0, priority=0, timeout=None, env={},
+         memo=None (True: memoized; False: never; None: as the Manager says))
     """
 
     __slots__ = ("command",)

@@ -27,6 +27,7 @@ class FileSpec(NamedTuple):
     source: bool = False   # the manager holds it (local input or buffer)
     home: bool = False     # a local output: bring it back to the submitting side
     keep: bool = False     # never collected while the run lasts
+    record: bool = False   # once made, a copy goes to the submitting side (a memo record), served from there
 
 
 # ---------------------------------------------------------------- events
@@ -41,6 +42,7 @@ class TaskSubmitted(NamedTuple):
     disk: int = 0
     retries: int = 0
     priority: float = 0
+    memo: bool = False     # completed at submission: a memo record holds its outputs, the submitting side serves them
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,7 +45,7 @@ class TaskNode:
 
 class FileNode:
     __slots__ = ("name", "size", "home", "keep", "wanted", "producer", "consumers",
-                 "replicas", "pending", "state", "had_consumers", "read", "holds", "released")
+                 "replicas", "pending", "state", "had_consumers", "read", "holds", "released", "record")
 
     def __init__(self, name: str, size: int | None, source: bool, home: bool, keep: bool):
         self.name = name
@@ -64,6 +64,7 @@ class FileNode:
         # that the core has not let go of; at 0 (and with no copy left) its producer may go too
         self.holds = 1
         self.released = False            # the user can no longer name it (FileReleased)
+        self.record = False              # a copy goes to the submitting side once made (a memo record)
 
     @property
     def made(self) -> bool:

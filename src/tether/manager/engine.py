@@ -22,6 +22,7 @@ from ..core import (MANAGER, Assign, Blocked, Complete, Delete, Fail, Fetch, Fil
                     FileState, FileLostOn, Forget, FilesCached, FileWanted, Park, Replicate, Retired, Retract, Retracted,
                     Running, Scheduler, TaskCancelled, TaskFailedOn, TaskSucceeded, Tick, WorkerJoined, WorkerLost,
                     WorkerRetiring)
+from ..memo.recorder import Pending, Recorder
 from ..task import InternalError
 from ..transfer import DestinationError, FileMissing, TransferClient, serve_fetches
 from ..wire import messages as m
@@ -50,7 +51,7 @@ class TaskRecord:
     the engine (the Executor does it from a thread of its own).
     """
 
-    __slots__ = ("id", "future", "is_python", "spec", "inputs", "worker", "report", "deliver", "label",
+    __slots__ = ("id", "future", "is_python", "spec", "inputs", "worker", "report", "deliver", "label", "memo",
                  "__weakref__")
 
     def __init__(self, id: int, future: Future | None, is_python: bool, spec: m.TaskSpec,
@@ -64,6 +65,7 @@ class TaskRecord:
         self.report: m.Report | None = None   # the last attempt's, once it has ended
         self.deliver = deliver
         self.label = label              # what the transaction log calls it: a function's name
+        self.memo: Pending | None = None   # memoized, and run: its result is recorded if it succeeds
 
 
 @dataclass
@@ -138,6 +140,7 @@ class Engine:
         self.parked: set[str] = set()       # ... the names kept there now
         self.retired = {"workers": 0, "temps_copied": 0, "temps_lost": 0, "temps_parked": 0, "forced": 0}
         self.run = ""                      # the run's id, as the Manager names it (for `tether status`)
+        self.memo: Recorder | None = None  # records what memoized tasks give, when the manager memoizes
         self.started = time.time()
 
     # ------------------------------------------------------------ start and stop
@@ -249,7 +252,9 @@ class Engine:
             elif kind is Forget:   # nothing will send these again, nor ask about them
                 records, seen = self.records, self._groups_seen
                 for tid in c.tasks:
-                    records.pop(tid, None)
+                    rec = records.pop(tid, None)
+                    if self.memo is not None and rec is not None:
+                        self._forget_memo(rec)
                 for gid in c.groups:
                     seen.pop(gid, None)
                 if self.parked:
@@ -274,7 +279,10 @@ class Engine:
             elif kind is Park:
                 self._spawn(self._park(c.name, c.worker))
             elif kind is Fetch:
-                self._spawn(self._bring_home(c.name, c.worker))
+                if self.memo is not None and c.name in self.memo.brought:
+                    self.memo.start(self._bring_to_record(c.name, c.worker))
+                else:
+                    self._spawn(self._bring_home(c.name, c.worker))
             elif kind is FileFailed:
                 self._resolve_waiters(c.name, error=RuntimeError(f"{c.name} cannot be fetched: {c.message}"))
             elif kind is Blocked:
@@ -358,6 +366,8 @@ class Engine:
     def add_tasks(self, records: list[TaskRecord], events: list) -> None:
         for r in records:
             self.records[r.id] = r
+            if r.memo is not None:
+                self.memo.expect(r.memo, self.homes)
         if self.txlog is not None:
             self._log_submitted(records)
         if self.broken is not None:
@@ -445,6 +455,10 @@ class Engine:
     def _complete(self, c: Complete) -> None:
         if self.txlog is not None:
             self.txlog.add("TASK", c.task, "DONE", c.attempts, c.hop_latency)
+        rec = self.records.get(c.task)
+        if rec is not None and rec.memo is not None:
+            self.memo.completed(rec.memo, rec.report or m.Report())
+            rec.memo = None
         settling = self._settling(c)
         if settling is None:
             return
@@ -470,6 +484,10 @@ class Engine:
             else:
                 self.txlog.add("TASK", c.task, "FAILED", c.reason, c.attempts, c.message[:500])
         home_error = self._home_errors.pop(c.task, None)
+        rec = self.records.get(c.task)
+        if rec is not None and rec.memo is not None:   # a failure is never recorded
+            self.memo.drop(rec.memo)
+            rec.memo = None
         settling = self._settling(c)
         if settling is not None:
             rec, future = settling
@@ -649,6 +667,11 @@ class Engine:
         try:
             if home is not None:
                 await self._fetch_here(link, name, home)
+                if self.memo is not None and name in self.memo.awaiting:
+                    try:   # before the task's Future settles: the record holds what its program sees
+                        await self.memo.keep(name, home, move=False)
+                    except OSError as e:
+                        log.warning("output %s could not be kept in the memo record: %s", home, e)
                 self.served[name] = home
                 self.handle(FileHome(name))
                 if name in self.waiters:
@@ -672,6 +695,44 @@ class Engine:
             log.warning("could not bring %s from worker %s: %s", name, worker, e)
             if worker in self.links:
                 self.handle(FileLostOn(worker, name))
+
+    async def _bring_to_record(self, name: str, worker: str) -> None:
+        """Bring a memoized task's output (not one going home) into the memo record, and serve it from there."""
+        link = self.links.get(worker)
+        if link is None:
+            self.memo.lost(name)
+            return   # gone already: the core counts the file lost with it
+        tmp = self.memo.store.tmp_path()
+        try:
+            await self._fetch_here(link, name, tmp)
+            kept = await self.memo.keep(name, tmp, move=True)
+        except FileMissing:
+            self.memo.lost(name)
+            self.handle(FileLostOn(worker, name))
+            return
+        except (DestinationError, OSError, ConnectionError, asyncio.IncompleteReadError) as e:
+            log.warning("could not bring %s from worker %s into the memo record: %s", name, worker, e)
+            self.memo.lost(name)
+            self.handle(FileHomeFailed(name, str(e)))   # the core collects it as the temp it is
+            return
+        finally:
+            tmp.unlink(missing_ok=True)
+        self.served[name] = kept
+        self.handle(FileHome(name))
+        if name in self.waiters:
+            self._resolve_waiters(name, data=kept.read_bytes())
+
+    def _forget_memo(self, rec: TaskRecord) -> None:
+        """A forgotten task's outputs kept in the memo record are served no more."""
+        spec = rec.spec
+        names = [name for _, name in spec.outputs]
+        if spec.result is not None:
+            names.append(spec.result)
+        for name in names:
+            self.memo.brought.discard(name)
+            served = self.served.get(name)
+            if isinstance(served, Path) and served.is_relative_to(self.memo.store.root):
+                del self.served[name]
 
     async def _park(self, name: str, worker: str) -> None:
         """Keep a file the last worker leaves, in the run's work directory, and serve it from there."""
@@ -763,6 +824,8 @@ class Engine:
             "retired_temps_lost": self.retired["temps_lost"],
             "retired_temps_kept_here": self.retired["temps_parked"],
             "retired_forced": self.retired["forced"],
+            "memo_hits": self.memo.hits if self.memo is not None else 0,
+            "memo_recorded": self.memo.recorded if self.memo is not None else 0,
         }
 
 

@@ -15,7 +15,8 @@ def task_result(task_id: int, report: Report, worker: str, hop: float | None, at
     peak, cpu, disk = report.usage or (None, None, None)
     return TaskResult(task_id=task_id, exit_code=report.exit or 0, stdout=report.stdout, stderr=report.stderr,
                       worker=worker, started=report.started, finished=report.finished, hop_latency=hop,
-                      attempts=attempts, peak_memory=peak, cpu_time=cpu, disk=disk)
+                      attempts=attempts, peak_memory=peak, cpu_time=cpu, disk=disk,
+                      memoized=attempts == 0)   # only a task a memo record answered completes unrun
 
 
 def python_value(report: Report) -> Any:
