@@ -1,7 +1,8 @@
 """The memo record on disk: one small JSON file per task fingerprint, and the bytes it names.
 
     DIR/records/ab/abcd....json   what a successful task gave: exit status, stdout, stderr,
-                                  its value and its outputs, each as a blob's hash and size
+                                  its value and its outputs, each as a blob's hash and size;
+                                  a first line with the hash of the JSON after it
     DIR/blobs/ef/ef01...          bytes, named by their own hash (blake2b), never changed
     DIR/tmp/                      files being written; renamed into place when whole
 
@@ -33,6 +34,7 @@ from pathlib import Path
 log = logging.getLogger("tether.memo")
 
 FORMAT = 1
+MAGIC = b"tether-memo-record"
 CHUNK = 1 << 20
 STALE_TMP = 24 * 3600.0   # seconds after which a file left in tmp/ by a process that died is removed
 _tmp_ids = itertools.count(1)
@@ -89,15 +91,23 @@ class MemoStore:
             (self.root / sub).mkdir(exist_ok=True)
         if not os.access(self.root / "tmp", os.W_OK | os.X_OK):
             raise PermissionError(f"memo directory {self.root} is not writable")
+        self._records = os.path.join(self.root, "records")   # as strings: a hit costs few path operations
+        self._blobs = os.path.join(self.root, "blobs")
         self._clear_stale_tmp()
 
     # ------------------------------------------------------------ paths
 
     def record_path(self, fingerprint: str) -> Path:
-        return self.root / "records" / fingerprint[:2] / f"{fingerprint}.json"
+        return Path(self._record_file(fingerprint))
+
+    def _record_file(self, fingerprint: str) -> str:
+        return f"{self._records}/{fingerprint[:2]}/{fingerprint}.json"
 
     def blob_path(self, blob: str) -> Path:
-        return self.root / "blobs" / blob[:2] / blob
+        return Path(self._blob_file(blob))
+
+    def _blob_file(self, blob: str) -> str:
+        return f"{self._blobs}/{blob[:2]}/{blob}"
 
     def tmp_path(self) -> Path:
         return self.root / "tmp" / f"{os.getpid()}-{next(_tmp_ids)}-{secrets.token_hex(4)}"
@@ -115,31 +125,33 @@ class MemoStore:
 
     def lookup(self, fingerprint: str) -> Record | None:
         """The record of this fingerprint; None when there is none, or it is unusable (a MemoWarning says why)."""
-        path = self.record_path(fingerprint)
+        path = self._record_file(fingerprint)
         try:
-            data = path.read_bytes()
+            with open(path, "rb") as f:
+                data = f.read()
         except FileNotFoundError:
             return None
         except OSError as e:
-            self.unusable(path, f"it cannot be read: {e}")
+            self.unusable(Path(path), f"it cannot be read: {e}")
             return None
         try:
             return self._parse(data, fingerprint)
         except Unusable as e:
-            self.unusable(path, str(e))
+            self.unusable(Path(path), str(e))
             return None
 
     def _parse(self, data: bytes, fingerprint: str) -> Record:
+        head, _, text = data.partition(b"\n")
+        magic, _, check = head.partition(b" ")
+        if magic != MAGIC:
+            raise Unusable("it is not a memo record")
         try:
-            doc = json.loads(data)
+            body = json.loads(text)
         except (ValueError, UnicodeDecodeError):
             raise Unusable("it is not whole JSON (half-written or corrupted)") from None
-        if not isinstance(doc, dict) or not isinstance(doc.get("body"), dict):
-            raise Unusable("it is not a memo record")
-        body = doc["body"]
-        if doc.get("check") != _check(body):
+        if check.decode(errors="replace") != _hash(text):
             raise Unusable("its checksum does not match its content (corrupted)")
-        if body.get("format") != FORMAT or body.get("fingerprint") != fingerprint:
+        if not isinstance(body, dict) or body.get("format") != FORMAT or body.get("fingerprint") != fingerprint:
             raise Unusable("it is of another format or fingerprint")
         try:
             value = body["value"]
@@ -153,7 +165,7 @@ class MemoStore:
             if blob is None:
                 continue
             try:
-                size = self.blob_path(blob[0]).stat().st_size
+                size = os.stat(self._blob_file(blob[0])).st_size
             except OSError:
                 raise Unusable(f"{what} names blob {blob[0]}, which is missing") from None
             if size != blob[1]:
@@ -231,8 +243,8 @@ class MemoStore:
 
     def write(self, record: Record) -> Path:
         """Write a record whole, after the blobs it names: a reader sees the old one or this one."""
-        body = record.body()
-        data = json.dumps({"body": body, "check": _check(body)}, separators=(",", ":")).encode()
+        text = json.dumps(record.body(), separators=(",", ":")).encode()
+        data = MAGIC + b" " + _hash(text).encode() + b"\n" + text
         dest = self.record_path(record.fingerprint)
         dest.parent.mkdir(exist_ok=True)
         tmp = self.tmp_path()
@@ -246,10 +258,6 @@ class MemoStore:
 
 def _hash(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=20).hexdigest()
-
-
-def _check(body: dict) -> str:
-    return _hash(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
 
 
 def _write_synced(path: Path, data: bytes) -> None:
