@@ -58,8 +58,8 @@ from typing import Any, Callable, Iterable, Iterator
 from . import pickling, spill
 from .core import Complete, Fail, FileReleased, FileSpec, TaskCancelled, TaskSubmitted
 from .manager.engine import TaskRecord
-from .manager.manager import CLOSED, CLOSED_WITHOUT_WORKERS, Manager, _dumps
-from .memo.fingerprint import digest
+from .manager.manager import CLOSED, CLOSED_WITHOUT_WORKERS, Manager
+from .memo.fingerprint import arguments_digest, digest
 from .manager import results
 from .refs import ResultRef, replace
 from .task import DependencyFailed, _Spec
@@ -291,7 +291,7 @@ class Executor(concurrent.futures.Executor):
         hit = False
         memo = m._memo_for(None)
         if memo is not None:
-            parts = self._memo_parts(memo, fn, fn_name, given, data, deps)
+            parts = self._memo_parts(memo, fn, fn_name, given, deps)
             outputs = [("", result_name, None)] if result_name is not None else []
             out_specs, hit = m._memo_decide(memo, record, "call", parts, inputs, outputs, list(out_specs))
         event = TaskSubmitted(task_id, tuple(in_specs), tuple(out_specs), memo=hit)
@@ -307,20 +307,20 @@ class Executor(concurrent.futures.Executor):
             raise
         return future
 
-    def _memo_parts(self, memo, fn: Callable, fn_name: str, given: tuple, data: bytes, deps: dict) -> dict:
+    def _memo_parts(self, memo, fn: Callable, fn_name: str, given: tuple, deps: dict) -> dict:
         """What besides its inputs decides a call's result: its function, its arguments, the summary
         function. A future among the arguments counts by its call's fingerprint, not by its name in
-        this run (the pickle sent to the worker names it so): the arguments are pickled again for that."""
-        if deps:
-            def by_fingerprint(value):
-                if isinstance(value, ExecutorFuture):
-                    if value.result_name is None:
-                        return value.result()
-                    return ("tether-result", memo.fingerprint_of(value.result_name))
-                return None
+        this run (as the pickle sent to the worker names it); a map's future, by its value."""
+        def by_fingerprint(value):
+            if isinstance(value, ExecutorFuture):
+                if value.result_name is None:
+                    return value.result()
+                return ("tether-result", memo.fingerprint_of(value.result_name))
+            return None
 
-            data = _dumps(replace(given, by_fingerprint))
-        parts = {"function": memo.identity(fn, fn_name), "args": digest(data),
+        if deps or given[1] or not all(type(a) in _PLAIN for a in given[0]):
+            given = replace(given, by_fingerprint)
+        parts = {"function": memo.identity(fn, fn_name), "args": arguments_digest(given),
                  "summary": digest(self._summary) if self._summary is not None else None}
         if fn is _call_chunk:   # a map's chunk: the function mapped is an argument, known here by its code too
             parts["mapped"] = memo.identity(given[0][0], "")

@@ -28,7 +28,7 @@ from .. import pickling, spill
 from ..core import FileReleased, FileSpec, NoWorkers, Scheduler, TaskCancelled, TaskSubmitted
 from ..files import File, hash_bytes
 from ..memo import MemoStore, default_dir
-from ..memo.fingerprint import digest
+from ..memo.fingerprint import arguments_digest
 from ..memo.planner import Planner
 from ..memo.recorder import Recorder
 from ..wire.handshake import new_secret, read_secret_file
@@ -542,7 +542,8 @@ class Manager:
         hit = False
         if memo is not None:
             if is_python:
-                kind, parts = "py", {"function": memo.identity(task.fn, fn_name), "args": digest(args)}
+                kind, parts = "py", {"function": memo.identity(task.fn, fn_name),
+                                     "args": arguments_digest((task.args, task.kwargs))}
             else:
                 kind, parts = "sh", {"command": task.command}
             parts["env"] = task.env

@@ -4,8 +4,8 @@ Two tasks with the same fingerprint are taken to make the same result, so
 the fingerprint holds everything that can change it and nothing that
 cannot (see the README's "Memoization" for the rules):
 
-- the kind of task, and its command, or its function's identity and the
-  pickled bytes of its arguments;
+- the kind of task, and its command, or its function's identity and its
+  arguments as pickle writes them (without pickle's memo: arguments_digest);
 - its environment variables;
 - the sandbox names of its outputs, and each input's sandbox name with the
   fingerprint of its contents: a content-named input (`file-...`, `buf-...`)
@@ -20,8 +20,11 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import pickle
 import types
 from typing import Any, Callable, Iterable
+
+import cloudpickle
 
 VERSION = 1   # bumped when the rules change: older records then simply no longer match
 CONTENT_PREFIXES = ("file-", "buf-")
@@ -96,6 +99,33 @@ def _stable_repr(value: Any) -> str:
     if isinstance(value, tuple):
         return f"({', '.join(_stable_repr(v) for v in value)},)"
     return f"{type(value).__name__}:{value!r}"
+
+
+def arguments_digest(value: Any) -> str:
+    """A hash of a call's arguments as pickle writes them, but without pickle's memo.
+
+    The bytes sent to the worker depend on which equal objects happen to be
+    one object (pickle writes a second use of an object as a reference to
+    the first), which differs from run to run; written without the memo,
+    equal arguments give equal bytes. Large buffers (arrays, bytes) are
+    hashed where they lie, not copied. Arguments that refer to themselves
+    cannot be written so: their ordinary pickle is hashed instead.
+    """
+    h = hashlib.blake2b(digest_size=20)
+
+    class Sink:
+        write = h.update
+
+    def buffer(b: pickle.PickleBuffer) -> None:
+        h.update(b.raw())
+
+    try:
+        pickler = cloudpickle.Pickler(Sink(), protocol=5, buffer_callback=buffer)
+        pickler.fast = True
+        pickler.dump(value)
+    except Exception:   # (a cycle: "fast mode" refuses it)
+        return digest(b"memo", cloudpickle.dumps(value, protocol=5))
+    return h.hexdigest()
 
 
 def output_fingerprint(task: str, sandbox: str) -> str:
