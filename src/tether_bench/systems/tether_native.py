@@ -65,6 +65,8 @@ def run(workflow: Workflow, workers: int, work_dir: Path, progress=None, name: s
         makespan = time.perf_counter() - started
         cpu = tree_cpu_seconds() - cpu
         stats = m.stats()
+    if memo is not None:
+        stats = m.stats()   # as at close, which waited for the last records to be written
     problems = [str(e) for e in failures[:3]] or workflow.problems(home)
     extra = dict(extra_figures, peak_live_bytes_per_worker=live) if live else extra_figures
     if memo is not None:
