@@ -39,7 +39,8 @@ log = logging.getLogger("tether.manager")
 TICK_SECONDS = 0.25
 DEFAULT_HEARTBEAT = 30.0   # seconds of silence after which a worker is declared lost
 RETIRE_SECONDS = 60.0      # a worker that asked to leave is sent away by then, its temps copied or not
-HANDLE_CHUNK = 5_000       # events given to the core at once; the loop answers heartbeats between chunks
+RECORD_IN_MEMORY = 1 << 20   # an output for the memo record up to this size is brought into memory, not a file
+HANDLE_CHUNK = 5_000         # events given to the core at once; the loop answers heartbeats between chunks
 
 
 class TaskRecord:
@@ -702,10 +703,12 @@ class Engine:
         if link is None:
             self.memo.lost(name)
             return   # gone already: the core counts the file lost with it
-        tmp = self.memo.store.tmp_path()
+        f = self.core.files.get(name)
+        small = f is not None and f.size <= RECORD_IN_MEMORY   # (no file opened in this thread for it)
+        tmp = None if small else self.memo.store.tmp_path()
         try:
-            await self._fetch_here(link, name, tmp)
-            kept = await self.memo.keep(name, tmp, move=True)
+            got = await self._fetch_here(link, name, tmp)
+            kept = await self.memo.keep(name, got if small else tmp, move=True)
         except FileMissing:
             self.memo.lost(name)
             self.handle(FileLostOn(worker, name))
@@ -716,7 +719,8 @@ class Engine:
             self.handle(FileHomeFailed(name, str(e)))   # the core collects it as the temp it is
             return
         finally:
-            tmp.unlink(missing_ok=True)
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
         self.served[name] = kept
         self.handle(FileHome(name))
         if name in self.waiters:

@@ -70,12 +70,15 @@ class Recorder:
 
         self._spawn(run())
 
-    async def keep(self, name: str, path: Path, move: bool) -> Path:
-        """Store an output as a blob (moved in from the store's tmp/, or copied from its home);
-        returns where the blob is. Raises OSError when it cannot be stored."""
+    async def keep(self, name: str, path: Path | bytes, move: bool = False) -> Path:
+        """Store an output as a blob (its bytes; or a file, moved in from the store's tmp/ or copied
+        from its home); returns where the blob is. Raises OSError when it cannot be stored."""
         loop = asyncio.get_running_loop()
         try:
-            blob = await loop.run_in_executor(None, self.store.put_file, path, move)
+            if isinstance(path, bytes):
+                blob = await loop.run_in_executor(None, self.store.put_bytes, path)
+            else:
+                blob = await loop.run_in_executor(None, self.store.put_file, path, move)
         except OSError:
             self.lost(name)
             raise
