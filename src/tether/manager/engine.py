@@ -606,6 +606,8 @@ class Engine:
             if self.txlog is not None:
                 self._log_ended(link.id, tid, kind is m.Done, report)
             if kind is m.Done:
+                if rec is not None and rec.memo is not None and rec.worker == link.id:
+                    self._came_for_record(rec, report)
                 return TaskSucceeded(link.id, tid, report.outputs, report.started, report.finished)
             return TaskFailedOn(link.id, tid, report.reason or "exit", report.message, report.file, report.source,
                                 report.started, report.finished)
@@ -703,12 +705,17 @@ class Engine:
         if link is None:
             self.memo.lost(name)
             return   # gone already: the core counts the file lost with it
+        data = self.memo.arrived.pop(name, None)   # with the task's completion
         f = self.core.files.get(name)
-        small = f is not None and f.size <= RECORD_IN_MEMORY   # (no file opened in this thread for it)
+        small = data is not None or (f is not None and f.size <= RECORD_IN_MEMORY)   # (no file opened here)
         tmp = None if small else self.memo.store.tmp_path()
         try:
-            got = await self._fetch_here(link, name, tmp)
-            kept = await self.memo.keep(name, got if small else tmp, move=True)
+            if data is None:
+                data = await self._fetch_here(link, name, tmp)
+            if small:
+                self.memo.keep_bytes(name, data)
+            else:
+                self.served[name] = await self.memo.keep(name, tmp, move=True)
         except FileMissing:
             self.memo.lost(name)
             self.handle(FileLostOn(worker, name))
@@ -721,10 +728,22 @@ class Engine:
         finally:
             if tmp is not None:
                 tmp.unlink(missing_ok=True)
-        self.served[name] = kept
         self.handle(FileHome(name))
         if name in self.waiters:
-            self._resolve_waiters(name, data=kept.read_bytes())
+            kept = self.served[name]
+            self._resolve_waiters(name, data=kept if isinstance(kept, bytes) else kept.read_bytes())
+
+    def _came_for_record(self, rec: TaskRecord, report: m.Report) -> None:
+        """What a memoized task's completion brought of its outputs: they need not be fetched for the record
+        (small files, and an Executor call's small value, which is its result as the worker would send it)."""
+        arrived = self.memo.arrived
+        for name, data in report.contents:
+            self.bytes_worker_to_manager += len(data)
+            if name in self.memo.brought:
+                arrived[name] = data
+        spec = rec.spec
+        if spec.result is not None and spec.summary is None and report.value is not None:
+            arrived[spec.result] = report.value
 
     def _forget_memo(self, rec: TaskRecord) -> None:
         """A forgotten task's outputs kept in the memo record are served no more."""
@@ -734,9 +753,9 @@ class Engine:
             names.append(spec.result)
         for name in names:
             self.memo.brought.discard(name)
-            served = self.served.get(name)
-            if isinstance(served, Path) and served.is_relative_to(self.memo.store.root):
-                del self.served[name]
+            self.memo.arrived.pop(name, None)
+            if name not in self.homes:   # (kept in the record, served from there or from memory)
+                self.served.pop(name, None)
 
     async def _park(self, name: str, worker: str) -> None:
         """Keep a file the last worker leaves, in the run's work directory, and serve it from there."""
@@ -786,6 +805,8 @@ class Engine:
             kept = self.homes.get(name) or self.served.get(name)
             if isinstance(kept, Path):
                 return kept.read_bytes()
+            if isinstance(kept, bytes):   # an output for the memo record, until written there
+                return kept
         waiter = asyncio.get_running_loop().create_future()
         self.waiters.setdefault(name, []).append(waiter)
         self.handle(FileWanted(name))

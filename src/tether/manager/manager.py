@@ -56,6 +56,7 @@ CLOSED = "the manager was closed"   # why unfinished tasks fail at close
 CLOSED_WITHOUT_WORKERS = "the manager was closed, and no worker was left to run it"
 LARGE_ARGUMENTS = 10_000_000   # a call whose pickled arguments pass this many bytes gets a LargeArgumentWarning
 BUFFERED_ARGUMENT = 4 << 20    # an argument whose pickle passes this goes as a content-named buffer
+RECORD_WITH_COMPLETION = 64 << 10   # a memoized task's outputs up to this size come back with its completion
 
 
 class _GcThreshold:
@@ -259,7 +260,7 @@ class Manager:
     def _open_memo(self, every: bool) -> Planner:
         """The memo record's store, and its two sides: deciding hits here, recording in the loop."""
         store = MemoStore(self._memo_dir if self._memo_dir is not None else default_dir())
-        recorder = Recorder(store, self.engine._spawn)
+        recorder = Recorder(store, self.engine._spawn, self.engine.served)
         self.engine.memo = recorder
         self._memo = Planner(store, every, recorder)
         log.info("memo record of run %s in %s (%s)", self.run, store.root,
@@ -564,6 +565,7 @@ class Manager:
         hit = decision.hit
         if hit is None:
             record.memo = decision.pending
+            record.spec = record.spec._replace(record=RECORD_WITH_COMPLETION)
             return [s if s.home else s._replace(record=True) for s in out_specs], False
         self.engine.served.update(hit.served)
         record.report = hit.report

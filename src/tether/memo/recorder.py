@@ -32,18 +32,20 @@ class Pending:
         self.kind = kind
         self.label = label
         self.names = names                                 # cache name -> sandbox name ("" for a result)
-        self.stored: dict[str, tuple[str, int]] = {}       # sandbox name -> blob
-        self.report: Report | None = None                  # once it succeeded
-        self.value: tuple[str, int] | None | bool = None   # its value's blob; True while being stored
-        self.closed = False                                # written, or given up
+        self.stored: dict[str, tuple[str, int] | bytes] = {}   # sandbox name -> blob, or bytes to write as one
+        self.report: Report | None = None                      # once it succeeded
+        self.value: bytes | None = None                        # its value, to write as a blob
+        self.closed = False                                    # written, or given up
 
 
 class Recorder:
-    def __init__(self, store: MemoStore, spawn: Callable):
+    def __init__(self, store: MemoStore, spawn: Callable, served: dict):
         self.store = store
         self._spawn = spawn
+        self.served = served                     # what the submitting side serves (the engine's)
         self.awaiting: dict[str, Pending] = {}   # an output not stored yet -> its task's record
         self.brought: set[str] = set()           # outputs the core brings here only for the record
+        self.arrived: dict[str, bytes] = {}      # ... of those, the bytes that came with their task's completion
         self.recorded = 0                        # records written
         self.hits = 0                            # tasks a record answered (counted where they are submitted)
         self._busy = 0
@@ -70,15 +72,20 @@ class Recorder:
 
         self._spawn(run())
 
-    async def keep(self, name: str, path: Path | bytes, move: bool = False) -> Path:
-        """Store an output as a blob (its bytes; or a file, moved in from the store's tmp/ or copied
-        from its home); returns where the blob is. Raises OSError when it cannot be stored."""
-        loop = asyncio.get_running_loop()
+    def keep_bytes(self, name: str, data: bytes) -> None:
+        """A small output's bytes, here: the submitting side serves them from memory until the record,
+        and they as a blob in it, are written (in one go, with the task's other small parts)."""
+        self.served[name] = data
+        p = self.awaiting.pop(name, None)
+        if p is not None and not p.closed:
+            p.stored[p.names[name]] = data
+            self._maybe_write(p)
+
+    async def keep(self, name: str, path: Path, move: bool) -> Path:
+        """Store a large output as a blob (a file moved in from the store's tmp/, or copied from its home);
+        returns where the blob is. Raises OSError when it cannot be stored."""
         try:
-            if isinstance(path, bytes):
-                blob = await loop.run_in_executor(None, self.store.put_bytes, path)
-            else:
-                blob = await loop.run_in_executor(None, self.store.put_file, path, move)
+            blob = await asyncio.get_running_loop().run_in_executor(None, self.store.put_file, path, move)
         except OSError:
             self.lost(name)
             raise
@@ -105,33 +112,32 @@ class Recorder:
         if p.closed:
             return
         p.report = report
-        if report.value is not None:
-            p.value = True
-            self.start(self._keep_value(p, report.value))
-        self._maybe_write(p)
-
-    async def _keep_value(self, p: Pending, data: bytes) -> None:
-        try:
-            p.value = await asyncio.get_running_loop().run_in_executor(None, self.store.put_bytes, data)
-        except OSError as e:
-            log.warning("the value of %s could not be kept in the memo record: %s", p.label, e)
-            self.drop(p)
-            return
+        p.value = report.value
         self._maybe_write(p)
 
     def _maybe_write(self, p: Pending) -> None:
-        if p.closed or p.report is None or p.value is True or len(p.stored) < len(p.names):
+        if p.closed or p.report is None or len(p.stored) < len(p.names):
             return
         p.closed = True
-        r = p.report
-        record = Record(p.fingerprint, p.kind, p.label, r.exit or 0, r.stdout, r.stderr, p.value or None,
-                        dict(p.stored), time.time())
-        self.start(self._write(record))
+        self.start(self._write(p))
 
-    async def _write(self, record: Record) -> None:
+    async def _write(self, p: Pending) -> None:
+        """The task's small parts as blobs, then its record: one job of a thread."""
         try:
-            await asyncio.get_running_loop().run_in_executor(None, self.store.write, record)
+            blobs = await asyncio.get_running_loop().run_in_executor(None, self._write_record, p)
         except OSError as e:
-            log.warning("the memo record of %s could not be written: %s", record.label, e)
+            log.warning("the memo record of %s could not be written: %s", p.label, e)
             return
         self.recorded += 1
+        for name, sandbox in p.names.items():   # served from the blob from now on, not from memory
+            if self.served.get(name) is p.stored[sandbox]:
+                self.served[name] = self.store.blob_path(blobs[sandbox][0])
+
+    def _write_record(self, p: Pending) -> dict[str, tuple[str, int]]:
+        """(in a thread) Returns the blob of each output."""
+        put = self.store.put_bytes
+        blobs = {k: put(v) if isinstance(v, bytes) else v for k, v in p.stored.items()}
+        r = p.report
+        self.store.write(Record(p.fingerprint, p.kind, p.label, r.exit or 0, r.stdout, r.stderr,
+                                put(p.value) if p.value is not None else None, blobs, time.time()))
+        return blobs

@@ -45,7 +45,9 @@ class TaskSpec(NamedTuple):
     file `fn`, called with the pickled `args`. `result` names a result kept
     on the worker (an Executor call), spilled to the cache past `spill`
     bytes; `summary` is a pickled function applied to it there; `refs` are
-    results it reads; `scratch`: it runs in its interpreter's directory.
+    results it reads; `scratch`: it runs in its interpreter's directory;
+    `record`: its outputs of at most this many bytes go back with its
+    completion (a memoized task's, for the memo record).
     """
 
     id: int
@@ -65,6 +67,7 @@ class TaskSpec(NamedTuple):
     refs: tuple[str, ...] = ()
     scratch: bool = False
     inline: int = 0       # a kept result whose pickle is at most this many bytes comes back too
+    record: int = 0       # outputs of at most this many bytes come back too (Report.contents)
 
 
 class Input(NamedTuple):
@@ -102,6 +105,7 @@ class Report(NamedTuple):
     outputs: tuple[tuple[str, int], ...] = ()   # (cache name, size) of what it made
     cache: tuple[int, int] = (0, 0)    # the worker's cache: bytes now, peak
     usage: tuple[int, float, int] | None = None   # peak memory (bytes), CPU seconds, disk (bytes)
+    contents: tuple[tuple[str, bytes], ...] = ()  # (cache name, bytes) of small outputs (TaskSpec.record)
 
 
 # ---------------------------------------------------------------- control link
