@@ -751,11 +751,13 @@ class Engine:
         names = [name for _, name in spec.outputs]
         if spec.result is not None:
             names.append(spec.result)
+        root = self.memo.store.root
         for name in names:
+            kept = self.served.get(name)
+            if name in self.memo.brought or (isinstance(kept, Path) and kept.is_relative_to(root)):
+                self.served.pop(name, None)   # served from the record, or from memory until written there
             self.memo.brought.discard(name)
             self.memo.arrived.pop(name, None)
-            if name not in self.homes:   # (kept in the record, served from there or from memory)
-                self.served.pop(name, None)
 
     async def _park(self, name: str, worker: str) -> None:
         """Keep a file the last worker leaves, in the run's work directory, and serve it from there."""
