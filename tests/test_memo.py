@@ -120,6 +120,28 @@ def test_a_changed_input_runs_the_chain_again_and_a_changed_last_step_only_that_
     assert stats["bytes_manager_to_worker"] > 0
 
 
+def test_a_large_temp_is_kept_in_the_record_and_read_from_there(tmp_path):
+    """2 MB: fetched into a file of the record (not with the completion, nor into memory)."""
+    memo = tmp_path / "memo"
+
+    def run(reader: str):
+        with Manager(workers=1, memo=memo, progress=False) as m:
+            big, out = m.declare_temp(), m.declare_file(tmp_path / "out.txt")
+            a = m.submit(Task(f"{mark(tmp_path, 'make')}; head -c 2000000 /dev/zero | tr '\\0' x > big",
+                              outputs={"big": big}))
+            b = m.submit(Task(f"{mark(tmp_path, 'read')}; {reader} big > out", inputs={"big": big},
+                              outputs={"out": out}))
+            return a.result(60), b.result(60)
+
+    run("wc -c <")
+    assert (tmp_path / "out.txt").read_text().strip() == "2000000"
+    blobs = [p for p in (memo / "blobs").rglob("*") if p.is_file()]
+    assert any(p.stat().st_size == 2_000_000 for p in blobs)
+    made, read = run("tr -d x <")     # another reader: the temp comes from the record, its maker does not run
+    assert made.memoized and not read.memoized
+    assert runs(tmp_path) == ["make", "read", "read"] and (tmp_path / "out.txt").read_text() == ""
+
+
 def test_python_tasks_run_again_when_an_argument_or_the_function_changes(pym, tmp_path):
     marks = str(tmp_path / "runs")
 
@@ -208,13 +230,17 @@ def test_executor_calls_are_memoized_through_their_futures(tmp_path):
             f = ex.submit(add, f, i, marks)   # a future as an argument counts by its call's fingerprint
         assert f.result(60) == 7
         assert list(ex.map(add, [1, 2], [10, 20], [marks, marks])) == [11, 22]
+        big = ex.submit(add, b"x" * 300_000, b"y", marks)   # past small_result: fetched for the record
+        return big
 
     with Executor(workers=1, memo=memo, progress=False) as ex:
-        with recording(ex.manager, 7):
+        with recording(ex.manager, 8):
             calls(ex)
-        calls(ex)   # every call answered by the records of the first time
-        assert ex.stats()["memo_hits"] == 7
-    assert runs(tmp_path) == ["add"] * 7
+        big = calls(ex)   # every call answered by the records of the first time
+        assert ex.stats()["memo_hits"] == 8
+        assert big.result(60) == b"x" * 300_000 + b"y"
+        assert ex.submit(add, big, b"z", marks).result(60)[-2:] == b"yz"   # it reads the value from the record
+    assert runs(tmp_path) == ["add"] * 9
 
 
 def test_memo_per_task_default_directory_and_opting_out(tmp_path, monkeypatch):
