@@ -135,6 +135,11 @@ def test_a_higher_priority_starts_first(one, tmp_path):
     low = one.submit(Task(f"echo low >> {order}", priority=1))
     high = one.submit(Task(f"echo high >> {order}", priority=5))
     same = one.submit(Task(f"echo same >> {order}", priority=5))
+
+    def high_on_the_worker() -> bool:   # the low one taken back from the worker's queue, the high one sent
+        t = one.core.tasks.get(high.task_id)
+        return t is not None and t.worker is not None
+    wait_until(high_on_the_worker, 30)
     go.touch()
     for f in (first, low, high, same):
         f.result(60)

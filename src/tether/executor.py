@@ -60,6 +60,7 @@ from .contexts import Context, as_context
 from .core import Complete, Fail, FileReleased, FileSpec, TaskCancelled, TaskSubmitted
 from .manager.engine import TaskRecord
 from .manager.manager import CLOSED, CLOSED_WITHOUT_WORKERS, Manager
+from .memo.fingerprint import arguments_digest, digest
 from .manager import results
 from .refs import ResultRef, replace
 from .task import DependencyFailed, _Spec
@@ -120,10 +121,10 @@ class ExecutorFuture(concurrent.futures.Future):
 
 
 class Executor(concurrent.futures.Executor):
-    """Takes the options of Manager (workers, group_tasks, ...), plus spill_threshold and
+    """Takes the options of Manager (workers, group_tasks, memo, ...), plus spill_threshold and
     small_result in bytes, summarize (see the module's docstring) and setup: a tether.Context or a
     setup function, the context of every call (set up once per worker interpreter, read in a call
-    with tether.context())."""
+    with tether.context()). With memo, every call is memoized (see the README's "Memoization")."""
 
     def __init__(self, workers: int | None = None, *, spill_threshold: int = DEFAULT_SPILL,
                  small_result: int = DEFAULT_SMALL, summarize: Callable[[Any], Any] | None = None,
@@ -265,6 +266,7 @@ class Executor(concurrent.futures.Executor):
                 return ResultRef(value.result_name)
             return None
 
+        given = (args, kwargs)
         if kwargs or not all(type(a) in _PLAIN for a in args):   # no future can hide in plain values
             args, kwargs = replace(args, swap), replace(kwargs, swap)
         task_id = next(_Spec._ids)
@@ -295,7 +297,13 @@ class Executor(concurrent.futures.Executor):
         record = TaskRecord(task_id, future, True, spec, inputs, deliver=self._deliver, label=_name_of(args[0] if fn is _call_chunk else fn))
         if buffers:
             m._hold_buffers(record, tuple(buffers))
-        event = TaskSubmitted(task_id, tuple(in_specs), out_specs)
+        hit = False
+        memo = m._memo_for(None)
+        if memo is not None:
+            parts = self._memo_parts(memo, fn, fn_name, given, deps)
+            outputs = [("", result_name, None)] if result_name is not None else []
+            out_specs, hit = m._memo_decide(memo, record, "call", parts, inputs, outputs, list(out_specs))
+        event = TaskSubmitted(task_id, tuple(in_specs), tuple(out_specs), memo=hit)
         with self._pending_lock:
             self._pending.add(future)
         if result_name is not None:
@@ -307,6 +315,25 @@ class Executor(concurrent.futures.Executor):
                 self._pending.discard(future)
             raise
         return future
+
+    def _memo_parts(self, memo, fn: Callable, fn_name: str, given: tuple, deps: dict) -> dict:
+        """What besides its inputs decides a call's result: its function, its arguments, the summary
+        function. A future among the arguments counts by its call's fingerprint, not by its name in
+        this run (as the pickle sent to the worker names it); a map's future, by its value."""
+        def by_fingerprint(value):
+            if isinstance(value, ExecutorFuture):
+                if value.result_name is None:
+                    return value.result()
+                return ("tether-result", memo.fingerprint_of(value.result_name))
+            return None
+
+        if deps or given[1] or not all(type(a) in _PLAIN for a in given[0]):
+            given = replace(given, by_fingerprint)
+        parts = {"function": memo.identity(fn, fn_name), "args": arguments_digest(given),
+                 "summary": digest(self._summary) if self._summary is not None else None}
+        if fn is _call_chunk:   # a map's chunk: the function mapped is an argument, known here by its code too
+            parts["mapped"] = memo.identity(given[0][0], "")
+        return parts
 
     # ------------------------------------------------------------ settling futures
 
@@ -395,6 +422,8 @@ class Executor(concurrent.futures.Executor):
     def _release(self, result_name: str) -> None:
         """The user's Future is gone: its result may go once no pending call needs it."""
         m = self.manager
+        if m._memo is not None:
+            m._memo.forget(result_name)
         if not self._shutdown and not m._closed:
             m._loop.call(lambda: m.engine.handle(FileReleased(result_name)))
 

@@ -14,7 +14,8 @@ from typing import Any, Callable, Mapping
 from .contexts import Context, as_context
 from .files import File
 
-_RESOURCE_OPTIONS = ("cores", "memory", "disk", "gpus", "retries", "priority", "timeout", "env", "category", "tag")
+_RESOURCE_OPTIONS = ("cores", "memory", "disk", "gpus", "retries", "priority", "timeout", "env", "category", "tag",
+                     "memo")
 _RESOURCES = ("cores", "memory", "disk", "gpus")   # a task that states any of them is limited to its share
 
 
@@ -140,6 +141,7 @@ class TaskResult:
     memory_limit: int = 0
     disk_limit: int = 0
     gpus: tuple[int, ...] = ()
+    memoized: bool = False   # it did not run: a memo record of an earlier run gave its result
 
     @property
     def duration(self) -> float:
@@ -225,7 +227,7 @@ class _Spec:
 
     _ids = itertools.count(1)
     __slots__ = ("id", "inputs", "outputs", "cores", "memory", "disk", "gpus", "retries", "priority",
-                 "timeout", "env", "category", "tag", "stated", "__weakref__")
+                 "timeout", "env", "category", "tag", "stated", "memo", "__weakref__")
 
     # (option, default, check arguments); only options given are checked
     _NUMBERS = (("cores", 1, "cores", 1, True), ("memory", 0, "memory (MB)", 0, True),
@@ -245,6 +247,7 @@ class _Spec:
         self.env = {}
         self.category = self.tag = None
         self.stated: frozenset[str] = frozenset()   # the resources it names (the others: in proportion)
+        self.memo = None   # None: as the Manager's memo= says; True/False: this task asks, or opts out
         for key, default, label, minimum, integer in self._NUMBERS:
             setattr(self, key, default)
         if options:
@@ -284,6 +287,10 @@ class _Spec:
                 if not isinstance(value, str) or not value:
                     raise ValueError(f"{key} must be a non-empty string, got {value!r}")
                 setattr(self, key, check_text(value, key))
+        memo = options.get("memo")
+        if memo is not None and not isinstance(memo, bool):
+            raise ValueError(f"memo must be True, False or None, got {memo!r}")
+        self.memo = memo
 
 
 class Task(_Spec):
@@ -291,7 +298,7 @@ class Task(_Spec):
 
     Task(command, inputs={name: File}, outputs={name: File}, cores=1,
          memory=0 (MB), disk=0 (MB), gpus=0, retries=0, priority=0, timeout=None, env={},
-         category=None, tag=None)
+         category=None, tag=None, memo=None (True: memoized; False: never; None: as the Manager says))
     Resources not given are given in proportion (README "Proportional shares").
     """
 

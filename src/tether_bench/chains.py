@@ -18,7 +18,9 @@ from .workflow import Step, Workflow
 
 ROWS = ["floor", "parsl-threads", "parsl-htex", "dask", "tether-parsl", "tether-native", "tether-native-nogroup",
         "tether-native-notemp"]
-OPT_IN_ROWS = ["tether-parsl-slurm"]   # with --rows only: workers in jobs of the stand-in Slurm
+# with --rows only: workers in jobs of the stand-in Slurm; the workflow run twice with memoization (two rows,
+# tether-native-memo-first and -second)
+OPT_IN_ROWS = ["tether-parsl-slurm", "tether-native-memo"]
 EMULATED_ROWS = ["floor", "tether-native", "tether-native-nogroup", "tether-native-notemp"]
 
 
@@ -76,7 +78,7 @@ def plans(options: Options, chains: int = 20, length: int = 30, size: int = 0) -
     parameters = {"chains": chains, "length": length, "size_bytes": size, "workers": w,
                   "cores_per_worker": 1, "quick": options.quick, "emulated_cluster": options.manager is not None,
                   "parsl_logging": options.parsl_logging}
-    return parameters, [RowPlan(n, len(wf), runners[n]) for n in names]
+    return parameters, [RowPlan(n, len(wf) * (2 if n == "tether-native-memo" else 1), runners[n]) for n in names]
 
 
 def check_targets(report: Report) -> list[dict]:
@@ -92,4 +94,6 @@ def check_targets(report: Report) -> list[dict]:
         out += [t.ratio_at_least(report, "tether-native-notemp", "tether-native", 5.0),
                 t.figure_at_most(report, "tether-native", "bytes_worker_to_worker", 0, "{:.0f} B")]
     out.append(t.cache_to_live_temps(report, "tether-native"))
+    if report.row("tether-native-memo-second") is not None:
+        out.append(t.ratio_at_most(report, "tether-native-memo-second", "tether-native-memo-first", 0.1))
     return out

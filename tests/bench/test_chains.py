@@ -40,6 +40,20 @@ def test_chains_with_size(tmp_path):
     assert rows["tether-native-notemp"]["bytes_manager_to_worker"] >= 2_000_000
 
 
+def test_memo_rows_run_the_workflow_twice_the_second_time_from_the_record(tmp_path):
+    proc, report = run_bench(tmp_path, "chains", "--quick", "--rows", "tether-native-memo")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = check_report(report, "chains", ["tether-native-memo-first", "tether-native-memo-second"])
+    for row in rows.values():
+        check_ran(row)
+    tasks = report["parameters"]["chains"] * report["parameters"]["length"]
+    first, second = rows["tether-native-memo-first"], rows["tether-native-memo-second"]
+    assert (first["memo_hits"], first["memo_recorded"]) == (0, tasks)
+    assert (second["memo_hits"], second["memo_recorded"]) == (tasks, 0)
+    assert second["bytes_manager_to_worker"] == second["bytes_worker_to_manager"] == 0
+    assert any(t["target"].startswith("tether-native-memo-second <= 0.1x") for t in report["targets"])
+
+
 def test_emulated_cluster_says_why_it_cannot_run(tmp_path):
     proc, report = run_bench(tmp_path, "chains", "--quick", "--emulate-cluster")
     try:

@@ -16,7 +16,7 @@ from tether.wire import messages as m
 
 SPEC = m.TaskSpec(7, "sh", 2, 100, 10, (("out/x.txt", "temp-a-1"),), "echo hi > out/x.txt", {"A": "1"}, 3.5)
 PY = m.TaskSpec(8, "py", fn="buf-abc", args=b"\x80\x05N.", result="res-a-8", spill=1 << 20, summary=b"s",
-                refs=("res-a-7",), scratch=True, context="buf-def")
+                refs=("res-a-7",), scratch=True, context="buf-def", record=65536)
 SAMPLES = [
     m.Hello("w1", 4, 1000, 2000, "10.0.0.2", 4000, 123, 30.0, (("file-a", 3),)),
     m.Hello("w1", 4, 1000, 2000, "10.0.0.2", 4000, 123, 30.0),
@@ -39,6 +39,7 @@ SAMPLES = [
     m.Done(7, m.Report(1.5, 2.5, 0, gpus=(0, 3))),
     m.Done(7, m.Report(1.5, 2.5, 0, outputs=(("temp-a-1", 12),), cache=(100, 200), usage=(1 << 20, 0.5, 12))),
     m.Failed(7, m.Report(1.5, 2.5, 3, "exit", "exit code 3", "", "oops")),
+    m.Done(7, m.Report(1.5, 2.5, 0, outputs=(("temp-a-1", 3),), contents=(("temp-a-1", b"abc"),))),
     m.Failed(7, m.Report(reason="input", message="no", file="temp-a-0", source="w2")),
     m.Have((("temp-a-1", 12, "w2"), ("file-x", 5, None))),
     m.Retracted((1,), (2,)),

@@ -29,6 +29,7 @@ class FileSpec(NamedTuple):
     home: bool = False     # a local output: bring it back to the submitting side
     keep: bool = False     # never collected while the run lasts
     recipe: bool = False   # each worker that reads it makes its own (a URL, an unpacked archive, a mini-task)
+    record: bool = False   # once made, a copy goes to the submitting side (a memo record), served from there
 
 
 # ---------------------------------------------------------------- events
@@ -48,6 +49,7 @@ class TaskSubmitted(NamedTuple):
     gpus: int = 0
     category: str | None = None   # its resources are those of its category (CategorySet) where it names none
     tag: str | None = None        # TagCancelled cancels every unfinished task carrying it
+    memo: bool = False     # completed at submission: a memo record holds its outputs, the submitting side serves them
 
 
 @dataclass(frozen=True, slots=True)

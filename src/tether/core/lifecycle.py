@@ -19,14 +19,16 @@ Task states, as the manager's core sees them:
                failures past the system retries, or a dependency failed)
     CANCELLED  cancelled by the user before it ran
 
-A DONE task goes back to WAITING when a temp it made is lost and needed
+A task whose result a memo record holds goes from WAITING to DONE at
+once, without running. A DONE task goes back to WAITING when a temp it made is lost and needed
 again (recovery); its Future stays settled. File states:
 
     SOURCE     on the submitting side (a user input or buffer): always there
     ABSENT     made by a task: not made yet, or lost and to be made again
     MADE       held by at least one worker
     HOME       an output written back to the submitting side, served from
-               there from now on (workers may still hold copies)
+               there from now on (workers may still hold copies); or an
+               output of a memoized task, served from its memo record
     GONE       deleted everywhere once nothing needed it; made again if a
                new consumer turns up
     DOOMED     will never be made: its producer failed for good
@@ -65,7 +67,7 @@ T = TaskState
 F = FileState
 
 TASK_TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
-    T.WAITING: frozenset({T.READY, T.ASSIGNED, T.RUNNING, T.FAILED, T.CANCELLED}),
+    T.WAITING: frozenset({T.READY, T.ASSIGNED, T.RUNNING, T.DONE, T.FAILED, T.CANCELLED}),
     T.READY: frozenset({T.WAITING, T.ASSIGNED, T.RUNNING, T.FAILED, T.CANCELLED}),
     # a report may overtake the core's view: a member the core still sees waiting can end
     T.ASSIGNED: frozenset({T.RUNNING, T.WAITING, T.READY, T.HOMING, T.DONE, T.FAILED, T.CANCELLED}),
@@ -78,7 +80,7 @@ TASK_TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
 
 FILE_TRANSITIONS: dict[FileState, frozenset[FileState]] = {
     F.SOURCE: frozenset(),
-    F.ABSENT: frozenset({F.MADE, F.DOOMED}),
+    F.ABSENT: frozenset({F.MADE, F.HOME, F.DOOMED}),
     F.MADE: frozenset({F.ABSENT, F.HOME, F.GONE}),
     F.HOME: frozenset(),
     F.GONE: frozenset({F.ABSENT}),

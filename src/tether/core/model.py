@@ -57,7 +57,8 @@ class TaskNode:
 
 class FileNode:
     __slots__ = ("name", "size", "home", "keep", "wanted", "producer", "consumers",
-                 "replicas", "pending", "state", "had_consumers", "read", "holds", "released", "readers")
+                 "replicas", "pending", "state", "had_consumers", "read", "holds", "released", "readers",
+                 "record")
 
     def __init__(self, name: str, size: int | None, source: bool, home: bool, keep: bool, recipe: bool = False):
         self.name = name
@@ -78,6 +79,7 @@ class FileNode:
         self.holds = 1
         self.released = False            # the user can no longer name it (FileReleased)
         self.readers: list[TaskNode] | None = None   # every task reading it, kept only for depth-k pruning
+        self.record = False              # a copy goes to the submitting side once made (a memo record)
 
     @property
     def made(self) -> bool:

@@ -26,6 +26,9 @@ What it decides:
               (recursively, and nothing else)
   moves       members stuck behind a slow worker are taken back and placed
               again (rebalance.py)
+  memo        a task a memo record answers completes at submission; its
+              outputs are served by the submitting side, and a memoized
+              task's outputs are copied there once made (record)
   retirement  a worker asked to leave takes no new work, gives back what it
               has not started, and has the files only it holds that may
               still be needed copied to workers that stay (or, when none
@@ -254,13 +257,13 @@ class Scheduler:
             self._idle.add(w)
         self._note_fullness(w)
 
-    def _report_done(self, t: TaskNode) -> None:
+    def _report_done(self, t: TaskNode, ran: bool = True) -> None:
         """The task's Future succeeds, once (a task run again to remake a lost temp is not reported)."""
         if t.reported:
             return
         t.reported = True
         self.counters.tasks_done += 1
-        made_by = [f.producer.finished for f in t.inputs if not f.source and f.producer is not None]
+        made_by = [f.producer.finished for f in t.inputs if not f.source and f.producer is not None] if ran else ()
         hop = max(0.0, t.started - max(made_by)) if made_by else None
         if hop is not None:
             self.counters.add_hop(hop)
@@ -318,6 +321,9 @@ class Scheduler:
                     t.height = c.height + 1
         if graph.link(t):
             self._stale_ranks = True
+        if e.memo:
+            self._memoized(t)
+            return
         for f in inputs:
             f.consumers.add(t)
             f.had_consumers = True
@@ -344,6 +350,20 @@ class Scheduler:
                         self._attach(c)
         if missing == 0 and t.state is T.WAITING:
             self._to(t, T.READY)
+
+    def _memoized(self, t: TaskNode) -> None:
+        """t's result is in a memo record: it completes now without running, and the submitting side
+        serves its outputs from the record. It needs none of its inputs: a temp read only by such
+        tasks may go, and one not made yet is made only if a task that runs reads it."""
+        for f in t.inputs:
+            f.read = True
+            f.had_consumers = True
+            self._maybe_collect(f)
+        for f in t.outputs:
+            move_file(f, F.HOME)
+            self._now_available(f)
+        self._to(t, T.DONE)
+        self._report_done(t, ran=False)
 
     def _on_cancelled(self, e: TaskCancelled) -> None:
         t = self.tasks.get(e.task)
@@ -517,8 +537,9 @@ class Scheduler:
                 self._maybe_collect(f)
         for f in made:
             self._add_replica(f, w)
-        for f in homing:
-            self._bring(f, w)
+        for f in made:   # home, or to the memo record: the task's Future does not wait for the latter
+            if (f.home or f.record) and f.state is F.MADE and f.name not in self._bringing:
+                self._bring(f, w)
         for f in made:
             self._maybe_collect(f)   # remade for another output's sake: nobody needs it again
         if t.state is T.DONE:
@@ -604,6 +625,9 @@ class Scheduler:
         f = self.files.get(e.name)
         p = f.producer if f is not None else None
         self._bringing.pop(e.name, None)
+        if f is not None and f.record and not f.home:   # no record of it then: it is a temp like any other
+            f.record = False
+            self._maybe_collect(f)
         if p is not None and p.state is T.HOMING:
             self._fail(p, "home", e.message)
 
@@ -897,6 +921,8 @@ class Scheduler:
             f.home = f.home or spec.home
             if spec.size is not None and not f.size:
                 _resize(f, spec.size)
+        if spec.record:
+            f.record = True
         return f
 
     def _add_replica(self, f: FileNode, w: WorkerNode) -> None:
@@ -913,6 +939,12 @@ class Scheduler:
         if f.state is not F.ABSENT:
             return
         move_file(f, F.MADE)
+        self._now_available(f)
+        if f.wanted:
+            self._bring(f, w)
+
+    def _now_available(self, f: FileNode) -> None:
+        """f can be read from now on: the tasks that waited for it may be ready."""
         for c in _by_ids(f.consumers):
             c.missing -= 1
             if c.missing == 0:
@@ -920,8 +952,6 @@ class Scheduler:
                     self._to(c, T.READY)
                 elif c.state is T.ASSIGNED:
                     self._to(c, T.RUNNING)
-        if f.wanted:
-            self._bring(f, w)
 
     def _bring(self, f: FileNode, w: WorkerNode) -> None:
         """Ask the shell to bring f from w to the submitting side (home, or to whoever wants its bytes)."""
@@ -1014,8 +1044,9 @@ class Scheduler:
             return
         state = f.state
         p = f.producer
-        # an output on its way home waits for it, unless its producer failed: then it never goes home
-        homing = f.home and not (p is not None and p.state in (T.FAILED, T.CANCELLED))
+        # an output on its way home (or to a memo record) waits for it, unless its producer failed: then
+        # it never goes there
+        homing = (f.home or f.record) and not (p is not None and p.state in (T.FAILED, T.CANCELLED))
         if state is not F.HOME and (state is not F.MADE or homing or not f.had_consumers):
             return
         if state is F.MADE and self.prune != 0 and not f.released and (

@@ -22,6 +22,7 @@ from ..core import (MAKE, MANAGER, Assign, Blocked, Complete, Delete, Fail, Fetc
                     FileState, FileLostOn, Forget, FilesCached, FileWanted, HostBlocked, HostUnblocked, Park, Replicate,
                     Retired, Retract, Retracted, Running, Scheduler, Stop, TagCancelled, TaskCancelled, TaskFailedOn,
                     TaskSucceeded, Tick, WorkerJoined, WorkerLost, WorkerRetiring)
+from ..memo.recorder import Pending, Recorder
 from ..task import InternalError
 from ..transfer import DestinationError, FileMissing, TransferClient, serve_fetches
 from ..wire import messages as m
@@ -38,7 +39,8 @@ log = logging.getLogger("tether.manager")
 TICK_SECONDS = 0.25
 DEFAULT_HEARTBEAT = 30.0   # seconds of silence after which a worker is declared lost
 RETIRE_SECONDS = 60.0      # a worker that asked to leave is sent away by then, its temps copied or not
-HANDLE_CHUNK = 5_000       # events given to the core at once; the loop answers heartbeats between chunks
+RECORD_IN_MEMORY = 1 << 20   # an output for the memo record up to this size is brought into memory, not a file
+HANDLE_CHUNK = 5_000         # events given to the core at once; the loop answers heartbeats between chunks
 
 
 class TaskRecord:
@@ -50,7 +52,7 @@ class TaskRecord:
     the engine (the Executor does it from a thread of its own).
     """
 
-    __slots__ = ("id", "future", "is_python", "spec", "inputs", "worker", "report", "deliver", "label", "held",
+    __slots__ = ("id", "future", "is_python", "spec", "inputs", "worker", "report", "deliver", "label", "held", "memo",
                  "__weakref__")
 
     def __init__(self, id: int, future: Future | None, is_python: bool, spec: m.TaskSpec,
@@ -65,6 +67,7 @@ class TaskRecord:
         self.deliver = deliver
         self.label = label              # what the transaction log calls it: a function's name
         self.held = None                # what its last attempt held on its worker (core.Resources)
+        self.memo: Pending | None = None   # memoized, and run: its result is recorded if it succeeds
 
 
 @dataclass
@@ -142,6 +145,7 @@ class Engine:
         self.retired = {"workers": 0, "temps_copied": 0, "temps_lost": 0, "temps_parked": 0, "forced": 0}
         self.blocked: dict[str, str] = {}   # host as the program named it -> why it takes no new work
         self.run = ""                      # the run's id, as the Manager names it (for `tether status`)
+        self.memo: Recorder | None = None  # records what memoized tasks give, when the manager memoizes
         self.started = time.time()
 
     # ------------------------------------------------------------ start and stop
@@ -253,7 +257,9 @@ class Engine:
             elif kind is Forget:   # nothing will send these again, nor ask about them
                 records, seen = self.records, self._groups_seen
                 for tid in c.tasks:
-                    records.pop(tid, None)
+                    rec = records.pop(tid, None)
+                    if self.memo is not None and rec is not None:
+                        self._forget_memo(rec)
                 for gid in c.groups:
                     seen.pop(gid, None)
                 if self.parked:
@@ -282,7 +288,10 @@ class Engine:
             elif kind is Park:
                 self._spawn(self._park(c.name, c.worker))
             elif kind is Fetch:
-                self._spawn(self._bring_home(c.name, c.worker))
+                if self.memo is not None and c.name in self.memo.brought:
+                    self.memo.start(self._bring_to_record(c.name, c.worker))
+                else:
+                    self._spawn(self._bring_home(c.name, c.worker))
             elif kind is FileFailed:
                 self._resolve_waiters(c.name, error=RuntimeError(f"{c.name} cannot be fetched: {c.message}"))
             elif kind is Blocked:
@@ -408,6 +417,8 @@ class Engine:
     def add_tasks(self, records: list[TaskRecord], events: list) -> None:
         for r in records:
             self.records[r.id] = r
+            if r.memo is not None:
+                self.memo.expect(r.memo, self.homes)
         if self.txlog is not None:
             self._log_submitted(records)
         if self.broken is not None:
@@ -498,6 +509,10 @@ class Engine:
     def _complete(self, c: Complete) -> None:
         if self.txlog is not None:
             self.txlog.add("TASK", c.task, "DONE", c.attempts, c.hop_latency)
+        rec = self.records.get(c.task)
+        if rec is not None and rec.memo is not None:
+            self.memo.completed(rec.memo, rec.report or m.Report())
+            rec.memo = None
         settling = self._settling(c)
         if settling is None:
             return
@@ -523,6 +538,10 @@ class Engine:
             else:
                 self.txlog.add("TASK", c.task, "FAILED", c.reason, c.attempts, c.message[:500])
         home_error = self._home_errors.pop(c.task, None)
+        rec = self.records.get(c.task)
+        if rec is not None and rec.memo is not None:   # a failure is never recorded
+            self.memo.drop(rec.memo)
+            rec.memo = None
         settling = self._settling(c)
         if settling is not None:
             rec, future = settling
@@ -647,6 +666,8 @@ class Engine:
             if self.txlog is not None:
                 self._log_ended(link.id, tid, kind is m.Done, report)
             if kind is m.Done:
+                if rec is not None and rec.memo is not None and rec.worker == link.id:
+                    self._came_for_record(rec, report)
                 used = report.usage
                 return TaskSucceeded(link.id, tid, report.outputs, report.started, report.finished,
                                      None if used is None else (used[0], used[2]))
@@ -712,6 +733,11 @@ class Engine:
         try:
             if home is not None:
                 await self._fetch_here(link, name, home)
+                if self.memo is not None and name in self.memo.awaiting:
+                    try:   # before the task's Future settles: the record holds what its program sees
+                        await self.memo.keep(name, home, move=False)
+                    except OSError as e:
+                        log.warning("output %s could not be kept in the memo record: %s", home, e)
                 self.served[name] = home
                 self.handle(FileHome(name))
                 if name in self.waiters:
@@ -735,6 +761,66 @@ class Engine:
             log.warning("could not bring %s from worker %s: %s", name, worker, e)
             if worker in self.links:
                 self.handle(FileLostOn(worker, name))
+
+    async def _bring_to_record(self, name: str, worker: str) -> None:
+        """Bring a memoized task's output (not one going home) into the memo record, and serve it from there."""
+        link = self.links.get(worker)
+        if link is None:
+            self.memo.lost(name)
+            return   # gone already: the core counts the file lost with it
+        data = self.memo.arrived.pop(name, None)   # with the task's completion
+        f = self.core.files.get(name)
+        small = data is not None or (f is not None and f.size <= RECORD_IN_MEMORY)   # (no file opened here)
+        tmp = None if small else self.memo.store.tmp_path()
+        try:
+            if data is None:
+                data = await self._fetch_here(link, name, tmp)
+            if small:
+                self.memo.keep_bytes(name, data)
+            else:
+                self.served[name] = await self.memo.keep(name, tmp, move=True)
+        except FileMissing:
+            self.memo.lost(name)
+            self.handle(FileLostOn(worker, name))
+            return
+        except (DestinationError, OSError, ConnectionError, asyncio.IncompleteReadError) as e:
+            log.warning("could not bring %s from worker %s into the memo record: %s", name, worker, e)
+            self.memo.lost(name)
+            self.handle(FileHomeFailed(name, str(e)))   # the core collects it as the temp it is
+            return
+        finally:
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+        self.handle(FileHome(name))
+        if name in self.waiters:
+            kept = self.served[name]
+            self._resolve_waiters(name, data=kept if isinstance(kept, bytes) else kept.read_bytes())
+
+    def _came_for_record(self, rec: TaskRecord, report: m.Report) -> None:
+        """What a memoized task's completion brought of its outputs: they need not be fetched for the record
+        (small files, and an Executor call's small value, which is its result as the worker would send it)."""
+        arrived = self.memo.arrived
+        for name, data in report.contents:
+            self.bytes_worker_to_manager += len(data)
+            if name in self.memo.brought:
+                arrived[name] = data
+        spec = rec.spec
+        if spec.result is not None and spec.summary is None and report.value is not None:
+            arrived[spec.result] = report.value
+
+    def _forget_memo(self, rec: TaskRecord) -> None:
+        """A forgotten task's outputs kept in the memo record are served no more."""
+        spec = rec.spec
+        names = [name for _, name in spec.outputs]
+        if spec.result is not None:
+            names.append(spec.result)
+        root = self.memo.store.root
+        for name in names:
+            kept = self.served.get(name)
+            if name in self.memo.brought or (isinstance(kept, Path) and kept.is_relative_to(root)):
+                self.served.pop(name, None)   # served from the record, or from memory until written there
+            self.memo.brought.discard(name)
+            self.memo.arrived.pop(name, None)
 
     async def _park(self, name: str, worker: str) -> None:
         """Keep a file the last worker leaves, in the run's work directory, and serve it from there."""
@@ -784,6 +870,8 @@ class Engine:
             kept = self.homes.get(name) or self.served.get(name)
             if isinstance(kept, Path):
                 return kept.read_bytes()
+            if isinstance(kept, bytes):   # an output for the memo record, until written there
+                return kept
         waiter = asyncio.get_running_loop().create_future()
         self.waiters.setdefault(name, []).append(waiter)
         self.handle(FileWanted(name))
@@ -829,6 +917,8 @@ class Engine:
             "retired_temps_lost": self.retired["temps_lost"],
             "retired_temps_kept_here": self.retired["temps_parked"],
             "retired_forced": self.retired["forced"],
+            "memo_hits": self.memo.hits if self.memo is not None else 0,
+            "memo_recorded": self.memo.recorded if self.memo is not None else 0,
         }
 
 

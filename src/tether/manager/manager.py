@@ -29,6 +29,10 @@ from ..contexts import Context
 from ..core import CategorySet, FileReleased, FileSpec, NoWorkers, Scheduler, TaskCancelled, TaskSubmitted
 from ..core.graph import check_options as check_graph_options
 from ..files import MADE_ON_WORKERS, File, hash_bytes
+from ..memo import MemoStore, default_dir
+from ..memo.fingerprint import arguments_digest
+from ..memo.planner import Planner
+from ..memo.recorder import Recorder
 from ..wire.handshake import new_secret, read_secret_file
 from ..wire.messages import Make, TaskSpec
 from ..wire.tls import TlsConfig
@@ -54,6 +58,7 @@ CLOSED = "the manager was closed"   # why unfinished tasks fail at close
 CLOSED_WITHOUT_WORKERS = "the manager was closed, and no worker was left to run it"
 LARGE_ARGUMENTS = 10_000_000   # a call whose pickled arguments pass this many bytes gets a LargeArgumentWarning
 BUFFERED_ARGUMENT = 4 << 20    # an argument whose pickle passes this goes as a content-named buffer
+RECORD_WITH_COMPLETION = 64 << 10   # a memoized task's outputs up to this size come back with its completion
 
 
 class _GcThreshold:
@@ -138,6 +143,9 @@ class Manager:
     "depth" or "breadth"; prune: levels below its readers a temp waits for
     before it is deleted (None: kept until its File is let go of). See the
     README's "Placement, order and pruning".
+    stderr is a terminal). memo: memoize every task (True, or the directory of
+    the record), none (False), or those that ask with memo=True (None);
+    memo_dir: the record's directory (default: memo.default_dir()).
     """
 
     def __init__(self, workers: int | None = None, *, cores_per_worker: int | None = None,
@@ -149,7 +157,8 @@ class Manager:
                  heartbeat: float = DEFAULT_HEARTBEAT, system_retries: int = 3, tls: str = "auto",
                  tls_files: tuple[str, str, str] | None = None, preload: tuple[str, ...] = (),
                  transactions: bool = True, dashboard: int | str | None = None, progress: bool | None = None,
-                 placement: str | None = None, order: str = "critical", prune: int | None = 0):
+                 placement: str | None = None, order: str = "critical", prune: int | None = 0,
+                 memo: bool | str | os.PathLike | None = None, memo_dir: str | os.PathLike | None = None):
         if workers is None:
             workers = os.cpu_count() or 1
         if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
@@ -166,7 +175,11 @@ class Manager:
         if placement is None:
             placement = "graph" if group_tasks else "none"
         check_graph_options(placement, order, prune)
+        memo_every, memo_dir = _memo_options(memo, memo_dir)
         self.run = f"{secrets.token_hex(4)}"
+        self._memo: Planner | None = None
+        self._memo_off = memo is False
+        self._memo_dir = memo_dir
         self._serial = itertools.count(1)
         self._lock = threading.Lock()
         self._producers: dict[str, int] = {}
@@ -238,6 +251,8 @@ class Manager:
             self._embedded = workers > 0
             self._max_cores = self.worker_size.cores if workers > 0 else 1 << 30
             self._path = python_path()
+            if memo_every or memo_dir is not None:
+                self._open_memo(memo_every)
             for i in range(workers):
                 self._start_local(i + 1)
         except BaseException:
@@ -258,6 +273,30 @@ class Manager:
                 raise ValueError("the secret must be at least 16 bytes")
             return data
         return new_secret()
+
+    def _open_memo(self, every: bool) -> Planner:
+        """The memo record's store, and its two sides: deciding hits here, recording in the loop."""
+        store = MemoStore(self._memo_dir if self._memo_dir is not None else default_dir())
+        recorder = Recorder(store, self.engine._spawn, self.engine.served)
+        self.engine.memo = recorder
+        self._memo = Planner(store, every, recorder)
+        log.info("memo record of run %s in %s (%s)", self.run, store.root,
+                 "every task" if every else "tasks that ask", extra={"run": self.run})
+        return self._memo
+
+    def _memo_for(self, asked: bool | None) -> Planner | None:
+        """The planner when this task is memoized (asked: its memo=), else None."""
+        memo = self._memo
+        if memo is not None:
+            return memo if memo.wanted(asked) else None
+        if not asked:
+            return None
+        if self._memo_off:
+            raise ValueError("the task asks for memo=True, but this manager was opened with memo=False")
+        with self._lock:
+            if self._memo is None:
+                self._open_memo(False)
+        return self._memo
 
     def _start_local(self, index: int) -> None:
         self._local.append(start_worker(index, self._local_address, self.secret_file, self.worker_size,
@@ -548,15 +587,26 @@ class Manager:
             out_specs = [FileSpec(f.name, home=f.kind == "local", keep=f.keep) for f in task.outputs.values()]
         if task.cores > self._max_cores or task.memory or task.disk or task.gpus:
             self._check_fits(task)
+        memo = self._memo_for(task.memo)
         is_python = isinstance(task, PythonTask)
         spec, buffers = self._spec(task, outputs, inputs, in_specs)
         record = TaskRecord(task.id, TaskFuture(task.id, self._cancel), is_python, spec, inputs,
                             label=_name_of(task.fn) if is_python else None)
         if buffers:
             self._hold_buffers(record, buffers)
+        hit = False
+        if memo is not None:
+            if is_python:
+                kind, parts = "py", {"function": memo.identity(task.fn, spec.fn),
+                                     "args": arguments_digest((task.args, task.kwargs))}
+            else:
+                kind, parts = "sh", {"command": task.command}
+            parts["env"] = task.env
+            homes = [(s, f.name, f.path if f.kind == "local" else None) for s, f in task.outputs.items()]
+            out_specs, hit = self._memo_decide(memo, record, kind, parts, inputs, homes, out_specs)
         event = TaskSubmitted(task.id, tuple(in_specs), tuple(out_specs),
                               task.cores if "cores" in task.stated else 0, task.memory, task.disk, task.retries,
-                              task.priority, task.gpus, task.category, task.tag)
+                              task.priority, task.gpus, task.category, task.tag, memo=hit)
         return record, event
 
     def _input_specs(self, task, inputs: list, in_specs: list) -> None:
@@ -613,6 +663,23 @@ class Manager:
                             task.env or None, task.timeout, priority=task.priority)
         return spec, buffers
 
+    def _memo_decide(self, memo: Planner, record: TaskRecord, kind: str, parts: dict, inputs: list,
+                     outputs: list, out_specs: list[FileSpec]) -> tuple[list[FileSpec], bool]:
+        """A hit: the record's outputs, served from here, and its result on the task's record (True).
+        A miss: the outputs not going home are marked to be brought to the record (False)."""
+        label = record.label or (record.spec.command or "")[:200]
+        decision = memo.decide(kind, parts, inputs, outputs, label)
+        if decision is None:
+            return out_specs, False
+        hit = decision.hit
+        if hit is None:
+            record.memo = decision.pending
+            record.spec = record.spec._replace(record=RECORD_WITH_COMPLETION)
+            return [s if s.home else s._replace(record=True) for s in out_specs], False
+        self.engine.served.update(hit.served)
+        record.report = hit.report
+        return [s._replace(size=hit.sizes[s.name]) for s in out_specs], True
+
     def _claim_outputs(self, task) -> tuple[tuple[str, str], ...]:
         """Each file is made by one task: record this one as the maker of its outputs."""
         for f in task.outputs.values():
@@ -634,6 +701,8 @@ class Manager:
     def _file_dropped(self, name: str) -> None:
         """A made file's handle is gone (called where the garbage collector runs: no lock here)."""
         self._producers.pop(name, None)
+        if self._memo is not None:
+            self._memo.forget(name)
         if not self._closed:
             try:
                 self._loop.call(lambda: self.engine.handle(FileReleased(name)))
@@ -958,7 +1027,8 @@ class Manager:
 
         def settled() -> bool:
             return engine.broken is not None or (
-                not self._submitted and counters.tasks_submitted == counters.tasks_done + counters.tasks_failed)
+                not self._submitted and counters.tasks_submitted == counters.tasks_done + counters.tasks_failed
+                and (engine.memo is None or not engine.memo.busy()))   # records being written are waited for
 
         return self._run_in_loop(self._while_workers(settled))
 
@@ -1012,6 +1082,21 @@ class _CategoryNeed:
 
 async def _call_async(fn) -> None:
     fn()
+
+
+def _memo_options(memo, memo_dir) -> tuple[bool, Path | None]:
+    """(memoize every task?, the record's directory or None for the default), from Manager's memo options."""
+    if memo_dir is not None and not isinstance(memo_dir, (str, os.PathLike)):
+        raise ValueError(f"memo_dir must be a directory's path, got {memo_dir!r}")
+    if isinstance(memo, (str, os.PathLike)):
+        if memo_dir is not None:
+            raise ValueError("give the memo record's directory as memo=DIR or memo_dir=DIR, not both")
+        return True, Path(memo)
+    if memo is not None and not isinstance(memo, bool):
+        raise ValueError(f"memo must be True, False, None or a directory's path, got {memo!r}")
+    if memo is False and memo_dir is not None:
+        raise ValueError("memo=False turns memoization off: memo_dir has no use then")
+    return memo is True, Path(memo_dir) if memo_dir is not None else None
 
 
 def _dashboard_address(dashboard, transactions: bool) -> tuple[str, int] | None:

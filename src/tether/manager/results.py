@@ -19,7 +19,8 @@ def task_result(task_id: int, report: Report, worker: str, hop: float | None, at
     return TaskResult(task_id=task_id, exit_code=report.exit or 0, stdout=report.stdout, stderr=report.stderr,
                       worker=worker, started=report.started, finished=report.finished, hop_latency=hop,
                       attempts=attempts, peak_memory=peak, cpu_time=cpu, disk=disk, cores=cores,
-                      memory_limit=memory, disk_limit=disk_limit, gpus=report.gpus)
+                      memory_limit=memory, disk_limit=disk_limit, gpus=report.gpus,
+                      memoized=attempts == 0)   # only a task a memo record answered completes unrun
 
 
 def python_value(report: Report) -> Any:

@@ -101,6 +101,9 @@ class TetherExecutor(BlockProviderExecutor, RepresentationMixin):
     storage_access: Parsl staging providers (default: TetherStaging, plus
       in-task HTTP and FTP staging and zip staging).
     task_env: environment variables set for every app.
+    memo_dir: memoize every app call, with its record in this directory (see
+      the README's "Memoization"): a call whose fingerprint matches a
+      recorded success, in this run or an earlier one, does not run again.
     heartbeat: seconds of silence after which a worker is declared lost (and
       a worker gives up on the manager); system_retries: attempts a task may
       lose to the system (workers lost, interpreters dead, full disks) before
@@ -126,7 +129,7 @@ class TetherExecutor(BlockProviderExecutor, RepresentationMixin):
                  block_error_handler: Any = True, remote_monitoring_radio: Any = None,
                  working_dir: str | None = None, heartbeat: float = 30.0, system_retries: int = 3,
                  dashboard: int | str | None = None, tether_run_dir: str | None = None,
-                 task_env: dict[str, str] | None = None,
+                 task_env: dict[str, str] | None = None, memo_dir: str | None = None,
                  # HTEX's names, with HTEX's meanings (htex.py)
                  cores_per_worker: float = 1.0, mem_per_worker: float | None = None,
                  max_workers_per_node: int | None = None, available_accelerators: int | list[str] = (),
@@ -157,6 +160,7 @@ class TetherExecutor(BlockProviderExecutor, RepresentationMixin):
         self.launch_cmd = launch_cmd
         self.tether_run_dir = tether_run_dir
         self.task_env = task_env
+        self.memo_dir = memo_dir
         self.cores_per_worker = cores_per_worker
         self.mem_per_worker = mem_per_worker
         self.max_workers_per_node = max_workers_per_node
@@ -224,7 +228,8 @@ class TetherExecutor(BlockProviderExecutor, RepresentationMixin):
                                run_dir=self.tether_run_dir or self.run_dir, placement=self.placement,
                                order=self.order, prune=self.prune,
                                heartbeat=self.heartbeat, system_retries=self.system_retries,
-                               dashboard=self.dashboard, progress=False)
+                               dashboard=self.dashboard, progress=False,
+                               memo=self.memo_dir if self.memo_dir is not None else None)
         self._share_parsl_log()
         host, port = self.manager.address.rsplit(":", 1)
         self.worker_address = f"{self.address or ('127.0.0.1' if self.is_local else host)}:{port}"

@@ -248,10 +248,10 @@ def _nested(cls, *checks: Check, rest: int = 0) -> Check:
 
 def _spec(v):
     """A task's spec, checked field by field (every task's assignment comes this way)."""
-    if type(v) is not list or len(v) != 19:
-        raise _Bad(f"expected a task spec of 19 fields, got {_show(v)}")
+    if type(v) is not list or len(v) != 20:
+        raise _Bad(f"expected a task spec of 20 fields, got {_show(v)}")
     (tid, kind, cores, memory, disk, outputs, command, env, timeout, fn, args, result, spill, summary, refs,
-     scratch, inline, context, priority) = v
+     scratch, inline, context, priority, record) = v
     _count(tid), _count(cores), _count(memory), _count(disk)
     if kind != "sh" and kind != "py":
         raise _Bad(f"a task kind must be sh or py, got {_show(kind)}")
@@ -276,12 +276,12 @@ def _spec(v):
         _bytes(summary)
     refs = _names(refs)
     _bool(scratch)
-    _count(inline)
+    _count(inline), _count(record)
     if context is not None:
         _cache_name(context)
     priority = _number(priority)
     return _make(m.TaskSpec, (tid, kind, cores, memory, disk, outputs, command, env, timeout, fn, args, result,
-                              spill, summary, refs, scratch, inline, context, priority))
+                              spill, summary, refs, scratch, inline, context, priority, record))
 
 
 def _pair2(v):
@@ -311,10 +311,10 @@ def _inputs(v):
 
 def _report(v):
     """How an attempt ended (every task's report comes this way)."""
-    if type(v) is not list or len(v) != 15:
-        raise _Bad(f"expected a report of 15 fields, got {_show(v)}")
+    if type(v) is not list or len(v) != 16:
+        raise _Bad(f"expected a report of 16 fields, got {_show(v)}")
     (started, finished, code, reason, message, stdout, stderr, file, source, value, error, outputs, cache,
-     usage, gpus) = v
+     usage, gpus, contents) = v
     started, finished = _number(started), _number(finished)
     if code is not None:
         _int(code)
@@ -336,8 +336,11 @@ def _report(v):
     if usage is not None:
         usage = _triple(_count, _number, _count)(usage)
     gpus = _list(_count)(gpus)
+    if type(contents) is not list:
+        raise _Bad("contents must be a list")
+    contents = tuple((_cache_name(a), _bytes(b)) for a, b in map(_pair2, contents))
     return _make(m.Report, (started, finished, code, reason, message, stdout, stderr, file, source, value, error,
-                            outputs, cache, usage, gpus))
+                            outputs, cache, usage, gpus, contents))
 
 
 def _held(v):

@@ -69,6 +69,8 @@ class TaskSpec(NamedTuple):
     bytes; `summary` is a pickled function applied to it there; `refs` are
     results it reads; `scratch`: it runs in its interpreter's directory;
     `context` names the buffer holding its context's setup.
+    `record`: its outputs of at most this many bytes go back with its
+    completion (a memoized task's, for the memo record).
     """
 
     id: int
@@ -90,6 +92,7 @@ class TaskSpec(NamedTuple):
     inline: int = 0       # a kept result whose pickle is at most this many bytes comes back too
     context: str | None = None   # cache file of its context (tether/contexts.py), an input of the task
     priority: float = 0   # among tasks ready on the worker, a higher one starts first
+    record: int = 0       # outputs of at most this many bytes come back too (Report.contents)
 
 
 class Input(NamedTuple):
@@ -139,6 +142,7 @@ class Report(NamedTuple):
     cache: tuple[int, int] = (0, 0)    # the worker's cache: bytes now, peak
     usage: tuple[int, float, int] | None = None   # peak memory (bytes), CPU seconds, disk (bytes)
     gpus: tuple[int, ...] = ()         # the GPU devices it was given (CUDA_VISIBLE_DEVICES)
+    contents: tuple[tuple[str, bytes], ...] = ()  # (cache name, bytes) of small outputs (TaskSpec.record)
 
 
 # ---------------------------------------------------------------- control link

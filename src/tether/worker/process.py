@@ -618,9 +618,11 @@ class Worker:
         if sandbox is not None:
             self.sandboxes.release(sandbox, t.inputs, empty, logs=t.spec.kind == "sh")
         g = report.get
+        contents = self._small_outputs(t, made) if made and t.spec.record and "reason" not in report else ()
         end = m.Report(g("started", 0.0), g("finished", 0.0), g("exit"), g("reason"), g("message", ""),
                        g("stdout", ""), g("stderr", ""), g("file"), g("source"), g("value"), g("error"),
-                       tuple(made.items()) if made else (), (self.cache.bytes, self.cache.peak), g("usage"), t.devices)
+                       tuple(made.items()) if made else (), (self.cache.bytes, self.cache.peak), g("usage"), t.devices,
+                       contents)
         self.stream.send(m.Failed(t.id, end) if end.reason is not None else m.Done(t.id, end))
 
     # ------------------------------------------------------------ files made here
@@ -679,6 +681,19 @@ class Worker:
             return
         self._do(self.state.task_ended(t.id, made))
         self.stream.send(m.Have(((t.makes, made[t.makes], None),)))
+
+    def _small_outputs(self, t: WorkTask, made: dict[str, int]) -> tuple[tuple[str, bytes], ...]:
+        """The bytes of a memoized task's small outputs in the cache, which the manager keeps in its memo
+        record: sent with the completion instead of fetched one by one."""
+        out = []
+        for name, size in made.items():
+            if size <= t.spec.record and name != t.spec.result:
+                try:
+                    with open(self.cache.str_path(name), "rb") as f:
+                        out.append((name, f.read(t.spec.record + 1)))
+                except OSError:
+                    continue   # the manager fetches it
+        return tuple(out)
 
     # ------------------------------------------------------------ fetch server
 

@@ -56,4 +56,5 @@ def workflow_runners(wf, workers: int, options) -> dict:
         "tether-native": native,
         "tether-native-nogroup": partial(native, name="tether-native-nogroup", group_tasks=False),
         "tether-native-notemp": partial(native, name="tether-native-notemp", temps=False),
+        "tether-native-memo": partial(tether_native.memo_rows, wf, workers),
     }

@@ -3,7 +3,9 @@
 Three ways, each a row: intermediates as temp files with task groups (the
 default), temp files without groups, and no temp files at all, where every
 intermediate is brought home and its consumer, submitted only then, reads
-it as a fresh input file sent out again.
+it as a fresh input file sent out again. A fourth, `memo_rows`, runs the
+default way twice with memoization over one memo directory: the first run
+records every task, the second finds each recorded and runs none.
 """
 from __future__ import annotations
 
@@ -25,20 +27,23 @@ ManagerFactory = Callable[[bool, Path], ContextManager[Manager]]
 
 
 @contextlib.contextmanager
-def local_manager(workers: int, group_tasks: bool, run_dir: Path):
+def local_manager(workers: int, group_tasks: bool, run_dir: Path, memo: Path | None = None):
     """A Manager with `workers` local workers of one core each, all connected."""
-    with Manager(workers=workers, cores_per_worker=1, group_tasks=group_tasks, run_dir=run_dir) as m:
+    with Manager(workers=workers, cores_per_worker=1, group_tasks=group_tasks, run_dir=run_dir, memo=memo) as m:
         m.wait_for_workers()
         yield m
 
 
 def run(workflow: Workflow, workers: int, work_dir: Path, progress=None, name: str = "tether-native",
-        group_tasks: bool = True, temps: bool = True, manager: ManagerFactory | None = None) -> dict:
+        group_tasks: bool = True, temps: bool = True, manager: ManagerFactory | None = None,
+        memo: Path | None = None) -> dict:
+    if memo is not None and manager is not None:
+        raise ValueError("memoized rows run on local workers only")
     home = work_dir / "home"
     workflow.write_inputs(home)
     run_dir = work_dir / "run"
     run_dir.mkdir(parents=True, exist_ok=True)
-    opened = manager(group_tasks, run_dir) if manager else local_manager(workers, group_tasks, run_dir)
+    opened = manager(group_tasks, run_dir) if manager else local_manager(workers, group_tasks, run_dir, memo)
     with opened as m:
         cpu = tree_cpu_seconds()
         started = time.perf_counter()
@@ -47,12 +52,12 @@ def run(workflow: Workflow, workers: int, work_dir: Path, progress=None, name: s
             futures = _submit_all(m, workflow, home)
             wait_with_progress(futures, progress)
             failures = [f.exception() for f in futures if f.exception() is not None]
-            if not failures:
+            if not failures and memo is None:   # (memoized tasks have no worker, nor times of their own)
                 per_worker: dict[str, int] = {}
                 for f in futures:
                     per_worker[f.info.worker] = per_worker.get(f.info.worker, 0) + 1
                 extra_figures["tasks_per_worker"] = dict(sorted(per_worker.items()))
-            if not failures and workflow.sizes:
+            if not failures and workflow.sizes and memo is None:
                 live = live_bytes_peaks(workflow, {s.name: f.info for s, f in zip(workflow.steps, futures)},
                                         {s.name: f.resolved for s, f in zip(workflow.steps, futures)})
         else:
@@ -60,10 +65,23 @@ def run(workflow: Workflow, workers: int, work_dir: Path, progress=None, name: s
         makespan = time.perf_counter() - started
         cpu = tree_cpu_seconds() - cpu
         stats = m.stats()
+    if memo is not None:
+        stats = m.stats()   # as at close, which waited for the last records to be written
     problems = [str(e) for e in failures[:3]] or workflow.problems(home)
     extra = dict(extra_figures, peak_live_bytes_per_worker=live) if live else extra_figures
+    if memo is not None:
+        extra.update(memo_hits=stats["memo_hits"], memo_recorded=stats["memo_recorded"])
     return make_row(name, makespan_s=makespan, cpu_s=cpu, tasks=len(workflow), correct=not problems, problems=problems,
                     **tether_figures(stats), **extra)
+
+
+def memo_rows(workflow: Workflow, workers: int, work_dir: Path, progress=None,
+              name: str = "tether-native-memo") -> list[dict]:
+    """The workflow run twice over one memo directory, each run from a home of its own (the second
+    writes its final outputs from the record): rows NAME-first and NAME-second."""
+    memo = work_dir / "memo"
+    return [run(workflow, workers, work_dir / which, progress, name=f"{name}-{which}", memo=memo)
+            for which in ("first", "second")]
 
 
 def _submit_all(m: Manager, workflow: Workflow, home: Path) -> list[Future]:
