@@ -15,6 +15,9 @@ yet started:
                                   ready there) has run far longer than that (by
                                   more than `stall` seconds), that time
   move  = bytes / bandwidth + n * d_W * speed(V) / speed(W)
+                                  bytes: of the temps they read from W; one still
+                                  being made counts as what its maker reads (or
+                                  a mean output, if larger)
 A move is made when move < stay * (1 - margin) and stay - move > min_gain.
 All times come from events (task start and end times, Tick.now): no clock
 is read here, so tests drive it with a fake one.
@@ -90,7 +93,10 @@ class Rebalancer:
         mean = s.mean_duration.value or d
         speed_w = max(w.durations.value or mean, d)
         speed_v = v.durations.value or mean
-        moved_bytes = sum(f.size for m in suffix for f in m.inputs
+        # a file still being made counts as large as what its maker reads, or as a mean output
+        moved_bytes = sum(f.size if f.made else max(f.size, s.output_size.value,
+                                                    sum(i.size for i in f.producer.inputs))
+                          for m in suffix for f in m.inputs
                           if not f.source and f.producer is not None and f.producer not in suffix)
         stay = len(suffix) * d
         move = moved_bytes / s.bandwidth + len(suffix) * d * speed_v / speed_w
