@@ -81,7 +81,8 @@ class Job:
 class SimWorker:
     """One worker process: its real WorkerState, its link to the manager, its runs."""
 
-    __slots__ = ("id", "speed", "state", "alive", "connected", "stalled_until", "last_in", "last_out", "runs")
+    __slots__ = ("id", "speed", "state", "alive", "connected", "stalled_until", "last_in", "last_out", "runs",
+                 "peak_disk", "up_free", "down_free")
 
     def __init__(self, id: str, state: WorkerState, speed: float):
         self.id = id
@@ -93,6 +94,9 @@ class SimWorker:
         self.last_in = 0.0         # arrival of the last message to it (the queue keeps order)
         self.last_out = 0.0        # arrival of the last message from it
         self.runs: dict[int, tuple[object, float]] = {}   # task -> (this run's token, start)
+        self.peak_disk = 0         # the most bytes its cache held at once
+        self.up_free = 0.0         # with shared links: when its link is free to send, and to receive
+        self.down_free = 0.0
 
     def __repr__(self) -> str:
         return f"<sim worker {self.id}{'' if self.alive else ' lost'}>"
@@ -100,15 +104,28 @@ class SimWorker:
 
 class Cluster:
     """latency: seconds a message takes each way; bandwidth: bytes/s of a transfer;
-    tick: seconds between the manager's periodic Ticks (as engine.TICK_SECONDS)."""
+    tick: seconds between the manager's periodic Ticks (as engine.TICK_SECONDS).
+
+    shared_links: each party (the manager, each worker) sends one transfer at
+    a time and receives one at a time, in the order they were asked for, so
+    that a thousand workers fetching from the manager wait for its link;
+    without it every transfer has the whole bandwidth to itself.
+    batch: the manager hands the core everything that arrived within this
+    many seconds in one call, as its loop does while busy (0: every instant
+    on its own)."""
 
     def __init__(self, core: Scheduler | None = None, *, latency: float = 0.001, bandwidth: float = 125e6,
-                 tick: float = 0.25, size: Callable[[str], int] | None = None):
+                 tick: float = 0.25, size: Callable[[str], int] | None = None, shared_links: bool = False,
+                 batch: float = 0.0):
         self.core = core if core is not None else Scheduler()
         self.size = size or (lambda name: DEFAULT_SIZE)   # bytes of an output, by its cache name
         self.latency = latency
         self.bandwidth = bandwidth
         self.tick = tick
+        self.shared_links = shared_links
+        self.batch = batch
+        self.manager_up_free = 0.0     # with shared links: when the manager's link is free to send
+        self.manager_down_free = 0.0   # ... and to receive
         self.now = 0.0
         self.workers: dict[str, SimWorker] = {}
         self.jobs: dict[int, Job] = {}
@@ -175,6 +192,7 @@ class Cluster:
         state = WorkerState(cores, memory, disk)
         state.adopt_cached(cached or {})
         w = self.workers[wid] = SimWorker(wid, state, speed)
+        w.peak_disk = state.present_bytes
         self._to_manager(w, WorkerJoined(wid, cores, memory, disk, tuple((cached or {}).items())))
         return wid
 
@@ -246,9 +264,11 @@ class Cluster:
                 if self._next_tick <= when:
                     self._tick()
                     continue
-                self.now = when
-                while self._queue and self._queue[0][0] <= when:
-                    _, _, action, args = heapq.heappop(self._queue)
+                queue, end, next_tick = self._queue, when + self.batch, self._next_tick
+                if until is not None:
+                    end = min(end, until)
+                while queue and queue[0][0] <= end and queue[0][0] < next_tick:
+                    self.now, _, action, args = heapq.heappop(queue)
                     action(*args)
                 self.flush()
                 quiet = 0
@@ -356,7 +376,7 @@ class Cluster:
         if not w.connected:
             return
         size = w.state.present.get(name, 0) if w.alive else 0
-        self._at(max(self.now, w.stalled_until) + self.latency + size / self.bandwidth, self._brought_home, name, w)
+        self._at(self._transfer(w, None, max(self.now, w.stalled_until), size), self._brought_home, name, w)
 
     def _brought_home(self, name: str, w: SimWorker) -> None:
         if not w.connected:
@@ -451,7 +471,26 @@ class Cluster:
             size = origin.state.present.get(name) if origin is not None and origin.alive else None
         start = max(self.now, origin.stalled_until) if origin is not None else self.now
         self.counters["fetches"] += 1
-        self._at(start + self.latency + (size or 0) / self.bandwidth, self._fetched, w, name, origin, size)
+        self._at(self._transfer(origin, w, start, size or 0), self._fetched, w, name, origin, size)
+
+    def _transfer(self, sender: SimWorker | None, receiver: SimWorker | None, start: float, size: int) -> float:
+        """When a transfer asked for at `start` arrives (None: the manager). With shared links it waits
+        for the sender's link to be free to send and the receiver's to receive, and holds both."""
+        seconds = size / self.bandwidth
+        if self.shared_links:
+            up = sender.up_free if sender is not None else self.manager_up_free
+            down = receiver.down_free if receiver is not None else self.manager_down_free
+            start = max(start, up, down)
+            free = start + seconds
+            if sender is None:
+                self.manager_up_free = free
+            else:
+                sender.up_free = free
+            if receiver is None:
+                self.manager_down_free = free
+            else:
+                receiver.down_free = free
+        return start + self.latency + seconds
 
     def _fetched(self, w: SimWorker, name: str, origin: SimWorker | None, size: int | None) -> None:
         if not w.alive:
@@ -464,6 +503,8 @@ class Cluster:
         self.counters["bytes_manager_to_worker" if origin is None else "bytes_worker_to_worker"] += size
         self._to_manager(w, FilesCached(w.id, ((name, size),)))
         self._do(w, w.state.file_present(name, size))
+        if w.state.present_bytes > w.peak_disk:
+            w.peak_disk = w.state.present_bytes
 
     def _start(self, w: SimWorker, t: WorkTask) -> None:
         """Start a run; without an input in the cache the sandbox cannot be made (the reason is "worker")."""
@@ -497,4 +538,6 @@ class Cluster:
             self.made_at.setdefault(name, self.now)
         self.successes.setdefault(t.id, []).append((w.id, started, self.now))
         self._do(w, w.state.task_ended(t.id, made or None))
+        if w.state.present_bytes > w.peak_disk:
+            w.peak_disk = w.state.present_bytes
         self._to_manager(w, TaskSucceeded(w.id, t.id, tuple(made.items()), started, self.now))
