@@ -35,7 +35,7 @@ UNSET = "default"        # an option not given: the Scheduler's own default
 ORDERS = ("critical", "depth", "breadth")
 SUBMIT_BATCH = 1_000     # tasks handed to the core at once, as the manager's loop batches submissions
 WORKER_MEMORY = 1 << 20  # MB a simulated worker offers: the traces ask for none
-UNITS = {"": 1, "b": 1, "bps": 1 / 8, "bit": 1 / 8, "kbit": 1e3 / 8, "mbit": 1e6 / 8, "gbit": 1e9 / 8,
+UNITS = {"": 1, "b": 1, "bit": 1 / 8, "kbit": 1e3 / 8, "mbit": 1e6 / 8, "gbit": 1e9 / 8,
          "kb": 1e3, "mb": 1e6, "gb": 1e9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
 
 
@@ -44,8 +44,8 @@ def parse_bandwidth(text: str) -> float:
     s = str(text).strip().lower().replace(" ", "")
     if s.endswith("/s"):
         s = s[:-2]
-    elif s.endswith("ps") and s != "bps":
-        s = s[:-2] + ("bit" if s[-3:-2] in "kmg" else "")
+    elif s.endswith("bps"):   # 1gbps: bits
+        s = s[:-3] + "bit"
     number = s.rstrip("abcdefghijklmnopqrstuvwxyz")
     try:
         value = float(number) * UNITS[s[len(number):]]

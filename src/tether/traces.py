@@ -138,10 +138,12 @@ def generate(recipe: str, tasks: int, seed: int = 1) -> Trace:
     except ValueError as e:   # below the recipe's smallest instance
         raise TraceError(f"recipe {recipe} cannot make {tasks} tasks: {e}") from None
     sizes: dict[str, int] = {}
+    names: dict[str, str] = {}   # the recipes name files by random UUIDs: renamed in order, for the same seed
     listed = []
     for t in wf.tasks.values():
         for f in (*t.input_files, *t.output_files):
-            sizes[f.file_id] = int(f.size or 0)
-        listed.append({"id": t.task_id, "inputs": [f.file_id for f in t.input_files],
-                       "outputs": [f.file_id for f in t.output_files], "runtime": float(t.runtime or 0.0)})
+            name = names.setdefault(f.file_id, f"f{len(names)}")
+            sizes[name] = int(f.size or 0)
+        listed.append({"id": t.task_id, "inputs": [names[f.file_id] for f in t.input_files],
+                       "outputs": [names[f.file_id] for f in t.output_files], "runtime": float(t.runtime or 0.0)})
     return _trace(f"{recipe}-{len(listed)}", listed, sizes)
