@@ -452,6 +452,28 @@ def replay(trace, time_scale, size_scale, **common):
 
 
 @bench.command()
+@click.argument("trace", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--time-scale", type=float, default=0.01, show_default=True,
+              help="Each task sleeps its traced run time times this.")
+@click.option("--size-scale", type=float, default=0.001, show_default=True,
+              help="Each file is its traced size times this.")
+@_bench_options
+def simcheck(trace, time_scale, size_scale, **common):
+    """`tether simulate` against real runs of the trace TRACE (WfFormat JSON) at 4 and 8 local workers:
+    makespan and bytes moved side by side, with the links and per-task overhead measured here first."""
+    from tether_bench import simcheck as bench_simcheck
+    from tether.traces import TraceError, load
+
+    try:
+        load(trace)
+    except TraceError as e:
+        raise click.BadParameter(str(e), param_hint="TRACE")
+    _bench_run("simcheck", lambda o: bench_simcheck.plans(o, trace, time_scale, size_scale), reference=None,
+               check_targets=bench_simcheck.check_targets, columns=bench_simcheck.COLUMNS,
+               plot_figures=("makespan_ratio", "bytes_ratio"), **common)
+
+
+@bench.command()
 @click.option("--tasks", type=click.IntRange(min=1), default=10_000, show_default=True,
               help="No-op tasks for the throughput rows.")
 @click.option("--length", type=click.IntRange(min=2), default=200, show_default=True,
