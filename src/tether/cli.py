@@ -249,8 +249,9 @@ def report(run, output, png, serve):
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of a recipe's instance.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the figures here as JSON.")
+@click.option("--quiet", is_flag=True, help="No progress lines (each tenth of the tasks settled) on stderr.")
 def simulate(trace, workers, bandwidth, cores, latency, tasks, copies, time_scale, size_scale, overhead, placement,
-             order, prune, batch, tick, seed, json_path):
+             order, prune, batch, tick, seed, json_path, quiet):
     """Run the workflow TRACE on simulated workers: the real scheduler and worker logic on a virtual clock.
 
     TRACE is a WfFormat JSON file or a WfCommons recipe name (montage, epigenomics, 1000genome, blast, soykb,
@@ -258,6 +259,7 @@ def simulate(trace, workers, bandwidth, cores, latency, tasks, copies, time_scal
     the time spent scheduling.
     """
     import json
+    import time
 
     from .simrun import UNSET, Setup, parse_bandwidth, prepare, simulate as run_simulation
     from .traces import TraceError
@@ -278,7 +280,13 @@ def simulate(trace, workers, bandwidth, cores, latency, tasks, copies, time_scal
                   order if order is not None else UNSET, depth, batch, tick)
     try:
         work, n_copies, limit = prepare(trace, tasks, copies, seed)
-        result = run_simulation(work, setup, n_copies, limit)
+        started = time.perf_counter()
+
+        def progress(settled, now):
+            click.echo(f"tether simulate: {settled:,} tasks settled, {now:,.0f} s simulated, "
+                       f"{time.perf_counter() - started:,.0f} s wall", err=True)
+
+        result = run_simulation(work, setup, n_copies, limit, progress if quiet is False else None)
     except TraceError as e:
         raise click.BadParameter(str(e), param_hint="TRACE")
     except ValueError as e:
@@ -296,7 +304,7 @@ def simulate(trace, workers, bandwidth, cores, latency, tasks, copies, time_scal
     click.echo(f"  peak disk/worker  {r.peak_disk_max:,} B max, {r.peak_disk_median:,} B median")
     click.echo(f"  scheduling        {r.scheduling_s:.2f} s, {r.scheduling_s_per_task * 1e6:.1f} us/task "
                f"({r.handles:,} calls)")
-    click.echo(f"  wall time         {r.wall_s:.1f} s")
+    click.echo(f"  wall time         {r.wall_s:.1f} s ({r.cpu_s:.1f} s CPU)")
     if json_path is not None:
         json_path.write_text(json.dumps(result.as_dict(), indent=2) + "\n")
     if r.failed:

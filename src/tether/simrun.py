@@ -130,6 +130,7 @@ class Result:
     scheduling_s: float                   # wall seconds inside Scheduler.handle
     scheduling_s_per_task: float
     wall_s: float                         # wall seconds of the whole simulation
+    cpu_s: float                          # CPU seconds of this process meanwhile (a busy machine inflates wall_s)
     handles: int                          # calls into the core
     setup: dict = field(default_factory=dict)
     ignored: list[str] = field(default_factory=list)   # options this Scheduler does not take yet
@@ -139,17 +140,26 @@ class Result:
 
 
 class TimedCluster(Cluster):
-    """The simulated cluster, timing each call into the core."""
+    """The simulated cluster, timing each call into the core, and saying how far it got every `every` tasks."""
 
-    def __init__(self, core: Scheduler, **kw):
+    def __init__(self, core: Scheduler, progress=None, every: int = 0, **kw):
         super().__init__(core, **kw)
         self.core_seconds = 0.0
+        self.progress = progress
+        self.every = every
+        self.settled = 0
 
     def handle(self, events):
         t0 = time.perf_counter()
         out = self.core.handle(*events)
         self.core_seconds += time.perf_counter() - t0
         return out
+
+    def _settle(self, c) -> None:
+        super()._settle(c)
+        self.settled += 1
+        if self.progress is not None and self.settled % self.every == 0:
+            self.progress(self.settled, self.now)
 
 
 def workload(trace: Trace, copies: int, setup: Setup, limit: int | None = None
@@ -180,14 +190,17 @@ def workload(trace: Trace, copies: int, setup: Setup, limit: int | None = None
 
 
 def simulate(trace: Trace, setup: Setup, copies: int = 1, limit: int | None = None, progress=None) -> Result:
-    """Run `copies` copies of the trace (`limit` tasks at most) on the simulated cluster to the end."""
+    """Run `copies` copies of the trace (`limit` tasks at most) on the simulated cluster to the end;
+    progress(tasks settled, virtual time) is called at each tenth of the tasks."""
     setup.check()
     if copies < 1:
         raise ValueError("--copies must be at least 1")
     kwargs, ignored = scheduler_options(setup)
     wall0 = time.perf_counter()
-    sim = TimedCluster(Scheduler(**kwargs), latency=setup.latency, bandwidth=setup.bandwidth, tick=setup.tick,
-                       batch=setup.batch, shared_links=True)
+    total = limit or copies * len(trace.tasks)
+    sim = TimedCluster(Scheduler(**kwargs), progress, max(1, total // 10), latency=setup.latency,
+                       bandwidth=setup.bandwidth, tick=setup.tick, batch=setup.batch, shared_links=True)
+    cpu0 = time.process_time()
     n = 0
     held: list[str] = []
     for event, seconds, sizes in workload(trace, copies, setup, limit):
@@ -197,8 +210,6 @@ def simulate(trace: Trace, setup: Setup, copies: int = 1, limit: int | None = No
         n += 1
         if n % SUBMIT_BATCH == 0:
             _let_go(sim, held)
-            if progress:
-                progress("submitted", n)
     _let_go(sim, held)
     for _ in range(setup.workers):
         sim.add_worker(setup.cores, memory=WORKER_MEMORY)
@@ -212,7 +223,7 @@ def simulate(trace: Trace, setup: Setup, copies: int = 1, limit: int | None = No
     return Result(trace.name, n, copies, completed, n - completed, max(sim.settled_at.values()),
                   c["bytes_manager_to_worker"], c["bytes_worker_to_worker"], c["bytes_worker_to_manager"],
                   peaks[-1], int(statistics.median(peaks)), sim.core_seconds, sim.core_seconds / n,
-                  time.perf_counter() - wall0, c["handles"], asdict(setup), ignored)
+                  time.perf_counter() - wall0, time.process_time() - cpu0, c["handles"], asdict(setup), ignored)
 
 
 def _let_go(sim: Cluster, names: list[str]) -> None:
