@@ -24,7 +24,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Iterator
 
-from .core import Complete, FileReleased, FileSpec, Scheduler, TaskSubmitted
+from .core import Complete, Fail, FileSpec, Scheduler, TaskSubmitted
 from .simulate import Cluster
 from .traces import Trace, TraceError
 
@@ -147,7 +147,6 @@ class TimedCluster(Cluster):
         self.core_seconds = 0.0
         self.progress = progress
         self.every = every
-        self.settled = 0
 
     def handle(self, events):
         t0 = time.perf_counter()
@@ -157,9 +156,9 @@ class TimedCluster(Cluster):
 
     def _settle(self, c) -> None:
         super()._settle(c)
-        self.settled += 1
-        if self.progress is not None and self.settled % self.every == 0:
-            self.progress(self.settled, self.now)
+        settled = self.settled[Complete] + self.settled[Fail]
+        if self.progress is not None and settled % self.every == 0:
+            self.progress(settled, self.now)
 
 
 def workload(trace: Trace, copies: int, setup: Setup, limit: int | None = None
@@ -199,7 +198,8 @@ def simulate(trace: Trace, setup: Setup, copies: int = 1, limit: int | None = No
     wall0 = time.perf_counter()
     total = limit or copies * len(trace.tasks)
     sim = TimedCluster(Scheduler(**kwargs), progress, max(1, total // 10), latency=setup.latency,
-                       bandwidth=setup.bandwidth, tick=setup.tick, batch=setup.batch, shared_links=True)
+                       bandwidth=setup.bandwidth, tick=setup.tick, batch=setup.batch, shared_links=True,
+                       history=False)
     cpu0 = time.process_time()
     n = 0
     held: list[str] = []
@@ -214,13 +214,12 @@ def simulate(trace: Trace, setup: Setup, copies: int = 1, limit: int | None = No
     for _ in range(setup.workers):
         sim.add_worker(setup.cores, memory=WORKER_MEMORY)
     sim.run(limit=1 << 62)
-    outcomes = [type(o[0]) for o in sim.outcomes.values()]
-    if len(outcomes) != n:
-        raise RuntimeError(f"the simulation ended with {n - len(outcomes)} of {n} tasks unsettled")
-    completed = outcomes.count(Complete)
+    completed, failed = sim.settled[Complete], sim.settled[Fail]
+    if completed + failed != n:
+        raise RuntimeError(f"the simulation ended with {n - completed - failed} of {n} tasks unsettled")
     peaks = sorted(w.peak_disk for w in sim.workers.values())
     c = sim.counters
-    return Result(trace.name, n, copies, completed, n - completed, max(sim.settled_at.values()),
+    return Result(trace.name, n, copies, completed, failed, sim.last_settled,
                   c["bytes_manager_to_worker"], c["bytes_worker_to_worker"], c["bytes_worker_to_manager"],
                   peaks[-1], int(statistics.median(peaks)), sim.core_seconds, sim.core_seconds / n,
                   time.perf_counter() - wall0, time.process_time() - cpu0, c["handles"], asdict(setup), ignored)

@@ -42,7 +42,7 @@ import heapq
 import itertools
 from typing import Any, Callable
 
-from .core import (MANAGER, Assign, Command, Complete, Delete, Event, Fail, Fetch, FileFailed, FileHome,
+from .core import (MANAGER, Assign, Command, Complete, Delete, Event, Fail, Fetch, FileFailed, FileHome, Forget,
                    FileHomeFailed, FileLostOn, FileReleased, FilesCached, FileWanted, Park, Replicate, Retired, Retract,
                    Retracted, Scheduler, TaskCancelled, TaskFailedOn, TaskSubmitted, TaskSucceeded, Tick, WorkerJoined,
                    WorkerLost, WorkerRetiring)
@@ -62,7 +62,7 @@ class Job:
     failures: the reasons its next attempts end with, in order.
     """
 
-    __slots__ = ("event", "duration", "sizes", "failures")
+    __slots__ = ("event", "duration", "sizes", "failures", "_spec")
 
     def __init__(self, event: TaskSubmitted, duration: float, sizes: dict[str, int] | None,
                  failures: list[str] | None):
@@ -70,12 +70,15 @@ class Job:
         self.duration = duration   # seconds on a worker of speed 1
         self.sizes = sizes
         self.failures = failures
+        self._spec: m.TaskSpec | None = None
 
     def spec(self) -> m.TaskSpec:
         """What the manager keeps to send (TaskRecord.spec): everything but where the inputs are."""
-        e = self.event
-        return m.TaskSpec(e.task, "sh", e.cores, e.memory, e.disk,
-                          tuple((f"out{i}", f.name) for i, f in enumerate(e.outputs)), "true")
+        if self._spec is None:
+            e = self.event
+            self._spec = m.TaskSpec(e.task, "sh", e.cores, e.memory, e.disk,
+                                    tuple((f"out{i}", f.name) for i, f in enumerate(e.outputs)), "true")
+        return self._spec
 
 
 class SimWorker:
@@ -112,11 +115,14 @@ class Cluster:
     without it every transfer has the whole bandwidth to itself.
     batch: the manager hands the core everything that arrived within this
     many seconds in one call, as its loop does while busy (0: every instant
-    on its own)."""
+    on its own).
+    history: keep what settled each task, when, and each run (the tests look);
+    without it only counts are kept, and a task the core lets go of (Forget)
+    is let go of here too, so that a million tasks fit in memory."""
 
     def __init__(self, core: Scheduler | None = None, *, latency: float = 0.001, bandwidth: float = 125e6,
                  tick: float = 0.25, size: Callable[[str], int] | None = None, shared_links: bool = False,
-                 batch: float = 0.0):
+                 batch: float = 0.0, history: bool = True):
         self.core = core if core is not None else Scheduler()
         self.size = size or (lambda name: DEFAULT_SIZE)   # bytes of an output, by its cache name
         self.latency = latency
@@ -124,6 +130,9 @@ class Cluster:
         self.tick = tick
         self.shared_links = shared_links
         self.batch = batch
+        self.history = history
+        self.settled = {Complete: 0, Fail: 0}   # tasks settled each way
+        self.last_settled = 0.0                 # when the last task was settled
         self.manager_up_free = 0.0     # with shared links: when the manager's link is free to send
         self.manager_down_free = 0.0   # ... and to receive
         self.now = 0.0
@@ -336,6 +345,9 @@ class Cluster:
                 self._bring_home(c.name, c.worker)
             elif kind is FileFailed:
                 self._wanted(c.name, c.message)
+            elif kind is Forget and not self.history:   # nothing can run it again
+                for tid in c.tasks:
+                    del self.jobs[tid]
 
     def _tick(self) -> None:
         self.now = self._next_tick
@@ -343,8 +355,11 @@ class Cluster:
         self._handle()
 
     def _settle(self, c: Complete | Fail) -> None:
-        self.outcomes.setdefault(c.task, []).append(c)
-        self.settled_at.setdefault(c.task, self.now)
+        self.settled[type(c)] += 1
+        self.last_settled = self.now
+        if self.history:
+            self.outcomes.setdefault(c.task, []).append(c)
+            self.settled_at.setdefault(c.task, self.now)
 
     def _assign(self, c: Assign) -> None:
         """engine._send_assign: one message of specs, each input with the source the core named."""
@@ -534,9 +549,10 @@ class Cluster:
         job = self.jobs[t.id]
         sizes = job.sizes or {}
         made = {name: sizes[name] if name in sizes else self.size(name) for _, name in t.outputs}
-        for name in made:
-            self.made_at.setdefault(name, self.now)
-        self.successes.setdefault(t.id, []).append((w.id, started, self.now))
+        if self.history:
+            for name in made:
+                self.made_at.setdefault(name, self.now)
+            self.successes.setdefault(t.id, []).append((w.id, started, self.now))
         self._do(w, w.state.task_ended(t.id, made or None))
         if w.state.present_bytes > w.peak_disk:
             w.peak_disk = w.state.present_bytes
