@@ -261,7 +261,7 @@ def simulate(trace, workers, bandwidth, cores, latency, tasks, copies, time_scal
     import json
     import time
 
-    from .simrun import UNSET, Setup, parse_bandwidth, prepare, simulate as run_simulation
+    from .simrun import UNSET, Setup, parse_bandwidth, prepare, scheduler_options, simulate as run_simulation
     from .traces import TraceError
 
     try:
@@ -279,6 +279,9 @@ def simulate(trace, workers, bandwidth, cores, latency, tasks, copies, time_scal
     setup = Setup(workers, cores, rate, latency, overhead, time_scale, size_scale, placement,
                   order if order is not None else UNSET, depth, batch, tick)
     try:
+        setup.check()
+        for note in scheduler_options(setup)[1]:
+            click.echo(f"tether simulate: this scheduler does not take {note} yet", err=True)
         work, n_copies, limit = prepare(trace, tasks, copies, seed)
         started = time.perf_counter()
 
@@ -291,8 +294,6 @@ def simulate(trace, workers, bandwidth, cores, latency, tasks, copies, time_scal
         raise click.BadParameter(str(e), param_hint="TRACE")
     except ValueError as e:
         raise click.UsageError(str(e))
-    for note in result.ignored:
-        click.echo(f"tether simulate: this scheduler does not take {note} yet", err=True)
     r = result
     click.echo(f"{r.workflow}: {r.tasks:,} tasks ({r.copies} cop{'y' if r.copies == 1 else 'ies'}), "
                f"{workers} workers of {cores} core{'s' * (cores > 1)}, {bandwidth} links")
@@ -304,7 +305,7 @@ def simulate(trace, workers, bandwidth, cores, latency, tasks, copies, time_scal
     click.echo(f"  peak disk/worker  {r.peak_disk_max:,} B max, {r.peak_disk_median:,} B median")
     click.echo(f"  scheduling        {r.scheduling_s:.2f} s, {r.scheduling_s_per_task * 1e6:.1f} us/task "
                f"({r.handles:,} calls)")
-    click.echo(f"  wall time         {r.wall_s:.1f} s ({r.cpu_s:.1f} s CPU)")
+    click.echo(f"  wall time         {r.wall_s:.1f} s ({r.cpu_s:.1f} s CPU), peak RSS {r.peak_rss_bytes / 1e9:.2f} GB")
     if json_path is not None:
         json_path.write_text(json.dumps(result.as_dict(), indent=2) + "\n")
     if r.failed:

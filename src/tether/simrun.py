@@ -19,6 +19,7 @@ the wall time spent inside Scheduler.handle, the manager's own cost.
 from __future__ import annotations
 
 import inspect
+import resource
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
@@ -131,6 +132,7 @@ class Result:
     scheduling_s_per_task: float
     wall_s: float                         # wall seconds of the whole simulation
     cpu_s: float                          # CPU seconds of this process meanwhile (a busy machine inflates wall_s)
+    peak_rss_bytes: int                   # the most memory this process has held, simulation included
     handles: int                          # calls into the core
     setup: dict = field(default_factory=dict)
     ignored: list[str] = field(default_factory=list)   # options this Scheduler does not take yet
@@ -222,7 +224,8 @@ def simulate(trace: Trace, setup: Setup, copies: int = 1, limit: int | None = No
     return Result(trace.name, n, copies, completed, failed, sim.last_settled,
                   c["bytes_manager_to_worker"], c["bytes_worker_to_worker"], c["bytes_worker_to_manager"],
                   peaks[-1], int(statistics.median(peaks)), sim.core_seconds, sim.core_seconds / n,
-                  time.perf_counter() - wall0, time.process_time() - cpu0, c["handles"], asdict(setup), ignored)
+                  time.perf_counter() - wall0, time.process_time() - cpu0,
+                  resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, c["handles"], asdict(setup), ignored)
 
 
 def _let_go(sim: Cluster, names: list[str]) -> None:
