@@ -130,3 +130,40 @@ def test_bad_input_is_named(fork, tmp_path, args, message):
     bad.write_text("{}")
     result = CliRunner().invoke(main, ["simulate", *(a.format(fork=fork, bad=bad) for a in args)])
     assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_the_manager_s_link_sends_one_input_at_a_time(tmp_path):
+    """Two tasks on two workers each read an input of their own (1 MB at 1 MB/s) and run 1 s: with shared
+    links the second input waits for the first, so one task ends at 2 s and the other at 3 s."""
+    trace = load(write_trace(tmp_path / "two.json", [("x", ["in-x"], ["out-x"], 1.0), ("y", ["in-y"], ["out-y"], 1.0)],
+                             {"in-x": MB, "in-y": MB, "out-x": 0, "out-y": 0}))
+    r = simulate(trace, Setup(workers=2, bandwidth=MB, latency=0.0))
+    assert r.makespan_s == pytest.approx(3.0) and r.bytes_manager_to_worker == 2 * MB
+
+
+def test_a_batching_manager_calls_the_core_less_and_ends_no_later_here(tmp_path):
+    """Two tasks end 0.1 s apart: handed over as they come, or what arrived within 0.2 s at once."""
+    trace = load(write_trace(tmp_path / "two.json", [("x", ["in-x"], ["out-x"], 1.0), ("y", ["in-y"], ["out-y"], 1.1)],
+                             {"in-x": 0, "in-y": 0, "out-x": 0, "out-y": 0}))
+    one, batched = (simulate(trace, Setup(workers=2, bandwidth=MB, latency=0.01, batch=b)) for b in (0.0, 0.2))
+    assert batched.handles < one.handles and batched.completed == one.completed == 2
+    # hello, assignment, (empty) input 10 ms each, the longer run 1.1 s, its report and its output home 10 ms
+    # each: nothing waited for a batch
+    assert batched.makespan_s == one.makespan_s == pytest.approx(1.15)
+
+
+def test_without_shared_links_each_transfer_has_the_whole_bandwidth():
+    from tether.core import FileSpec, Scheduler, TaskSubmitted
+    from tether.simulate import Cluster
+
+    ends = {}
+    for shared in (False, True):
+        c = Cluster(Scheduler(), latency=0.0, bandwidth=MB, shared_links=shared)
+        c.add_worker()
+        c.add_worker()
+        for tid in (1, 2):
+            c.submit(TaskSubmitted(tid, (FileSpec(f"file-{tid}", size=MB, source=True),),
+                                   (FileSpec(f"out-{tid}", home=True),)), duration=1.0, sizes={f"out-{tid}": 0})
+        c.run()
+        ends[shared] = sorted(c.settled_at.values())
+    assert ends[False] == pytest.approx([2.0, 2.0]) and ends[True] == pytest.approx([2.0, 3.0])
