@@ -96,6 +96,22 @@ def test_options_the_scheduler_does_not_take_yet_are_named():
     # each option is passed under its own name once Scheduler takes it, and named until then
     for name, value in (("order", "depth"), ("prune", None)):
         assert (kwargs.get(name, "absent") == value) != (f"{name}={value}" in ignored)
+    assert scheduler_options(Setup())[0] == {"bandwidth": Setup().bandwidth}   # nothing given: its defaults
+
+
+def test_options_go_to_a_scheduler_that_takes_them_by_name():
+    from tether.core import Scheduler
+
+    class Taking(Scheduler):
+        def __init__(self, *, group_tasks=True, bandwidth=125e6, placement="groups", order="breadth", prune=2):
+            super().__init__(group_tasks=group_tasks, bandwidth=bandwidth)
+            self.options = (placement, order, prune)
+
+    setup = Setup(placement="graph", order="critical", prune=None)
+    kwargs, ignored = scheduler_options(setup, Taking)
+    assert ignored == [] and Taking(**kwargs).options == ("graph", "critical", None)
+    assert kwargs["group_tasks"] is True
+    assert scheduler_options(Setup(prune=3), Taking)[0] == {"bandwidth": setup.bandwidth, "prune": 3}
 
 
 def test_a_recipe_is_generated_and_copied_to_the_tasks_asked_for():

@@ -90,22 +90,23 @@ class Setup:
             raise ValueError("--prune must be a depth of 0 or more, or none")
 
 
-def scheduler_options(setup: Setup) -> tuple[dict, list[str]]:
+def scheduler_options(setup: Setup, scheduler: type = Scheduler) -> tuple[dict, list[str]]:
     """The keyword arguments for Scheduler that it accepts, and the options given that it does not take (yet).
 
     Only what was given is passed (None: the Scheduler's default). placement
     "none" and "groups" are `group_tasks` False and True; every option is
     passed by its own name too once Scheduler takes it.
     """
-    accepted = inspect.signature(Scheduler.__init__).parameters
-    kwargs: dict = {"bandwidth": setup.bandwidth}
+    accepted = inspect.signature(scheduler.__init__).parameters
+    kwargs: dict = {"bandwidth": setup.bandwidth} if "bandwidth" in accepted else {}
     ignored = []
     if setup.placement is not None:
-        kwargs["group_tasks"] = setup.placement != "none"
+        if "group_tasks" in accepted:
+            kwargs["group_tasks"] = setup.placement != "none"
         if "placement" in accepted:
             kwargs["placement"] = setup.placement
-        elif setup.placement == "graph":
-            ignored.append("placement=graph (ran as groups)")
+        elif setup.placement == "graph" or "group_tasks" not in accepted:
+            ignored.append(f"placement={setup.placement}" + (" (ran as groups)" if "group_tasks" in accepted else ""))
     for name in ("order", "prune"):
         value = getattr(setup, name)
         if value is UNSET:
