@@ -50,6 +50,7 @@ def test_figures_of_a_fork_worked_out_by_hand(fork):
     assert (r.bytes_manager_to_worker, r.bytes_worker_to_worker, r.bytes_worker_to_manager) == (MB, 2 * MB, MB)
     assert (r.peak_disk_max, r.peak_disk_median) == (3.5 * MB, 3 * MB)
     assert r.scheduling_s > 0 and r.scheduling_s_per_task == pytest.approx(r.scheduling_s / 3)
+    assert 0 < r.scheduling_cpu_s <= r.cpu_s
     # scaled: every run a tenth as long plus 0.2 s of overhead, every file a tenth as big
     r = simulate(load(fork), Setup(workers=2, bandwidth=MB, latency=0.0, time_scale=0.1, size_scale=0.1,
                                    overhead=0.2))

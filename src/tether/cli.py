@@ -304,7 +304,7 @@ def simulate(trace, workers, bandwidth, cores, latency, tasks, copies, time_scal
     click.echo(f"  worker->manager   {r.bytes_worker_to_manager:,} B")
     click.echo(f"  peak disk/worker  {r.peak_disk_max:,} B max, {r.peak_disk_median:,} B median")
     click.echo(f"  scheduling        {r.scheduling_s:.2f} s, {r.scheduling_s_per_task * 1e6:.1f} us/task "
-               f"({r.handles:,} calls)")
+               f"({r.handles:,} calls; {r.scheduling_cpu_s:.2f} s CPU)")
     click.echo(f"  wall time         {r.wall_s:.1f} s ({r.cpu_s:.1f} s CPU), peak RSS {r.peak_rss_bytes / 1e9:.2f} GB")
     if json_path is not None:
         json_path.write_text(json.dumps(result.as_dict(), indent=2) + "\n")

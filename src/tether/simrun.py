@@ -133,6 +133,7 @@ class Result:
     peak_disk_median: int
     scheduling_s: float                   # wall seconds inside Scheduler.handle
     scheduling_s_per_task: float
+    scheduling_cpu_s: float               # CPU seconds inside Scheduler.handle (others' load does not count)
     wall_s: float                         # wall seconds of the whole simulation
     cpu_s: float                          # CPU seconds of this process meanwhile (a busy machine inflates wall_s)
     peak_rss_bytes: int                   # the most memory this process has held, simulation included
@@ -150,12 +151,14 @@ class TimedCluster(Cluster):
     def __init__(self, core: Scheduler, progress=None, every: int = 0, **kw):
         super().__init__(core, **kw)
         self.core_seconds = 0.0
+        self.core_cpu_seconds = 0.0
         self.progress = progress
         self.every = every
 
     def handle(self, events):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         out = self.core.handle(*events)
+        self.core_cpu_seconds += time.thread_time() - c0
         self.core_seconds += time.perf_counter() - t0
         return out
 
@@ -239,6 +242,7 @@ def _simulate(trace: Trace, setup: Setup, copies: int, limit: int | None, progre
     return Result(trace.name, n, copies, completed, failed, sim.last_settled,
                   c["bytes_manager_to_worker"], c["bytes_worker_to_worker"], c["bytes_worker_to_manager"],
                   peaks[-1], int(statistics.median(peaks)), sim.core_seconds, sim.core_seconds / n,
+                  sim.core_cpu_seconds,
                   time.perf_counter() - wall0, time.process_time() - cpu0,
                   resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, c["handles"], asdict(setup), ignored)
 
