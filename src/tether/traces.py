@@ -5,9 +5,9 @@ output files and measured run time, and each file's size. The replay
 benchmark runs one for real and `tether simulate` runs one on simulated
 workers; both read it here, so that a file means the same to both.
 
-Generation needs the `wfcommons` package (the `simulate` extra). Its
-recipes grow slowly past ten thousand tasks, so larger workflows are made as
-independent copies of one instance (see tether.simrun).
+Generation needs the `wfcommons` package (the `simulate` extra). It costs
+about as much per task as simulating the task, so larger workflows are made
+as independent copies of one instance (see tether.simrun).
 """
 from __future__ import annotations
 
