@@ -450,10 +450,12 @@ def replay(trace, time_scale, size_scale, **common):
     """Replay the real workflow trace TRACE (WfFormat JSON, e.g. from ../shared/workflows)."""
     from tether_bench import replay as bench_replay
 
+    from .traces import TraceError, read_trace
+
     try:
         build = bench_replay.plans
-        bench_replay.read_trace(trace)
-    except bench_replay.TraceError as e:
+        read_trace(trace)
+    except TraceError as e:
         raise click.BadParameter(str(e), param_hint="TRACE")
     _bench_run("replay", lambda o: build(o, trace, time_scale, size_scale), reference="floor",
                check_targets=bench_replay.check_targets, **common)

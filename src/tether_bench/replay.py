@@ -12,7 +12,7 @@ import shlex
 from functools import partial
 from pathlib import Path
 
-from tether.traces import TraceError, read_trace, topological
+from tether.traces import read_trace, topological
 
 from . import targets as t
 from .report import Report
