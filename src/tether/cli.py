@@ -1,4 +1,4 @@
-"""The `tether` command: worker, status, demo, report, bench."""
+"""The `tether` command: worker, status, demo, report, simulate, bench."""
 from __future__ import annotations
 
 import asyncio
@@ -234,6 +234,101 @@ def report(run, output, png, serve):
     sys.exit(report_command(run, output, png, serve))
 
 
+@main.command()
+@click.argument("trace")
+@click.option("--workers", type=click.IntRange(min=1), default=4, show_default=True, help="Simulated workers.")
+@click.option("--bandwidth", default="1gbit", show_default=True,
+              help="Every link's rate, the manager's included: e.g. 1gbit, 10Gbit/s, 125MB/s.")
+@click.option("--cores", type=click.IntRange(min=1), default=1, show_default=True, help="Cores a worker.")
+@click.option("--latency", type=click.FloatRange(min=0), default=0.001, show_default=True,
+              help="Seconds a message takes each way.")
+@click.option("--tasks", type=click.IntRange(min=1), default=None,
+              help="Tasks: a recipe's instance of about this many, or copies of TRACE up to exactly this many "
+              "(past 10,000, copies of a 10,000-task instance) [the trace's; 1,000 for a recipe].")
+@click.option("--copies", type=click.IntRange(min=1), default=None, help="Independent copies of the workflow.")
+@click.option("--time-scale", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Each task runs its traced run time times this.")
+@click.option("--size-scale", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Each file is its traced size times this.")
+@click.option("--overhead", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Seconds added to each task's run: what starting and reporting a task costs a worker.")
+@click.option("--placement", type=click.Choice(["graph", "groups", "none"]), default=None,
+              help="The scheduler's placement: the whole graph, groups of dependent tasks, or none "
+              "(no groups) [the scheduler's default].")
+@click.option("--order", type=click.Choice(["critical", "depth", "breadth"]), default=None,
+              help="The order in which ready work is placed [the scheduler's default].")
+@click.option("--prune", default=None, metavar="K|none", help="Depth to which temps are pruned, or none "
+              "[the scheduler's default].")
+@click.option("--batch", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="The manager hands the scheduler what arrived within this many seconds at once.")
+@click.option("--tick", type=click.FloatRange(min=0.001), default=0.25, show_default=True,
+              help="Seconds between the manager's periodic ticks.")
+@click.option("--seed", type=int, default=1, show_default=True, help="Seed of a recipe's instance.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the figures here as JSON.")
+@click.option("--quiet", is_flag=True, help="No progress lines (each tenth of the tasks settled) on stderr.")
+def simulate(trace, workers, bandwidth, cores, latency, tasks, copies, time_scale, size_scale, overhead, placement,
+             order, prune, batch, tick, seed, json_path, quiet):
+    """Run the workflow TRACE on simulated workers: the real scheduler and worker logic on a virtual clock.
+
+    TRACE is a WfFormat JSON file or a WfCommons recipe name (montage, epigenomics, 1000genome, blast, soykb,
+    ...; needs the wfcommons package). Reports the makespan, the bytes moved, each worker's peak disk use and
+    the time spent scheduling.
+    """
+    import json
+    import time
+
+    from .simrun import UNSET, Setup, parse_bandwidth, prepare, scheduler_options, simulate as run_simulation
+    from .traces import TraceError
+
+    try:
+        rate = parse_bandwidth(bandwidth)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--bandwidth")
+    depth: object = UNSET
+    if prune is not None:
+        if prune.lower() == "none":
+            depth = None
+        elif prune.isdigit():
+            depth = int(prune)
+        else:
+            raise click.BadParameter(f"expected a depth (0, 1, ...) or none, got {prune!r}", param_hint="--prune")
+    setup = Setup(workers, cores, rate, latency, overhead, time_scale, size_scale, placement,
+                  order if order is not None else UNSET, depth, batch, tick)
+    try:
+        setup.check()
+        for note in scheduler_options(setup)[1]:
+            click.echo(f"tether simulate: this scheduler does not take {note} yet", err=True)
+        work, n_copies, limit = prepare(trace, tasks, copies, seed)
+        started = time.perf_counter()
+
+        def progress(settled, now):
+            click.echo(f"tether simulate: {settled:,} tasks settled, {now:,.0f} s simulated, "
+                       f"{time.perf_counter() - started:,.0f} s wall", err=True)
+
+        result = run_simulation(work, setup, n_copies, limit, progress if quiet is False else None)
+    except TraceError as e:
+        raise click.BadParameter(str(e), param_hint="TRACE")
+    except ValueError as e:
+        raise click.UsageError(str(e))
+    r = result
+    click.echo(f"{r.workflow}: {r.tasks:,} tasks ({r.copies} cop{'y' if r.copies == 1 else 'ies'}), "
+               f"{workers} workers of {cores} core{'s' * (cores > 1)}, {bandwidth} links")
+    click.echo(f"  completed         {r.completed:,} ({r.failed:,} failed)")
+    click.echo(f"  makespan          {r.makespan_s:,.2f} s (simulated)")
+    click.echo(f"  manager->worker   {r.bytes_manager_to_worker:,} B")
+    click.echo(f"  worker->worker    {r.bytes_worker_to_worker:,} B")
+    click.echo(f"  worker->manager   {r.bytes_worker_to_manager:,} B")
+    click.echo(f"  peak disk/worker  {r.peak_disk_max:,} B max, {r.peak_disk_median:,} B median")
+    click.echo(f"  scheduling        {r.scheduling_s:.2f} s, {r.scheduling_s_per_task * 1e6:.1f} us/task "
+               f"({r.handles:,} calls; {r.scheduling_cpu_s:.2f} s CPU)")
+    click.echo(f"  wall time         {r.wall_s:.1f} s ({r.cpu_s:.1f} s CPU), peak RSS {r.peak_rss_bytes / 1e9:.2f} GB")
+    if json_path is not None:
+        json_path.write_text(json.dumps(result.as_dict(), indent=2) + "\n")
+    if r.failed:
+        sys.exit(1)
+
+
 # ---------------------------------------------------------------- benchmarks
 # The benchmarks live beside the runtime, in the tether_bench package; each command imports it
 # when it runs, so that nothing else here depends on it.
@@ -372,14 +467,38 @@ def replay(trace, time_scale, size_scale, **common):
     """Replay the real workflow trace TRACE (WfFormat JSON, e.g. from ../shared/workflows)."""
     from tether_bench import replay as bench_replay
 
+    from .traces import TraceError, read_trace
+
     try:
         build = bench_replay.plans
-        bench_replay.read_trace(trace)
-    except bench_replay.TraceError as e:
+        read_trace(trace)
+    except TraceError as e:
         raise click.BadParameter(str(e), param_hint="TRACE")
     _bench_run("replay", lambda o: build(o, trace, time_scale, size_scale), reference="floor",
                check_targets=bench_replay.check_targets, **common)
 
+
+
+@bench.command()
+@click.argument("trace", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--time-scale", type=float, default=0.01, show_default=True,
+              help="Each task sleeps its traced run time times this.")
+@click.option("--size-scale", type=float, default=0.001, show_default=True,
+              help="Each file is its traced size times this.")
+@_bench_options
+def simcheck(trace, time_scale, size_scale, **common):
+    """`tether simulate` against real runs of the trace TRACE (WfFormat JSON) at 4 and 8 local workers:
+    makespan and bytes moved side by side, with the links and per-task overhead measured here first."""
+    from tether_bench import simcheck as bench_simcheck
+    from tether.traces import TraceError, load
+
+    try:
+        load(trace)
+    except TraceError as e:
+        raise click.BadParameter(str(e), param_hint="TRACE")
+    _bench_run("simcheck", lambda o: bench_simcheck.plans(o, trace, time_scale, size_scale), reference=None,
+               check_targets=bench_simcheck.check_targets, columns=bench_simcheck.COLUMNS,
+               plot_figures=("makespan_ratio", "bytes_ratio"), **common)
 
 
 @bench.command()

@@ -42,7 +42,7 @@ import heapq
 import itertools
 from typing import Any, Callable
 
-from .core import (MANAGER, Assign, Command, Complete, Delete, Event, Fail, Fetch, FileFailed, FileHome,
+from .core import (MANAGER, Assign, Command, Complete, Delete, Event, Fail, Fetch, FileFailed, FileHome, Forget,
                    FileHomeFailed, FileLostOn, FileReleased, FilesCached, FileWanted, Park, Replicate, Retired, Retract,
                    Retracted, Scheduler, TaskCancelled, TaskFailedOn, TaskSubmitted, TaskSucceeded, Tick, WorkerJoined,
                    WorkerLost, WorkerRetiring)
@@ -62,7 +62,7 @@ class Job:
     failures: the reasons its next attempts end with, in order.
     """
 
-    __slots__ = ("event", "duration", "sizes", "failures")
+    __slots__ = ("event", "duration", "sizes", "failures", "_spec")
 
     def __init__(self, event: TaskSubmitted, duration: float, sizes: dict[str, int] | None,
                  failures: list[str] | None):
@@ -70,18 +70,22 @@ class Job:
         self.duration = duration   # seconds on a worker of speed 1
         self.sizes = sizes
         self.failures = failures
+        self._spec: m.TaskSpec | None = None
 
     def spec(self) -> m.TaskSpec:
         """What the manager keeps to send (TaskRecord.spec): everything but where the inputs are."""
-        e = self.event
-        return m.TaskSpec(e.task, "sh", max(1, e.cores), e.memory, e.disk,
-                          tuple((f"out{i}", f.name) for i, f in enumerate(e.outputs)), "true")
+        if self._spec is None:
+            e = self.event
+            self._spec = m.TaskSpec(e.task, "sh", max(1, e.cores), e.memory, e.disk,
+                                    tuple((f"out{i}", f.name) for i, f in enumerate(e.outputs)), "true")
+        return self._spec
 
 
 class SimWorker:
     """One worker process: its real WorkerState, its link to the manager, its runs."""
 
-    __slots__ = ("id", "speed", "state", "alive", "connected", "stalled_until", "last_in", "last_out", "runs")
+    __slots__ = ("id", "speed", "state", "alive", "connected", "stalled_until", "last_in", "last_out", "runs",
+                 "peak_disk", "up_free", "down_free")
 
     def __init__(self, id: str, state: WorkerState, speed: float):
         self.id = id
@@ -93,6 +97,9 @@ class SimWorker:
         self.last_in = 0.0         # arrival of the last message to it (the queue keeps order)
         self.last_out = 0.0        # arrival of the last message from it
         self.runs: dict[int, tuple[object, float]] = {}   # task -> (this run's token, start)
+        self.peak_disk = 0         # the most bytes its cache held at once
+        self.up_free = 0.0         # with shared links: when its link is free to send, and to receive
+        self.down_free = 0.0
 
     def __repr__(self) -> str:
         return f"<sim worker {self.id}{'' if self.alive else ' lost'}>"
@@ -100,15 +107,34 @@ class SimWorker:
 
 class Cluster:
     """latency: seconds a message takes each way; bandwidth: bytes/s of a transfer;
-    tick: seconds between the manager's periodic Ticks (as engine.TICK_SECONDS)."""
+    tick: seconds between the manager's periodic Ticks (as engine.TICK_SECONDS).
+
+    shared_links: each party (the manager, each worker) sends one transfer at
+    a time and receives one at a time, in the order they were asked for, so
+    that a thousand workers fetching from the manager wait for its link;
+    without it every transfer has the whole bandwidth to itself.
+    batch: the manager hands the core everything that arrived within this
+    many seconds in one call, as its loop does while busy (0: every instant
+    on its own).
+    history: keep what settled each task, when, and each run (the tests look);
+    without it only counts are kept, and a task the core lets go of (Forget)
+    is let go of here too, so that a million tasks fit in memory."""
 
     def __init__(self, core: Scheduler | None = None, *, latency: float = 0.001, bandwidth: float = 125e6,
-                 tick: float = 0.25, size: Callable[[str], int] | None = None):
+                 tick: float = 0.25, size: Callable[[str], int] | None = None, shared_links: bool = False,
+                 batch: float = 0.0, history: bool = True):
         self.core = core if core is not None else Scheduler()
         self.size = size or (lambda name: DEFAULT_SIZE)   # bytes of an output, by its cache name
         self.latency = latency
         self.bandwidth = bandwidth
         self.tick = tick
+        self.shared_links = shared_links
+        self.batch = batch
+        self.history = history
+        self.settled = {Complete: 0, Fail: 0}   # tasks settled each way
+        self.last_settled = 0.0                 # when the last task was settled
+        self.manager_up_free = 0.0     # with shared links: when the manager's link is free to send
+        self.manager_down_free = 0.0   # ... and to receive
         self.now = 0.0
         self.workers: dict[str, SimWorker] = {}
         self.jobs: dict[int, Job] = {}
@@ -175,6 +201,7 @@ class Cluster:
         state = WorkerState(cores, memory, disk)
         state.adopt_cached(cached or {})
         w = self.workers[wid] = SimWorker(wid, state, speed)
+        w.peak_disk = state.present_bytes
         self._to_manager(w, WorkerJoined(wid, cores, memory, disk, tuple((cached or {}).items())))
         return wid
 
@@ -246,9 +273,11 @@ class Cluster:
                 if self._next_tick <= when:
                     self._tick()
                     continue
-                self.now = when
-                while self._queue and self._queue[0][0] <= when:
-                    _, _, action, args = heapq.heappop(self._queue)
+                queue, end, next_tick = self._queue, when + self.batch, self._next_tick
+                if until is not None:
+                    end = min(end, until)
+                while queue and queue[0][0] <= end and queue[0][0] < next_tick:
+                    self.now, _, action, args = heapq.heappop(queue)
                     action(*args)
                 self.flush()
                 quiet = 0
@@ -316,6 +345,9 @@ class Cluster:
                 self._bring_home(c.name, c.worker)
             elif kind is FileFailed:
                 self._wanted(c.name, c.message)
+            elif kind is Forget and not self.history:   # nothing can run it again
+                for tid in c.tasks:
+                    del self.jobs[tid]
 
     def _tick(self) -> None:
         self.now = self._next_tick
@@ -323,8 +355,11 @@ class Cluster:
         self._handle()
 
     def _settle(self, c: Complete | Fail) -> None:
-        self.outcomes.setdefault(c.task, []).append(c)
-        self.settled_at.setdefault(c.task, self.now)
+        self.settled[type(c)] += 1
+        self.last_settled = self.now
+        if self.history:
+            self.outcomes.setdefault(c.task, []).append(c)
+            self.settled_at.setdefault(c.task, self.now)
 
     def _assign(self, c: Assign) -> None:
         """engine._send_assign: one message of specs, each input with the source the core named."""
@@ -357,7 +392,7 @@ class Cluster:
         if not w.connected:
             return
         size = w.state.present.get(name, 0) if w.alive else 0
-        self._at(max(self.now, w.stalled_until) + self.latency + size / self.bandwidth, self._brought_home, name, w)
+        self._at(self._transfer(w, None, max(self.now, w.stalled_until), size), self._brought_home, name, w)
 
     def _brought_home(self, name: str, w: SimWorker) -> None:
         if not w.connected:
@@ -452,7 +487,26 @@ class Cluster:
             size = origin.state.present.get(name) if origin is not None and origin.alive else None
         start = max(self.now, origin.stalled_until) if origin is not None else self.now
         self.counters["fetches"] += 1
-        self._at(start + self.latency + (size or 0) / self.bandwidth, self._fetched, w, name, origin, size)
+        self._at(self._transfer(origin, w, start, size or 0), self._fetched, w, name, origin, size)
+
+    def _transfer(self, sender: SimWorker | None, receiver: SimWorker | None, start: float, size: int) -> float:
+        """When a transfer asked for at `start` arrives (None: the manager). With shared links it waits
+        for the sender's link to be free to send and the receiver's to receive, and holds both."""
+        seconds = size / self.bandwidth
+        if self.shared_links:
+            up = sender.up_free if sender is not None else self.manager_up_free
+            down = receiver.down_free if receiver is not None else self.manager_down_free
+            start = max(start, up, down)
+            free = start + seconds
+            if sender is None:
+                self.manager_up_free = free
+            else:
+                sender.up_free = free
+            if receiver is None:
+                self.manager_down_free = free
+            else:
+                receiver.down_free = free
+        return start + self.latency + seconds
 
     def _fetched(self, w: SimWorker, name: str, origin: SimWorker | None, size: int | None) -> None:
         if not w.alive:
@@ -465,6 +519,8 @@ class Cluster:
         self.counters["bytes_manager_to_worker" if origin is None else "bytes_worker_to_worker"] += size
         self._to_manager(w, FilesCached(w.id, ((name, size),)))
         self._do(w, w.state.file_present(name, size))
+        if w.state.present_bytes > w.peak_disk:
+            w.peak_disk = w.state.present_bytes
 
     def _start(self, w: SimWorker, t: WorkTask) -> None:
         """Start a run; without an input in the cache the sandbox cannot be made (the reason is "worker")."""
@@ -494,8 +550,11 @@ class Cluster:
         job = self.jobs[t.id]
         sizes = job.sizes or {}
         made = {name: sizes[name] if name in sizes else self.size(name) for _, name in t.outputs}
-        for name in made:
-            self.made_at.setdefault(name, self.now)
-        self.successes.setdefault(t.id, []).append((w.id, started, self.now))
+        if self.history:
+            for name in made:
+                self.made_at.setdefault(name, self.now)
+            self.successes.setdefault(t.id, []).append((w.id, started, self.now))
         self._do(w, w.state.task_ended(t.id, made or None))
+        if w.state.present_bytes > w.peak_disk:
+            w.peak_disk = w.state.present_bytes
         self._to_manager(w, TaskSucceeded(w.id, t.id, tuple(made.items()), started, self.now))

@@ -34,7 +34,9 @@ HEADERS = {"makespan_s": "makespan", "bytes_manager_to_worker": "mgr→wkr", "by
            "time_to_notice_s": "notice", "attempts_beyond_first": "attempts+", "system_failures": "lost",
            "tasks_per_s": "tasks/s", "cpu_s": "cpu", "seconds_per_task": "s/task", "bytes_per_task": "B/task", "correct": "ok",
            "first_wave_s": "first wave", "last_wave_s": "last wave", "rss_first_wave_bytes": "RSS 1st wave",
-           "rss_last_wave_bytes": "RSS last wave", "rss_settled_growth_bytes": "growth settled"}
+           "rss_last_wave_bytes": "RSS last wave", "rss_settled_growth_bytes": "growth settled",
+           "makespan_real_s": "makespan real", "makespan_sim_s": "sim", "makespan_ratio": "sim/real",
+           "bytes_real": "bytes real", "bytes_sim": "sim", "bytes_ratio": "sim/real"}
 
 
 class Display:
@@ -103,14 +105,14 @@ def print_summary(report: Report, reference: str | None, console: Console | None
             if c == "ratio":
                 ok = ref is not None and ref.get("makespan_s") and r.get("makespan_s") is not None
                 cells.append(f"{r['makespan_s'] / ref['makespan_s']:.2f}x" if ok else "-")
-            elif c == "vs_fault_free":
+            elif c == "vs_fault_free" or c.endswith("_ratio"):
                 cells.append("-" if v is None else f"{v:.2f}x")
             elif c == "correct":
                 cells.append("-" if v is None else ("yes" if v else "[red]NO[/]"))
             elif c.startswith("bytes") or c.endswith("_bytes"):
                 cells.append(_bytes(v))
             elif c in ("makespan_s", "hop_latency_median_s", "seconds_per_task", "cpu_s", "time_to_notice_s",
-                       "first_wave_s", "last_wave_s"):
+                       "first_wave_s", "last_wave_s", "makespan_real_s", "makespan_sim_s"):
                 cells.append(_seconds(v))
             elif isinstance(v, float):
                 cells.append(f"{v:,.0f}" if v >= 100 else f"{v:.3g}")

@@ -17,6 +17,12 @@ COLUMNS_BY_BENCHMARK = {
                ("time_to_notice_s", "time to notice"), ("attempts_beyond_first", "attempts beyond the first"),
                ("system_failures", "attempts lost"), ("reruns", "reruns"), ("blocklisted", "blocklisted"),
                ("correct", "right")],
+    "simcheck": [("workers", "workers"), ("makespan_real_s", "makespan real"), ("makespan_sim_s", "simulated"),
+                 ("makespan_ratio", "× real"), ("bytes_real", "bytes moved real"), ("bytes_sim", "simulated"),
+                 ("bytes_ratio", "× real"), ("bytes_manager_to_worker_ratio", "mgr→wkr ×"),
+                 ("bytes_worker_to_worker_ratio", "wkr→wkr ×"), ("bytes_worker_to_manager_ratio", "wkr→mgr ×"),
+                 ("overhead_s", "task overhead"), ("latency_s", "latency"),
+                 ("bandwidth_bytes_per_s", "bandwidth")],
     "longrun": [("makespan_s", "total"), ("tasks", "tasks"), ("tasks_per_s", "tasks/s"), ("first_wave_s", "first wave"),
                 ("last_wave_s", "last wave"), ("rss_first_wave_bytes", "RSS after the first"),
                 ("rss_last_wave_bytes", "RSS after the last"), ("rss_growth_bytes", "growth"),
@@ -29,8 +35,12 @@ def _cell(key: str, v: Any) -> str:
         return "–"
     if key == "correct":
         return "yes" if v else "**NO**"
+    if key.endswith("_ratio"):
+        return f"{v:.2f}×"
+    if key == "bandwidth_bytes_per_s":
+        return f"{v / 1e6:,.0f} MB/s"
     if key in ("makespan_s", "hop_latency_median_s", "seconds_per_task", "cpu_s", "time_to_notice_s",
-               "first_wave_s", "last_wave_s"):
+               "first_wave_s", "last_wave_s", "makespan_real_s", "makespan_sim_s", "overhead_s", "latency_s"):
         return f"{v * 1e3:.2f} ms" if v < 0.1 else f"{v:.2f} s"
     if key.startswith("bytes") or key.endswith("_bytes"):
         for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):

@@ -8,10 +8,11 @@ size times `size_scale`; the check is that every final output has its size.
 """
 from __future__ import annotations
 
-import json
 import shlex
 from functools import partial
 from pathlib import Path
+
+from tether.traces import read_trace, topological
 
 from . import targets as t
 from .report import Report
@@ -22,55 +23,6 @@ from .workflow import Step, Workflow
 ROWS = ["floor", "parsl-threads", "parsl-htex", "dask", "tether-parsl", "tether-native", "tether-native-nogroup",
         "tether-native-notemp"]
 DEFAULT_ROWS = ["floor", "dask", "tether-native", "tether-native-nogroup"]
-
-
-class TraceError(ValueError):
-    """A file that is not a WfFormat workflow this replay understands."""
-
-
-def read_trace(path: Path) -> tuple[str, list[dict], dict[str, int]]:
-    """(name, tasks with id/inputs/outputs/runtime, file sizes) from WfFormat 1.5, or the older 1.4 layout."""
-    try:
-        doc = json.loads(path.read_text())
-        wf = doc["workflow"]
-        name = doc.get("name", path.stem)
-        if "specification" in wf:
-            runtimes = {x["id"]: float(x.get("runtimeInSeconds", 0.0)) for x in wf["execution"]["tasks"]}
-            sizes = {x["id"]: int(x.get("sizeInBytes", 0)) for x in wf["specification"]["files"]}
-            tasks = [{"id": x["id"], "inputs": list(x.get("inputFiles", ())),
-                      "outputs": list(x.get("outputFiles", ())), "runtime": runtimes.get(x["id"], 0.0)}
-                     for x in wf["specification"]["tasks"]]
-        else:
-            tasks, sizes = [], {}
-            for x in wf["tasks"]:
-                files = x.get("files", ())
-                for f in files:
-                    sizes[f["name"]] = int(f.get("size", f.get("sizeInBytes", 0)))
-                tasks.append({"id": x.get("id", x["name"]),
-                              "inputs": [f["name"] for f in files if f["link"] == "input"],
-                              "outputs": [f["name"] for f in files if f["link"] == "output"],
-                              "runtime": float(x.get("runtimeInSeconds", x.get("runtime", 0.0)))})
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise TraceError(f"{path}: not a WfFormat workflow I can read ({type(e).__name__}: {e})") from None
-    return name, tasks, sizes
-
-
-def topological(tasks: list[dict]) -> list[dict]:
-    """Tasks ordered so that each file's producer comes before its readers."""
-    producer = {o: t["id"] for t in tasks for o in t["outputs"]}
-    by_id = {t["id"]: t for t in tasks}
-    needs = {t["id"]: {producer[i] for i in t["inputs"] if i in producer} for t in tasks}
-    done: set[str] = set()
-    order: list[dict] = []
-    pending = [t["id"] for t in tasks]
-    while pending:
-        ready = [i for i in pending if needs[i] <= done]
-        if not ready:
-            raise TraceError(f"the trace has a cycle among {len(pending)} tasks, e.g. {pending[0]}")
-        order += [by_id[i] for i in ready]
-        done.update(ready)
-        pending = [i for i in pending if i not in done]
-    return order
 
 
 def workflow(path: Path, time_scale: float, size_scale: float) -> tuple[str, Workflow]:

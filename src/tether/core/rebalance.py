@@ -46,21 +46,26 @@ class Rebalancer:
             return
         self._last = now
         targets = {w for w in s.moves.values()}
-        idle = [w for w in s.workers.values()
-                if w.staying and w.blocked_until is None and w.used_cores < w.cores and w not in targets
-                and not _ready_fits(s, w)]
-        if not idle:
+        # every worker with a free core that may take work is in s._idle (an invariant): look there first,
+        # so that a busy cluster of a thousand workers costs a tick nothing; then keep the workers' order
+        idle_set = {w for w in s._idle if w.staying and w.blocked_until is None and w.used_cores < w.cores
+                    and w not in targets and not _ready_fits(s, w)}
+        if not idle_set:
             return
+        idle = [w for w in s.workers.values() if w in idle_set]
         proposals = []
         for w in s.workers.values():
-            if not w.alive or w in idle:
+            if not w.alive or w in idle_set:
                 continue
             for g in _groups_on(w):
                 suffix = _not_started(g, w, s)
                 if not suffix:
                     continue
+                stay = self._stay(s, g, suffix, w, now)
+                if stay is None:
+                    continue
                 for v in idle:
-                    gain = self._gain(s, g, suffix, w, v, now)
+                    gain = self._gain(s, suffix, stay, v)
                     if gain is not None:
                         proposals.append((gain, g.id, g, suffix, w, v))
         proposals.sort(key=lambda p: (-p[0], p[1]))
@@ -72,10 +77,10 @@ class Rebalancer:
             taken_workers.add(v)
             s.move(suffix, w, v)
 
-    def _gain(self, s: "Scheduler", g: Group, suffix: list[TaskNode], w: WorkerNode, v: WorkerNode,
-              now: float) -> float | None:
-        if not all(v.fits(m) for m in suffix):
-            return None
+    def _stay(self, s: "Scheduler", g: Group, suffix: list[TaskNode], w: WorkerNode,
+              now: float) -> tuple[float, float, int] | None:
+        """(d, speed of w, bytes a move sends) as the estimates above take them; None when d is unknown.
+        Worked out once per group, not once per idle worker."""
         done = [m for m in g.members if m.state in (TaskState.DONE, TaskState.HOMING)]   # they ran on w
         d = sum(m.finished - m.started for m in done) / len(done) if done else w.durations.value
         current = next((m for m in g.members if m.state not in FINISHED), None)
@@ -90,18 +95,23 @@ class Rebalancer:
                 d = now - since   # the member running now has already taken this long
         if d <= 0:
             return None
-        mean = s.mean_duration.value or d
-        speed_w = max(w.durations.value or mean, d)
-        speed_v = v.durations.value or mean
         # a file still being made counts as large as what its maker reads, or as a mean output
         moved_bytes = sum(f.size if f.made else max(f.size, s.output_size.value,
                                                     sum(i.size for i in f.producer.inputs))
                           for m in suffix for f in m.inputs
                           if not f.source and f.producer is not None and f.producer not in suffix)
-        stay = len(suffix) * d
+        return d, max(w.durations.value or s.mean_duration.value or d, d), moved_bytes
+
+    def _gain(self, s: "Scheduler", suffix: list[TaskNode], stay: tuple[float, float, int],
+              v: WorkerNode) -> float | None:
+        if not all(v.fits(m) for m in suffix):
+            return None
+        d, speed_w, moved_bytes = stay
+        speed_v = v.durations.value or s.mean_duration.value or d
+        stay_s = len(suffix) * d
         move = moved_bytes / s.bandwidth + len(suffix) * d * speed_v / speed_w
-        if move < stay * (1 - self.margin) and stay - move > self.min_gain:
-            return stay - move
+        if move < stay_s * (1 - self.margin) and stay_s - move > self.min_gain:
+            return stay_s - move
         return None
 
 
