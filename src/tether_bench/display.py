@@ -34,7 +34,8 @@ HEADERS = {"makespan_s": "makespan", "bytes_manager_to_worker": "mgr→wkr", "by
            "time_to_notice_s": "notice", "attempts_beyond_first": "attempts+", "system_failures": "lost",
            "tasks_per_s": "tasks/s", "cpu_s": "cpu", "seconds_per_task": "s/task", "bytes_per_task": "B/task", "correct": "ok",
            "first_wave_s": "first wave", "last_wave_s": "last wave", "rss_first_wave_bytes": "RSS 1st wave",
-           "rss_last_wave_bytes": "RSS last wave", "rss_settled_growth_bytes": "growth settled"}
+           "rss_last_wave_bytes": "RSS last wave", "rss_settled_growth_bytes": "growth settled",
+           "bytes_shared_directory": "shared r+w", "peak_disk_bytes": "peak disk"}
 
 
 class Display:
