@@ -44,7 +44,9 @@ def run(workflow: Workflow, workers: int, work_dir: Path, progress=None, name: s
         started = time.perf_counter()
         live, extra_figures = {}, {}
         if temps:
-            futures = _submit_all(m, workflow, home)
+            # the program holds every File until the end, as one that may fetch them would: a Manager
+            # told to keep temps until their File goes (prune=None) keeps them for the whole run
+            futures, files = _submit_all(m, workflow, home)
             wait_with_progress(futures, progress)
             failures = [f.exception() for f in futures if f.exception() is not None]
             if not failures:
@@ -66,7 +68,7 @@ def run(workflow: Workflow, workers: int, work_dir: Path, progress=None, name: s
                     **tether_figures(stats), **extra)
 
 
-def _submit_all(m: Manager, workflow: Workflow, home: Path) -> list[Future]:
+def _submit_all(m: Manager, workflow: Workflow, home: Path) -> tuple[list[Future], dict]:
     files = {}
     for name in workflow.inputs:
         files[name] = m.declare_file(home / name)
@@ -78,7 +80,7 @@ def _submit_all(m: Manager, workflow: Workflow, home: Path) -> list[Future]:
         f = m.submit(task)
         f.add_done_callback(_resolved_at)
         futures.append(f)
-    return futures
+    return futures, files
 
 
 def _resolved_at(f) -> None:
