@@ -37,8 +37,9 @@ import os
 
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from tether.core import graph
 from tether.core import SYSTEM_REASONS, Complete, FileSpec, Scheduler, TaskSubmitted, rebalance
 from tether.simulate import Cluster
 
@@ -70,6 +71,13 @@ class ClusterHistory(RuleBasedStateMachine):
         self.released: set[str] = set()    # made files the user can no longer name
         self.sim.add_worker(cores=2)
         self.sim.add_worker(cores=2, speed=0.25)   # a slow one: the rebalancer moves members off it
+
+    @initialize(placement=st.sampled_from(["graph", "graph", "groups"]),
+                order=st.sampled_from(["critical", "depth", "breadth"]), prune=st.sampled_from([0, 0, 1, 2, None]))
+    def choose_options(self, placement, order, prune):
+        """How the core places, orders and prunes in this history (nothing has been handled yet)."""
+        core = self.sim.core
+        core.placement, core.order, core.prune = placement, order, prune
 
     # ------------------------------------------------------------ helpers
 
@@ -272,8 +280,10 @@ class ClusterHistory(RuleBasedStateMachine):
             counted = {f.name for f in sim.core.workers[wid].files if sim.core.workers[wid] in f.replicas}
             assert held == counted, (f"worker {wid} holds {sorted(held - counted)} unknown to the core; the core "
                                      f"counts {sorted(counted - held)} there, which it does not hold")
+        prune = sim.core.prune
         for f in sim.core.files.values():
-            if f.producer is not None and not (f.home or f.keep or f.wanted or f.consumers) and f.had_consumers:
+            if f.producer is not None and not (f.home or f.keep or f.wanted or f.consumers) and f.had_consumers \
+                    and (f.released or (prune is not None and graph.settled_below(f, prune))):
                 assert not f.replicas, f"temp {f.name} is needed by no task but still held by {f.replicas}"
         self._note_coverage()
         self._check_outcomes()

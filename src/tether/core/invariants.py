@@ -40,7 +40,7 @@ def check_scheduler(s: "Scheduler") -> None:
                  "was let go of")
     for w in s.workers.values():
         _check_worker(s, w)
-    ready = {tid for heap in s._ready.values() for _, tid in heap}
+    ready = {entry[-1] for heap in s._ready.values() for entry in heap}
     for t in s.tasks.values():
         if t.state is T.READY:
             _require(t.id in ready, f"task {t.id} is READY but in no ready queue")
@@ -117,9 +117,12 @@ def _check_file(f) -> None:
 def _check_worker(s: "Scheduler", w) -> None:
     name = f"worker {w.id}"
     if not w.alive:
-        _require(not w.tasks and not w.files, f"lost {name} still holds tasks or files")
+        _require(not w.tasks and not w.files and not w.held, f"lost {name} still holds tasks or files")
         _require(w not in s._idle and w not in s._not_full, f"lost {name} is offered work")
         return
+    held = sum(f.size for f in w.files if w in f.replicas)
+    _require(w.held == held, f"{name} counts {w.held} bytes held, its replicas {held}")
+    _require(w.peak >= w.held, f"{name} held {w.held} bytes, more than its peak {w.peak}")
     running = [t for t in w.tasks if t.state is T.RUNNING]
     _require(w.used_cores == sum(t.cores for t in running),
              f"{name} counts {w.used_cores} cores used, its running tasks {sum(t.cores for t in running)}")

@@ -13,7 +13,7 @@ State = TaskState   # the name the core's users knew first
 class TaskNode:
     __slots__ = ("id", "inputs", "outputs", "cores", "memory", "disk", "priority", "retries_left",
                  "state", "missing", "worker", "active_since", "active_seq", "group", "attempts",
-                 "system_failures", "failures", "avoid", "started", "finished", "reported")
+                 "system_failures", "failures", "avoid", "started", "finished", "reported", "level", "height")
 
     def __init__(self, id: int, inputs: tuple["FileNode", ...], outputs: tuple["FileNode", ...],
                  cores: int, memory: int, disk: int, priority: float, retries: int):
@@ -38,6 +38,8 @@ class TaskNode:
         self.started = 0.0
         self.finished = 0.0
         self.reported = False            # Complete or Fail has been sent for the user's Future
+        self.level = 0                   # tasks on the longest known path from a source to it
+        self.height = 0                  # tasks on the longest known path from it to a sink (bounded)
 
     def __repr__(self) -> str:
         return f"<task {self.id} {self.state.name}>"
@@ -45,7 +47,7 @@ class TaskNode:
 
 class FileNode:
     __slots__ = ("name", "size", "home", "keep", "wanted", "producer", "consumers",
-                 "replicas", "pending", "state", "had_consumers", "read", "holds", "released")
+                 "replicas", "pending", "state", "had_consumers", "read", "holds", "released", "readers")
 
     def __init__(self, name: str, size: int | None, source: bool, home: bool, keep: bool):
         self.name = name
@@ -64,6 +66,7 @@ class FileNode:
         # that the core has not let go of; at 0 (and with no copy left) its producer may go too
         self.holds = 1
         self.released = False            # the user can no longer name it (FileReleased)
+        self.readers: list[TaskNode] | None = None   # every task reading it, kept only for depth-k pruning
 
     @property
     def made(self) -> bool:
@@ -82,7 +85,7 @@ class FileNode:
 class WorkerNode:
     __slots__ = ("id", "cores", "memory", "disk", "used_cores", "used_memory", "used_disk",
                  "tasks", "files", "alive", "durations", "failure_streak", "blocked_until", "blocks",
-                 "retiring")
+                 "retiring", "held", "peak")
 
     def __init__(self, id: str, cores: int, memory: int, disk: int):
         self.id = id
@@ -100,6 +103,8 @@ class WorkerNode:
         self.blocked_until: float | None = None   # takes no new work until then
         self.blocks = 0                     # times it was blocklisted (each block lasts longer)
         self.retiring = False               # to leave: no new work, its needed files copied off first
+        self.held = 0                       # bytes of the files it holds (replicas, not those on their way)
+        self.peak = 0                       # the most it held at once
 
     @property
     def staying(self) -> bool:

@@ -40,7 +40,7 @@ import itertools
 from collections import defaultdict
 from typing import Callable
 
-from . import placement
+from . import graph, placement
 from .events import (LOCAL, MANAGER, SYSTEM_REASONS, TASK_REASONS, Assign, Assignment, Blocked,
                      Command, Complete, Counters, Delete, Event, Fail, Fetch, FileFailed, FileHome, FileHomeFailed, FileLostOn,
                      FileReleased, Forget, FilesCached, FileSpec, FileWanted, NoWorkers, Park, Replicate, Retired, Retract,
@@ -66,8 +66,17 @@ class Scheduler:
     def __init__(self, *, group_tasks: bool = True, bandwidth: float = 125e6,
                  queue_time: float = 0.02, system_retries: int = 3, blocklist_after: int = 3,
                  blocklist_seconds: float = 30.0, rebalance: Rebalancer | None | bool = True,
-                 park: bool = False) -> None:
+                 park: bool = False, placement: str | None = None, order: str = "critical",
+                 prune: int | None = 0) -> None:
+        if placement is None:
+            placement = "graph" if group_tasks else "none"
+        graph.check_options(placement, order, prune)
+        group_tasks = placement != "none"
         self.group_tasks = group_tasks
+        self.placement = placement            # graph: groups and affinity; groups: groups alone; none
+        self.order = order                    # which ready task goes first (graph.rank)
+        self.prune = prune                    # levels below its readers a temp waits for (None: kept)
+        self._stale_ranks = False             # a ready task's height changed: the ready queues need sorting
         self.bandwidth = bandwidth            # bytes/s assumed for a transfer between workers
         self.queue_time = queue_time          # seconds of work a worker may hold queued
         self.system_retries = system_retries
@@ -82,6 +91,7 @@ class Scheduler:
         self.workers: dict[str, WorkerNode] = {}
         self.counters = Counters()
         self.mean_duration = RunningMean()
+        self.output_size = RunningMean()      # bytes of an output, for affinity before a file is made
         self.grouper = Grouper()
         self._ready: dict[tuple[int, int, int], list[tuple[float, int]]] = {}
         self._idle: set[WorkerNode] = set()           # available workers with a free core
@@ -205,7 +215,8 @@ class Scheduler:
         if new is T.RUNNING:
             self._hold(t)
         elif new is T.READY:
-            heapq.heappush(self._ready.setdefault((t.cores, t.memory, t.disk), []), (-t.priority, t.id))
+            heapq.heappush(self._ready.setdefault((t.cores, t.memory, t.disk), []),
+                           (-t.priority, graph.rank(t, self.order), t.id))
 
     def _hold(self, t: TaskNode) -> None:
         """t holds its cores on its worker from now on, and its Future can no longer be cancelled."""
@@ -275,6 +286,16 @@ class Scheduler:
         missing = 0
         for f in inputs:
             f.holds += 1   # until the core lets go of t
+            if self.prune:
+                if f.readers is None:
+                    f.readers = []
+                f.readers.append(t)
+        for f in outputs:
+            for c in f.consumers:   # read by tasks submitted before it
+                if c.height >= t.height:
+                    t.height = c.height + 1
+        if graph.link(t):
+            self._stale_ranks = True
         for f in inputs:
             f.consumers.add(t)
             f.had_consumers = True
@@ -319,7 +340,7 @@ class Scheduler:
             f = self.files.get(name)
             if f is not None:
                 if f.state in (F.SOURCE, F.HOME):
-                    f.size = f.size or size
+                    _resize(f, f.size or size)
                     self._add_replica(f, w)
             else:
                 self._unknown_cached.setdefault(name, set()).add(w)
@@ -456,13 +477,17 @@ class Scheduler:
         for name, size in e.outputs:
             f = self.files.get(name)
             if f is not None and f.producer is t:
-                f.size = size
+                _resize(f, size)
+                self.output_size.add(size)
                 made.append(f)
         homing = [f for f in made if f.home and f.state is not F.HOME]
         self._to(t, T.HOMING if homing else T.DONE)
         for f in t.inputs:
             f.consumers.discard(t)
             self._maybe_collect(f)
+        if self.prune:
+            for f in graph.above(t, self.prune):
+                self._maybe_collect(f)
         for f in made:
             self._add_replica(f, w)
         for f in homing:
@@ -519,7 +544,7 @@ class Scheduler:
                 # before the file did, so it is asked again, and the copy is not counted
                 self._delete[w].append(name)
                 continue
-            f.size = f.size or size
+            _resize(f, f.size or size)
             self._add_replica(f, w)
 
     def _on_file_lost(self, e: FileLostOn) -> None:
@@ -748,7 +773,7 @@ class Scheduler:
             f.keep = f.keep or spec.keep
             f.home = f.home or spec.home
             if spec.size is not None and not f.size:
-                f.size = spec.size
+                _resize(f, spec.size)
         return f
 
     def _add_replica(self, f: FileNode, w: WorkerNode) -> None:
@@ -757,6 +782,9 @@ class Scheduler:
             return
         f.replicas.add(w)
         w.files.add(f)
+        w.held += f.size
+        if w.held > w.peak:
+            w.peak = w.held
         if f.state is F.GONE:
             move_file(f, F.ABSENT)   # made again (its producer ran again for another output)
         if f.state is not F.ABSENT:
@@ -779,7 +807,9 @@ class Scheduler:
 
     def _drop_replica(self, f: FileNode, w: WorkerNode) -> None:
         """w no longer holds f (lost, or could not serve it)."""
-        f.replicas.discard(w)
+        if w in f.replicas:
+            f.replicas.remove(w)
+            w.held -= f.size
         f.pending.discard(w)
         w.files.discard(f)
         if self._bringing.get(f.name) is w:
@@ -865,9 +895,14 @@ class Scheduler:
         homing = f.home and not (p is not None and p.state in (T.FAILED, T.CANCELLED))
         if state is not F.HOME and (state is not F.MADE or homing or not f.had_consumers):
             return
+        if state is F.MADE and self.prune != 0 and not f.released and (
+                self.prune is None or not graph.settled_below(f, self.prune)):
+            return   # kept for the tasks below its readers (depth-k pruning), or until released
         for w in _by_ids(f.replicas | f.pending):
             self._delete[w].append(f.name)
             w.files.discard(f)
+        for w in f.replicas:
+            w.held -= f.size
         f.replicas.clear()
         f.pending.clear()
         self._bringing.pop(f.name, None)
@@ -924,6 +959,12 @@ class Scheduler:
     def _schedule(self) -> None:
         if not self._ready:
             return
+        if self._stale_ranks:
+            self._sort_ready()
+        if self.placement == "graph" and self._idle:
+            self._pull()
+            if not self._ready:
+                return
         blocked: set[tuple[int, int, int]] = set()
         self._allowances = {}
         while True:
@@ -931,7 +972,7 @@ class Scheduler:
             if shape is None:
                 return
             heap = self._ready[shape]
-            _, tid = heapq.heappop(heap)
+            tid = heapq.heappop(heap)[-1]
             if not heap:
                 del self._ready[shape]
             t = self.tasks.get(tid)
@@ -939,10 +980,69 @@ class Scheduler:
                 continue
             w = self._place(t)
             if w is None:
-                heapq.heappush(self._ready.setdefault(shape, []), (-t.priority, t.id))
+                heapq.heappush(self._ready.setdefault(shape, []), (-t.priority, graph.rank(t, self.order), t.id))
                 blocked.add(shape)
                 continue
             self._commit(t, w)
+
+    def _sort_ready(self) -> None:
+        """Rebuild the ready queues with each task's current rank (heights grow as consumers arrive)."""
+        self._stale_ranks = False
+        order = self.order
+        for shape in list(self._ready):
+            seen: set[int] = set()
+            fresh = []
+            for entry in self._ready[shape]:
+                t = self.tasks.get(entry[-1])
+                if t is not None and t.state is T.READY and t.id not in seen:
+                    seen.add(t.id)
+                    fresh.append((-t.priority, graph.rank(t, order), t.id))
+            if fresh:
+                heapq.heapify(fresh)
+                self._ready[shape] = fresh
+            else:
+                del self._ready[shape]
+
+    def _pull(self) -> None:
+        """Each worker with a free core takes, among the first ready tasks, the one with most affinity to it
+        (graph.affinity): the tasks whose files meet later go to one worker, with no worker left idle."""
+        guess = self.output_size.value or 1.0
+        for w in sorted(self._idle, key=lambda w: w.id):
+            while w in self._idle and self._ready:
+                t = self._pick(w, guess)
+                if t is None:
+                    break
+                self._commit(t, self._closer(t, w, guess))
+
+    def _closer(self, t: TaskNode, w: WorkerNode, guess: float) -> WorkerNode:
+        """Another free worker t has more affinity to than w (a few free workers are looked at), else w."""
+        if len(self._idle) < 2 or len(self._idle) > graph.CANDIDATES or t.group is not None:
+            return w
+        best, most = w, graph.affinity(t, w, guess)
+        for v in sorted(self._idle, key=lambda v: v.id):
+            if v is not w and placement.has_room(v, t, 0) and not (t.avoid and v.id in t.avoid):
+                a = graph.affinity(t, v, guess)
+                if a > most:
+                    best, most = v, a
+        return best
+
+    def _pick(self, w: WorkerNode, guess: float) -> TaskNode | None:
+        best, best_key = None, None
+        for heap in self._ready.values():
+            for entry in heap[:graph.CANDIDATES]:
+                t = self.tasks.get(entry[-1])
+                if t is None or t.state is not T.READY or not placement.has_room(w, t, 0):
+                    continue
+                g = t.group
+                if g is not None and (g.worker is not None or g.target is not None
+                                      or not all(w.fits(m) for m in g.members if m.state not in FINISHED)):
+                    continue   # placed by _place: committed, moved, or split where it fits
+                if t.avoid and w.id in t.avoid and self._avoiding(t) is not None:
+                    continue
+                key = (entry[0], entry[1], -graph.affinity(t, w, guess), t.id)
+                if best_key is None or key < best_key:
+                    best, best_key = t, key
+        return best
 
     def _best_shape(self, blocked: set) -> tuple[int, int, int] | None:
         if len(self._ready) == 1:
@@ -1131,6 +1231,13 @@ class Scheduler:
     def counts_by_state(self) -> dict[str, int]:
         """Every task submitted, by state, those let go of included."""
         return {s.name.lower(): n + self.forgotten[s] for s, n in self.by_state.items()}
+
+
+def _resize(f: FileNode, size: int) -> None:
+    """f's size is known (or made again): the workers holding it count it at that size."""
+    for w in f.replicas:
+        w.held += size - f.size
+    f.size = size
 
 
 def _by_id(t: TaskNode) -> int:

@@ -26,6 +26,7 @@ import cloudpickle
 
 from .. import pickling, spill
 from ..core import FileReleased, FileSpec, NoWorkers, Scheduler, TaskCancelled, TaskSubmitted
+from ..core.graph import check_options as check_graph_options
 from ..files import File, hash_bytes
 from ..wire.handshake import new_secret, read_secret_file
 from ..wire.messages import TaskSpec
@@ -130,7 +131,12 @@ class Manager:
     transaction log. dashboard: serve a live page of the run (and Prometheus
     metrics) on this port of localhost, or at "HOST:PORT" (0: any free port;
     `dashboard_url` names it). progress: a progress bar on stderr (None: when
-    stderr is a terminal).
+    stderr is a terminal). placement: "graph" (groups, and tasks whose files
+    meet later placed together), "groups" (groups alone) or "none"
+    (group_tasks=False); order: which ready task goes first, "critical",
+    "depth" or "breadth"; prune: levels below its readers a temp waits for
+    before it is deleted (None: kept until its File is let go of). See the
+    README's "Placement, order and pruning".
     """
 
     def __init__(self, workers: int | None = None, *, cores_per_worker: int | None = None,
@@ -141,7 +147,8 @@ class Manager:
                  queue_time: float = 0.02, restart_local_workers: bool = True,
                  heartbeat: float = DEFAULT_HEARTBEAT, system_retries: int = 3, tls: str = "auto",
                  tls_files: tuple[str, str, str] | None = None, preload: tuple[str, ...] = (),
-                 transactions: bool = True, dashboard: int | str | None = None, progress: bool | None = None):
+                 transactions: bool = True, dashboard: int | str | None = None, progress: bool | None = None,
+                 placement: str | None = None, order: str = "critical", prune: int | None = 0):
         if workers is None:
             workers = os.cpu_count() or 1
         if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
@@ -153,6 +160,9 @@ class Manager:
         if isinstance(preload, str) or not all(isinstance(p, str) and p and all(
                 part.isidentifier() for part in p.split(".")) for p in preload):
             raise ValueError(f"preload must be a list of module names, got {preload!r}")
+        if placement is None:
+            placement = "graph" if group_tasks else "none"
+        check_graph_options(placement, order, prune)
         self.run = f"{secrets.token_hex(4)}"
         self._serial = itertools.count(1)
         self._lock = threading.Lock()
@@ -187,8 +197,8 @@ class Manager:
                 fd = os.open(self.secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                 with os.fdopen(fd, "wb") as f:
                     f.write(self._secret)
-            self.core = Scheduler(group_tasks=group_tasks, bandwidth=bandwidth, queue_time=queue_time,
-                                  system_retries=system_retries, park=True)
+            self.core = Scheduler(bandwidth=bandwidth, queue_time=queue_time, system_retries=system_retries,
+                                  park=True, placement=placement, order=order, prune=prune)
             self._loop = LoopThread()
             self._manager_log = rundir.ManagerLog(self.run_dir / "manager.log", self._loop.thread, self.run)
             cert, key, ca = tls_files if tls_files is not None else (None, None, None)

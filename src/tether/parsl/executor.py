@@ -37,6 +37,7 @@ from parsl.monitoring.radios.filesystem import FilesystemRadio
 from parsl.providers import LocalProvider
 from parsl.utils import RepresentationMixin
 
+from ..core.graph import check_options as check_graph_options
 from ..manager.local import python_path
 from ..manager.manager import Manager
 from ..task import DependencyFailed, PythonTask
@@ -93,6 +94,8 @@ class TetherExecutor(BlockProviderExecutor, RepresentationMixin):
     launch_cmd: the whole worker command, a template with {address},
       {secret_file}, {block_id}, {label} and {worker_options}.
     group_tasks: commit sequences of dependent tasks to one worker.
+    placement, order, prune: as Manager's (see the README's "Placement,
+      order and pruning").
     shared_fs: workers see this machine's files at the same paths; `file`
       inputs and outputs are then used in place instead of being moved.
     storage_access: Parsl staging providers (default: TetherStaging, plus
@@ -118,6 +121,7 @@ class TetherExecutor(BlockProviderExecutor, RepresentationMixin):
                  memory_per_node: int | None = None, disk_per_node: int | None = None,
                  address: str | None = None, port: int = 0, secret_file: str | None = None,
                  worker_options: str = "", launch_cmd: str | None = None, group_tasks: bool = True,
+                 placement: str | None = None, order: str = "critical", prune: int | None = 0,
                  shared_fs: bool = False, storage_access: list | None = None,
                  block_error_handler: Any = True, remote_monitoring_radio: Any = None,
                  working_dir: str | None = None, heartbeat: float = 30.0, system_retries: int = 3,
@@ -180,6 +184,10 @@ class TetherExecutor(BlockProviderExecutor, RepresentationMixin):
         self.manager_port = derived.port         # port, worker_port, or a free port of worker_port_range
         self.heartbeat = derived.heartbeat
         self.group_tasks = group_tasks
+        if placement is None:
+            placement = "graph" if group_tasks else "none"
+        check_graph_options(placement, order, prune)
+        self.placement, self.order, self.prune = placement, order, prune
         self.shared_fs = shared_fs
         self.storage_access = storage_access if storage_access is not None else [
             TetherStaging(), HTTPInTaskStaging(), FTPInTaskStaging(), ZipFileStaging()]
@@ -213,7 +221,8 @@ class TetherExecutor(BlockProviderExecutor, RepresentationMixin):
         bind = "127.0.0.1" if self.is_local and not self.address else "0.0.0.0"
         os.makedirs(self.run_dir, exist_ok=True)
         self.manager = Manager(workers=0, host=bind, port=self.manager_port, secret_file=self.secret_file,
-                               run_dir=self.tether_run_dir or self.run_dir, group_tasks=self.group_tasks,
+                               run_dir=self.tether_run_dir or self.run_dir, placement=self.placement,
+                               order=self.order, prune=self.prune,
                                heartbeat=self.heartbeat, system_retries=self.system_retries,
                                dashboard=self.dashboard, progress=False)
         self._share_parsl_log()

@@ -1,0 +1,157 @@
+"""What the whole known graph says about order and placement, beyond one task at a time.
+
+Three things the scheduler asks of the graph:
+
+  order      which ready task goes first: the one with the longest known
+             path of tasks still after it (critical), the deepest (depth:
+             finish a branch before starting another, so its temps are
+             collected early and a worker's disk holds few at once), or the
+             shallowest (breadth: level by level, as submitted)
+  affinity   where a task should run so that files meeting later in one
+             consumer are made on one worker: a worker with a free core
+             takes, among the first ready tasks, the one whose inputs it
+             holds and whose partners (the other producers of its outputs'
+             consumers) ran or run there; a task whose partners are busy
+             elsewhere is left to the workers near them
+  pruning    how long a temp outlives its readers: depth 0 deletes it once
+             every reader succeeded; depth k waits until the tasks k levels
+             below its readers succeeded too (a lost file below is then
+             remade from nearby); no pruning keeps temps until released
+
+Levels and heights are counts of tasks on the longest known paths, kept as
+the graph grows; a height is propagated at most HEIGHT_REACH levels up, so
+a long chain costs a bounded amount per task added.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+from .lifecycle import TaskState
+from .model import FileNode, TaskNode, WorkerNode
+
+PLACEMENTS = ("graph", "groups", "none")
+ORDERS = ("critical", "depth", "breadth")
+HEIGHT_REACH = 64      # levels a new task's height is carried up through its ancestors
+CANDIDATES = 32        # ready tasks a free worker looks at when it chooses by affinity
+PARTNER_READS = 64     # inputs of one consumer looked at for partners (a wide fan-in costs no more)
+PARTNER_CONSUMERS = 8  # consumers of one output looked at for partners
+ELSEWHERE = 0.5        # weight of partner bytes on other workers against those on this one
+SUCCEEDED = (TaskState.DONE, TaskState.HOMING)
+
+
+def check_options(placement: str, order: str, prune: int | None) -> None:
+    """A clear error naming the option that is wrong."""
+    if placement not in PLACEMENTS:
+        raise ValueError(f"placement={placement!r}: expected one of {', '.join(PLACEMENTS)}")
+    if order not in ORDERS:
+        raise ValueError(f"order={order!r}: expected one of {', '.join(ORDERS)}")
+    if prune is not None and (isinstance(prune, bool) or not isinstance(prune, int) or prune < 0):
+        raise ValueError(f"prune={prune!r}: expected a depth of 0 or more, or None to keep temps until released")
+
+
+def link(t: TaskNode) -> bool:
+    """Place t in the graph's levels and carry its height up to its producers.
+
+    Returns whether a ready task's height changed (its place in the ready
+    queue is then out of date)."""
+    level = 0
+    for f in t.inputs:
+        p = f.producer
+        if p is not None and p.level >= level:
+            level = p.level + 1
+    t.level = level
+    stale = False
+    frontier = [t]
+    for _ in range(HEIGHT_REACH):
+        above = []
+        for c in frontier:
+            h = c.height + 1
+            for f in c.inputs:
+                p = f.producer
+                if p is not None and p.height < h:
+                    p.height = h
+                    stale = stale or p.state is TaskState.READY
+                    above.append(p)
+        if not above:
+            break
+        frontier = above
+    return stale
+
+
+def rank(t: TaskNode, order: str) -> int:
+    """t's place among ready tasks of equal priority: smaller goes first."""
+    if order == "critical":
+        return -t.height
+    if order == "depth":
+        return -t.level
+    return t.level
+
+
+def partners(t: TaskNode) -> Iterable[FileNode]:
+    """The files that will meet t's outputs in a consumer: its consumers' other made inputs."""
+    outputs = t.outputs
+    for f in outputs:
+        n = 0
+        for c in f.consumers:
+            if c is t:
+                continue
+            n += 1
+            if n > PARTNER_CONSUMERS:
+                break
+            for g in c.inputs[:PARTNER_READS]:
+                if g not in outputs and not g.source:
+                    yield g
+
+
+def affinity(t: TaskNode, w: WorkerNode, guess: float) -> float:
+    """Bytes t finds or meets on w, less a share of those it would meet elsewhere.
+
+    Its inputs already on w count whole; a partner file on w (or being made
+    there) counts its size (guess, while it is not made); a partner on other
+    workers counts against, so that tasks whose partners run elsewhere are
+    left to the workers there."""
+    score = 0.0
+    for f in t.inputs:
+        if w in f.replicas or w in f.pending:
+            score += f.size
+    for g in partners(t):
+        size = g.size or guess
+        if w in g.replicas or w in g.pending:
+            score += size
+        elif g.replicas:
+            score -= ELSEWHERE * size
+        else:
+            p = g.producer
+            if p is not None and p.worker is not None:
+                score += size if p.worker is w else -ELSEWHERE * size
+    return score
+
+
+def settled_below(f: FileNode, depth: int) -> bool:
+    """Have f's readers, and the tasks `depth` levels below them, all succeeded?"""
+    readers = f.readers
+    if readers is None:
+        return True
+    for r in readers:
+        if r.state not in SUCCEEDED:
+            return False
+        if depth > 0 and not all(settled_below(o, depth - 1) for o in r.outputs):
+            return False
+    return True
+
+
+def above(t: TaskNode, depth: int) -> Iterable[FileNode]:
+    """The files up to `depth` levels above t's inputs: those t's success may let go (depth-k pruning)."""
+    seen: set[int] = set()
+    frontier = [t]
+    for _ in range(depth):
+        nxt = []
+        for c in frontier:
+            for f in c.inputs:
+                p = f.producer
+                if p is not None and id(p) not in seen:
+                    seen.add(id(p))
+                    nxt.append(p)
+                    for g in p.inputs:
+                        yield g
+        frontier = nxt

@@ -1,0 +1,130 @@
+"""The whole graph in the core: the order of ready work, partners placed together, pruning, bytes held."""
+import pytest
+
+from tether.core import LOCAL, Assign, Scheduler, TaskSubmitted
+from tether import Manager
+
+from .helpers import Harness, out, src, temp
+
+LOCAL_SOURCES = {LOCAL}   # an input already in the worker's cache
+
+
+def warm(h: Harness, *workers: str) -> None:
+    """Workers that have each run a task of 1 s: the core then queues nothing behind a busy core."""
+    for i, w in enumerate(workers):
+        h.worker(w)
+        h.submit(900 + i, [src(f"warm{i}")])
+        h.succeed(900 + i, duration=1.0)
+
+
+def run_in_order(h: Harness, worker: str) -> list[int]:
+    """Succeed whatever the worker is given until nothing is left; the order it was given work in."""
+    done = []
+    while True:
+        todo = [t for t in h.queued_on(worker)]
+        if not todo:
+            return done
+        for t in todo:
+            h.succeed(t)
+            done.append(t)
+
+
+# a1 -> a2 -> a3, b1 alone, c1 -> c2: ready at once are a1, b1 and c1
+GRAPH = [TaskSubmitted(1, (src("a"),), (temp("A1"),)), TaskSubmitted(2, (temp("A1"),), (temp("A2"),)),
+         TaskSubmitted(3, (temp("A2"),), (out("A3"),)), TaskSubmitted(4, (src("b"),), (out("B1"),)),
+         TaskSubmitted(5, (src("c"),), (temp("C1"),)), TaskSubmitted(6, (temp("C1"),), (out("C2"),))]
+
+
+@pytest.mark.parametrize("order, expected", [
+    ("critical", [1, 2, 5, 3, 4, 6]),   # the longest path still to run first
+    ("depth", [1, 2, 3, 4, 5, 6]),      # finish a branch before starting another
+    ("breadth", [1, 4, 5, 2, 6, 3]),    # level by level
+])
+def test_ready_tasks_go_in_the_order_asked_for(order, expected):
+    h = Harness(placement="none", order=order)
+    warm(h, "w1")
+    h.send(*GRAPH)   # submitted together: heights are known before anything is placed
+    assert run_in_order(h, "w1") == expected
+
+
+def partners(placement: str) -> Harness:
+    """Two workers; A1 and A2 meet in X, B1 and B2 in Y; submitted A1, A2, B1, B2."""
+    h = Harness(placement=placement)
+    warm(h, "w1", "w2")
+    h.send(*[TaskSubmitted(i, (src(f"p{i}"),), (temp(f"P{i}"),)) for i in (1, 2, 3, 4)],
+           TaskSubmitted(5, (temp("P1"), temp("P2")), (out("X"),)),
+           TaskSubmitted(6, (temp("P3"), temp("P4")), (out("Y"),)))
+    while True:   # tasks take the same time: the first given out ends first
+        running = {t for w in ("w1", "w2") for t in h.queued_on(w)}
+        if not running:
+            break
+        first = next(a.task for c in h.log if isinstance(c, Assign) for a in c.tasks if a.task in running)
+        h.succeed(first, sizes=1_000_000)
+    return h
+
+
+def test_files_that_meet_later_are_made_on_one_worker():
+    h = partners("graph")
+    assert h.where[1] == h.where[2] and h.where[3] == h.where[4] and h.where[1] != h.where[3]
+    for consumer in (5, 6):   # each reads both its inputs where they are, with no transfer
+        assert set(h.sources[consumer].values()) <= LOCAL_SOURCES
+
+
+def test_without_the_graph_the_same_files_cross_between_workers():
+    h = partners("none")
+    moved = [c for c in (5, 6) if not set(h.sources[c].values()) <= LOCAL_SOURCES]
+    assert moved, "placed one task at a time, the producers spread and a consumer fetches from a peer"
+
+
+def chain(prune) -> Harness:
+    """t1 -> T1 -> t2 -> T2 -> t3 -> T3 -> t4, on one worker."""
+    h = Harness(placement="none", prune=prune)
+    warm(h, "w1")
+    h.send(TaskSubmitted(1, (src("a"),), (temp("T1"),)), TaskSubmitted(2, (temp("T1"),), (temp("T2"),)),
+           TaskSubmitted(3, (temp("T2"),), (temp("T3"),)), TaskSubmitted(4, (temp("T3"),), (out("end"),)))
+    return h
+
+
+@pytest.mark.parametrize("prune, t1_goes_after", [(0, 2), (1, 3), (2, 4)])
+def test_a_temp_waits_for_the_tasks_below_its_readers(prune, t1_goes_after):
+    h = chain(prune)
+    for tid in (1, 2, 3, 4):
+        h.succeed(tid)
+        gone = "temp-T1" in h.deleted.get("w1", [])
+        assert gone == (tid >= t1_goes_after), f"after task {tid}, prune={prune}"
+
+
+def test_without_pruning_temps_stay_until_released():
+    from tether.core import FileReleased
+    h = chain(None)
+    for tid in (1, 2, 3, 4):
+        h.succeed(tid)
+    assert not h.deleted.get("w1"), "nothing is deleted while the program may still name it"
+    assert h.s.workers["w1"].held == 4 * 10   # three temps and the output on its way home
+    h.send(FileReleased("temp-T2"))
+    assert h.deleted["w1"] == ["temp-T2"]
+    assert h.s.workers["w1"].held == 3 * 10
+
+
+def test_each_worker_counts_the_bytes_it_holds_and_its_peak():
+    peaks = {}
+    for prune in (0, None):
+        h = chain(prune)
+        w = h.s.workers["w1"]
+        held = []
+        for tid in (1, 2, 3, 4):
+            h.succeed(tid)
+            held.append(w.held)
+        peaks[prune] = w.peak
+        # pruned: one temp of 10 B at a time, then the output on its way home; kept: all of them
+        assert held == ([10, 10, 10, 10] if prune == 0 else [10, 20, 30, 40])
+    assert peaks == {0: 10, None: 40}
+
+
+@pytest.mark.parametrize("option, value", [("placement", "nearest"), ("order", "random"), ("prune", -1),
+                                           ("prune", 1.5)])
+def test_a_bad_option_is_named(option, value):
+    with pytest.raises(ValueError, match=option):
+        Scheduler(**{option: value})
+    with pytest.raises(ValueError, match=option):
+        Manager(0, **{option: value})
