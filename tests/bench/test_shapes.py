@@ -147,6 +147,7 @@ def test_shapes_quick_on_the_emulated_cluster(tmp_path):
         check_ran(row)
         assert row["bytes_manager_to_worker"] > 0 and row["bytes_worker_to_manager"] > 0
         assert len(row["peak_disk_bytes_per_worker"]) == 2 and row["peak_disk_bytes"] > 0
+    assert set(rows["montage/dask"]["peak_disk_bytes_per_worker"]) == {"ns-0", "ns-1"}
     nogroup = rows["montage/tether-nogroup"]
     assert nogroup["tasks_done"] == 58
     assert nogroup["manager_options"] in ({"placement": "none"}, {"group_tasks": False})

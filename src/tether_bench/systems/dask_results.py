@@ -165,7 +165,8 @@ def _run(client, as_completed, workflow: Workflow, home: Path, progress) -> dict
     moved = sum(total for entries in logs.values() for total, _ in entries)
     moved_inputs = sum(total for entries in logs.values() for total, keys in entries
                        if all(k in input_keys for k in keys))
-    peaks = {str(w): p for w, p in client.run(_peaks).items()}
+    names = {a: str(w.get("name", a)) for a, w in client.scheduler_info()["workers"].items()}
+    peaks = {names.get(a, a): p for a, p in client.run(_peaks).items()}
     return {"makespan_s": makespan, "cpu_s": cpu, "errors": errors[:3],
             "bytes_manager_to_worker": sum(len(b) for b in workflow.inputs.values()),
             "bytes_worker_to_manager": gathered, "bytes_worker_to_worker": moved,
