@@ -222,12 +222,28 @@ class EmulatedCluster:
         if disk is not None:
             cmd += ["--disk", str(disk)]
         cmd += list(extra_args)
+        return self._popen(index, cmd, cache, log_path)
+
+    def start_process(self, index: int, args: list[str], name: str, env: dict[str, str] | None = None
+                      ) -> LocalWorker:
+        """Start another system's worker (any command) inside namespace `index`, with this
+        interpreter's import path; its output goes to NAME.log in the cluster's directory, and it is
+        stopped with the workers (or by `stop_workers([it])`)."""
+        if not 0 <= index < len(self.links):
+            raise ValueError(f"no namespace {index}: the cluster has {len(self.links)}")
+        assert self.work_dir is not None
+        cmd = ["ip", "netns", "exec", self.links[index].namespace, *args]
+        return self._popen(index, cmd, self.work_dir / name, self.work_dir / f"{name}.log", env)
+
+    def _popen(self, index: int, cmd: list[str], work_dir: Path, log_path: Path,
+               extra_env: dict[str, str] | None = None) -> LocalWorker:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(python_path())
+        env.update(extra_env or {})
         with open(log_path, "ab") as out:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env,
                                     start_new_session=True)
-        worker = LocalWorker(index, proc, cache, log_path)
+        worker = LocalWorker(index, proc, work_dir, log_path)
         self.workers.append(worker)
         return worker
 
@@ -254,8 +270,12 @@ class EmulatedCluster:
                 raise ClusterError(f"{e}; workers that exited said:\n{tails}") from None
             yield started
         finally:
-            stop_workers(started)
-            self.workers = [w for w in self.workers if w not in started]
+            self.stop(started)
+
+    def stop(self, processes: list[LocalWorker], grace: float = 5.0) -> None:
+        """Stop some of the processes started here (one row's), leaving the others running."""
+        stop_workers(processes, grace)
+        self.workers = [w for w in self.workers if w not in processes]
 
     def stop_workers(self, grace: float = 5.0) -> None:
         stop_workers(self.workers, grace)

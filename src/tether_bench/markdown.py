@@ -27,6 +27,9 @@ COLUMNS_BY_BENCHMARK = {
                 ("last_wave_s", "last wave"), ("rss_first_wave_bytes", "RSS after the first"),
                 ("rss_last_wave_bytes", "RSS after the last"), ("rss_growth_bytes", "growth"),
                 ("rss_settled_growth_bytes", "growth, settled"), ("correct", "right")],
+    "shapes": [("makespan_s", "makespan"), ("bytes_manager_to_worker", "mgr→wkr"),
+               ("bytes_worker_to_manager", "wkr→mgr"), ("bytes_worker_to_worker", "wkr→wkr"),
+               ("bytes_shared_directory", "shared dir r+w"), ("peak_disk_bytes", "peak disk"), ("correct", "right")],
 }
 
 

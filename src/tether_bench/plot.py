@@ -14,8 +14,11 @@ LABELS = {
     "bytes_per_task": "manager memory per task (bytes)",
     "time_to_notice_s": "time to notice (s)",
     "rss_growth_bytes": "RSS growth, first wave to last (MB)",
+    "bytes_worker_to_worker": "bytes worker to worker (MB)",
+    "peak_disk_bytes": "peak disk of a worker (MB)",
 }
-SCALE = {"hop_latency_median_s": 1e3, "bytes_moved": 1e-6, "seconds_per_task": 1e6, "rss_growth_bytes": 1e-6}
+SCALE = {"hop_latency_median_s": 1e3, "bytes_moved": 1e-6, "seconds_per_task": 1e6, "rss_growth_bytes": 1e-6,
+         "bytes_worker_to_worker": 1e-6, "peak_disk_bytes": 1e-6}
 
 
 def _value(row: dict, figure: str) -> float | None:
@@ -50,7 +53,8 @@ def plot(report: Report, figures: list[str], path: Path) -> Path | None:
         names = [r["name"] for r in rows]
         values = [_value(r, figure) for r in rows]
         shown = [(v or 0.0) * SCALE.get(figure, 1.0) for v in values]
-        bars = ax.barh(names, shown, color=["#4c72b0" if n.startswith("tether") else "#999999" for n in names])
+        bars = ax.barh(names, shown, color=["#4c72b0" if n.rpartition("/")[2].startswith("tether") else "#999999"
+                                            for n in names])
         for bar, v, s in zip(bars, values, shown):
             ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, " -" if v is None else f" {s:.3g}",
                     va="center", fontsize=8)

@@ -47,6 +47,7 @@ def tether_figures(stats: dict[str, Any]) -> dict[str, Any]:
         "hop_latency_p95_s": stats["hop_latency_p95_s"],
         "peak_cache_bytes": max(peaks.values()) if peaks else None,
         "peak_cache_bytes_per_worker": peaks,
+        "peak_bytes_per_worker": stats.get("peak_bytes_per_worker"),   # files the core counted, where it does
         "tasks_done": stats["tasks_done"],
     }
 

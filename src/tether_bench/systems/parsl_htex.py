@@ -6,6 +6,7 @@ bash_apps reading and writing `file` paths, which need no staging.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ..workflow import Workflow
@@ -18,8 +19,10 @@ def loaded(workers: int, work_dir: Path, parsl_logging: bool = True):
     from parsl.executors import HighThroughputExecutor
     from parsl.providers import LocalProvider
 
+    # HTEX starts no more workers than cores / cores_per_worker: more workers than cores need less than one each
+    per_worker = min(1.0, (os.cpu_count() or 1) / workers)
     htex = HighThroughputExecutor(label="htex", address="127.0.0.1", max_workers_per_node=workers,
-                                  cores_per_worker=1, worker_logdir_root=str(work_dir / "workers"),
+                                  cores_per_worker=per_worker, worker_logdir_root=str(work_dir / "workers"),
                                   provider=LocalProvider(init_blocks=1, min_blocks=1, max_blocks=1))
 
     def connected() -> None:

@@ -49,7 +49,9 @@ def run(workflow: Workflow, workers: int, work_dir: Path, progress=None, name: s
         started = time.perf_counter()
         live, extra_figures = {}, {}
         if temps:
-            futures = _submit_all(m, workflow, home)
+            # the program holds every File until the end, as one that may fetch them would: a Manager
+            # told to keep temps until their File goes (prune=None) keeps them for the whole run
+            futures, files = _submit_all(m, workflow, home)
             wait_with_progress(futures, progress)
             failures = [f.exception() for f in futures if f.exception() is not None]
             if not failures and memo is None:   # (memoized tasks have no worker, nor times of their own)
@@ -84,7 +86,7 @@ def memo_rows(workflow: Workflow, workers: int, work_dir: Path, progress=None,
             for which in ("first", "second")]
 
 
-def _submit_all(m: Manager, workflow: Workflow, home: Path) -> list[Future]:
+def _submit_all(m: Manager, workflow: Workflow, home: Path) -> tuple[list[Future], dict]:
     files = {}
     for name in workflow.inputs:
         files[name] = m.declare_file(home / name)
@@ -96,7 +98,7 @@ def _submit_all(m: Manager, workflow: Workflow, home: Path) -> list[Future]:
         f = m.submit(task)
         f.add_done_callback(_resolved_at)
         futures.append(f)
-    return futures
+    return futures, files
 
 
 def _resolved_at(f) -> None:
