@@ -263,7 +263,8 @@ def report(run, output, png, serve):
               help="The manager hands the scheduler what arrived within this many seconds at once.")
 @click.option("--tick", type=click.FloatRange(min=0.001), default=0.25, show_default=True,
               help="Seconds between the manager's periodic ticks.")
-@click.option("--seed", type=int, default=1, show_default=True, help="Seed of a recipe's instance.")
+@click.option("--random-state", "seed", type=int, default=1, show_default=True,
+              help="Random state of the generator that makes a recipe's instance.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the figures here as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress lines (each tenth of the tasks settled) on stderr.")

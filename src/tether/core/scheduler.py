@@ -1043,6 +1043,14 @@ class Scheduler:
         if f.keep or f.wanted or f.consumers:
             return
         state = f.state
+        if state is F.ABSENT and f.pending and f.released:
+            # lost while copies of it travelled, and nothing can ask for it: they are given up
+            for w in _by_ids(f.pending):
+                self._delete[w].append(f.name)
+                w.files.discard(f)
+            f.pending.clear()
+            self._may_go(f)
+            return
         p = f.producer
         # an output on its way home (or to a memo record) waits for it, unless its producer failed: then
         # it never goes there
