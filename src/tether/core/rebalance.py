@@ -93,7 +93,10 @@ class Rebalancer:
                 since = max(since, max(m.finished for m in done))
             if now - since > max(3 * d, self.stall):
                 d = now - since   # the member running now has already taken this long
-        if d <= 0:
+                done = True
+        if d <= 0 or not done:
+            # no member of this group has ended here nor stalled: w's mean is of other work, which says
+            # nothing of how long these members take (with affinity, one worker may run the long tasks)
             return None
         # a file still being made counts as large as what its maker reads, or as a mean output
         moved_bytes = sum(f.size if f.made else max(f.size, s.output_size.value,
