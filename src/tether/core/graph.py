@@ -2,11 +2,11 @@
 
 Three things the scheduler asks of the graph:
 
-  order      which ready task goes first: the one with the longest known
-             path of tasks still after it (critical), the deepest (depth:
+  order      which ready task goes first: the deepest (depth, the default:
              finish a branch before starting another, so its temps are
-             collected early and a worker's disk holds few at once), or the
-             shallowest (breadth: level by level, as submitted)
+             collected early and a worker's disk holds few at once), the one
+             with the longest known path of tasks still after it (critical),
+             or the shallowest (breadth: level by level, as submitted)
   affinity   where a task should run so that files meeting later in one
              consumer are made on one worker: a worker with a free core
              takes, among the first ready tasks, the one whose inputs it

@@ -71,7 +71,7 @@ class Scheduler:
     def __init__(self, *, group_tasks: bool = True, bandwidth: float = 125e6,
                  queue_time: float = 0.02, system_retries: int = 3, blocklist_after: int = 3,
                  blocklist_seconds: float = 30.0, rebalance: Rebalancer | None | bool = True,
-                 park: bool = False, placement: str | None = None, order: str = "critical",
+                 park: bool = False, placement: str | None = None, order: str = "depth",
                  prune: int | None = 0) -> None:
         if placement is None:
             placement = "graph" if group_tasks else "none"

@@ -139,11 +139,10 @@ class Manager:
     `dashboard_url` names it). progress: a progress bar on stderr (None: when
     stderr is a terminal). placement: "graph" (groups, and tasks whose files
     meet later placed together), "groups" (groups alone) or "none"
-    (group_tasks=False); order: which ready task goes first, "critical",
-    "depth" or "breadth"; prune: levels below its readers a temp waits for
+    (group_tasks=False); order: which ready task goes first, "depth" (the
+    default), "critical" or "breadth"; prune: levels below its readers a temp waits for
     before it is deleted (None: kept until its File is let go of). See the
-    README's "Placement, order and pruning".
-    stderr is a terminal). memo: memoize every task (True, or the directory of
+    README's "Placement, order and pruning". memo: memoize every task (True, or the directory of
     the record), none (False), or those that ask with memo=True (None);
     memo_dir: the record's directory (default: memo.default_dir()).
     """
@@ -157,7 +156,7 @@ class Manager:
                  heartbeat: float = DEFAULT_HEARTBEAT, system_retries: int = 3, tls: str = "auto",
                  tls_files: tuple[str, str, str] | None = None, preload: tuple[str, ...] = (),
                  transactions: bool = True, dashboard: int | str | None = None, progress: bool | None = None,
-                 placement: str | None = None, order: str = "critical", prune: int | None = 0,
+                 placement: str | None = None, order: str = "depth", prune: int | None = 0,
                  memo: bool | str | os.PathLike | None = None, memo_dir: str | os.PathLike | None = None):
         if workers is None:
             workers = os.cpu_count() or 1

@@ -124,7 +124,7 @@ class TetherExecutor(BlockProviderExecutor, RepresentationMixin):
                  memory_per_node: int | None = None, disk_per_node: int | None = None,
                  address: str | None = None, port: int = 0, secret_file: str | None = None,
                  worker_options: str = "", launch_cmd: str | None = None, group_tasks: bool = True,
-                 placement: str | None = None, order: str = "critical", prune: int | None = 0,
+                 placement: str | None = None, order: str = "depth", prune: int | None = 0,
                  shared_fs: bool = False, storage_access: list | None = None,
                  block_error_handler: Any = True, remote_monitoring_radio: Any = None,
                  working_dir: str | None = None, heartbeat: float = 30.0, system_retries: int = 3,
