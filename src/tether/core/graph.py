@@ -39,14 +39,17 @@ ELSEWHERE = 0.5        # weight of partner bytes on other workers against those 
 ENDED = (TaskState.DONE, TaskState.HOMING, TaskState.FAILED, TaskState.CANCELLED)   # will not read again
 
 
-def check_options(placement: str, order: str, prune: int | None) -> None:
-    """A clear error naming the option that is wrong."""
+def check_options(placement: str | None, order: str, prune: int | None, group_tasks: bool = True) -> str:
+    """The placement meant (None: as group_tasks says), after a clear error naming any option that is wrong."""
+    if placement is None:
+        placement = "graph" if group_tasks else "none"
     if placement not in PLACEMENTS:
         raise ValueError(f"placement={placement!r}: expected one of {', '.join(PLACEMENTS)}")
     if order not in ORDERS:
         raise ValueError(f"order={order!r}: expected one of {', '.join(ORDERS)}")
     if prune is not None and (isinstance(prune, bool) or not isinstance(prune, int) or prune < 0):
         raise ValueError(f"prune={prune!r}: expected a depth of 0 or more, or None to keep temps until released")
+    return placement
 
 
 def link(t: TaskNode) -> bool:

@@ -73,9 +73,7 @@ class Scheduler:
                  blocklist_seconds: float = 30.0, rebalance: Rebalancer | None | bool = True,
                  park: bool = False, placement: str | None = None, order: str = "depth",
                  prune: int | None = 0) -> None:
-        if placement is None:
-            placement = "graph" if group_tasks else "none"
-        graph.check_options(placement, order, prune)
+        placement = graph.check_options(placement, order, prune, group_tasks)
         group_tasks = placement != "none"
         self.group_tasks = group_tasks
         self.placement = placement            # graph: groups and affinity; groups: groups alone; none

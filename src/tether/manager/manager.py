@@ -171,9 +171,7 @@ class Manager:
         if isinstance(preload, str) or not all(isinstance(p, str) and p and all(
                 part.isidentifier() for part in p.split(".")) for p in preload):
             raise ValueError(f"preload must be a list of module names, got {preload!r}")
-        if placement is None:
-            placement = "graph" if group_tasks else "none"
-        check_graph_options(placement, order, prune)
+        placement = check_graph_options(placement, order, prune, group_tasks)
         memo_every, memo_dir = _memo_options(memo, memo_dir)
         self.run = f"{secrets.token_hex(4)}"
         self._memo: Planner | None = None
@@ -720,14 +718,18 @@ class Manager:
             data = pickling.dumps_function(fn)
         except Exception as e:
             raise _unpicklable(task_id, fn, "the function", _name_of(fn), fn, e, cloudpickle.dumps) from e
-        name = f"buf-{hash_bytes(data)}"
-        self.engine.served.setdefault(name, data)
-        known = (name, FileSpec(name, len(data), source=True))
+        known = self._serve_buffer(data)
         try:
             self._fn_names[fn] = known
         except TypeError:
             pass
         return known
+
+    def _serve_buffer(self, data: bytes) -> tuple[str, FileSpec]:
+        """data served from here under its content's name: a worker fetches it once, whichever task names it."""
+        name = f"buf-{hash_bytes(data)}"
+        self.engine.served.setdefault(name, data)
+        return name, FileSpec(name, len(data), source=True)
 
     def _context_file(self, context: Context, task_id: int, fn) -> tuple[str, FileSpec]:
         """A context's setup and arguments, pickled together as a function is, in a content-named buffer:
@@ -743,9 +745,7 @@ class Manager:
             data = pickling.dumps_function(whole)
         except Exception as e:
             raise _unpicklable(task_id, fn, "its context", "(setup, args, kwargs)", whole, e, cloudpickle.dumps) from e
-        name = f"buf-{hash_bytes(data)}"
-        self.engine.served.setdefault(name, data)
-        known = (name, FileSpec(name, len(data), source=True))
+        known = self._serve_buffer(data)
         try:
             self._context_names[context] = known
         except TypeError:

@@ -188,9 +188,7 @@ class TetherExecutor(BlockProviderExecutor, RepresentationMixin):
         self.manager_port = derived.port         # port, worker_port, or a free port of worker_port_range
         self.heartbeat = derived.heartbeat
         self.group_tasks = group_tasks
-        if placement is None:
-            placement = "graph" if group_tasks else "none"
-        check_graph_options(placement, order, prune)
+        placement = check_graph_options(placement, order, prune, group_tasks)
         self.placement, self.order, self.prune = placement, order, prune
         self.shared_fs = shared_fs
         self.storage_access = storage_access if storage_access is not None else [
