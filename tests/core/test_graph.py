@@ -1,7 +1,7 @@
 """The whole graph in the core: the order of ready work, partners placed together, pruning, bytes held."""
 import pytest
 
-from tether.core import LOCAL, Assign, Scheduler, TaskSubmitted
+from tether.core import LOCAL, Assign, Scheduler, TaskSubmitted, Tick
 from tether import Manager
 
 from .helpers import Harness, out, src, temp
@@ -128,3 +128,50 @@ def test_a_bad_option_is_named(option, value):
         Scheduler(**{option: value})
     with pytest.raises(ValueError, match=option):
         Manager(0, **{option: value})
+
+
+# ------------------------------------------------------------ a large input: wait for its holder, or copy it
+
+DB = 625_000_000   # 5 s to move at the core's 125 MB/s; the warmed workers' tasks take 1 s
+
+
+def readers(h: Harness, ids) -> None:
+    h.send(*[TaskSubmitted(i, (src("db", size=DB), src(f"q{i}")), (out(f"r{i}"),)) for i in ids])
+
+
+@pytest.mark.parametrize("placement", ["graph", "none"])
+def test_readers_of_a_large_input_wait_for_its_holder_while_it_keeps_up(placement):
+    h = Harness(placement=placement)
+    warm(h, "w1", "w2")
+    readers(h, (1, 2, 3))    # the holder's wait (3 tasks of 1 s) is shorter than a copy (5 s)
+    assert h.queued_on("w1") == [1] and h.queued_on("w2") == []
+    order = run_in_order(h, "w1")
+    assert order == [1, 2, 3] and "w2" not in {h.where[i] for i in (1, 2, 3)}
+
+
+@pytest.mark.parametrize("placement", ["graph", "none"])
+def test_a_second_copy_is_made_once_the_queue_for_the_holder_is_longer_than_the_copy(placement):
+    h = Harness(placement=placement)
+    warm(h, "w1", "w2")
+    readers(h, range(1, 11))   # ten of 1 s each: waiting for w1 would take longer than the copy
+    assert h.queued_on("w1") == [1] and h.queued_on("w2") == [2], "w2 copies the input at once"
+    h.run_all()
+    assert {h.where[i] for i in range(1, 11)} == {"w1", "w2"}
+
+
+def test_a_holder_stuck_on_a_long_task_is_not_waited_for():
+    h = Harness()
+    warm(h, "w1", "w2")
+    readers(h, (1, 2))
+    assert h.queued_on("w1") == [1] and h.queued_on("w2") == []
+    h.send(Tick(h.clock + 0.5))     # task 1 has just started: w2 still leaves task 2 to w1
+    assert h.queued_on("w2") == []
+    h.send(Tick(h.clock + 8.0))     # 8 s into a task of 1 s: w1 looks busy for as long again
+    assert h.queued_on("w2") == [2]
+
+
+def test_small_inputs_are_not_waited_for():
+    h = Harness()
+    warm(h, "w1", "w2")
+    h.send(*[TaskSubmitted(i, (src("small", size=1_000_000),), (out(f"s{i}"),)) for i in (1, 2)])
+    assert h.queued_on("w1") == [1] and h.queued_on("w2") == [2]   # a copy takes less than a task

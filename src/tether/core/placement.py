@@ -10,11 +10,17 @@ Among candidates the task goes where it is expected to *start* soonest:
 the wait for a free core there, plus the time to move the input bytes the
 worker lacks. So data stays put unless a much shorter queue elsewhere
 wins, and then the data moves.
+
+A worker with room may still leave a task alone: when a worker already
+holding its largest input is expected to start it before the bytes could
+reach this one (leave_for_holder). The task waits for that worker; a new
+copy is made once the queue for the holders grows longer than the copy.
 """
 from __future__ import annotations
 
 from typing import Iterable
 
+from .lifecycle import TaskState
 from .model import TaskNode, WorkerNode
 from .shares import allocation
 
@@ -95,3 +101,57 @@ def choose(task: TaskNode, candidates: Iterable[WorkerNode], mean_duration: floa
         if best_key is None or key < best_key:
             best, best_key = w, key
     return best
+
+
+LONG_RUN, LONG_RUN_FACTOR = 1.0, 4   # a task running past both (seconds; times the mean) is long
+BACKLOG_SCAN = 256   # consumers of a file looked at to count the ready tasks queuing for its holders
+
+
+def remaining_work(worker: WorkerNode, mean_duration: float, now: float) -> float:
+    """Seconds of work the worker has in hand, each task counted as the mean; a task running far
+    past the mean (LONG_RUN) is expected to take as long again as it has so far, so a worker
+    stuck on one long task soon looks busy for long. (A task counts as running from when its
+    inputs were there, by the last tick: so not before it is clearly long.)"""
+    d = mean_duration or UNMEASURED_DURATION
+    long_run = max(LONG_RUN_FACTOR * d, LONG_RUN)
+    work = 0.0
+    for x in worker.tasks:
+        ran = now - x.active_since if x.state is TaskState.RUNNING else 0.0
+        work += ran if ran > long_run else d
+    return work
+
+
+def leave_for_holder(task: TaskNode, worker: WorkerNode, holders: Iterable[WorkerNode], mean_duration: float,
+                     bandwidth: float, now: float) -> bool:
+    """Should a free worker leave the task to one that holds its largest input already?
+
+    Yes when moving the bytes it lacks is expected to take longer than the
+    holder's wait: the work the holder has in hand and its share of the
+    ready tasks reading that input. So a fan-out over a large input keeps to
+    the workers holding it while they keep up, and a new copy is made once
+    the queue for them is longer than the copy takes (the first ones find
+    no holder and fetch)."""
+    missing, largest = 0, None
+    for f in task.inputs:
+        if worker not in f.replicas and worker not in f.pending:
+            missing += f.size
+            if largest is None or f.size > largest.size:
+                largest = f
+    if largest is None:
+        return False
+    d = mean_duration or UNMEASURED_DURATION
+    move = missing / bandwidth
+    if move <= d:
+        return False   # cheaper than a task's run: not worth a wait
+    holders = [v for v in holders if v is not worker]
+    if not holders:
+        return False
+    queued = 0
+    for n, c in enumerate(largest.consumers):
+        if n >= BACKLOG_SCAN:
+            break
+        if c.state is TaskState.READY:
+            queued += 1
+    share = queued * d / len(holders)
+    return any((remaining_work(v, d, now) + share) / v.cores + missing_bytes(v, task) / bandwidth < move
+               for v in holders)

@@ -1199,6 +1199,8 @@ class Scheduler:
                     continue   # placed by _place: committed, moved, or split where it fits
                 if t.avoid and w.id in t.avoid and self._avoiding(t) is not None:
                     continue
+                if self._leave_for_holder(t, w):
+                    continue
                 key = (entry[0], entry[1], -graph.affinity(t, w, guess), t.id)
                 if best_key is None or key < best_key:
                     best, best_key = t, key
@@ -1274,9 +1276,23 @@ class Scheduler:
                           and (avoid is None or w.id not in avoid)]
             if not candidates:
                 return None
-        if len(candidates) == 1:
-            return candidates[0]
-        return placement.choose(t, candidates, self.mean_duration.value, self.bandwidth)
+        w = candidates[0] if len(candidates) == 1 else \
+            placement.choose(t, candidates, self.mean_duration.value, self.bandwidth)
+        if w is not None and self._leave_for_holder(t, w):
+            return None   # a worker holding its input will start it sooner than the bytes could move
+        return w
+
+    def _leave_for_holder(self, t: TaskNode, w: WorkerNode) -> bool:
+        """Should w leave t to a worker that holds its largest input (placement.leave_for_holder)?"""
+        largest = max(t.inputs, key=lambda f: f.size, default=None)
+        if largest is None or not largest.size or w in largest.replicas or w in largest.pending:
+            return False
+        avoid = self._avoiding(t)
+        holders = [v for v in (largest.replicas | largest.pending)
+                   if v is not w and v.alive and self._available(v) and v.fits(t)
+                   and (avoid is None or v.id not in avoid)]
+        return bool(holders) and placement.leave_for_holder(t, w, sorted(holders, key=lambda v: v.id),
+                                                            self.mean_duration.value, self.bandwidth, self.now)
 
     def _avoiding(self, t: TaskNode) -> set[str] | None:
         """The workers t should not go to: those it lost attempts on, while another could run it."""
