@@ -164,9 +164,9 @@ def test_a_holder_stuck_on_a_long_task_is_not_waited_for():
     warm(h, "w1", "w2")
     readers(h, (1, 2))
     assert h.queued_on("w1") == [1] and h.queued_on("w2") == []
-    h.send(Tick(h.clock + 0.5))     # task 1 has just started: w2 still leaves task 2 to w1
+    h.send(Tick(h.clock + 0.5))     # task 1 has just been sent: w2 still leaves task 2 to w1
     assert h.queued_on("w2") == []
-    h.send(Tick(h.clock + 8.0))     # 8 s into a task of 1 s: w1 looks busy for as long again
+    h.send(Tick(h.clock + 10.0))    # 10 s since: w1 looks busy for as long again, longer than a copy
     assert h.queued_on("w2") == [2]
 
 

@@ -110,8 +110,8 @@ BACKLOG_SCAN = 256   # consumers of a file looked at to count the ready tasks qu
 def remaining_work(worker: WorkerNode, mean_duration: float, now: float) -> float:
     """Seconds of work the worker has in hand, each task counted as the mean; a task running far
     past the mean (LONG_RUN) is expected to take as long again as it has so far, so a worker
-    stuck on one long task soon looks busy for long. (A task counts as running from when its
-    inputs were there, by the last tick: so not before it is clearly long.)"""
+    stuck on one long task soon looks busy for long. (A task counts as running from when it was
+    sent with its inputs on their way, by the last tick: so not before it is clearly long.)"""
     d = mean_duration or UNMEASURED_DURATION
     long_run = max(LONG_RUN_FACTOR * d, LONG_RUN)
     work = 0.0
@@ -127,7 +127,8 @@ def leave_for_holder(task: TaskNode, worker: WorkerNode, holders: Iterable[Worke
 
     Yes when moving the bytes it lacks is expected to take longer than the
     holder's wait: the work the holder has in hand and its share of the
-    ready tasks reading that input. So a fan-out over a large input keeps to
+    ready tasks reading that input. Copies of it already under way count
+    against a new one: they share the links it would cross. So a fan-out over a large input keeps to
     the workers holding it while they keep up, and a new copy is made once
     the queue for them is longer than the copy takes (the first ones find
     no holder and fetch)."""
@@ -140,7 +141,7 @@ def leave_for_holder(task: TaskNode, worker: WorkerNode, holders: Iterable[Worke
     if largest is None:
         return False
     d = mean_duration or UNMEASURED_DURATION
-    move = missing / bandwidth
+    move = (missing + largest.size * len(largest.pending)) / bandwidth   # copies under way share the links
     if move <= d:
         return False   # cheaper than a task's run: not worth a wait
     holders = [v for v in holders if v is not worker]
