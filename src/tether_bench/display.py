@@ -37,7 +37,8 @@ HEADERS = {"makespan_s": "makespan", "bytes_manager_to_worker": "mgr→wkr", "by
            "rss_last_wave_bytes": "RSS last wave", "rss_settled_growth_bytes": "growth settled",
            "makespan_real_s": "makespan real", "makespan_sim_s": "sim", "makespan_ratio": "sim/real",
            "bytes_real": "bytes real", "bytes_sim": "sim", "bytes_ratio": "sim/real",
-           "bytes_shared_directory": "shared r+w", "peak_disk_bytes": "peak disk"}
+           "bytes_shared_directory": "shared r+w", "peak_disk_bytes": "peak disk",
+           "peak_made_bytes": "peak made"}
 
 
 class Display:

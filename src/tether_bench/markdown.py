@@ -29,7 +29,8 @@ COLUMNS_BY_BENCHMARK = {
                 ("rss_settled_growth_bytes", "growth, settled"), ("correct", "right")],
     "shapes": [("makespan_s", "makespan"), ("bytes_manager_to_worker", "mgr→wkr"),
                ("bytes_worker_to_manager", "wkr→mgr"), ("bytes_worker_to_worker", "wkr→wkr"),
-               ("bytes_shared_directory", "shared dir r+w"), ("peak_disk_bytes", "peak disk"), ("correct", "right")],
+               ("bytes_shared_directory", "shared dir r+w"), ("peak_disk_bytes", "peak disk"),
+               ("peak_made_bytes", "peak made"), ("correct", "right")],
 }
 
 

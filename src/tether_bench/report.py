@@ -48,6 +48,7 @@ def tether_figures(stats: dict[str, Any]) -> dict[str, Any]:
         "peak_cache_bytes": max(peaks.values()) if peaks else None,
         "peak_cache_bytes_per_worker": peaks,
         "peak_bytes_per_worker": stats.get("peak_bytes_per_worker"),   # files the core counted, where it does
+        "peak_made_bytes_per_worker": stats.get("peak_made_bytes_per_worker"),   # of those, files tasks made
         "tasks_done": stats["tasks_done"],
     }
 

@@ -140,6 +140,7 @@ def test_shapes_quick_on_the_emulated_cluster(tmp_path):
     if NEW_OPTIONS:
         check_ran(graph)
         assert graph["peak_disk_source"] == "Manager.stats()['peak_bytes_per_worker']"
+        assert 0 < graph["peak_made_bytes"] <= graph["peak_disk_bytes"]   # made files are part of the peak
     else:
         assert graph["skipped"] == "not available in this version: Manager takes no placement"
     for name in ("montage/tether-nogroup", "montage/dask"):
@@ -151,4 +152,4 @@ def test_shapes_quick_on_the_emulated_cluster(tmp_path):
     nogroup = rows["montage/tether-nogroup"]
     assert nogroup["tasks_done"] == 58
     assert nogroup["manager_options"] in ({"placement": "none"}, {"group_tasks": False})
-    assert len(report["targets"]) == 5
+    assert len(report["targets"]) == 6

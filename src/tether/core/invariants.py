@@ -125,6 +125,9 @@ def _check_worker(s: "Scheduler", w) -> None:
     held = sum(f.size for f in w.files if w in f.replicas)
     _require(w.held == held, f"{name} counts {w.held} bytes held, its replicas {held}")
     _require(w.peak >= w.held, f"{name} held {w.held} bytes, more than its peak {w.peak}")
+    made = sum(f.size for f in w.files if w in f.replicas and f.producer is not None)
+    _require(w.held_made == made, f"{name} counts {w.held_made} bytes of made files, its replicas {made}")
+    _require(w.peak_made >= w.held_made, f"{name} held {w.held_made} bytes of made files, past its peak")
     running = [t for t in w.tasks if t.state is T.RUNNING]
     _require(w.used_cores == sum(t.cores for t in running),
              f"{name} counts {w.used_cores} cores used, its running tasks {sum(t.cores for t in running)}")

@@ -98,7 +98,7 @@ class FileNode:
 class WorkerNode:
     __slots__ = ("id", "cores", "memory", "disk", "gpus", "used_cores", "used_memory", "used_disk", "used_gpus",
                  "tasks", "files", "alive", "durations", "failure_streak", "blocked_until", "blocks",
-                 "retiring", "host", "barred", "held", "peak")
+                 "retiring", "host", "barred", "held", "peak", "held_made", "peak_made")
 
     def __init__(self, id: str, cores: int, memory: int, disk: int, gpus: int = 0, host: str = ""):
         self.id = id
@@ -122,6 +122,8 @@ class WorkerNode:
         self.retiring = False               # to leave: no new work, its needed files copied off first
         self.held = 0                       # bytes of the files it holds (replicas, not those on their way)
         self.peak = 0                       # the most it held at once
+        self.held_made = 0                  # of those, bytes of files a task made (temps, outputs not yet home)
+        self.peak_made = 0
 
     @property
     def staying(self) -> bool:

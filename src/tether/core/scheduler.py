@@ -932,6 +932,10 @@ class Scheduler:
         w.held += f.size
         if w.held > w.peak:
             w.peak = w.held
+        if f.producer is not None:
+            w.held_made += f.size
+            if w.held_made > w.peak_made:
+                w.peak_made = w.held_made
         if f.state is F.GONE:
             move_file(f, F.ABSENT)   # made again (its producer ran again for another output)
         if f.state is not F.ABSENT:
@@ -961,6 +965,8 @@ class Scheduler:
         if w in f.replicas:
             f.replicas.remove(w)
             w.held -= f.size
+            if f.producer is not None:
+                w.held_made -= f.size
         f.pending.discard(w)
         w.files.discard(f)
         if self._bringing.get(f.name) is w:
@@ -1063,6 +1069,8 @@ class Scheduler:
             w.files.discard(f)
         for w in f.replicas:
             w.held -= f.size
+            if f.producer is not None:
+                w.held_made -= f.size
         f.replicas.clear()
         f.pending.clear()
         self._bringing.pop(f.name, None)
@@ -1430,6 +1438,10 @@ def _resize(f: FileNode, size: int) -> None:
     """f's size is known (or made again): the workers holding it count it at that size."""
     for w in f.replicas:
         w.held += size - f.size
+        if f.producer is not None:
+            w.held_made += size - f.size
+            w.peak_made = max(w.peak_made, w.held_made)
+        w.peak = max(w.peak, w.held)
     f.size = size
 
 

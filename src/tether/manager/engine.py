@@ -912,6 +912,7 @@ class Engine:
             "hop_latency_p95_s": hops[min(len(hops) - 1, int(0.95 * len(hops)))] if hops else None,
             "cache_bytes_peak": dict(self.cache_peaks),
             "peak_bytes_per_worker": {w.id: w.peak for w in self.core.workers.values()},
+            "peak_made_bytes_per_worker": {w.id: w.peak_made for w in self.core.workers.values()},
             "workers_retired": self.retired["workers"],
             "retired_temps_copied": self.retired["temps_copied"],
             "retired_temps_lost": self.retired["temps_lost"],
