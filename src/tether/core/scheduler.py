@@ -1293,8 +1293,9 @@ class Scheduler:
     def _leave_for_holder(self, t: TaskNode, w: WorkerNode) -> bool:
         """Should w leave t to a worker that holds its largest input (placement.leave_for_holder)?"""
         largest = max(t.inputs, key=lambda f: f.size, default=None)
-        if largest is None or not largest.size or w in largest.replicas or w in largest.pending:
-            return False
+        if largest is None or w in largest.replicas or w in largest.pending or \
+                largest.size <= self.bandwidth * (self.mean_duration.value or placement.UNMEASURED_DURATION):
+            return False   # (a copy shorter than a task's run is not worth a wait: placement.leave_for_holder)
         avoid = self._avoiding(t)
         holders = [v for v in (largest.replicas | largest.pending)
                    if v is not w and v.alive and self._available(v) and v.fits(t)
