@@ -91,11 +91,14 @@ def rank(t: TaskNode, order: str) -> int:
 
 
 def partners(t: TaskNode) -> Iterable[FileNode]:
-    """The files that will meet t's outputs in a consumer: its consumers' other made inputs."""
+    """The files that will meet t's outputs in a consumer: its consumers' other made inputs.
+
+    Consumers are looked at by id (a set's order follows memory addresses): the
+    same events give the same partners, and so the same placements."""
     outputs = t.outputs
     for f in outputs:
         n = 0
-        for c in f.consumers:
+        for c in sorted(f.consumers, key=_task_id):
             if c is t:
                 continue
             n += 1
@@ -104,6 +107,10 @@ def partners(t: TaskNode) -> Iterable[FileNode]:
             for g in c.inputs[:PARTNER_READS]:
                 if g not in outputs and not g.source and g.state is not FileState.RECIPE:
                     yield g   # (a file each worker makes for itself meets nothing: any worker has it)
+
+
+def _task_id(t: TaskNode) -> int:
+    return t.id
 
 
 def affinity(t: TaskNode, w: WorkerNode, guess: float) -> float:
