@@ -90,11 +90,23 @@ def rank(t: TaskNode, order: str) -> int:
     return t.level
 
 
-def partners(t: TaskNode) -> Iterable[FileNode]:
-    """The files that will meet t's outputs in a consumer: its consumers' other made inputs.
+def partners(t: TaskNode) -> tuple[FileNode, ...]:
+    """The files that may meet t's outputs in a consumer: its consumers' other inputs (affinity
+    skips those served from home or made by each worker).
 
-    Consumers are looked at by id (a set's order follows memory addresses): the
-    same events give the same partners, and so the same placements."""
+    Worked out once and kept on t until a consumer of its outputs comes or goes
+    (consumers_changed): a free worker asks for them for each of its candidates,
+    and a consumer's inputs never change. Consumers are looked at by id (a set's
+    order follows memory addresses): the same events give the same partners, and
+    so the same placements."""
+    found = t.partners
+    if found is None:
+        found = t.partners = tuple(find_partners(t))
+    return found
+
+
+def find_partners(t: TaskNode) -> Iterable[FileNode]:
+    """partners(t), worked out afresh."""
     outputs = t.outputs
     for f in outputs:
         n = 0
@@ -105,8 +117,15 @@ def partners(t: TaskNode) -> Iterable[FileNode]:
             if n > PARTNER_CONSUMERS:
                 break
             for g in c.inputs[:PARTNER_READS]:
-                if g not in outputs and not g.source and g.state is not FileState.RECIPE:
-                    yield g   # (a file each worker makes for itself meets nothing: any worker has it)
+                if g not in outputs:
+                    yield g
+
+
+def consumers_changed(f: FileNode) -> None:
+    """A task began or stopped reading f: its producer's partners are found again when next asked for."""
+    p = f.producer
+    if p is not None:
+        p.partners = None
 
 
 def _task_id(t: TaskNode) -> int:
@@ -125,6 +144,9 @@ def affinity(t: TaskNode, w: WorkerNode, guess: float) -> float:
         if w in f.replicas or w in f.pending:
             score += f.size
     for g in partners(t):
+        state = g.state
+        if state is FileState.SOURCE or state is FileState.HOME or state is FileState.RECIPE:
+            continue   # served from home, or made by each worker: any worker has it, it meets nothing
         size = g.size or guess
         if w in g.replicas or w in g.pending:
             score += size

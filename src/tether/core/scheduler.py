@@ -324,6 +324,7 @@ class Scheduler:
             return
         for f in inputs:
             f.consumers.add(t)
+            graph.consumers_changed(f)
             f.had_consumers = True
             f.read = True
             if not f.made:
@@ -529,6 +530,7 @@ class Scheduler:
         self._to(t, T.HOMING if homing else T.DONE)
         for f in t.inputs:
             f.consumers.discard(t)
+            graph.consumers_changed(f)
             self._maybe_collect(f)
         if self.prune:
             for f in graph.above(t, self.prune):
@@ -881,6 +883,7 @@ class Scheduler:
             self._report_failed(x, Fail(x.id, reason, message, x.attempts, cause))
             for f in x.inputs:
                 f.consumers.discard(x)
+                graph.consumers_changed(f)
                 self._maybe_collect(f)
             for f in x.outputs:
                 if f.made:
@@ -1006,6 +1009,7 @@ class Scheduler:
             p.missing = 0
             for g in p.inputs:
                 g.consumers.add(p)
+                graph.consumers_changed(g)
                 if not g.made:
                     p.missing += 1
                     stack.append(g)
