@@ -47,6 +47,13 @@ def test_ready_tasks_go_in_the_order_asked_for(order, expected):
     assert run_in_order(h, "w1") == expected
 
 
+def test_heights_are_known_when_consumers_come_first():
+    h = Harness(placement="none", order="critical")
+    warm(h, "w1")
+    h.send(*reversed(GRAPH))   # each producer after the tasks that read what it makes
+    assert run_in_order(h, "w1") == [1, 2, 5, 3, 4, 6]
+
+
 def partners(placement: str) -> Harness:
     """Two workers; A1 and A2 meet in X, B1 and B2 in Y; submitted A1, A2, B1, B2."""
     h = Harness(placement=placement)

@@ -20,7 +20,8 @@ Three things the scheduler asks of the graph:
 
 Levels and heights are counts of tasks on the longest known paths, kept as
 the graph grows; a height is propagated at most HEIGHT_REACH levels up, so
-a long chain costs a bounded amount per task added.
+a long chain costs a bounded amount per task added, and only under the
+critical order (the others rank by levels, which cost O(inputs) a task).
 """
 from __future__ import annotations
 
@@ -36,8 +37,9 @@ CANDIDATES = 32        # ready tasks a free worker looks at when it chooses by a
 PARTNER_READS = 64     # inputs of one consumer looked at for partners (a wide fan-in costs no more)
 PARTNER_CONSUMERS = 8  # consumers of one output looked at for partners
 ELSEWHERE = 0.5        # weight of partner bytes on other workers against those on this one
-_SOURCE, _HOME, _RECIPE = FileState.SOURCE, FileState.HOME, FileState.RECIPE   # (a member read from its
-# enum class costs a Python-level lookup each time: read once here for the loop every score runs)
+# a member read through its enum class costs a Python-level lookup each time: read once here for the loops
+_SOURCE, _HOME, _RECIPE = FileState.SOURCE, FileState.HOME, FileState.RECIPE
+_READY = TaskState.READY
 ENDED = (TaskState.DONE, TaskState.HOMING, TaskState.FAILED, TaskState.CANCELLED)   # will not read again
 
 
@@ -54,17 +56,26 @@ def check_options(placement: str | None, order: str, prune: int | None, group_ta
     return placement
 
 
-def link(t: TaskNode) -> bool:
-    """Place t in the graph's levels and carry its height up to its producers.
+def link(t: TaskNode, heights: bool) -> bool:
+    """Place t in the graph's levels; with heights (only order "critical" ranks by them), take its
+    height from the consumers submitted before it and carry it up to its producers.
 
-    Returns whether a ready task's height changed (its place in the ready
-    queue is then out of date)."""
+    Depth and breadth need levels alone, set here in O(inputs): a long chain
+    then costs no walk of HEIGHT_REACH ancestors per task added. Returns
+    whether a ready task's height changed (its place in the ready queue is
+    then out of date)."""
     level = 0
     for f in t.inputs:
         p = f.producer
         if p is not None and p.level >= level:
             level = p.level + 1
     t.level = level
+    if not heights:
+        return False
+    for f in t.outputs:
+        for c in f.consumers:   # read by tasks submitted before it
+            if c.height >= t.height:
+                t.height = c.height + 1
     stale = False
     frontier = [t]
     for _ in range(HEIGHT_REACH):
@@ -75,7 +86,7 @@ def link(t: TaskNode) -> bool:
                 p = f.producer
                 if p is not None and p.height < h:
                     p.height = h
-                    stale = stale or p.state is TaskState.READY
+                    stale = stale or p.state is _READY
                     above.append(p)
         if not above:
             break

@@ -50,7 +50,8 @@ class TaskNode:
         self.finished = 0.0
         self.reported = False            # Complete or Fail has been sent for the user's Future
         self.level = 0                   # tasks on the longest known path from a source to it
-        self.height = 0                  # tasks on the longest known path from it to a sink (bounded)
+        self.height = 0                  # tasks on the longest known path from it to a sink (bounded;
+                                         # kept under order "critical" only: graph.link)
         self.partners: tuple[FileNode, ...] | None = None   # graph.partners, until its outputs' readers change
 
     def __repr__(self) -> str:

@@ -79,6 +79,7 @@ class Scheduler:
         self.placement = placement            # graph: groups and affinity; groups: groups alone; none
         self.order = order                    # which ready task goes first (graph.rank)
         self.prune = prune                    # levels below its readers a temp waits for (None: kept)
+        self._heights = order == "critical"   # only this order ranks by heights: others need no walk up
         self._stale_ranks = False             # a ready task's height changed: the ready queues need sorting
         self.bandwidth = bandwidth            # bytes/s assumed for a transfer between workers
         self.queue_time = queue_time          # seconds of work a worker may hold queued
@@ -313,11 +314,7 @@ class Scheduler:
                 if f.readers is None:
                     f.readers = []
                 f.readers.append(t)
-        for f in outputs:
-            for c in f.consumers:   # read by tasks submitted before it
-                if c.height >= t.height:
-                    t.height = c.height + 1
-        if graph.link(t):
+        if graph.link(t, self._heights):
             self._stale_ranks = True
         if e.memo:
             self._memoized(t)
