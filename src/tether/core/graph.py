@@ -145,18 +145,29 @@ def _task_id(t: TaskNode) -> int:
     return t.id
 
 
-def affinity(t: TaskNode, w: WorkerNode, guess: float) -> float:
+def affinity(t: TaskNode, w: WorkerNode, guess: float, scored: dict | None = None) -> float:
     """Bytes t finds or meets on w, less a share of those it would meet elsewhere.
 
     Its inputs already on w count whole; a partner file on w (or being made
     there) counts its size (guess, while it is not made); a partner on other
     workers counts against, so that tasks whose partners run elsewhere are
-    left to the workers there."""
+    left to the workers there.
+
+    scored: kept by a caller that scores several tasks for one w while nothing
+    changes. Tasks that feed one wide consumer share their partners, and those
+    with the same bytes on w share the score too: the sum is made once, in
+    the same order, so it is the same float."""
     score = 0.0
     for f in t.inputs:
         if w in f.replicas or w in f.pending:
             score += f.size
-    for g in partners(t):
+    meets = partners(t)
+    if scored is not None:
+        key = (score, meets)
+        known = scored.get(key)
+        if known is not None:
+            return known
+    for g in meets:
         state = g.state
         if state is _SOURCE or state is _HOME or state is _RECIPE:
             continue   # served from home, or made by each worker: any worker has it, it meets nothing
@@ -169,6 +180,8 @@ def affinity(t: TaskNode, w: WorkerNode, guess: float) -> float:
             p = g.producer
             if p is not None and p.worker is not None:
                 score += size if p.worker is w else -ELSEWHERE * size
+    if scored is not None:
+        scored[key] = score
     return score
 
 

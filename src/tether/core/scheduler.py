@@ -1188,9 +1188,17 @@ class Scheduler:
         return best
 
     def _pick(self, w: WorkerNode, guess: float) -> TaskNode | None:
-        best, best_key = None, None
+        """The candidate first by (priority, rank), then by most affinity to w, then by id.
+
+        Affinity is worked out only between candidates tied on the first two:
+        one ahead of them needs none, one behind them is not looked at."""
+        best, top, score = None, None, None   # the best so far, its (priority, rank), its affinity once asked
+        scored: dict = {}   # graph.affinity's sums for w, shared by candidates with the same partners
         for heap in self._ready.values():
             for entry in heap[:graph.CANDIDATES]:
+                head = (entry[0], entry[1])
+                if best is not None and head > top:
+                    continue   # behind the best whatever its affinity
                 t = self.tasks.get(entry[-1])
                 if t is None or t.state is not T.READY or not placement.has_room(w, t, 0):
                     continue
@@ -1200,9 +1208,14 @@ class Scheduler:
                     continue   # placed by _place: committed, moved, or split where it fits
                 if t.avoid and w.id in t.avoid and self._avoiding(t) is not None:
                     continue
-                key = (entry[0], entry[1], -graph.affinity(t, w, guess), t.id)
-                if best_key is None or key < best_key:
-                    best, best_key = t, key
+                if best is None or head < top:
+                    best, top, score = t, head, None
+                    continue
+                if score is None:
+                    score = graph.affinity(best, w, guess, scored)
+                a = graph.affinity(t, w, guess, scored)
+                if a > score or (a == score and t.id < best.id):
+                    best, score = t, a
         return best
 
     def _best_shape(self, blocked: set) -> tuple[int, int, int] | None:
