@@ -186,7 +186,7 @@ class Scheduler:
                 if files.get(f.name) is f:
                     del files[f.name]
                 f.producer = None
-            t.group = None
+            t.group = t.partners = None
             t.inputs = t.outputs = ()
         if gone:
             self._out.append(Forget(tuple(gone), tuple(groups)))
@@ -1355,6 +1355,7 @@ class Scheduler:
 
     def _assign_to(self, t: TaskNode, w: WorkerNode) -> None:
         t.attempts += 1
+        t.partners = None   # asked for only while it waits to be placed: not held while it runs
         sources = []
         held = None
         if t.need is None and t.category is None:   # one core and its share, not watched
