@@ -38,3 +38,27 @@ def history(padding: int):
 def test_one_history_whatever_the_memory_layout():
     first = history(0)
     assert all(history(padding) == first for padding in (1, 17, 300, 4_999))
+
+
+def meeting(padding: int):
+    """Twelve temps, each read with two others by about fifteen consumers: more than a free worker looks
+    at for the partners of a ready producer (graph.PARTNER_CONSUMERS)."""
+    _shift = [object() for _ in range(padding)]
+    c = Cluster(latency=0.01)
+    for _ in range(3):
+        c.add_worker()
+    temps = [FileSpec(f"temp-{i}") for i in range(12)]
+    for i, f in enumerate(temps):
+        c.submit(TaskSubmitted(i + 1, (SRC,), (f,)), duration=0.5 + i % 4 * 0.1, sizes={f.name: 1000 * (1 + i % 5)})
+    for j in range(60):
+        reads = tuple(temps[(j * k * 7 + k) % 12] for k in (1, 2, 3))
+        c.submit(TaskSubmitted(100 + j, tuple(dict.fromkeys(reads)), (FileSpec(f"out-{j}", home=True),)),
+                 duration=0.3)
+    c.run()
+    del _shift
+    return c.now, sorted(c.successes.items())
+
+
+def test_partners_are_found_in_one_order_whatever_the_memory_layout():
+    first = meeting(0)
+    assert all(meeting(padding) == first for padding in (1, 17, 300, 4_999))

@@ -20,7 +20,8 @@ Three things the scheduler asks of the graph:
 
 Levels and heights are counts of tasks on the longest known paths, kept as
 the graph grows; a height is propagated at most HEIGHT_REACH levels up, so
-a long chain costs a bounded amount per task added.
+a long chain costs a bounded amount per task added, and only under the
+critical order (the others rank by levels, which cost O(inputs) a task).
 """
 from __future__ import annotations
 
@@ -36,6 +37,9 @@ CANDIDATES = 32        # ready tasks a free worker looks at when it chooses by a
 PARTNER_READS = 64     # inputs of one consumer looked at for partners (a wide fan-in costs no more)
 PARTNER_CONSUMERS = 8  # consumers of one output looked at for partners
 ELSEWHERE = 0.5        # weight of partner bytes on other workers against those on this one
+# a member read through its enum class costs a Python-level lookup each time: read once here for the loops
+_SOURCE, _HOME, _RECIPE = FileState.SOURCE, FileState.HOME, FileState.RECIPE
+_READY = TaskState.READY
 ENDED = (TaskState.DONE, TaskState.HOMING, TaskState.FAILED, TaskState.CANCELLED)   # will not read again
 
 
@@ -52,17 +56,26 @@ def check_options(placement: str | None, order: str, prune: int | None, group_ta
     return placement
 
 
-def link(t: TaskNode) -> bool:
-    """Place t in the graph's levels and carry its height up to its producers.
+def link(t: TaskNode, heights: bool) -> bool:
+    """Place t in the graph's levels; with heights (only order "critical" ranks by them), take its
+    height from the consumers submitted before it and carry it up to its producers.
 
-    Returns whether a ready task's height changed (its place in the ready
-    queue is then out of date)."""
+    Depth and breadth need levels alone, set here in O(inputs): a long chain
+    then costs no walk of HEIGHT_REACH ancestors per task added. Returns
+    whether a ready task's height changed (its place in the ready queue is
+    then out of date)."""
     level = 0
     for f in t.inputs:
         p = f.producer
         if p is not None and p.level >= level:
             level = p.level + 1
     t.level = level
+    if not heights:
+        return False
+    for f in t.outputs:
+        for c in f.consumers:   # read by tasks submitted before it
+            if c.height >= t.height:
+                t.height = c.height + 1
     stale = False
     frontier = [t]
     for _ in range(HEIGHT_REACH):
@@ -73,7 +86,7 @@ def link(t: TaskNode) -> bool:
                 p = f.producer
                 if p is not None and p.height < h:
                     p.height = h
-                    stale = stale or p.state is TaskState.READY
+                    stale = stale or p.state is _READY
                     above.append(p)
         if not above:
             break
@@ -90,34 +103,74 @@ def rank(t: TaskNode, order: str) -> int:
     return t.level
 
 
-def partners(t: TaskNode) -> Iterable[FileNode]:
-    """The files that will meet t's outputs in a consumer: its consumers' other made inputs."""
+def partners(t: TaskNode) -> tuple[FileNode, ...]:
+    """The files that may meet t's outputs in a consumer: its consumers' other inputs (affinity
+    skips those served from home or made by each worker).
+
+    Worked out once and kept on t until a consumer of its outputs comes or goes
+    (consumers_changed): a free worker asks for them for each of its candidates,
+    and a consumer's inputs never change. Consumers are looked at by id (a set's
+    order follows memory addresses): the same events give the same partners, and
+    so the same placements."""
+    found = t.partners
+    if found is None:
+        found = t.partners = tuple(find_partners(t))
+    return found
+
+
+def find_partners(t: TaskNode) -> Iterable[FileNode]:
+    """partners(t), worked out afresh."""
     outputs = t.outputs
     for f in outputs:
         n = 0
-        for c in f.consumers:
+        for c in sorted(f.consumers, key=_task_id):
             if c is t:
                 continue
             n += 1
             if n > PARTNER_CONSUMERS:
                 break
             for g in c.inputs[:PARTNER_READS]:
-                if g not in outputs and not g.source and g.state is not FileState.RECIPE:
-                    yield g   # (a file each worker makes for itself meets nothing: any worker has it)
+                if g not in outputs:
+                    yield g
 
 
-def affinity(t: TaskNode, w: WorkerNode, guess: float) -> float:
+def consumers_changed(f: FileNode) -> None:
+    """A task began or stopped reading f: its producer's partners are found again when next asked for."""
+    p = f.producer
+    if p is not None:
+        p.partners = None
+
+
+def _task_id(t: TaskNode) -> int:
+    return t.id
+
+
+def affinity(t: TaskNode, w: WorkerNode, guess: float, scored: dict | None = None) -> float:
     """Bytes t finds or meets on w, less a share of those it would meet elsewhere.
 
     Its inputs already on w count whole; a partner file on w (or being made
     there) counts its size (guess, while it is not made); a partner on other
     workers counts against, so that tasks whose partners run elsewhere are
-    left to the workers there."""
+    left to the workers there.
+
+    scored: kept by a caller that scores several tasks for one w while nothing
+    changes. Tasks that feed one wide consumer share their partners, and those
+    with the same bytes on w share the score too: the sum is made once, in
+    the same order, so it is the same float."""
     score = 0.0
     for f in t.inputs:
         if w in f.replicas or w in f.pending:
             score += f.size
-    for g in partners(t):
+    meets = partners(t)
+    if scored is not None:
+        key = (score, meets)
+        known = scored.get(key)
+        if known is not None:
+            return known
+    for g in meets:
+        state = g.state
+        if state is _SOURCE or state is _HOME or state is _RECIPE:
+            continue   # served from home, or made by each worker: any worker has it, it meets nothing
         size = g.size or guess
         if w in g.replicas or w in g.pending:
             score += size
@@ -127,6 +180,8 @@ def affinity(t: TaskNode, w: WorkerNode, guess: float) -> float:
             p = g.producer
             if p is not None and p.worker is not None:
                 score += size if p.worker is w else -ELSEWHERE * size
+    if scored is not None:
+        scored[key] = score
     return score
 
 

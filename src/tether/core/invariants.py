@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from . import graph
 from .lifecycle import ON_WORKER, PENDING, TERMINAL, FileState, TaskState
 
 if TYPE_CHECKING:
@@ -85,6 +86,9 @@ def _check_task(s: "Scheduler", t) -> None:
         _require(t in t.group.members, f"{name} names group {t.group.id}, which does not list it")
     for f in t.outputs:
         _require(f.producer is t, f"{name} makes {f.name}, whose producer is another task")
+    if t.partners is not None:
+        _require(t.partners == tuple(graph.find_partners(t)), f"{name} keeps partners that its outputs' "
+                 "readers no longer give")
 
 
 def _check_file(f) -> None:

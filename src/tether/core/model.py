@@ -15,7 +15,8 @@ class TaskNode:
     __slots__ = ("id", "inputs", "outputs", "cores", "memory", "disk", "gpus", "need", "category", "full",
                  "sized", "tag", "priority", "retries_left",
                  "state", "missing", "worker", "active_since", "active_seq", "group", "attempts",
-                 "system_failures", "failures", "avoid", "started", "finished", "reported", "level", "height")
+                 "system_failures", "failures", "avoid", "started", "finished", "reported", "level", "height",
+                 "partners")
 
     def __init__(self, id: int, inputs: tuple["FileNode", ...], outputs: tuple["FileNode", ...],
                  cores: int, memory: int, disk: int, priority: float, retries: int, gpus: int = 0):
@@ -49,7 +50,9 @@ class TaskNode:
         self.finished = 0.0
         self.reported = False            # Complete or Fail has been sent for the user's Future
         self.level = 0                   # tasks on the longest known path from a source to it
-        self.height = 0                  # tasks on the longest known path from it to a sink (bounded)
+        self.height = 0                  # tasks on the longest known path from it to a sink (bounded;
+                                         # kept under order "critical" only: graph.link)
+        self.partners: tuple[FileNode, ...] | None = None   # graph.partners, until its outputs' readers change
 
     def __repr__(self) -> str:
         return f"<task {self.id} {self.state.name}>"

@@ -79,6 +79,7 @@ class Scheduler:
         self.placement = placement            # graph: groups and affinity; groups: groups alone; none
         self.order = order                    # which ready task goes first (graph.rank)
         self.prune = prune                    # levels below its readers a temp waits for (None: kept)
+        self._heights = order == "critical"   # only this order ranks by heights: others need no walk up
         self._stale_ranks = False             # a ready task's height changed: the ready queues need sorting
         self.bandwidth = bandwidth            # bytes/s assumed for a transfer between workers
         self.queue_time = queue_time          # seconds of work a worker may hold queued
@@ -185,7 +186,7 @@ class Scheduler:
                 if files.get(f.name) is f:
                     del files[f.name]
                 f.producer = None
-            t.group = None
+            t.group = t.partners = None
             t.inputs = t.outputs = ()
         if gone:
             self._out.append(Forget(tuple(gone), tuple(groups)))
@@ -313,17 +314,14 @@ class Scheduler:
                 if f.readers is None:
                     f.readers = []
                 f.readers.append(t)
-        for f in outputs:
-            for c in f.consumers:   # read by tasks submitted before it
-                if c.height >= t.height:
-                    t.height = c.height + 1
-        if graph.link(t):
+        if graph.link(t, self._heights):
             self._stale_ranks = True
         if e.memo:
             self._memoized(t)
             return
         for f in inputs:
             f.consumers.add(t)
+            graph.consumers_changed(f)
             f.had_consumers = True
             f.read = True
             if not f.made:
@@ -529,6 +527,7 @@ class Scheduler:
         self._to(t, T.HOMING if homing else T.DONE)
         for f in t.inputs:
             f.consumers.discard(t)
+            graph.consumers_changed(f)
             self._maybe_collect(f)
         if self.prune:
             for f in graph.above(t, self.prune):
@@ -881,6 +880,7 @@ class Scheduler:
             self._report_failed(x, Fail(x.id, reason, message, x.attempts, cause))
             for f in x.inputs:
                 f.consumers.discard(x)
+                graph.consumers_changed(f)
                 self._maybe_collect(f)
             for f in x.outputs:
                 if f.made:
@@ -1012,6 +1012,7 @@ class Scheduler:
             p.missing = 0
             for g in p.inputs:
                 g.consumers.add(p)
+                graph.consumers_changed(g)
                 if not g.made:
                     p.missing += 1
                     stack.append(g)
@@ -1195,9 +1196,17 @@ class Scheduler:
         return best
 
     def _pick(self, w: WorkerNode, guess: float) -> TaskNode | None:
-        best, best_key = None, None
+        """The candidate first by (priority, rank), then by most affinity to w, then by id.
+
+        Affinity is worked out only between candidates tied on the first two:
+        one ahead of them needs none, one behind them is not looked at."""
+        best, top, score = None, None, None   # the best so far, its (priority, rank), its affinity once asked
+        scored: dict = {}   # graph.affinity's sums for w, shared by candidates with the same partners
         for heap in self._ready.values():
             for entry in heap[:graph.CANDIDATES]:
+                head = (entry[0], entry[1])
+                if best is not None and head > top:
+                    continue   # behind the best whatever its affinity
                 t = self.tasks.get(entry[-1])
                 if t is None or t.state is not T.READY or not placement.has_room(w, t, 0):
                     continue
@@ -1208,10 +1217,15 @@ class Scheduler:
                 if t.avoid and w.id in t.avoid and self._avoiding(t) is not None:
                     continue
                 if self._leave_for_holder(t, w):
+                    continue   # a worker holding its large input will start it sooner
+                if best is None or head < top:
+                    best, top, score = t, head, None
                     continue
-                key = (entry[0], entry[1], -graph.affinity(t, w, guess), t.id)
-                if best_key is None or key < best_key:
-                    best, best_key = t, key
+                if score is None:
+                    score = graph.affinity(best, w, guess, scored)
+                a = graph.affinity(t, w, guess, scored)
+                if a > score or (a == score and t.id < best.id):
+                    best, score = t, a
         return best
 
     def _best_shape(self, blocked: set) -> tuple[int, int, int] | None:
@@ -1366,6 +1380,7 @@ class Scheduler:
 
     def _assign_to(self, t: TaskNode, w: WorkerNode) -> None:
         t.attempts += 1
+        t.partners = None   # asked for only while it waits to be placed: not held while it runs
         sources = []
         held = None
         if t.need is None and t.category is None:   # one core and its share, not watched
