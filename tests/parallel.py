@@ -7,6 +7,10 @@ first test:
 - the tests that make network namespaces (marked `root` or `netns`) form one
   group, so they run one at a time: each checks afterwards what is left of
   namespaces, and may not count another's;
+- the slow tests of tests/bench form one: each runs whole systems (Parsl,
+  Dask, process pools, tether) through a quick benchmark; several at once
+  contend for the cores, and each then takes several times as long, so they
+  run one after another while the other processes take the lighter tests;
 - the tests of a module that share a fixture made once for the module (or
   class) form one, so that it is made once, not once in each process;
 - every other test goes alone to whichever process is free.
@@ -33,6 +37,8 @@ def group_of(item: pytest.Item) -> str | None:
     """The group this test runs in, or None: alone."""
     if item.get_closest_marker("root") or item.get_closest_marker("netns"):
         return "netns"
+    if item.get_closest_marker("slow") and item.nodeid.startswith("tests/bench/"):
+        return "bench"
     if _shares_a_module_fixture(item):
         return item.nodeid.split("::", 1)[0]
     return None
