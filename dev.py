@@ -6,7 +6,11 @@
     python3 dev.py bench ... # run `tether bench ...` inside the environment
 
 The environment is rebuilt when pyproject.toml changes (a stamp file keeps
-the hash of the last install). Where ../shared/vendor/ beside the repository
+the hash of the last install). It is installed with uv where uv can be had
+(from PyPI, into the environment): it fetches and installs in parallel, in a
+fraction of pip's time; pip does it where uv cannot. The tests run in
+several processes (pytest-xdist; see tests/parallel.py) unless the command
+line says how many (-n 0: one process). Where ../shared/vendor/ beside the repository
 holds a TaPS source archive (taps-VERSION.tar.gz; TaPS is not on PyPI), it is
 installed too, so that the tests of the TaPS plugin run; the archive is part
 of the stamp.
@@ -57,15 +61,47 @@ def ensure_env() -> Path:
         print(f"creating {VENV.name} ...", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
     print("installing tether and its dependencies ...", flush=True)
-    pip = [str(py), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
-    subprocess.run(pip + ["--upgrade", "pip"], check=True)
-    subprocess.run(pip + ["-e", f"{ROOT}[{EXTRAS}]"], check=True)
+    install = uv_install(py) or pip_install(py)
+    install(["-e", f"{ROOT}[{EXTRAS}]"])
     if taps is not None:
         print(f"installing TaPS from {taps.name} ...", flush=True)
-        env = dict(os.environ, SETUPTOOLS_SCM_PRETEND_VERSION=taps_version(taps))
-        subprocess.run(pip + [str(taps)], check=True, env=env)
+        install([str(taps)], env=dict(os.environ, SETUPTOOLS_SCM_PRETEND_VERSION=taps_version(taps)))
     STAMP.write_text(wanted)
     return py
+
+
+def pip_install(py: Path):
+    """pip, brought up to date first: installs what it is given into the environment."""
+    pip = [str(py), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    subprocess.run(pip + ["--upgrade", "pip"], check=True)
+    return lambda args, env=None: subprocess.run(pip + args, check=True, env=env)
+
+
+def uv_install(py: Path):
+    """uv, installed into the environment by its pip, or None where that fails (no index, say).
+
+    An install that uv starts and cannot finish is done again by pip."""
+    done = subprocess.run([str(py), "-m", "pip", "install", "--disable-pip-version-check", "-q", "uv"])
+    if done.returncode != 0:
+        print("uv could not be installed: installing with pip", flush=True)
+        return None
+    uv = [str(py), "-m", "uv", "pip", "install", "--python", str(py), "-q"]
+
+    def install(args: list[str], env: dict[str, str] | None = None) -> None:
+        env = dict(env or os.environ, UV_LINK_MODE="copy")   # the cache may be on another file system
+        if subprocess.run(uv + args, env=env).returncode != 0:
+            print("uv could not install it: installing with pip", flush=True)
+            pip_install(py)(args, env)
+    return install
+
+
+def parallel(args: list[str]) -> list[str]:
+    """pytest-xdist's options: a process more than there are cores (the tests wait on subprocesses
+    and sockets much of the time), at most 8; none when the arguments say how many already."""
+    if any(a in ("-n", "--numprocesses", "--dist") or a.startswith(("-n", "--numprocesses=", "--dist="))
+           or a == "no:xdist" for a in args):
+        return []
+    return ["-n", str(min((os.cpu_count() or 1) + 1, 8)), "--dist", "loadgroup"]
 
 
 def main(argv: list[str]) -> int:
@@ -79,7 +115,7 @@ def main(argv: list[str]) -> int:
     if command == "demo":
         args = [str(py), "-m", "tether", "demo", *rest]
     elif command == "test":
-        args = [str(py), "-m", "pytest", *rest]
+        args = [str(py), "-m", "pytest", *parallel(rest), *rest]
     elif command == "bench":
         args = [str(py), "-m", "tether", "bench", *rest]
     elif command == "env":

@@ -12,6 +12,9 @@ import pytest
 
 from tether import Manager
 
+from .parallel import pytest_collection_modifyitems, pytest_xdist_make_scheduler  # noqa: F401  (hooks)
+from .parallel import configure as configure_parallel_run
+
 
 _MADE_RUN_DIR: list[str] = []
 
@@ -25,6 +28,7 @@ def pytest_configure(config):
         _MADE_RUN_DIR.append(os.environ["TETHER_RUN_DIR"])
     os.environ["TETHER_CACHE_DIR"] = tempfile.mkdtemp(prefix="tether-test-cache-")
     _MADE_RUN_DIR.append(os.environ["TETHER_CACHE_DIR"])
+    configure_parallel_run(config, _MADE_RUN_DIR)
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,6 @@ their clocks.
 from __future__ import annotations
 
 import concurrent.futures
-import math
 import os
 import socket
 import subprocess
@@ -103,10 +102,10 @@ def test_a_category_learns_what_its_tasks_use_and_packs_the_later_ones(gm, tmp_p
     later = [gm.submit(Task(f"{_eat(30)} && " + BARRIER.format(me=me, other=other), category="eat"))
              for me, other in ((a, b), (b, a))]
     rs = [f.result(60) for f in later]   # they ran at once: each waited for the other
-    peak_mb = first.peak_memory / (1 << 20)
-    whole_mb = math.ceil(peak_mb)   # the limit is in whole MB: the peak rounded up, then a quarter more, rounded up
+    # what the first run showed, in whole MB rounded up, with a quarter more, and at least 10 MB more
+    peak_mb = -(-first.peak_memory // (1 << 20))
     for r in rs:
-        assert r.cores == 1 and peak_mb < r.memory_limit <= math.ceil(max(whole_mb * 1.25, whole_mb + 10))
+        assert r.cores == 1 and r.memory_limit == max(-(-peak_mb * 5 // 4), peak_mb + 10)
         assert r.attempts == 1
     big = gm.submit(Task(_eat(150), category="eat")).result(60)
     assert big.attempts == 2 and big.memory_limit == 400   # killed at what was learnt, then given it all

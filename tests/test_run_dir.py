@@ -56,6 +56,7 @@ def finished_run(tmp_path_factory):
     return m, parent, ids, stats_open
 
 
+@pytest.mark.slow
 def test_the_run_directory_stays_with_logs_and_without_caches(finished_run):
     m, parent, _, _ = finished_run
     assert m.run_dir.parent == parent and m.run_dir.name.endswith(m.run)

@@ -10,6 +10,8 @@ from tether_bench.chains import ROWS
 from .helpers import check_parsl_threads, check_png, check_ran, check_report, check_tether_parsl, run_bench
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(300)
 def test_chains_quick(tmp_path):
     proc, report = run_bench(tmp_path, "chains", "--quick")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -28,6 +30,7 @@ def test_chains_quick(tmp_path):
     check_png(tmp_path / "report.png")
 
 
+@pytest.mark.slow
 def test_chains_with_size(tmp_path):
     proc, report = run_bench(tmp_path, "chains", "--quick", "--size", "2MB",
                              "--rows", "floor,tether-native,tether-native-notemp")
@@ -40,6 +43,7 @@ def test_chains_with_size(tmp_path):
     assert rows["tether-native-notemp"]["bytes_manager_to_worker"] >= 2_000_000
 
 
+@pytest.mark.slow
 def test_memo_rows_run_the_workflow_twice_the_second_time_from_the_record(tmp_path):
     proc, report = run_bench(tmp_path, "chains", "--quick", "--rows", "tether-native-memo")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -54,6 +58,8 @@ def test_memo_rows_run_the_workflow_twice_the_second_time_from_the_record(tmp_pa
     assert any(t["target"].startswith("tether-native-memo-second <= 0.1x") for t in report["targets"])
 
 
+@pytest.mark.slow
+@pytest.mark.netns
 def test_emulated_cluster_says_why_it_cannot_run(tmp_path):
     proc, report = run_bench(tmp_path, "chains", "--quick", "--emulate-cluster")
     try:

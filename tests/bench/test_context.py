@@ -2,9 +2,12 @@
 the setups counted where they ran."""
 from __future__ import annotations
 
+import pytest
+
 from .helpers import check_ran, check_report, run_bench
 
 
+@pytest.mark.slow
 def test_context_quick(tmp_path):
     proc, report = run_bench(tmp_path, "context", "--quick")
     assert proc.returncode == 0, proc.stderr[-3000:]

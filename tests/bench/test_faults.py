@@ -5,6 +5,7 @@ import os
 import subprocess
 
 import psutil
+import pytest
 
 from tether_bench.faults import FAULTS
 
@@ -13,6 +14,9 @@ from .helpers import check_png, check_ran, check_report, run_bench
 ROOT_ONLY = {"link-down", "disk-full"}
 
 
+@pytest.mark.slow
+@pytest.mark.netns
+@pytest.mark.timeout(300)
 def test_faults_quick(tmp_path):
     namespaces = _namespaces()
     proc, report = run_bench(tmp_path, "faults", "--quick")

@@ -1,12 +1,16 @@
 """`tether bench longrun --quick`: every system runs its no-ops in waves, each wave timed and its memory read."""
 from __future__ import annotations
 
+import pytest
+
 from tether_bench.longrun import ROWS, TETHER_ROWS, wave_sizes
 from tether_bench.longrun_systems import CHAIN
 
 from .helpers import check_png, check_ran, check_report, run_bench
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(300)
 def test_longrun_quick(tmp_path):
     proc, report = run_bench(tmp_path, "longrun", "--quick")
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -1,11 +1,15 @@
 """`tether bench noop --quick`: throughput rows report tasks/s, chain rows a hop latency."""
 from __future__ import annotations
 
+import pytest
+
 from tether_bench.noop import CHAIN_ROWS, THROUGHPUT_ROWS
 
 from .helpers import check_parsl_threads, check_png, check_ran, check_report, check_tether_parsl, run_bench
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(300)
 def test_noop_quick(tmp_path):
     proc, report = run_bench(tmp_path, "noop", "--quick")
     assert proc.returncode == 0, proc.stderr[-3000:]

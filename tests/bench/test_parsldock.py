@@ -1,11 +1,15 @@
 """`tether bench parsldock --quick`: sequences with several temp inputs each, on every system."""
 from __future__ import annotations
 
+import pytest
+
 from tether_bench.parsldock import ROWS
 
 from .helpers import check_parsl_threads, check_png, check_ran, check_report, check_tether_parsl, run_bench
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(300)
 def test_parsldock_quick(tmp_path):
     proc, report = run_bench(tmp_path, "parsldock", "--quick")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -21,6 +25,8 @@ def test_parsldock_quick(tmp_path):
     check_png(tmp_path / "report.png")
 
 
+@pytest.mark.slow
+@pytest.mark.netns
 def test_parsldock_on_the_stand_in_slurm(tmp_path):
     """The ParslDock program through Parsl's SlurmProvider: each worker in a job of the stand-in."""
     proc, report = run_bench(tmp_path, "parsldock", "--quick", "--rows", "tether-parsl-slurm")

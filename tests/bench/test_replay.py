@@ -14,6 +14,7 @@ needs_trace = pytest.mark.skipif(not TRACE.exists(), reason=f"no workflow traces
 
 
 @needs_trace
+@pytest.mark.slow
 def test_replay_quick(tmp_path):
     proc, report = run_bench(tmp_path, "replay", str(TRACE), "--quick")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -29,6 +30,8 @@ def test_replay_quick(tmp_path):
 
 
 @needs_trace
+@pytest.mark.slow
+@pytest.mark.timeout(300)
 def test_replay_parsl_rows_quick(tmp_path):
     """The Parsl rows, off by default here, run the trace too, with Parsl's log off."""
     names = ["floor", "parsl-threads", "parsl-htex", "tether-parsl"]

@@ -128,6 +128,7 @@ def test_directory_peak_sees_what_was_there_and_went(tmp_path):
 @needs_trace
 @pytest.mark.root
 @pytest.mark.skipif(_cluster_reason() is not None, reason=_cluster_reason() or "")
+@pytest.mark.slow
 def test_shapes_quick_on_the_emulated_cluster(tmp_path):
     names = ["tether-graph", "tether-nogroup", "dask"]
     proc, report = run_bench(tmp_path, "shapes", "--quick", "--workers", "2", "--shapes", "montage",

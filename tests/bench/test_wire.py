@@ -2,9 +2,12 @@
 brought one by one or in a batch, every row right."""
 from __future__ import annotations
 
+import pytest
+
 from .helpers import check_report, run_bench
 
 
+@pytest.mark.slow
 def test_wire_quick(tmp_path):
     proc, report = run_bench(tmp_path, "wire", "--quick")
     assert proc.returncode == 0, proc.stderr[-3000:]

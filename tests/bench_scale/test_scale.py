@@ -1,9 +1,12 @@
 """The scale benchmark's quick form: the core runs a simulated workflow to the end."""
 from __future__ import annotations
 
+import pytest
+
 from tether_bench import scale
 
 
+@pytest.mark.slow
 def test_quick_run_completes_every_task_at_each_size():
     rows = scale.run(quick=True)
     assert [r["name"] for r in rows] == ["1k", "3k"]

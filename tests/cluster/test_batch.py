@@ -101,6 +101,8 @@ def batch(tmp_path):
 
 
 @pytest.mark.parametrize("system", ["slurm", "pbs", "condor", "kubernetes"])
+@pytest.mark.slow
+@pytest.mark.netns
 def test_apps_pass_temps_on_workers_inside_batch_jobs(system, batch, tmp_path):
     if system == "kubernetes" and NO_KUBERNETES:
         pytest.skip(NO_KUBERNETES)
@@ -128,6 +130,8 @@ def test_apps_pass_temps_on_workers_inside_batch_jobs(system, batch, tmp_path):
     assert len(jobs) == 2
 
 
+@pytest.mark.slow
+@pytest.mark.netns
 def test_blocks_scale_out_under_a_burst_and_in_when_idle(batch, tmp_path):
     """Parsl's 'simple' strategy: more blocks (up to three) for six tasks, none once idle, a new one for new work."""
     with parsl_on_batch(batch, tmp_path / "runinfo", "slurm", init_blocks=0, min_blocks=0, max_blocks=3,

@@ -14,11 +14,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tether_bench.batch.cluster import BatchCluster
 
 SEED = Path(__file__).resolve().parents[2] / "examples" / "temp_file.py"
 
 
+@pytest.mark.slow
 def test_the_seed_program_runs_in_slurm_jobs(tmp_path):
     text = SEED.read_text()
     assert text.count('batch_type="local"') == 1

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -330,4 +331,4 @@ class ClusterHistory(RuleBasedStateMachine):
 profile = PROFILES[os.environ.get("HYPOTHESIS_PROFILE", "default")]
 ClusterHistory.TestCase.settings = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow],
                                             **profile)
-TestClusterHistory = ClusterHistory.TestCase
+TestClusterHistory = pytest.mark.slow(ClusterHistory.TestCase)

@@ -89,6 +89,7 @@ LONG = os.environ.get("TETHER_LONG") == "1"
     (2.0, 0.0),   # SIGCONT as soon as the run has ended
     pytest.param(5.0, 60.0, marks=pytest.mark.skipif(not LONG, reason="the long form: TETHER_LONG=1")),
 ])
+@pytest.mark.slow
 def test_5_a_stopped_worker_is_declared_lost_and_its_work_done_elsewhere(tmp_path, heartbeat, stopped_for):
     marks = tmp_path / "marks"   # a line per task start: the worker and the time
     with Manager(workers=0, host="127.0.0.1", heartbeat=heartbeat) as m:

@@ -52,6 +52,7 @@ def test_a_task_that_lost_an_attempt_on_the_only_available_worker_is_not_held_fo
                 stop(p)
 
 
+@pytest.mark.slow
 def test_a_consumer_failing_because_a_rerun_producer_failed_is_told_why(tmp_path):
     def produce(flag: str) -> str:   # every run after the first kills its interpreter
         import os

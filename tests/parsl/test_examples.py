@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
@@ -16,10 +18,12 @@ def run_example(name: str, cwd: Path, *args: str) -> subprocess.CompletedProcess
     return run
 
 
+@pytest.mark.slow
 def test_seed_example_prints_intermediate_data(tmp_path):
     assert run_example("temp_file.py", tmp_path).stdout == "intermediate data\n"
 
 
+@pytest.mark.slow
 def test_chains_example_runs_its_chains_through_parsl(tmp_path):
     out = run_example("chains.py", tmp_path, "--chains", "3", "--length", "5", "--workers", "2").stdout
     lines = {line[:25].strip(): line[25:].strip() for line in out.splitlines()[1:]}  # "label   value"

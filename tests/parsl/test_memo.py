@@ -1,6 +1,7 @@
 """TetherExecutor(memo_dir=): Parsl apps over temp files, memoized across two runs of Parsl."""
 from __future__ import annotations
 
+import pytest
 from parsl import bash_app, python_app
 from parsl.data_provider.files import File
 from parsl.launchers import SimpleLauncher
@@ -36,6 +37,7 @@ def final(marks, inputs=(), outputs=()):
     return f"echo final >> {marks}; cat {inputs[0]} > {outputs[0]}"
 
 
+@pytest.mark.slow
 def test_a_second_parsl_run_runs_no_app_and_writes_the_output_home(tmp_path):
     marks, out = str(tmp_path / "marks"), tmp_path / "out.txt"
     for run in range(2):

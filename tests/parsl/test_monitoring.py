@@ -16,6 +16,7 @@ def double(x):
     return 2 * x
 
 
+@pytest.mark.slow
 def test_a_monitoring_hub_with_no_other_option_fills_the_database(tmp_path):
     from parsl.monitoring.monitoring import MonitoringHub
 

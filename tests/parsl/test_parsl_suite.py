@@ -15,6 +15,7 @@ import venv
 from pathlib import Path
 
 import parsl
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SUITE_ENV = REPO / ".parsl-suite" / "venv"
@@ -47,6 +48,8 @@ def suite_python() -> Path:
     return py
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_a_part_of_parsls_own_suite_passes(tmp_path):
     py = suite_python()
     tests = Path(subprocess.run([str(py), "-c", "import parsl, os; print(os.path.dirname(parsl.__file__))"],

@@ -133,6 +133,7 @@ def test_the_live_page_follows_a_log_being_written(tmp_path, browser):
         assert page.eval("document.title") == "tether run growing"
 
 
+@pytest.mark.slow
 def test_a_managers_own_live_page_and_its_report(tmp_path, browser):
     """A real run with Manager(dashboard=0): the page shows the workers, then each task as it runs;
     after the run, `tether report` of its run directory shows every task, each chain in one lane."""

@@ -104,6 +104,7 @@ def test_an_empty_model_renders():
     assert "No events yet" in "".join(e.text for e in select(els, "section", id="summary"))
 
 
+@pytest.mark.slow
 def test_a_large_run_keeps_every_task_and_one_svg(big_log):
     path, facts = big_log
     html = render_html(load(path))

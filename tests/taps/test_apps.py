@@ -46,6 +46,7 @@ def both(args, tether_executor, process_pool, tmp_path):
 
 
 @pytest.mark.parametrize("structure", ["sequential", "diamond", "reduce"])
+@pytest.mark.slow
 def test_synthetic(structure, tether_executor, process_pool, tmp_path):
     args = [*SYNTHETIC, "--app.structure", structure]
     (_, mine), (_, theirs) = both(args, tether_executor, process_pool, tmp_path)

@@ -10,6 +10,7 @@ from tether_bench.runner import Options
 from ..bench.helpers import check_ran, check_report, run_bench
 
 
+@pytest.mark.slow
 def test_quick_run_gives_a_row_per_system_with_tether_bytes(tmp_path):
     proc, report = run_bench(tmp_path, "taps", "--quick", "--apps", "synthetic-sequential",
                              "--systems", "tether,process-pool")

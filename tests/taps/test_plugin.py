@@ -62,6 +62,7 @@ def test_a_task_error_reaches_the_app_and_its_record(tmp_path):
     assert ok.info.success is True and ok.info.execution.hostname
 
 
+@pytest.mark.slow
 def test_sequential_app_brings_only_what_it_asks_for(tmp_path):
     """200 tasks of 100 kB: only the last value (asked for by the app) and the small records come back."""
     executor = TapsExecutor(2, cores_per_worker=1)
@@ -77,6 +78,7 @@ def test_sequential_app_brings_only_what_it_asks_for(tmp_path):
     assert asked <= moved < asked + 200 * 1_000, f"{moved:,} bytes came back from the workers"
 
 
+@pytest.mark.slow
 def test_python_m_tether_taps_runs_an_app_on_tether(tmp_path):
     run_dir = tmp_path / "run"
     args = [sys.executable, "-m", "tether.taps", "--app", "synthetic", "--app.structure", "sequential",

@@ -127,6 +127,7 @@ def test_decode_of_any_bytes_raises_only_protocol_error(data):
 
 
 @given(st.sampled_from(sorted(codec.SCHEMAS)), st.lists(_msgpack_values(), max_size=16))
+@pytest.mark.slow
 def test_decode_of_any_msgpack_shaped_like_a_message_raises_only_protocol_error(op, fields):
     try:
         codec.decode(msgpack.packb([op, *fields], use_bin_type=True))
