@@ -89,10 +89,16 @@ HOLDER = textwrap.dedent("""
 """)
 
 
+def interruptible() -> None:
+    """In the child: SIGINT as a terminal's Ctrl-C gives it, even where the test runs with SIGINT
+    ignored (a shell's background job), which a child would otherwise inherit."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_signal_to_the_holding_process_leaves_nothing(sig):
     child = subprocess.Popen([sys.executable, "-c", HOLDER], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, start_new_session=True)
+                             text=True, start_new_session=True, preexec_fn=interruptible)
     try:
         line = child.stdout.readline()
         assert line, f"the child did not start its cluster:\n{child.stderr.read()}"

@@ -174,7 +174,8 @@ def test_the_command_serves_a_run_until_interrupted(run_dir):
     src = str(Path(tether.__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
     proc = subprocess.Popen([sys.executable, "-m", "tether", "report", str(path), "--serve", "127.0.0.1:0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))   # (as from a terminal)
     try:
         line = proc.stdout.readline()
         assert "following" in line, proc.stderr.read() if proc.poll() is not None else line
