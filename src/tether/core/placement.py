@@ -18,6 +18,7 @@ copy is made once the queue for the holders grows longer than the copy.
 """
 from __future__ import annotations
 
+import math
 from typing import Iterable
 
 from .lifecycle import TaskState
@@ -114,11 +115,10 @@ def remaining_work(worker: WorkerNode, mean_duration: float, now: float) -> floa
     sent with its inputs on their way, by the last tick: so not before it is clearly long.)"""
     d = mean_duration or UNMEASURED_DURATION
     long_run = max(LONG_RUN_FACTOR * d, LONG_RUN)
-    work = 0.0
-    for x in worker.tasks:
-        ran = now - x.active_since if x.state is TaskState.RUNNING else 0.0
-        work += ran if ran > long_run else d
-    return work
+    # (fsum: the same total whatever order the set gives, so one history gives one decision)
+    return math.fsum(ran if ran > long_run else d
+                     for ran in (now - x.active_since if x.state is TaskState.RUNNING else 0.0
+                                 for x in worker.tasks))
 
 
 def leave_for_holder(task: TaskNode, worker: WorkerNode, holders: Iterable[WorkerNode], mean_duration: float,
