@@ -128,10 +128,10 @@ def leave_for_holder(task: TaskNode, worker: WorkerNode, holders: Iterable[Worke
     Yes when moving the bytes it lacks is expected to take longer than the
     holder's wait: the work the holder has in hand and its share of the
     ready tasks reading that input. Copies of it already under way count
-    against a new one: they share the links it would cross. So a fan-out over a large input keeps to
-    the workers holding it while they keep up, and a new copy is made once
-    the queue for them is longer than the copy takes (the first ones find
-    no holder and fetch)."""
+    against a new one: they share the links it would cross. So a fan-out
+    over a large input keeps to the workers holding it while they keep up,
+    and a new copy is made once the queue for them is longer than the copy
+    takes (the first ones find no holder and fetch)."""
     missing, largest = 0, None
     for f in task.inputs:
         if worker not in f.replicas and worker not in f.pending:
